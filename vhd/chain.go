@@ -1,0 +1,261 @@
+package vhd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+)
+
+// DefaultMaxDepth is the longest chain OpenChain accepts by default: 30
+// disks, XenServer SM's MAX_CHAIN_SIZE.
+const DefaultMaxDepth = 30
+
+// ChainOptions tune OpenChainWithOptions.
+type ChainOptions struct {
+	// MaxDepth is the largest number of disks in the chain, leaf and base
+	// included; 0 means DefaultMaxDepth.
+	MaxDepth int
+	// Writable opens the leaf read-write so Chain.WriteAt can write it
+	// (its ancestors stay read-only).
+	Writable bool
+}
+
+// Chain is a leaf VHD and its ancestors down to the base, opened through the
+// parent locators (relative to each child's directory) with each parent's
+// UUID checked against its child's header. Reads resolve each sector from
+// the first disk that holds it, leaf first.
+type Chain struct {
+	disks  []*Disk
+	closed bool
+}
+
+// OpenChain opens leaf and its ancestors read-only, at most
+// DefaultMaxDepth disks.
+func OpenChain(fsys FS, leaf string) (*Chain, error) {
+	return OpenChainWithOptions(fsys, leaf, nil)
+}
+
+// OpenChainWithOptions opens a chain with options (nil: defaults).
+func OpenChainWithOptions(fsys FS, leaf string, opts *ChainOptions) (*Chain, error) {
+	var o ChainOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.MaxDepth <= 0 {
+		o.MaxDepth = DefaultMaxDepth
+	}
+	flag := os.O_RDONLY
+	if o.Writable {
+		flag = os.O_RDWR
+	}
+	d, err := OpenFile(fsys, leaf, flag)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := openAncestors(fsys, d, o.MaxDepth)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.parents = ps
+	c := &Chain{disks: append([]*Disk{d}, ps...)}
+	return c, nil
+}
+
+// openAncestors opens the ancestors of d (parent first). The chain,
+// counting d, may hold at most maxDepth disks.
+func openAncestors(fsys FS, d *Disk, maxDepth int) ([]*Disk, error) {
+	var ps []*Disk
+	closeAll := func() {
+		for _, p := range ps {
+			p.Close()
+		}
+	}
+	seen := map[UUID]string{d.UUID(): d.name}
+	cur := d
+	for cur.footer.DiskType == DiskDifferencing {
+		if 1+len(ps) >= maxDepth {
+			closeAll()
+			return nil, fmt.Errorf("vhd: %s: more than %d disks in the chain: %w", d.name, maxDepth, ErrChainTooDeep)
+		}
+		want := cur.header.ParentUUID
+		if want.IsZero() {
+			closeAll()
+			return nil, &ParentError{Child: cur.name, Parent: cur.header.ParentName, Want: want, Err: fmt.Errorf("%w: raw (null UUID) parent", ErrUnsupported)}
+		}
+		if prev, ok := seen[want]; ok {
+			closeAll()
+			return nil, &ParentError{Child: cur.name, Parent: prev, Want: want, Got: want, Err: ErrParentLoop}
+		}
+		pname, err := cur.ParentPath()
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		p, err := Open(fsys, pname)
+		if err != nil {
+			closeAll()
+			return nil, &ParentError{Child: cur.name, Parent: pname, Want: want, Err: err}
+		}
+		if p.UUID() != want {
+			got := p.UUID()
+			p.Close()
+			closeAll()
+			return nil, &ParentError{Child: cur.name, Parent: pname, Want: want, Got: got, Err: ErrParentMismatch}
+		}
+		seen[want] = pname
+		ps = append(ps, p)
+		cur = p
+	}
+	for i := range ps {
+		ps[i].parents = ps[i+1:]
+	}
+	return ps, nil
+}
+
+// Locators returns the parent paths stored in a differencing disk's MacX,
+// W2ku and W2ru locators, decoded but not resolved, in header order.
+// Locators that cannot be read or decoded are skipped.
+func (d *Disk) Locators() []string {
+	var out []string
+	for _, l := range d.header.Locators {
+		if s, err := d.readLocator(l); err == nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (d *Disk) readLocator(l ParentLocator) (string, error) {
+	switch l.Code {
+	case PlatformMacX, PlatformW2ku, PlatformW2ru:
+	default:
+		return "", fmt.Errorf("%w: locator code %s", ErrUnsupported, l.Code)
+	}
+	n := int64(l.DataLength)
+	if n == 0 || n > l.Space() || n > 64<<10 {
+		return "", d.ferr("parent_locator."+l.Code.String(), int64(l.DataOffset), ErrCorrupt, "invalid data length %d", n)
+	}
+	buf := make([]byte, n)
+	if err := d.readFull(buf, int64(l.DataOffset), "parent_locator."+l.Code.String()); err != nil {
+		return "", err
+	}
+	s, err := DecodeLocator(l.Code, buf)
+	if err != nil {
+		return "", withFile(err, d.name, int64(l.DataOffset))
+	}
+	return s, nil
+}
+
+// ParentPath resolves a differencing disk's parent in its FS as blktap
+// does: the first MacX, W2ku or W2ru locator whose path (absolute, or
+// relative to this disk's directory) names an existing file. When no
+// locator does, the header's parent name in this disk's directory is tried
+// (what libvhdi does). The error wraps ErrNotDifferencing or
+// ErrParentNotFound.
+func (d *Disk) ParentPath() (string, error) {
+	if d.footer.DiskType != DiskDifferencing {
+		return "", fmt.Errorf("vhd: %s: %w", d.name, ErrNotDifferencing)
+	}
+	var tried []string
+	for _, l := range d.header.Locators {
+		s, err := d.readLocator(l)
+		if err != nil {
+			continue
+		}
+		p := resolveParentPath(d.name, s)
+		if _, err := d.fsys.Stat(p); err == nil {
+			return p, nil
+		}
+		tried = append(tried, p)
+	}
+	if n := d.header.ParentName; n != "" && path.Base(n) == n && n != "." && n != ".." {
+		p := path.Join(path.Dir(d.name), n)
+		if _, err := d.fsys.Stat(p); err == nil {
+			return p, nil
+		}
+		tried = append(tried, p)
+	}
+	return "", &ParentError{Child: d.name, Parent: d.header.ParentName, Want: d.header.ParentUUID,
+		Err: fmt.Errorf("%w (tried %q)", ErrParentNotFound, tried)}
+}
+
+// Disks returns the chain's disks, leaf first, base last.
+func (c *Chain) Disks() []*Disk { return append([]*Disk(nil), c.disks...) }
+
+// Leaf returns the chain's leaf.
+func (c *Chain) Leaf() *Disk { return c.disks[0] }
+
+// Depth returns the number of disks in the chain (1 for a lone disk), as
+// vhd-util query -d counts.
+func (c *Chain) Depth() int { return len(c.disks) }
+
+// Size returns the leaf's virtual size.
+func (c *Chain) Size() int64 { return c.disks[0].Size() }
+
+// ReadAt reads the virtual disk through the chain. Sectors no disk holds
+// read as zeros; so do sectors past an ancestor's (smaller) virtual size.
+func (c *Chain) ReadAt(p []byte, off int64) (int, error) {
+	if c.closed {
+		return 0, ErrClosed
+	}
+	return readAtLayers(c.disks, c.Size(), p, off)
+}
+
+// WriteAt writes to the leaf (the chain must have been opened Writable);
+// partial sectors are completed from the ancestors.
+func (c *Chain) WriteAt(p []byte, off int64) (int, error) {
+	if c.closed {
+		return 0, ErrClosed
+	}
+	return c.disks[0].WriteAt(p, off)
+}
+
+// WriteTo streams the whole virtual disk as raw bytes to w, one block at a
+// time: memory stays in O(block size) whatever the disk's size.
+func (c *Chain) WriteTo(w io.Writer) (int64, error) {
+	if c.closed {
+		return 0, ErrClosed
+	}
+	size := c.Size()
+	chunk := c.disks[0].blockSize
+	if chunk == 0 {
+		chunk = DefaultBlockSize
+	}
+	buf := make([]byte, chunk)
+	var written int64
+	for off := int64(0); off < size; {
+		n := int(min(chunk, size-off))
+		if _, err := c.ReadAt(buf[:n], off); err != nil && err != io.EOF {
+			return written, err
+		}
+		m, err := w.Write(buf[:n])
+		written += int64(m)
+		if err != nil {
+			return written, err
+		}
+		if m != n {
+			return written, io.ErrShortWrite
+		}
+		off += int64(n)
+	}
+	return written, nil
+}
+
+// Close closes every disk of the chain.
+func (c *Chain) Close() error {
+	if c.closed {
+		return ErrClosed
+	}
+	c.closed = true
+	var errs []error
+	for _, d := range c.disks {
+		d.parents = nil
+		if err := d.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
