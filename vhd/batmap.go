@@ -2,6 +2,7 @@ package vhd
 
 import (
 	"encoding/binary"
+	"slices"
 )
 
 // batmapHeader is blktap's batmap header (struct dd_batmap_hdr), a 512-byte
@@ -135,4 +136,16 @@ func bitRun(m []byte, start, end int64) int64 {
 		i++
 	}
 	return i
+}
+
+func sortSlice[T any](a []T, less func(x, y T) bool) {
+	slices.SortFunc(a, func(x, y T) int {
+		switch {
+		case less(x, y):
+			return -1
+		case less(y, x):
+			return 1
+		}
+		return 0
+	})
 }
