@@ -1,0 +1,809 @@
+package dom0
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/xenflow/xenflow/vhd"
+)
+
+// SSHConfig says how to reach and trust a host's dom0 over SSH.
+//
+// Host keys are checked against KnownHostsFiles (default ~/.ssh/known_hosts);
+// a host that is not listed, or whose key differs, is refused with a
+// *HostKeyError. Authentication tries, in order, Signers, KeyFiles, the
+// ssh-agent (UseAgent) and Password.
+type SSHConfig struct {
+	// User to log in as; XenServer's dom0 wants "root".
+	User string
+
+	// KnownHostsFiles lists known_hosts files; empty means ~/.ssh/known_hosts.
+	KnownHostsFiles []string
+	// InsecureIgnoreHostKey accepts any host key without checking it. It
+	// makes the connection open to a man in the middle: for throwaway test
+	// hosts only.
+	InsecureIgnoreHostKey bool
+
+	// KeyFiles are private key files (OpenSSH, PEM), with their passphrases.
+	KeyFiles []KeyFile
+	// Signers are keys already loaded by the caller.
+	Signers []ssh.Signer
+	// UseAgent offers the keys of the ssh-agent at $SSH_AUTH_SOCK.
+	UseAgent bool
+	// Password for password and keyboard-interactive authentication.
+	Password Secret
+
+	// HandshakeTimeout bounds TCP connect, key exchange, authentication and
+	// the SFTP session start when the context has no earlier deadline.
+	// Zero means 30s.
+	HandshakeTimeout time.Duration
+	// KeepaliveInterval is how often a keepalive@openssh.com request is
+	// sent; zero means 15s, negative disables keepalives.
+	KeepaliveInterval time.Duration
+	// KeepaliveCountMax is how many keepalives in a row may go unanswered
+	// (each waits one interval) before the connection is declared dead and
+	// closed; zero means 3.
+	KeepaliveCountMax int
+
+	// Ciphers overrides x/crypto/ssh's cipher preference (which starts with
+	// aes128-gcm@openssh.com, the fastest on CPUs with AES instructions).
+	Ciphers []string
+	// SFTPMaxPacket is the payload of one SFTP read or write request; zero
+	// means 32768, the size every server accepts.
+	SFTPMaxPacket int
+	// SFTPRequestsPerFile is how many requests may be in flight for one
+	// file; zero means 64.
+	SFTPRequestsPerFile int
+
+	// Logger receives debug lines (connection, keepalive failures); nil
+	// discards them. No secret is ever logged.
+	Logger *slog.Logger
+}
+
+// String describes the configuration without its secrets.
+func (c *SSHConfig) String() string {
+	if c == nil {
+		return "<nil>"
+	}
+	keys := make([]string, len(c.KeyFiles))
+	for i, k := range c.KeyFiles {
+		keys[i] = k.Path
+	}
+	return fmt.Sprintf("SSHConfig{User:%q KnownHostsFiles:%q InsecureIgnoreHostKey:%t KeyFiles:%q Signers:%d UseAgent:%t Password:%s}",
+		c.User, c.KnownHostsFiles, c.InsecureIgnoreHostKey, keys, len(c.Signers), c.UseAgent, c.Password)
+}
+
+// GoString is String for %#v.
+func (c *SSHConfig) GoString() string { return c.String() }
+
+// LogValue keeps secrets out of slog output.
+func (c *SSHConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// KeyFile is a private key file and the passphrase that decrypts it (empty
+// for an unencrypted key).
+type KeyFile struct {
+	Path       string
+	Passphrase Secret
+}
+
+// HostKeyError reports a host key that known_hosts does not vouch for: the
+// host is not listed (Unknown), or it is listed with other keys (a changed
+// key, maybe a man in the middle). The connection is refused.
+type HostKeyError struct {
+	Addr        string   // the address dialled, host:port
+	KeyType     string   // the type of key the server presented
+	Fingerprint string   // its SHA256 fingerprint
+	Unknown     bool     // no known_hosts entry for this host at all
+	Known       []string // the recorded keys: "file:line type fingerprint"
+	Err         error    // the *knownhosts.KeyError or *knownhosts.RevokedError
+}
+
+func (e *HostKeyError) Error() string {
+	if e.Unknown {
+		return fmt.Sprintf("dom0: host key of %s (%s %s) is not in known_hosts: refused", e.Addr, e.KeyType, e.Fingerprint)
+	}
+	return fmt.Sprintf("dom0: host key of %s (%s %s) does not match known_hosts (%s): refused, possible man in the middle",
+		e.Addr, e.KeyType, e.Fingerprint, strings.Join(e.Known, "; "))
+}
+
+// Unwrap returns the knownhosts error.
+func (e *HostKeyError) Unwrap() error { return e.Err }
+
+// AuthError reports that the server refused every authentication method
+// offered.
+type AuthError struct {
+	Addr    string   // the address dialled
+	User    string   // the user
+	Methods []string // the methods tried: "publickey", "password"...
+	Err     error    // x/crypto/ssh's error
+}
+
+func (e *AuthError) Error() string {
+	return fmt.Sprintf("dom0: authentication of %s at %s refused (tried %s): %v", e.User, e.Addr, strings.Join(e.Methods, ", "), e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *AuthError) Unwrap() error { return e.Err }
+
+// SSHHost is a Host reached over SSH: one SSH connection and one SFTP session,
+// reused by every operation, kept alive by keepalives.
+type SSHHost struct {
+	addr   string
+	name   string
+	client *ssh.Client
+	sftp   *sftp.Client
+	log    *slog.Logger
+	agent  net.Conn
+
+	posixRename bool
+	fsync       bool
+
+	stop      chan struct{}
+	dead      chan struct{}
+	deadOnce  sync.Once
+	deadErr   error
+	closeOnce sync.Once
+	closeErr  error
+	wg        sync.WaitGroup
+}
+
+var _ Host = (*SSHHost)(nil)
+
+// DialSSH connects to addr ("host" or "host:port", port 22 by default),
+// verifies the host key, authenticates and opens an SFTP session. ctx bounds
+// the whole of it: TCP connect, key exchange, authentication, SFTP start.
+func DialSSH(ctx context.Context, addr string, cfg *SSHConfig) (*SSHHost, error) {
+	if cfg == nil {
+		cfg = &SSHConfig{}
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(addr, "22")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(discardHandler{})
+	}
+	h := &SSHHost{addr: addr, name: cfg.User + "@" + addr, log: log, stop: make(chan struct{}), dead: make(chan struct{})}
+
+	cc := &ssh.ClientConfig{User: cfg.User}
+	cc.Ciphers = cfg.Ciphers
+
+	// Host key verification.
+	var hkMu sync.Mutex
+	var hostKeyErr error
+	if cfg.InsecureIgnoreHostKey {
+		cc.HostKeyCallback = ssh.InsecureIgnoreHostKey()
+	} else {
+		files := cfg.KnownHostsFiles
+		if len(files) == 0 {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return nil, &OpError{Host: h.name, Op: "dial", Err: fmt.Errorf("no known_hosts file given and no home directory: %w", err)}
+			}
+			files = []string{filepath.Join(home, ".ssh", "known_hosts")}
+		}
+		cb, err := knownhosts.New(files...)
+		if err != nil {
+			return nil, &OpError{Host: h.name, Op: "dial", Err: fmt.Errorf("read known_hosts: %w", err)}
+		}
+		cc.HostKeyAlgorithms = knownKeyAlgorithms(cb, addr)
+		cc.HostKeyCallback = func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+			err := cb(hostname, remote, key)
+			if err != nil {
+				e := newHostKeyError(addr, key, err)
+				hkMu.Lock()
+				hostKeyErr = e
+				hkMu.Unlock()
+				return e
+			}
+			return nil
+		}
+	}
+
+	// Authentication.
+	var methods []string
+	var signers []ssh.Signer
+	signers = append(signers, cfg.Signers...)
+	for _, kf := range cfg.KeyFiles {
+		s, err := loadKeyFile(kf)
+		if err != nil {
+			return nil, &OpError{Host: h.name, Op: "dial", Err: err}
+		}
+		signers = append(signers, s)
+	}
+	var auth []ssh.AuthMethod
+	if len(signers) > 0 {
+		auth = append(auth, ssh.PublicKeys(signers...))
+		methods = append(methods, "publickey")
+	}
+	if cfg.UseAgent {
+		sock := os.Getenv("SSH_AUTH_SOCK")
+		if sock == "" {
+			return nil, &OpError{Host: h.name, Op: "dial", Err: errors.New("UseAgent set but SSH_AUTH_SOCK is empty")}
+		}
+		var d net.Dialer
+		ac, err := d.DialContext(ctx, "unix", sock)
+		if err != nil {
+			return nil, &OpError{Host: h.name, Op: "dial", Err: fmt.Errorf("ssh-agent: %w", err)}
+		}
+		h.agent = ac
+		auth = append(auth, ssh.PublicKeysCallback(agent.NewClient(ac).Signers))
+		methods = append(methods, "agent")
+	}
+	if cfg.Password != "" {
+		pw := string(cfg.Password)
+		auth = append(auth, ssh.Password(pw), ssh.KeyboardInteractive(func(_, _ string, qs []string, _ []bool) ([]string, error) {
+			ans := make([]string, len(qs))
+			for i := range qs {
+				ans[i] = pw
+			}
+			return ans, nil
+		}))
+		methods = append(methods, "password", "keyboard-interactive")
+	}
+	cc.Auth = auth
+	fail := func(err error) (*SSHHost, error) {
+		if h.agent != nil {
+			h.agent.Close()
+		}
+		return nil, err
+	}
+
+	// Dial and handshake, bounded by ctx and the handshake timeout.
+	timeout := cfg.HandshakeTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	d := net.Dialer{KeepAlive: 30 * time.Second}
+	conn, err := d.DialContext(hctx, "tcp", addr)
+	if err != nil {
+		return fail(&OpError{Host: h.name, Op: "dial", Err: err})
+	}
+	if dl, ok := hctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	watchDone := make(chan struct{})
+	watchExit := make(chan struct{})
+	go func() { // close the connection if ctx ends mid-handshake
+		defer close(watchExit)
+		select {
+		case <-hctx.Done():
+			conn.Close()
+		case <-watchDone:
+		}
+	}()
+	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cc)
+	if err == nil {
+		h.client = ssh.NewClient(c, chans, reqs)
+		h.sftp, err = sftp.NewClient(h.client, sftpOptions(cfg)...)
+		if err != nil {
+			h.client.Close()
+			err = fmt.Errorf("start SFTP: %w", err)
+		}
+	}
+	close(watchDone)
+	<-watchExit
+	if err != nil {
+		conn.Close()
+		hkMu.Lock()
+		hkErr := hostKeyErr
+		hkMu.Unlock()
+		switch {
+		case hkErr != nil:
+			return fail(hkErr)
+		case hctx.Err() != nil:
+			return fail(&OpError{Host: h.name, Op: "dial", Err: fmt.Errorf("%w (%v)", hctx.Err(), err)})
+		case strings.Contains(err.Error(), "unable to authenticate"):
+			return fail(&AuthError{Addr: addr, User: cfg.User, Methods: methods, Err: err})
+		}
+		return fail(&OpError{Host: h.name, Op: "dial", Err: err})
+	}
+	_ = conn.SetDeadline(time.Time{})
+	_, h.posixRename = h.sftp.HasExtension("posix-rename@openssh.com")
+	_, h.fsync = h.sftp.HasExtension("fsync@openssh.com")
+	log.Debug("dom0: connected", "host", h.name, "server", string(c.ServerVersion()))
+
+	h.wg.Add(1)
+	go func() { // notice a connection closed by the peer
+		defer h.wg.Done()
+		err := h.client.Wait()
+		h.markDead(fmt.Errorf("%w: %v", ErrConnectionLost, err))
+	}()
+	interval := cfg.KeepaliveInterval
+	if interval == 0 {
+		interval = 15 * time.Second
+	}
+	if interval > 0 {
+		max := cfg.KeepaliveCountMax
+		if max <= 0 {
+			max = 3
+		}
+		h.wg.Add(1)
+		go h.keepalive(interval, max)
+	}
+	return h, nil
+}
+
+func sftpOptions(cfg *SSHConfig) []sftp.ClientOption {
+	opts := []sftp.ClientOption{sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true)}
+	n := cfg.SFTPRequestsPerFile
+	if n <= 0 {
+		n = 64
+	}
+	opts = append(opts, sftp.MaxConcurrentRequestsPerFile(n))
+	if cfg.SFTPMaxPacket > 0 {
+		opts = append(opts, sftp.MaxPacketUnchecked(cfg.SFTPMaxPacket))
+	}
+	return opts
+}
+
+func loadKeyFile(kf KeyFile) (ssh.Signer, error) {
+	pem, err := os.ReadFile(kf.Path)
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", kf.Path, unwrapPathErr(err))
+	}
+	var s ssh.Signer
+	if kf.Passphrase != "" {
+		s, err = ssh.ParsePrivateKeyWithPassphrase(pem, []byte(kf.Passphrase))
+	} else {
+		s, err = ssh.ParsePrivateKey(pem)
+	}
+	for i := range pem {
+		pem[i] = 0
+	}
+	if err != nil {
+		var missing *ssh.PassphraseMissingError
+		if errors.As(err, &missing) {
+			return nil, fmt.Errorf("key file %s: encrypted, and no passphrase given", kf.Path)
+		}
+		// The parser's messages carry no key material; keep only their
+		// text, never the key bytes.
+		return nil, fmt.Errorf("key file %s: cannot load (wrong passphrase or not a private key): %s", kf.Path, clip(err.Error()))
+	}
+	return s, nil
+}
+
+// probeKey is a public key no host has: asking known_hosts about it lists
+// every key recorded for a host.
+var probeKey = func() ssh.PublicKey {
+	pub := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)).Public()
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// knownKeyAlgorithms lists the host key algorithms of the keys known_hosts
+// records for addr, so that the server is asked for a key type we can check
+// (a host with ed25519, ECDSA and RSA keys would otherwise offer whichever
+// it prefers). Nil (the library's defaults) when the host is not listed.
+func knownKeyAlgorithms(cb ssh.HostKeyCallback, addr string) []string {
+	tcp, _ := net.ResolveTCPAddr("tcp", addr)
+	var remote net.Addr = tcp
+	if tcp == nil {
+		remote = &net.TCPAddr{}
+	}
+	err := cb(addr, remote, probeKey)
+	var ke *knownhosts.KeyError
+	if !errors.As(err, &ke) || len(ke.Want) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	var algos []string
+	add := func(a ...string) {
+		for _, x := range a {
+			if !seen[x] {
+				seen[x] = true
+				algos = append(algos, x)
+			}
+		}
+	}
+	for _, k := range ke.Want {
+		switch t := k.Key.Type(); t {
+		case ssh.KeyAlgoRSA:
+			add(ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA)
+		default:
+			add(t)
+		}
+	}
+	return algos
+}
+
+func newHostKeyError(addr string, key ssh.PublicKey, err error) error {
+	e := &HostKeyError{Addr: addr, KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key), Err: err}
+	var ke *knownhosts.KeyError
+	if errors.As(err, &ke) {
+		e.Unknown = len(ke.Want) == 0
+		for _, k := range ke.Want {
+			e.Known = append(e.Known, fmt.Sprintf("%s:%d %s %s", k.Filename, k.Line, k.Key.Type(), ssh.FingerprintSHA256(k.Key)))
+		}
+	}
+	return e
+}
+
+func (h *SSHHost) keepalive(interval time.Duration, max int) {
+	defer h.wg.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	missed := 0
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-h.dead:
+			return
+		case <-t.C:
+		}
+		reply := make(chan error, 1)
+		go func() {
+			_, _, err := h.client.SendRequest("keepalive@openssh.com", true, nil)
+			reply <- err
+		}()
+		var err error
+		select {
+		case err = <-reply:
+		case <-time.After(interval):
+			err = errors.New("no reply")
+		case <-h.stop:
+			return
+		}
+		if err == nil {
+			missed = 0
+			continue
+		}
+		missed++
+		h.log.Debug("dom0: keepalive unanswered", "host", h.name, "missed", missed, "err", err)
+		if missed >= max {
+			h.markDead(fmt.Errorf("%w: %d keepalives unanswered", ErrConnectionLost, missed))
+			h.client.Close()
+			return
+		}
+	}
+}
+
+func (h *SSHHost) markDead(err error) {
+	h.deadOnce.Do(func() {
+		h.deadErr = err
+		close(h.dead)
+	})
+}
+
+// Err returns nil while the connection is alive, and the reason once it is
+// found dead (wrapping ErrConnectionLost) or closed.
+func (h *SSHHost) Err() error {
+	select {
+	case <-h.dead:
+		return h.deadErr
+	default:
+		return nil
+	}
+}
+
+// Addr returns the address dialled, host:port.
+func (h *SSHHost) Addr() string { return h.addr }
+
+// String names the host: user@host:port.
+func (h *SSHHost) String() string { return h.name }
+
+// Client returns the SSH connection, for callers that need another channel
+// (port forwarding, a second SFTP session). Do not close it: use Close.
+func (h *SSHHost) Client() *ssh.Client { return h.client }
+
+// Close stops the keepalives, closes the SFTP session and the connection.
+func (h *SSHHost) Close() error {
+	h.closeOnce.Do(func() {
+		close(h.stop)
+		e1 := h.sftp.Close()
+		e2 := h.client.Close()
+		if h.agent != nil {
+			h.agent.Close()
+		}
+		h.wg.Wait()
+		h.markDead(fmt.Errorf("%w: closed", ErrConnectionLost))
+		if e2 != nil && !errors.Is(e2, net.ErrClosed) && !errors.Is(e2, io.EOF) {
+			h.closeErr = &OpError{Host: h.name, Op: "close", Err: e2}
+		}
+		_ = e1 // closing the channel after the connection died is no news
+	})
+	return h.closeErr
+}
+
+func (h *SSHHost) opErr(op, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if de := h.Err(); de != nil && !errors.Is(err, ErrConnectionLost) {
+		err = fmt.Errorf("%w (%v)", de, err)
+	}
+	return &OpError{Host: h.name, Op: op, Path: name, Err: err}
+}
+
+// sftpFile is an open remote file.
+type sftpFile struct {
+	f    *sftp.File
+	h    *SSHHost
+	name string
+}
+
+func (f *sftpFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.f.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		err = f.h.opErr("read", f.name, err)
+	}
+	return n, err
+}
+
+func (f *sftpFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := f.f.WriteAt(p, off)
+	return n, f.h.opErr("write", f.name, err)
+}
+
+func (f *sftpFile) Close() error { return f.h.opErr("close", f.name, f.f.Close()) }
+
+func (f *sftpFile) Stat() (fs.FileInfo, error) {
+	fi, err := f.f.Stat()
+	return fi, f.h.opErr("stat", f.name, err)
+}
+
+func (f *sftpFile) Truncate(size int64) error {
+	return f.h.opErr("truncate", f.name, f.f.Truncate(size))
+}
+
+func (f *sftpFile) Sync() error {
+	if !f.h.fsync {
+		return nil // the server cannot: its writes reach the file system on close
+	}
+	return f.h.opErr("sync", f.name, f.f.Sync())
+}
+
+// Open opens a file for reading.
+func (h *SSHHost) Open(name string) (vhd.File, error) {
+	return h.OpenFile(name, os.O_RDONLY, 0)
+}
+
+// OpenFile opens a file with os.OpenFile's flags; a file it creates gets the
+// permission bits perm.
+func (h *SSHHost) OpenFile(name string, flag int, perm fs.FileMode) (vhd.File, error) {
+	p := hostPath(name)
+	created := false
+	if flag&os.O_CREATE != 0 {
+		if flag&os.O_EXCL != 0 {
+			created = true
+		} else if _, err := h.sftp.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			created = true
+		}
+	}
+	f, err := h.sftp.OpenFile(p, flag)
+	if err != nil {
+		return nil, h.opErr("open", p, err)
+	}
+	if created && perm != 0 {
+		if err := f.Chmod(perm); err != nil {
+			f.Close()
+			return nil, h.opErr("chmod", p, err)
+		}
+	}
+	return &sftpFile{f: f, h: h, name: p}, nil
+}
+
+// Stat describes a file or directory.
+func (h *SSHHost) Stat(name string) (fs.FileInfo, error) {
+	fi, err := h.sftp.Stat(hostPath(name))
+	return fi, h.opErr("stat", hostPath(name), err)
+}
+
+// Rename moves oldname to newname, replacing newname (posix-rename@openssh.com).
+func (h *SSHHost) Rename(oldname, newname string) error {
+	o, n := hostPath(oldname), hostPath(newname)
+	var err error
+	if h.posixRename {
+		err = h.sftp.PosixRename(o, n)
+	} else {
+		err = h.sftp.Rename(o, n)
+	}
+	return h.opErr("rename", o+" -> "+n, err)
+}
+
+// Link makes newname a hard link to oldname (hardlink@openssh.com).
+func (h *SSHHost) Link(oldname, newname string) error {
+	o, n := hostPath(oldname), hostPath(newname)
+	return h.opErr("link", o+" -> "+n, h.sftp.Link(o, n))
+}
+
+// Remove deletes a file or an empty directory.
+func (h *SSHHost) Remove(name string) error {
+	p := hostPath(name)
+	if p == "/" {
+		return h.opErr("remove", p, errors.New("refusing to remove the root"))
+	}
+	return h.opErr("remove", p, h.sftp.Remove(p))
+}
+
+// RemoveAll deletes name and everything under it, without following
+// symbolic links. A missing name is not an error.
+func (h *SSHHost) RemoveAll(name string) error {
+	p := hostPath(name)
+	if p == "/" {
+		return h.opErr("remove all", p, errors.New("refusing to remove the root"))
+	}
+	return h.removeAll(p, 0)
+}
+
+func (h *SSHHost) removeAll(p string, depth int) error {
+	fi, err := h.sftp.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return h.opErr("remove all", p, err)
+	}
+	if fi.IsDir() {
+		if depth > 64 {
+			return h.opErr("remove all", p, errors.New("directory tree too deep"))
+		}
+		ents, err := h.sftp.ReadDir(p)
+		if err != nil {
+			return h.opErr("remove all", p, err)
+		}
+		for _, e := range ents {
+			if CheckBaseName(e.Name()) != nil {
+				return h.opErr("remove all", p, fmt.Errorf("%w: server listed %q", ErrBadName, clip(e.Name())))
+			}
+			if err := h.removeAll(p+"/"+e.Name(), depth+1); err != nil {
+				return err
+			}
+		}
+		err = h.sftp.RemoveDirectory(p)
+	} else {
+		err = h.sftp.Remove(p)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return h.opErr("remove all", p, err)
+}
+
+// MkdirAll creates a directory and its missing parents; a directory it
+// creates last gets the permission bits perm.
+func (h *SSHHost) MkdirAll(name string, perm fs.FileMode) error {
+	p := hostPath(name)
+	if fi, err := h.sftp.Stat(p); err == nil {
+		if fi.IsDir() {
+			return nil
+		}
+		return h.opErr("mkdir", p, errors.New("exists and is not a directory"))
+	}
+	if err := h.sftp.MkdirAll(p); err != nil {
+		return h.opErr("mkdir", p, err)
+	}
+	if perm != 0 {
+		return h.opErr("chmod", p, h.sftp.Chmod(p, perm))
+	}
+	return nil
+}
+
+// ReadDir lists a directory, sorted by name. Names the server returns that
+// could not be a single path element are refused.
+func (h *SSHHost) ReadDir(name string) ([]fs.DirEntry, error) {
+	p := hostPath(name)
+	infos, err := h.sftp.ReadDir(p)
+	if err != nil {
+		return nil, h.opErr("read dir", p, err)
+	}
+	ents := make([]fs.DirEntry, 0, len(infos))
+	for _, fi := range infos {
+		if err := CheckBaseName(fi.Name()); err != nil {
+			return nil, h.opErr("read dir", p, err)
+		}
+		ents = append(ents, fs.FileInfoToDirEntry(fi))
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	return ents, nil
+}
+
+// Chmod changes permission bits.
+func (h *SSHHost) Chmod(name string, mode fs.FileMode) error {
+	return h.opErr("chmod", hostPath(name), h.sftp.Chmod(hostPath(name), mode))
+}
+
+// Truncate changes a file's length.
+func (h *SSHHost) Truncate(name string, size int64) error {
+	return h.opErr("truncate", hostPath(name), h.sftp.Truncate(hostPath(name), size))
+}
+
+// Run executes argv on the host, each argument quoted for the login shell,
+// after "cd /" (so relative paths, see RunPath, start at the root as on
+// every Host). Cancelling ctx kills the command and closes its session.
+func (h *SSHHost) Run(ctx context.Context, argv []string) ([]byte, []byte, error) {
+	if len(argv) == 0 || argv[0] == "" {
+		return nil, nil, h.opErr("run", "", errors.New("empty command"))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, h.opErr("run", argv[0], err)
+	}
+	s, err := h.client.NewSession()
+	if err != nil {
+		return nil, nil, h.opErr("run", argv[0], err)
+	}
+	defer s.Close()
+	stdout := &limitedBuffer{max: MaxRunOutput}
+	stderr := &limitedBuffer{max: MaxRunOutput}
+	s.Stdout, s.Stderr = stdout, stderr
+	stdin, err := s.StdinPipe()
+	if err != nil {
+		return nil, nil, h.opErr("run", argv[0], err)
+	}
+	// sshd neither forwards signals to a command without a terminal nor
+	// kills it when the channel closes. So the command runs in the
+	// background of a small shell that kills it when its standard input
+	// (held open by us) reaches end of file: closing stdin cancels.
+	cmd := "cd / && exec sh -c " + Quote(runWrapper) + " sh " + QuoteCommand(argv)
+	if err := s.Start(cmd); err != nil {
+		return nil, nil, h.opErr("run", argv[0], err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- s.Wait() }()
+	select {
+	case err = <-waited:
+	case <-ctx.Done():
+		stdin.Close()
+		select {
+		case <-waited:
+		case <-time.After(5 * time.Second):
+		}
+		s.Close()
+		return nil, nil, h.opErr("run", argv[0], ctx.Err())
+	}
+	stdin.Close()
+	out, errOut := stdout.buf.Bytes(), stderr.buf.Bytes()
+	if ctx.Err() != nil {
+		return out, errOut, h.opErr("run", argv[0], ctx.Err())
+	}
+	if err != nil {
+		var ee *ssh.ExitError
+		if errors.As(err, &ee) {
+			x := &ExitError{Host: h.name, Argv: append([]string(nil), argv...), Code: ee.ExitStatus(), Stderr: firstLine(errOut, 4096)}
+			if ee.Signal() != "" {
+				x.Code, x.Signal = -1, ee.Signal()
+			}
+			return out, errOut, x
+		}
+		return out, errOut, h.opErr("run", argv[0], err)
+	}
+	if stdout.overflow || stderr.overflow {
+		return out, errOut, h.opErr("run", argv[0], ErrOutputTooLong)
+	}
+	return out, errOut, nil
+}
+
+// runWrapper runs "$@" and kills it when standard input ends.
+const runWrapper = `exec 3<&0; "$@" </dev/null 3<&- & p=$!; (cat >/dev/null; kill -9 $p) <&3 >/dev/null 2>&1 & exec 3<&-; wait $p`
+
+// discardHandler is a slog.Handler that drops everything (slog.DiscardHandler
+// arrived after Go 1.23).
+type discardHandler struct{}
+
+func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
+func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
+func (h discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return h }
+func (h discardHandler) WithGroup(string) slog.Handler           { return h }

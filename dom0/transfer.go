@@ -1,0 +1,540 @@
+package dom0
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// FileCopy names one file to transfer: its path on the source host and the
+// path it gets on the destination host (both absolute and clean).
+type FileCopy struct {
+	Src string
+	Dst string
+}
+
+// Progress is what a transfer reports after each piece written: the file it
+// concerns, how far that file is, and how far the whole transfer is.
+type Progress struct {
+	File     string // the destination path of the file that moved
+	FileDone int64  // bytes of that file on the destination
+	FileSize int64  // its size
+	Done     int64  // bytes of all files on the destination
+	Total    int64  // size of all files
+}
+
+// VerifyMode chooses how the destination's copy is checked against the
+// SHA-256 computed while reading the source.
+type VerifyMode int
+
+const (
+	// VerifySHA256Sum runs sha256sum on the destination host (XenServer's
+	// dom0 has it): the file is read where it lies, at disk speed, and no
+	// byte crosses the network again. It needs Host.Run.
+	VerifySHA256Sum VerifyMode = iota
+	// VerifyReadBack reads the copy back through the controller and hashes
+	// it: for hosts that cannot run commands; it doubles the traffic.
+	VerifyReadBack
+)
+
+// TransferOptions tunes Transfer. The zero value is a good default.
+type TransferOptions struct {
+	// ChunkSize is the unit read from the source and written to the
+	// destination in one call (each call is split into SFTP requests that
+	// run concurrently); 0 means 1 MiB.
+	ChunkSize int
+	// Readers and Writers are how many chunk reads and writes of one file
+	// run at once; 0 means 4 each.
+	Readers, Writers int
+	// Buffers bounds the chunks of one file held in memory at once; 0 means
+	// 2*(Readers+Writers). Memory per file is Buffers*ChunkSize.
+	Buffers int
+	// Files is how many files move at once; 0 means 2.
+	Files int
+	// Verify chooses how the copy is checked (default VerifySHA256Sum).
+	Verify VerifyMode
+	// NoResume starts every file from byte 0 even when an earlier attempt
+	// left a partial copy.
+	NoResume bool
+	// Perm is the permission of the files created; 0 means 0644.
+	Perm fs.FileMode
+	// Progress, when set, is called after each chunk written (and once
+	// per file when a resumed prefix is accepted). Calls are serialised.
+	Progress func(Progress)
+	// Logger receives debug lines; nil discards them.
+	Logger *slog.Logger
+}
+
+func (o *TransferOptions) withDefaults() TransferOptions {
+	var r TransferOptions
+	if o != nil {
+		r = *o
+	}
+	if r.ChunkSize <= 0 {
+		r.ChunkSize = 1 << 20
+	}
+	if r.ChunkSize > 64<<20 {
+		r.ChunkSize = 64 << 20
+	}
+	if r.Readers <= 0 {
+		r.Readers = 4
+	}
+	if r.Writers <= 0 {
+		r.Writers = 4
+	}
+	if r.Buffers <= 0 {
+		r.Buffers = 2 * (r.Readers + r.Writers)
+	}
+	if r.Buffers < 2 {
+		r.Buffers = 2
+	}
+	if r.Files <= 0 {
+		r.Files = 2
+	}
+	if r.Perm == 0 {
+		r.Perm = 0o644
+	}
+	if r.Logger == nil {
+		r.Logger = slog.New(discardHandler{})
+	}
+	return r
+}
+
+// TransferResult describes one file moved.
+type TransferResult struct {
+	Src, Dst string
+	Size     int64
+	SHA256   [sha256.Size]byte // of the source as read, equal to the copy's
+	Resumed  int64             // bytes kept from an earlier attempt
+}
+
+// VerifyError reports a copy whose SHA-256 differs from the source's. The
+// partial copy is removed; the final name was never created.
+type VerifyError struct {
+	Host string // the destination host
+	Path string // the destination path
+	Want string // hex SHA-256 of the source as read
+	Got  string // hex SHA-256 of the copy
+}
+
+func (e *VerifyError) Error() string {
+	return fmt.Sprintf("dom0 %s: %s: copy has SHA-256 %s, source had %s", e.Host, e.Path, e.Got, e.Want)
+}
+
+// PartName is the name a file has on the destination while it is being
+// written: ".<name>.part" in the same directory. A later Transfer of the same
+// file resumes from it.
+func PartName(dst string) string {
+	dir, base := path.Split(dst)
+	return dir + "." + base + ".part"
+}
+
+// Transfer copies files from src to dst through this process, over both
+// hosts' connections: several files at once, each read and written by
+// concurrent requests.
+//
+// Each file is written to PartName(Dst) and renamed to Dst (replacing it)
+// only when complete and verified: the SHA-256 of the bytes read from the
+// source must equal the copy's (see VerifyMode). An earlier partial copy is
+// resumed: its prefix, less a margin for writes that may have been in
+// flight, is kept if its hash (sha256sum on the destination) equals the
+// source's, and the rest is sent.
+//
+// When ctx is cancelled or a file fails, the other files stop; the partial
+// copies stay under their part names, never under a final name (the caller
+// removes the directory, or retries to resume). The first failure is
+// returned; the results of the files finished before it come with it.
+func Transfer(ctx context.Context, src, dst Host, files []FileCopy, opts *TransferOptions) ([]TransferResult, error) {
+	o := opts.withDefaults()
+	seen := map[string]bool{}
+	for _, f := range files {
+		if err := checkAbs(f.Src); err != nil {
+			return nil, fmt.Errorf("dom0: transfer source: %w", err)
+		}
+		if err := checkAbs(f.Dst); err != nil {
+			return nil, fmt.Errorf("dom0: transfer destination: %w", err)
+		}
+		if seen[f.Dst] {
+			return nil, fmt.Errorf("%w: destination %s given twice", ErrBadName, f.Dst)
+		}
+		seen[f.Dst] = true
+	}
+	sizes := make([]int64, len(files))
+	var total int64
+	for i, f := range files {
+		fi, err := src.Stat(f.Src)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.Mode().IsRegular() {
+			return nil, &OpError{Host: src.String(), Op: "transfer", Path: f.Src, Err: errors.New("not a regular file")}
+		}
+		sizes[i] = fi.Size()
+		total += fi.Size()
+	}
+	prog := &progress{fn: o.Progress, total: total}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	results := make([]TransferResult, len(files))
+	errs := make([]error, len(files))
+	sem := make(chan struct{}, o.Files)
+	var wg sync.WaitGroup
+	for i := range files {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r, err := copyFile(ctx, src, dst, files[i], sizes[i], &o, prog)
+			results[i], errs[i] = r, err
+			if err != nil {
+				cancel(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	var done []TransferResult
+	for i := range files {
+		if errs[i] == nil && results[i].Dst != "" {
+			done = append(done, results[i])
+		}
+	}
+	if err := context.Cause(ctx); err != nil {
+		return done, err
+	}
+	return done, nil
+}
+
+type progress struct {
+	mu    sync.Mutex
+	fn    func(Progress)
+	done  int64
+	total int64
+}
+
+func (p *progress) add(file string, fileDone *int64, fileSize, n int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done += n
+	*fileDone += n
+	if p.fn != nil {
+		p.fn(Progress{File: file, FileDone: *fileDone, FileSize: fileSize, Done: p.done, Total: p.total})
+	}
+}
+
+func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *TransferOptions, prog *progress) (res TransferResult, err error) {
+	res = TransferResult{Src: fc.Src, Dst: fc.Dst, Size: size}
+	sf, err := src.Open(fc.Src)
+	if err != nil {
+		return res, err
+	}
+	defer sf.Close()
+	if fi, err := sf.Stat(); err != nil {
+		return res, err
+	} else if fi.Size() != size {
+		return res, &OpError{Host: src.String(), Op: "transfer", Path: fc.Src, Err: errors.New("source changed size while transfer started")}
+	}
+
+	part := PartName(fc.Dst)
+	h := sha256.New()
+	chunk := int64(o.ChunkSize)
+	var off int64
+	if !o.NoResume {
+		off, err = resumePoint(ctx, src, sf, dst, fc, part, size, o, h)
+		if err != nil {
+			return res, err
+		}
+	}
+	flag := os.O_WRONLY | os.O_CREATE
+	if off == 0 {
+		flag |= os.O_TRUNC
+	}
+	df, err := dst.OpenFile(part, flag, o.Perm)
+	if err != nil {
+		return res, err
+	}
+	dfOpen := true
+	defer func() {
+		if dfOpen {
+			df.Close()
+		}
+	}()
+	var fileDone int64
+	if off > 0 {
+		res.Resumed = off
+		o.Logger.Debug("dom0: resuming", "file", fc.Dst, "offset", off)
+		prog.add(fc.Dst, &fileDone, size, off)
+	}
+
+	low, err := pump(ctx, sf, df, off, size, chunk, o, h, func(n int64) { prog.add(fc.Dst, &fileDone, size, n) })
+	if err != nil {
+		// Keep only the part known to be whole, so a retry resumes from it
+		// (best effort: the connection may be gone).
+		_ = df.Truncate(low)
+		return res, fmt.Errorf("dom0: transfer %s:%s -> %s:%s: %w", src, fc.Src, dst, fc.Dst, err)
+	}
+	if err := df.Truncate(size); err != nil {
+		return res, err
+	}
+	if err := df.Sync(); err != nil {
+		return res, err
+	}
+	dfOpen = false
+	if err := df.Close(); err != nil {
+		return res, err
+	}
+	copy(res.SHA256[:], h.Sum(nil))
+
+	got, err := hashOn(ctx, dst, part, size, o.Verify)
+	if err != nil {
+		return res, fmt.Errorf("dom0: verify %s:%s: %w", dst, part, err)
+	}
+	if !bytes.Equal(got, res.SHA256[:]) {
+		_ = dst.Remove(part)
+		return res, &VerifyError{Host: dst.String(), Path: fc.Dst, Want: hex.EncodeToString(res.SHA256[:]), Got: hex.EncodeToString(got)}
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	if err := dst.Rename(part, fc.Dst); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// resumePoint looks for an earlier partial copy and returns how much of it
+// to keep, having fed that prefix of the source to h. Zero means start over.
+func resumePoint(ctx context.Context, src Host, sf io.ReaderAt, dst Host, fc FileCopy, part string, size int64, o *TransferOptions, h hash.Hash) (int64, error) {
+	fi, err := dst.Stat(part)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
+		return 0, nil
+	}
+	chunk := int64(o.ChunkSize)
+	// Writes run concurrently: after a failure, the chunks of the last
+	// Buffers may have holes below the file's length. Drop them.
+	keep := min(fi.Size(), size)/chunk*chunk - int64(o.Buffers)*chunk
+	if keep <= 0 {
+		return 0, nil
+	}
+	want := sha256.New()
+	if err := hashRange(ctx, sf, 0, keep, chunk, io.MultiWriter(h, want)); err != nil {
+		h.Reset()
+		return 0, fmt.Errorf("dom0: read %s:%s to resume: %w", src, fc.Src, err)
+	}
+	got, err := hashOn(ctx, dst, part, keep, o.Verify)
+	if err != nil || !bytes.Equal(got, want.Sum(nil)) {
+		o.Logger.Debug("dom0: partial copy does not match, starting over", "file", fc.Dst, "err", err)
+		h.Reset()
+		return 0, ctx.Err()
+	}
+	return keep, nil
+}
+
+// hashRange hashes [off, end) of r into w, reading chunk bytes at a time.
+func hashRange(ctx context.Context, r io.ReaderAt, off, end, chunk int64, w io.Writer) error {
+	buf := make([]byte, min(chunk, max(end-off, 1)))
+	for off < end {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := min(int64(len(buf)), end-off)
+		k, err := r.ReadAt(buf[:n], off)
+		if int64(k) < n {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		w.Write(buf[:n])
+		off += n
+	}
+	return nil
+}
+
+// hashOn returns the SHA-256 of the first n bytes of name on h.
+func hashOn(ctx context.Context, h Host, name string, n int64, mode VerifyMode) ([]byte, error) {
+	if mode == VerifyReadBack {
+		f, err := h.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		d := sha256.New()
+		if err := hashRange(ctx, f, 0, n, 1<<20, d); err != nil {
+			return nil, err
+		}
+		return d.Sum(nil), nil
+	}
+	argv := []string{"sha256sum", "--", RunPath(name)}
+	if fi, err := h.Stat(name); err != nil {
+		return nil, err
+	} else if fi.Size() != n {
+		argv = []string{"sh", "-c", `head -c "$1" -- "$2" | sha256sum`, "sh", strconv.FormatInt(n, 10), RunPath(name)}
+	}
+	out, _, err := h.Run(ctx, argv)
+	if err != nil {
+		return nil, err
+	}
+	return parseSHA256Sum(out)
+}
+
+func parseSHA256Sum(out []byte) ([]byte, error) {
+	if len(out) < 64 {
+		return nil, fmt.Errorf("dom0: sha256sum printed %q", clip(string(out)))
+	}
+	sum, err := hex.DecodeString(string(out[:64]))
+	if err != nil {
+		return nil, fmt.Errorf("dom0: sha256sum printed %q", clip(string(out)))
+	}
+	return sum, nil
+}
+
+// pump copies [off, end) from r to w: Readers goroutines read chunks, one
+// goroutine hashes them in order into h, Writers goroutines write them. At
+// most Buffers chunks are held at once. It returns the length below which
+// every byte was written (for a resume after an error).
+func pump(ctx context.Context, r io.ReaderAt, w io.WriterAt, off, end, chunk int64, o *TransferOptions, h hash.Hash, written func(int64)) (int64, error) {
+	if end <= off {
+		return off, ctx.Err()
+	}
+	nChunks := (end - off + chunk - 1) / chunk
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	type piece struct {
+		idx int64
+		b   []byte
+	}
+	nbuf := int(min(int64(o.Buffers), nChunks+1))
+	pool := make(chan []byte, nbuf)
+	for i := 0; i < nbuf; i++ {
+		pool <- make([]byte, min(chunk, end-off))
+	}
+	readDone := make(chan piece, nbuf)
+	writeQ := make(chan piece, nbuf)
+	var next atomic.Int64
+
+	var lowMu sync.Mutex
+	low := int64(0) // chunks [0, low) written
+	finished := map[int64]bool{}
+	markWritten := func(i int64) {
+		lowMu.Lock()
+		finished[i] = true
+		for finished[low] {
+			delete(finished, low)
+			low++
+		}
+		lowMu.Unlock()
+	}
+
+	var wg sync.WaitGroup
+	for k := 0; k < o.Readers; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				var b []byte
+				select { // take a buffer before a chunk number: see below
+				case b = <-pool:
+				case <-ctx.Done():
+					return
+				}
+				// The lowest chunk not yet hashed always belongs to a reader
+				// holding a buffer, so the hasher can always progress.
+				i := next.Add(1) - 1
+				if i >= nChunks {
+					pool <- b
+					return
+				}
+				at := off + i*chunk
+				n := min(chunk, end-at)
+				got, err := r.ReadAt(b[:n], at)
+				if int64(got) < n {
+					if err == nil || err == io.EOF {
+						err = fmt.Errorf("source ended at %d, want %d bytes: %w", at+int64(got), end, io.ErrUnexpectedEOF)
+					}
+					cancel(err)
+					return
+				}
+				select {
+				case readDone <- piece{i, b[:n]}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() { // hash in order, hand to writers
+		defer wg.Done()
+		defer close(writeQ)
+		pending := map[int64]piece{}
+		for want := int64(0); want < nChunks; {
+			select {
+			case p := <-readDone:
+				pending[p.idx] = p
+			case <-ctx.Done():
+				return
+			}
+			for {
+				p, ok := pending[want]
+				if !ok {
+					break
+				}
+				delete(pending, want)
+				h.Write(p.b)
+				select {
+				case writeQ <- p:
+				case <-ctx.Done():
+					return
+				}
+				want++
+			}
+		}
+	}()
+	for k := 0; k < o.Writers; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range writeQ {
+				if ctx.Err() != nil {
+					continue
+				}
+				if _, err := w.WriteAt(p.b, off+p.idx*chunk); err != nil {
+					cancel(err)
+					continue
+				}
+				markWritten(p.idx)
+				written(int64(len(p.b)))
+				pool <- p.b[:cap(p.b)]
+			}
+		}()
+	}
+	wg.Wait()
+	lowMu.Lock()
+	lw := min(off+low*chunk, end)
+	lowMu.Unlock()
+	if err := context.Cause(ctx); err != nil && (low < nChunks) {
+		return lw, err
+	}
+	return lw, nil
+}
