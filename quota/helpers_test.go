@@ -19,8 +19,8 @@ func newFakeClock() *fakeClock {
 	return c
 }
 
-func (c *fakeClock) Now() time.Time            { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *fakeClock) Advance(d time.Duration)   { c.ns.Add(int64(d)) }
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 func newTestLedger(t testing.TB, clock *fakeClock, opts ...Option) *Ledger {
 	t.Helper()
