@@ -1,0 +1,106 @@
+package compute
+
+import (
+	"context"
+	"time"
+
+	"github.com/xenflow/xenflow/statemachine"
+)
+
+// InstanceStore keeps instances. Records go in and come out as copies:
+// changing a record after a call never changes what is stored.
+type InstanceStore interface {
+	// GetInstance returns the instance, or a *NotFoundError.
+	GetInstance(ctx context.Context, uuid string) (*Instance, error)
+	// ListInstances returns the instances that match f, ordered by UUID.
+	ListInstances(ctx context.Context, f InstanceFilter) ([]*Instance, error)
+	// CreateInstance stores a new instance, or fails with an
+	// *AlreadyExistsError or *InvalidRecordError.
+	CreateInstance(ctx context.Context, inst *Instance) error
+	// SaveInstance replaces the stored instance with inst. With
+	// expectedTaskStates it is a compare-and-set on the stored task_state
+	// (Nova's instance.save(expected_task_state=...)): when the stored
+	// task_state is not one of them the save fails with an
+	// *UnexpectedTaskStateError and nothing is written. Without them the
+	// save is unconditional. On success inst.UpdatedAt is set.
+	SaveInstance(ctx context.Context, inst *Instance, expectedTaskStates ...statemachine.TaskState) error
+}
+
+// InstanceFilter selects instances; zero fields match everything.
+type InstanceFilter struct {
+	Host       string
+	VMStates   []statemachine.VMState
+	TaskStates []statemachine.TaskState
+	// WithTask keeps only instances whose task_state is not None (the
+	// operations in progress a new orchestrator resumes).
+	WithTask bool
+}
+
+// MigrationStore keeps migrations.
+type MigrationStore interface {
+	// GetMigration returns the migration, or a *NotFoundError.
+	GetMigration(ctx context.Context, uuid string) (*Migration, error)
+	// ListMigrations returns the migrations that match f, ordered by
+	// CreatedAt then UUID.
+	ListMigrations(ctx context.Context, f MigrationFilter) ([]*Migration, error)
+	// CreateMigration stores a new migration and sets its CreatedAt and
+	// UpdatedAt.
+	CreateMigration(ctx context.Context, m *Migration) error
+	// SaveMigration replaces the stored migration. With expectedStatuses
+	// it is a compare-and-set on the stored status: otherwise it fails with
+	// an *UnexpectedMigrationStatusError and nothing is written. On success
+	// m.UpdatedAt is set.
+	SaveMigration(ctx context.Context, m *Migration, expectedStatuses ...statemachine.MigrationStatus) error
+}
+
+// MigrationFilter selects migrations; zero fields match everything.
+//
+// Auto-confirm's query, "finished migrations to this host not updated since
+// now - window", is
+//
+//	MigrationFilter{Statuses: []statemachine.MigrationStatus{statemachine.MigrationFinished},
+//		DestCompute: host, UpdatedAtOrBefore: now.Add(-window)}
+type MigrationFilter struct {
+	InstanceUUID  string
+	Statuses      []statemachine.MigrationStatus
+	SourceCompute string
+	DestCompute   string
+	// UpdatedAtOrBefore keeps migrations with UpdatedAt <= it.
+	UpdatedAtOrBefore time.Time
+	// InProgress keeps migrations whose status still holds resources
+	// (statemachine.MigrationStatus.InProgress).
+	InProgress bool
+}
+
+// ActionStore keeps instance actions and their events.
+type ActionStore interface {
+	// CreateAction stores a new action keyed by instance UUID and request ID.
+	CreateAction(ctx context.Context, a *InstanceAction) error
+	// GetAction returns an action, or a *NotFoundError.
+	GetAction(ctx context.Context, instanceUUID, requestID string) (*InstanceAction, error)
+	// ListActions returns an instance's actions, oldest first.
+	ListActions(ctx context.Context, instanceUUID string) ([]*InstanceAction, error)
+	// SaveActionEvent adds ev to the action, or replaces the unfinished
+	// event of the same name (its start and finish). An event whose
+	// Result is EventResultError marks the action's Message "Error".
+	SaveActionEvent(ctx context.Context, instanceUUID, requestID string, ev InstanceActionEvent) error
+	// FinishAction sets the action's FinishTime.
+	FinishAction(ctx context.Context, instanceUUID, requestID string, at time.Time) error
+}
+
+// FaultStore keeps instance faults.
+type FaultStore interface {
+	// AddFault records a fault and sets its CreatedAt.
+	AddFault(ctx context.Context, f *Fault) error
+	// ListFaults returns an instance's faults, newest first.
+	ListFaults(ctx context.Context, instanceUUID string) ([]*Fault, error)
+}
+
+// Store is everything the flows keep: instances, migrations, actions and
+// faults. The embedded default is [NewMemoryStore].
+type Store interface {
+	InstanceStore
+	MigrationStore
+	ActionStore
+	FaultStore
+}
