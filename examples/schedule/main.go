@@ -1,0 +1,80 @@
+// Command schedule runs Nova's filter-and-weigh host selection on one JSON
+// document read from stdin and writes the result as JSON to stdout.
+//
+// Input:
+//
+//	{"config": {"enabled_filters": [...], "weighers": [...],
+//	            "<name>_weight_multiplier": 1.0, "host_subset_size": 1,
+//	            "max_attempts": 3, "max_io_ops_per_host": 8,
+//	            "max_instances_per_host": 50, "seed": 0},
+//	 "hosts": [{"host": "h1", "node": "h1", "cell": "c1", "availability_zone": "az1",
+//	            "enabled": true, "up": true, "total_usable_ram_mb": 65536,
+//	            "free_ram_mb": 32768, "total_usable_disk_gb": 1000, "free_disk_mb": 512000,
+//	            "vcpus_total": 32, "vcpus_used": 8, "num_io_ops": 0, "num_instances": 4,
+//	            "failed_builds": 0, "ram_allocation_ratio": 1.5, "cpu_allocation_ratio": 16,
+//	            "disk_allocation_ratio": 1, "hypervisor_type": "xen",
+//	            "hypervisor_version": 8002000, "cpu_arch": "x86_64", "vm_mode": "hvm",
+//	            "instances": ["uuid", ...], "aggregates": [{"name": "a", "metadata": {}}]}],
+//	 "request": {"flavor": {"memory_mb": 2048, "vcpus": 2, "root_gb": 20,
+//	                        "ephemeral_gb": 0, "swap": 0},
+//	             "num_instances": 1, "image_properties": {}, "availability_zone": "az1",
+//	             "ignore_hosts": [], "force_hosts": [], "force_nodes": [],
+//	             "scheduler_hints": {"same_host": [], "different_host": []},
+//	             "instance_group": {"policy": "anti-affinity", "hosts": [], "members": [],
+//	                                "max_server_per_host": 1},
+//	             "requested_cell": "c1", "allow_cross_cell_move": false,
+//	             "tried_hosts": [{"host": "h2", "node": "h2"}]}}
+//
+// Output: {"weighed": [{"host", "node", "weight"}], "selected": [...],
+// "alternates": [[{"host", "node"}]], "filtered_out": {"Filter": ["host"]}},
+// or {"error": "...", "filtered_out": {...}} with exit status 1 when no
+// host is valid. Bad input gives {"error": "..."} and exit status 2.
+// Missing fields take Nova's defaults (the host capacities are required);
+// unknown filter or weigher names are an error.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/xenflow/xenflow/scheduler/schedjson"
+)
+
+func main() {
+	os.Exit(run(os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is the program: 0 on success, 1 when no host is valid, 2 on bad
+// input.
+func run(stdin io.Reader, stdout, stderr io.Writer) int {
+	data, err := io.ReadAll(io.LimitReader(stdin, schedjson.MaxDocumentSize+1))
+	if err != nil {
+		fmt.Fprintf(stderr, "schedule: reading stdin: %v\n", err)
+		return 2
+	}
+	in, err := schedjson.Parse(data)
+	if err != nil {
+		return fail(stdout, stderr, err)
+	}
+	out, err := schedjson.Run(in)
+	if err != nil {
+		return fail(stdout, stderr, err)
+	}
+	if err := schedjson.Encode(stdout, out); err != nil {
+		fmt.Fprintf(stderr, "schedule: writing stdout: %v\n", err)
+		return 2
+	}
+	if out.Error != "" {
+		return 1
+	}
+	return 0
+}
+
+func fail(stdout, stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "schedule: %v\n", err)
+	if werr := schedjson.Encode(stdout, schedjson.ErrorDocument(err)); werr != nil {
+		fmt.Fprintf(stderr, "schedule: writing stdout: %v\n", werr)
+	}
+	return 2
+}

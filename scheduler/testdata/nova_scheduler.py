@@ -1,0 +1,290 @@
+#!/usr/bin/python3
+"""Run Nova's own scheduler code on the JSON documents of examples/schedule.
+
+Usage:
+  nova_scheduler.py < doc.json           one document in, one result out
+  nova_scheduler.py --cases < cases.json  {"cases": [doc, ...]} in,
+                                          {"results": [result, ...]} out
+  nova_scheduler.py --time N < doc.json   time N selections, print
+                                          {"runs_ms": [...], "median_ms": m}
+
+It loads Nova's filters, weighers, HostState, RequestSpec and the
+SchedulerManager's selection code (the placement-free path,
+_legacy_find_hosts, which the placement path equals when every claim
+succeeds) from the installed python3-nova, with oslo.config defaults, and
+no database or RPC. A document may carry "_choices": the indices the Go
+side drew for host_subset_size, replayed here instead of random.choice.
+"""
+
+import datetime
+import json
+import logging
+import statistics
+import sys
+import time
+import uuid
+
+from nova import conf as nova_conf
+from nova import context as nova_context
+from nova import exception
+from nova import objects
+from nova.scheduler import filters as nova_filters
+from nova.scheduler import host_manager
+from nova.scheduler import manager as nova_manager
+from nova.scheduler import weights as nova_weights
+
+CONF = nova_conf.CONF
+NS = uuid.UUID('6ba7b811-9dad-11d1-80b4-00c04fd430c8')
+
+MULTIPLIERS = [
+    'ram_weight_multiplier', 'disk_weight_multiplier', 'cpu_weight_multiplier',
+    'io_ops_weight_multiplier', 'build_failure_weight_multiplier',
+    'cross_cell_move_weight_multiplier', 'soft_affinity_weight_multiplier',
+    'soft_anti_affinity_weight_multiplier',
+]
+DEFAULT_FILTERS = ['ComputeFilter', 'ImagePropertiesFilter',
+                   'ServerGroupAntiAffinityFilter', 'ServerGroupAffinityFilter']
+DEFAULT_WEIGHERS = ['CrossCellWeigher', 'CPUWeigher', 'BuildFailureWeigher',
+                    'ServerGroupSoftAffinityWeigher',
+                    'ServerGroupSoftAntiAffinityWeigher', 'RAMWeigher',
+                    'DiskWeigher', 'IoOpsWeigher']
+
+
+def cell_uuid(name):
+    return str(uuid.uuid5(NS, 'cell:' + name))
+
+
+def configure(cfg):
+    for k in list(CONF.filter_scheduler):
+        CONF.clear_override(k, group='filter_scheduler')
+    CONF.clear_override('max_attempts', group='scheduler')
+    CONF.clear_override('default_availability_zone')
+    for k in MULTIPLIERS + ['host_subset_size', 'max_io_ops_per_host',
+                            'max_instances_per_host',
+                            'image_properties_default_architecture']:
+        if k in cfg:
+            CONF.set_override(k, cfg[k], group='filter_scheduler')
+    if 'max_attempts' in cfg:
+        CONF.set_override('max_attempts', cfg['max_attempts'], group='scheduler')
+    if 'default_availability_zone' in cfg:
+        CONF.set_override('default_availability_zone',
+                          cfg['default_availability_zone'])
+
+
+FILTER_CLASSES = {c.__name__: c for c in nova_filters.all_filters()}
+WEIGHER_CLASSES = {c.__name__: c for c in nova_weights.all_weighers()}
+
+
+def make_host(h, now):
+    hs = host_manager.HostState(h['host'], h.get('node') or h['host'],
+                                cell_uuid(h.get('cell', '')))
+    hs.uuid = str(uuid.uuid5(NS, 'node:%s/%s' % (hs.host, hs.nodename)))
+    hs.total_usable_ram_mb = h['total_usable_ram_mb']
+    hs.free_ram_mb = h['free_ram_mb']
+    hs.total_usable_disk_gb = h['total_usable_disk_gb']
+    hs.free_disk_mb = h['free_disk_mb']
+    hs.vcpus_total = h['vcpus_total']
+    hs.vcpus_used = h.get('vcpus_used', 0)
+    hs.num_io_ops = h.get('num_io_ops', 0)
+    hs.num_instances = h.get('num_instances', 0)
+    hs.failed_builds = h.get('failed_builds', 0)
+    hs.ram_allocation_ratio = h.get('ram_allocation_ratio', 1.5)
+    hs.cpu_allocation_ratio = h.get('cpu_allocation_ratio', 16.0)
+    hs.disk_allocation_ratio = h.get('disk_allocation_ratio', 1.0)
+    hs.hypervisor_type = h.get('hypervisor_type')
+    hs.hypervisor_version = h.get('hypervisor_version', 0)
+    if 'supported_instances' in h:
+        hs.supported_instances = [tuple(t) for t in h['supported_instances']]
+    else:
+        t = (h.get('cpu_arch', ''), h.get('hypervisor_type', ''),
+             h.get('vm_mode', ''))
+        hs.supported_instances = [t] if any(t) else []
+    aggs = []
+    if h.get('availability_zone'):
+        aggs.append(objects.Aggregate(
+            id=0, name='az', hosts=[hs.host],
+            metadata={'availability_zone': h['availability_zone']}))
+    for i, a in enumerate(h.get('aggregates') or []):
+        aggs.append(objects.Aggregate(id=i + 1, name=a.get('name', ''),
+                                      hosts=[hs.host],
+                                      metadata=a.get('metadata') or {}))
+    hs.aggregates = aggs
+    hs.instances = {u: objects.Instance(uuid=u) for u in h.get('instances') or []}
+    seen = now if h.get('up', True) else now - datetime.timedelta(hours=1)
+    hs.service = {'disabled': not h.get('enabled', True),
+                  'disabled_reason': None, 'forced_down': False,
+                  'last_seen_up': seen, 'created_at': seen,
+                  'host': hs.host, 'binary': 'nova-compute'}
+    return hs
+
+
+def make_spec(r):
+    f = r.get('flavor') or {}
+    kw = dict(
+        flavor=objects.Flavor(memory_mb=f.get('memory_mb', 0),
+                              vcpus=f.get('vcpus', 0),
+                              root_gb=f.get('root_gb', 0),
+                              ephemeral_gb=f.get('ephemeral_gb', 0),
+                              swap=f.get('swap', 0)),
+        num_instances=r.get('num_instances') or len(r.get('instance_uuids') or []) or 1,
+        image=objects.ImageMeta.from_dict(
+            {'properties': r.get('image_properties') or {}}),
+        availability_zone=r.get('availability_zone') or None,
+        ignore_hosts=r.get('ignore_hosts') or None,
+        force_hosts=r.get('force_hosts') or None,
+        force_nodes=r.get('force_nodes') or None,
+        # The instance being moved; a fresh UUID stands for "none" (the
+        # field cannot be None in a RequestSpec).
+        instance_uuid=r.get('instance_uuid') or str(uuid.uuid4()),
+    )
+    hints = r.get('scheduler_hints') or {}
+    sh = {}
+    for k in ('same_host', 'different_host'):
+        if k in hints and hints[k] is not None:
+            v = hints[k]
+            sh[k] = [v] if isinstance(v, str) else list(v)
+    kw['scheduler_hints'] = sh
+    g = r.get('instance_group')
+    if g:
+        rules = {}
+        if g.get('max_server_per_host'):
+            rules['max_server_per_host'] = str(g['max_server_per_host'])
+        kw['instance_group'] = objects.InstanceGroup(
+            uuid=str(uuid.uuid4()), policy=g['policy'],
+            policies=[g['policy']], hosts=list(g.get('hosts') or []),
+            members=list(g.get('members') or []), rules=rules)
+    else:
+        kw['instance_group'] = None
+    dest = {}
+    if r.get('requested_cell'):
+        dest['cell'] = objects.CellMapping(uuid=cell_uuid(r['requested_cell']))
+        dest['allow_cross_cell_move'] = bool(r.get('allow_cross_cell_move'))
+    if r.get('requested_host'):
+        dest['host'] = r['requested_host']
+        dest['node'] = r.get('requested_node') or None
+    kw['requested_destination'] = objects.Destination(**dest) if dest else None
+    return objects.RequestSpec(**kw)
+
+
+class Recorder(object):
+    """Wraps a filter to record the hosts it removes."""
+
+    def __init__(self, flt, removed):
+        self.flt = flt
+        self.removed = removed
+        self.run_filter_once_per_request = flt.run_filter_once_per_request
+
+    def run_filter_for_index(self, index):
+        return self.flt.run_filter_for_index(index)
+
+    def filter_all(self, objs, spec):
+        objs = list(objs)
+        kept = list(self.flt.filter_all(objs, spec))
+        ids = {id(o) for o in kept}
+        name = self.flt.__class__.__name__
+        for o in objs:
+            if id(o) not in ids:
+                self.removed.setdefault(name, []).append(o.host)
+        return kept
+
+
+def build(doc, record):
+    cfg = doc.get('config') or {}
+    configure(cfg)
+    names = cfg.get('enabled_filters') or DEFAULT_FILTERS
+    wnames = cfg.get('weighers') or DEFAULT_WEIGHERS
+    removed = {}
+    hm = host_manager.HostManager.__new__(host_manager.HostManager)
+    hm.filter_handler = nova_filters.HostFilterHandler()
+    hm.enabled_filters = [FILTER_CLASSES[n]() for n in names]
+    if record:
+        hm.enabled_filters = [Recorder(f, removed) for f in hm.enabled_filters]
+    hm.weight_handler = nova_weights.HostWeightHandler()
+    hm.weighers = [WEIGHER_CLASSES[n]() for n in wnames]
+    mgr = nova_manager.SchedulerManager.__new__(nova_manager.SchedulerManager)
+    mgr.host_manager = hm
+    return mgr, hm, removed
+
+
+def run_one(doc):
+    mgr, hm, removed = build(doc, True)
+    now = datetime.datetime.utcnow()
+    hosts = [make_host(h, now) for h in doc['hosts']]
+    r = doc.get('request') or {}
+    spec = make_spec(r)
+    choices = list(doc.get('_choices') or [])
+
+    def choice(seq):
+        if len(seq) == 1:
+            return seq[0]
+        return seq[choices.pop(0)]
+    nova_manager.random.choice = choice
+
+    weighed_calls = []
+    orig = hm.get_weighed_hosts
+
+    def get_weighed_hosts(hosts_, spec_obj):
+        res = orig(hosts_, spec_obj)
+        weighed_calls.append(res)
+        return res
+    hm.get_weighed_hosts = get_weighed_hosts
+
+    num = spec.num_instances
+    num_alts = CONF.scheduler.max_attempts - 1
+    ctx = nova_context.RequestContext(user_id='u', project_id='p')
+    uuids = r.get('instance_uuids') or None
+    try:
+        sels = mgr._legacy_find_hosts(ctx, num, spec, hosts, num_alts,
+                                      instance_uuids=uuids)
+    except exception.NoValidHost as e:
+        return {'error': str(e), 'filtered_out': removed}
+    out = {'weighed': [{'host': w.obj.host, 'node': w.obj.nodename,
+                        'weight': w.weight} for w in weighed_calls[0]],
+           'selected': [], 'alternates': [], 'filtered_out': removed}
+    for i, s in enumerate(sels):
+        host = s[0]
+        weight = None
+        for w in weighed_calls[i]:
+            if w.obj.host == host.service_host and w.obj.nodename == host.nodename:
+                weight = w.weight
+        out['selected'].append({'host': host.service_host,
+                                'node': host.nodename, 'weight': weight})
+        out['alternates'].append([{'host': a.service_host, 'node': a.nodename}
+                                  for a in s[1:]])
+    return out
+
+
+def time_runs(doc, n):
+    mgr, hm, _ = build(doc, False)
+    r = doc.get('request') or {}
+    num_alts = CONF.scheduler.max_attempts - 1
+    ctx = nova_context.RequestContext(user_id='u', project_id='p')
+    runs = []
+    for _ in range(n):
+        now = datetime.datetime.utcnow()
+        hosts = [make_host(h, now) for h in doc['hosts']]
+        spec = make_spec(r)
+        t0 = time.perf_counter()
+        mgr._legacy_find_hosts(ctx, spec.num_instances, spec, hosts, num_alts,
+                               instance_uuids=r.get('instance_uuids') or None)
+        runs.append((time.perf_counter() - t0) * 1000.0)
+    return {'runs_ms': runs, 'median_ms': statistics.median(runs)}
+
+
+def main():
+    logging.disable(logging.WARNING)
+    CONF([], project='nova', default_config_files=[])
+    objects.register_all()
+    doc = json.load(sys.stdin)
+    if len(sys.argv) > 2 and sys.argv[1] == '--time':
+        res = time_runs(doc, int(sys.argv[2]))
+    elif len(sys.argv) > 1 and sys.argv[1] == '--cases':
+        res = {'results': [run_one(d) for d in doc['cases']]}
+    else:
+        res = run_one(doc)
+    json.dump(res, sys.stdout)
+    sys.stdout.write('\n')
+
+
+if __name__ == '__main__':
+    main()
