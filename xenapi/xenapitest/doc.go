@@ -1,0 +1,112 @@
+// Package xenapitest is a simulated XenServer pool that speaks XenAPI: the
+// fake every test of the XenServer driver and the flows runs against.
+//
+// # Model
+//
+// NewPool builds a pool of N hosts; the first is the master. Each host has a
+// control domain (a VM with is_control_domain set), a PBD and a local SR of
+// type "ext" whose VDIs are real VHD files made, snapshotted, resized and
+// read with package vhd. The pool keeps xapi's database in memory: VM, VDI,
+// VBD, SR, PBD, host, pool, task and session objects with xapi's field
+// names, refs ("OpaqueRef:<uuid>") and uuids.
+//
+// # Directory layout
+//
+// Every host has a root directory that stands for its dom0 filesystem:
+//
+//	<Dir>/<host name_label>/                              Host.Root
+//	<Dir>/<host name_label>/var/run/sr-mount/<sr-uuid>/   Host.SRPath
+//	<Dir>/<host name_label>/var/run/sr-mount/<sr-uuid>/<vdi-uuid>.vhd
+//
+// so a dom0 handle rooted at Host.Root sees the same paths as on a real
+// host (/var/run/sr-mount/<sr-uuid>/<vdi-uuid>.vhd). Files put there by
+// other means (a chain moved into the SR) become VDIs on SR.scan; VDIs whose
+// file is gone are forgotten by it.
+//
+// # Ways in
+//
+// Pool.Call (and Host.Call) dispatch in process, with the wire's parameters
+// and the wire's value model (see Pool.Call). Pool.Handler and Host.Handler
+// are http.Handlers that speak xapi's XML-RPC exactly (the codec of
+// xenapi/internal/xmlrpc): methodCall in, {Status, Value} or {Status,
+// ErrorDescription} out. Pool.Serve listens on 127.0.0.1 for every host.
+// Calls to a host other than the master answer HOST_IS_SLAVE with the
+// master's address, so set addresses (Host.SetAddress, or Serve) to what a
+// client can reach.
+//
+// # What xapi does that the pool does too
+//
+//   - The dispatcher: MESSAGE_METHOD_UNKNOWN [method];
+//     MESSAGE_PARAMETER_COUNT_MISMATCH [method, expected, received] where
+//     the counts leave out the session and defaulted parameters and a call
+//     with defaulted parameters may send more; VM_get_record as an
+//     alternative to VM.get_record (not for Async); Async.<call> of a call
+//     without an Async form answers an XML-RPC fault; MESSAGE_REMOVED for
+//     VDI.resize_online (unless Options.ResizeOnline).
+//   - Sessions: login_with_password (SESSION_AUTHENTICATION_FAILED [] for
+//     wrong credentials), logout, SESSION_INVALID [handle].
+//   - Generated calls for every class: get_record, get_by_uuid
+//     (UUID_INVALID [class, uuid]), get_all, get_all_records,
+//     get_all_records_where and get_all_where (xapi's filter language),
+//     get_by_name_label, get_<field>, and for RW fields set_<field>,
+//     add_to_/remove_from_<map> (MAP_DUPLICATE_KEY [class, field, uuid,
+//     key]) and add_/remove_<set>. HANDLE_INVALID [class, ref] for refs
+//     that name nothing.
+//   - VM power states and transitions, checked in xapi's order:
+//     blocked_operations (OPERATION_BLOCKED [vm, value]), then power state
+//     (VM_BAD_POWER_STATE [vm, expected, actual], with expected states
+//     lowercase and joined by ", " as xapi writes them), then templates,
+//     snapshots and the control domain. start, start_on, clean/hard
+//     shutdown, shutdown, clean/hard reboot, suspend, resume, pause,
+//     unpause, destroy, snapshot, clone.
+//   - VM.create with xapi's constructor rules: missing required fields fail
+//     with INTERNAL_ERROR [Server_helpers.Dispatcher_FieldNotFound("f")],
+//     extra keys are ignored; memory order static_min ≤ dynamic_min ≤
+//     dynamic_max ≤ static_max (MEMORY_CONSTRAINT_VIOLATION_ORDER []) and
+//     0 < VCPUs_at_startup ≤ VCPUs_max (INVALID_VALUE [rule, value]) on
+//     create and in the setters, which need the VM halted.
+//   - Starting a VM checks that its disks' files exist (VDI_MISSING), that
+//     their local SR is on the host it starts on (VM_REQUIRES_SR), that no
+//     other attached VBD writes the same VDI (VDI_IN_USE) and that the
+//     host has the memory (HOST_NOT_ENOUGH_FREE_MEMORY).
+//   - VDI.snapshot and VM.snapshot build real differencing chains as a
+//     file-based SR does: the VDI's file becomes a hidden, read-only base
+//     copy (an unmanaged VDI named "base copy") under a new uuid, the VDI
+//     keeps its uuid on a new empty leaf that the VM goes on writing to,
+//     and the snapshot is a second leaf over the base copy. sm_config
+//     "vhd-parent" names each leaf's parent, as on XenServer.
+//   - VDI.create (sizes rounded up to 2 MiB as SM does), VDI.resize (grow
+//     only, detached; shrinking answers SR_BACKEND_FAILURE_79), VDI.destroy
+//     (removes the file; a file other files depend on is kept as a hidden
+//     base copy), VDI.copy, VDI.clone, VDI.forget, SR.scan, SR.update.
+//   - VBD.create (DEVICE_ALREADY_EXISTS, "autodetect"), plug, unplug,
+//     unplug_force, destroy, insert, eject, with DEVICE_ALREADY_ATTACHED /
+//     DEVICE_ALREADY_DETACHED.
+//   - Async.<call> returns a task; the task's status, progress, result
+//     (the "<value>…</value>" string, as xapi stores it) and error_info
+//     follow the call; task.cancel, task.destroy, task.create.
+//   - event.from with tokens, "*", class and class/ref subscriptions,
+//     blocking until a change or the timeout, without holding up other
+//     calls; event.inject.
+//   - host.call_plugin with plugins a test registers (RegisterPlugin).
+//
+// # Test hooks
+//
+//   - AddVM builds VMs with disks without leaving entries in the call log.
+//   - WriteGuestDisk writes as the guest into a running VM's leaf VHD;
+//     WriteVDI and ReadVDI prepare and read disk content.
+//   - InjectFault / FailNth make the n-th use of a call fail with a chosen
+//     code, or delay it; Calls lists every call made (method, use number,
+//     arguments, error), so a test can sweep every fault point of a flow.
+//
+// # What is not simulated
+//
+// JSON-RPC (/jsonrpc), TLS (serve the Handler with httptest.NewTLSServer
+// if needed), networks, VIFs, PIFs, consoles, metrics objects, templates
+// and VM.provision, live migration (VM.pool_migrate, migrate_send),
+// VDI.introduce, suspend images (a suspended VM has no suspend_VDI), the
+// storage garbage collector (base copies are never coalesced), shared SRs,
+// allowed_operations and current_operations (left empty), RBAC, session
+// limits and task expiry, and HA. Wrong parameter types answer
+// FIELD_TYPE_ERROR [parameter], where xapi's answer varies.
+package xenapitest

@@ -1,0 +1,70 @@
+package xenapitest
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+)
+
+// newTestPool makes a pool in a test directory and closes it at the end.
+func newTestPool(t *testing.T, opts Options) *Pool {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	p, err := NewPool(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return p
+}
+
+// login returns a session on the master.
+func login(t *testing.T, p *Pool) string {
+	t.Helper()
+	s, err := p.Call(context.Background(), "session.login_with_password", p.User(), p.Password(), "1.0", "xenapitest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.(string)
+}
+
+// mustCall calls and fails the test on error.
+func mustCall(t *testing.T, p *Pool, method string, params ...any) any {
+	t.Helper()
+	v, err := p.Call(context.Background(), method, params...)
+	if err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+	return v
+}
+
+// wantFailure checks err is a *Failure with exactly code and params.
+func wantFailure(t *testing.T, err error, code string, params ...string) {
+	t.Helper()
+	var f *Failure
+	if !errors.As(err, &f) {
+		t.Fatalf("got error %v, want %s %q", err, code, params)
+	}
+	if params == nil {
+		params = []string{}
+	}
+	if f.Code != code || !reflect.DeepEqual(f.Params, params) {
+		t.Fatalf("got %s %q, want %s %q", f.Code, f.Params, code, params)
+	}
+}
+
+func recField(t *testing.T, p *Pool, ref, name string) any {
+	t.Helper()
+	r, err := p.Record(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r[name]
+}

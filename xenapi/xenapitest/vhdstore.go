@@ -1,0 +1,133 @@
+package xenapitest
+
+import (
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/xenflow/xenflow/vhd"
+)
+
+// vhdStore keeps an SR's VDIs as real VHD files made and read by package
+// vhd, in one directory.
+type vhdStore struct {
+	dir  string
+	fsys vhd.FS
+}
+
+func newDiskStore(dir string) diskStore {
+	return &vhdStore{dir: dir, fsys: osFS{root: dir}}
+}
+
+func (s *vhdStore) create(name string, size int64) error {
+	d, err := vhd.Create(s.fsys, name, size, nil)
+	if err != nil {
+		return err
+	}
+	return d.Close()
+}
+
+func (s *vhdStore) snapshot(child, parent string) error {
+	d, err := vhd.Snapshot(s.fsys, child, parent, nil)
+	if err != nil {
+		return err
+	}
+	return d.Close()
+}
+
+func (s *vhdStore) setHidden(name string, hidden bool) error {
+	d, err := vhd.OpenFile(s.fsys, name, os.O_RDWR)
+	if err != nil {
+		return err
+	}
+	err = d.SetHidden(hidden)
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (s *vhdStore) query(name string) (diskInfo, error) {
+	info, err := vhd.Query(s.fsys, name)
+	if err != nil {
+		return diskInfo{}, err
+	}
+	return diskInfo{
+		virtualSize:  info.VirtualSize,
+		physicalSize: info.PhysicalSize,
+		hidden:       info.Hidden,
+		parent:       path.Base(info.Parent),
+	}, nil
+}
+
+func (s *vhdStore) resize(name string, size int64) error { return vhd.Resize(s.fsys, name, size) }
+
+func (s *vhdStore) writeAt(name string, p []byte, off int64) error {
+	d, err := vhd.OpenFile(s.fsys, name, os.O_RDWR)
+	if err != nil {
+		return err
+	}
+	_, err = d.WriteAt(p, off)
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (s *vhdStore) readAt(name string, p []byte, off int64) error {
+	c, err := vhd.OpenChain(s.fsys, name)
+	if err != nil {
+		return err
+	}
+	_, err = c.ReadAt(p, off)
+	if cerr := c.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (s *vhdStore) rename(from, to string) error { return s.fsys.Rename(from, to) }
+func (s *vhdStore) remove(name string) error     { return s.fsys.Remove(name) }
+
+func (s *vhdStore) exists(name string) bool {
+	_, err := s.fsys.Stat(name)
+	return err == nil
+}
+
+func (s *vhdStore) list() ([]string, error) {
+	ents, err := s.fsys.ReadDir(".")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".vhd") {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// osFS is a vhd.FS over a directory of this machine.
+type osFS struct{ root string }
+
+func (f osFS) path(name string) string {
+	return filepath.Join(f.root, filepath.FromSlash(path.Clean("/"+name)))
+}
+
+func (f osFS) Open(name string) (vhd.File, error) { return os.Open(f.path(name)) }
+func (f osFS) OpenFile(name string, flag int, perm fs.FileMode) (vhd.File, error) {
+	return os.OpenFile(f.path(name), flag, perm)
+}
+func (f osFS) Stat(name string) (fs.FileInfo, error) { return os.Stat(f.path(name)) }
+func (f osFS) Rename(oldname, newname string) error {
+	return os.Rename(f.path(oldname), f.path(newname))
+}
+func (f osFS) Link(oldname, newname string) error           { return os.Link(f.path(oldname), f.path(newname)) }
+func (f osFS) Remove(name string) error                     { return os.Remove(f.path(name)) }
+func (f osFS) MkdirAll(name string, perm fs.FileMode) error { return os.MkdirAll(f.path(name), perm) }
+func (f osFS) ReadDir(name string) ([]fs.DirEntry, error)   { return os.ReadDir(f.path(name)) }
