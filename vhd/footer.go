@@ -19,10 +19,10 @@ const (
 	// MaxBlockSize is the largest block size the package opens; every
 	// buffer it allocates per block is bounded by it.
 	MaxBlockSize = 64 << 20
-	// MaxVirtualSize is the largest virtual size Create accepts: 2040 GiB,
-	// the cap qemu and ocaml-vhd use so that 32-bit BAT sector offsets can
-	// address every block.
-	MaxVirtualSize = 2040 << 30
+	// MaxVirtualSize is the largest virtual size Create and Resize
+	// accept: 2 TiB, as far as 32-bit BAT sector offsets reach. Note that
+	// qemu and ocaml-vhd refuse disks above 2040 GiB.
+	MaxVirtualSize = 2 << 40
 
 	footerCookie = "conectix"
 	headerCookie = "cxsparse"
