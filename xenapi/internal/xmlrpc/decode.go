@@ -454,6 +454,9 @@ func (p *parser) call() (string, []Value, error) {
 	if method == "" {
 		return "", nil, p.errAt(at, nil, "empty <methodName>")
 	}
+	if !ValidMethodName(method) {
+		return "", nil, p.errAt(at, nil, "bad method name %q", clip(method))
+	}
 	if err := p.close("methodName"); err != nil {
 		return "", nil, err
 	}
@@ -903,4 +906,19 @@ func decodeBase64(s string) ([]byte, error) {
 		return nil, err
 	}
 	return out[:n], nil
+}
+
+// ValidMethodName reports whether s is a method name XML-RPC allows: one or
+// more of A-Z, a-z, 0-9, underscore, dot, colon and slash.
+func ValidMethodName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == ':' || c == '/') {
+			return false
+		}
+	}
+	return true
 }

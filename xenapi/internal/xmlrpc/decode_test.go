@@ -238,9 +238,14 @@ func TestDecodeCall(t *testing.T) {
 			t.Errorf("%s: got %q %v %v", b, m, params, err)
 		}
 	}
-	_, _, err = DecodeCall(strings.NewReader(`<methodCall><methodName></methodName></methodCall>`))
-	if !errors.Is(err, ErrSyntax) {
-		t.Errorf("empty method name: %v", err)
+	for _, name := range []string{"", " ", "\x00", "VM get", "VM.<x>"} {
+		body := "<methodCall><methodName>" + strings.ReplaceAll(strings.ReplaceAll(name, "<", "&lt;"), ">", "&gt;") + "</methodName></methodCall>"
+		if _, _, err := DecodeCall(strings.NewReader(body)); !errors.Is(err, ErrSyntax) {
+			t.Errorf("method name %q: %v", name, err)
+		}
+		if err := EncodeCall(io.Discard, name, nil); err == nil {
+			t.Errorf("EncodeCall accepted method name %q", name)
+		}
 	}
 }
 

@@ -30,6 +30,9 @@ const xmlHeader = "<?xml version=\"1.0\"?>\n"
 
 // AppendCall appends a methodCall document to dst.
 func AppendCall(dst []byte, method string, params []Value) ([]byte, error) {
+	if !ValidMethodName(method) {
+		return nil, &EncodeError{Path: "methodName", Type: "method name " + strconv.Quote(method)}
+	}
 	dst = append(dst, xmlHeader...)
 	dst = append(dst, "<methodCall><methodName>"...)
 	dst = appendEscaped(dst, method)
