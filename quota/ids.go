@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -36,20 +37,32 @@ func RandomIDs(r io.Reader) IDSource {
 	}
 }
 
-// cryptoIDs is the default IDSource: random UUIDs from crypto/rand, which is
-// safe for concurrent use and needs no lock.
-func cryptoIDs() (string, error) {
+// cryptoID returns "<random UUID>/<project>", the default reservation id,
+// with one allocation. crypto/rand is safe for concurrent use.
+func cryptoID(project string) (string, error) {
 	var b [16]byte
 	if _, err := io.ReadFull(rand.Reader, b[:]); err != nil {
 		return "", fmt.Errorf("quota: reading reservation id: %w", err)
 	}
-	return formatUUID(&b), nil
+	var u [36]byte
+	encodeUUID(&u, &b)
+	var sb strings.Builder
+	sb.Grow(len(u) + 1 + len(project))
+	sb.Write(u[:])
+	sb.WriteByte('/')
+	sb.WriteString(project)
+	return sb.String(), nil
 }
 
 func formatUUID(b *[16]byte) string {
+	var s [36]byte
+	encodeUUID(&s, b)
+	return string(s[:])
+}
+
+func encodeUUID(s *[36]byte, b *[16]byte) {
 	b[6] = b[6]&0x0f | 0x40 // version 4
 	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
-	var s [36]byte
 	hex.Encode(s[0:8], b[0:4])
 	s[8] = '-'
 	hex.Encode(s[9:13], b[4:6])
@@ -59,7 +72,6 @@ func formatUUID(b *[16]byte) string {
 	hex.Encode(s[19:23], b[8:10])
 	s[23] = '-'
 	hex.Encode(s[24:], b[10:])
-	return string(s[:])
 }
 
 // SequentialIDs returns an IDSource that counts: prefix-1, prefix-2, ... It

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -35,6 +36,7 @@ type Ledger struct {
 	retention time.Duration
 	defaults  Amounts
 	log       *slog.Logger
+	txns      sync.Pool // of *txn
 }
 
 // Option configures a Ledger.
@@ -117,9 +119,6 @@ func NewLedger(opts ...Option) (*Ledger, error) {
 	}
 	if l.now == nil {
 		l.now = time.Now
-	}
-	if l.ids == nil {
-		l.ids = cryptoIDs
 	}
 	if l.log == nil {
 		l.log = slog.New(discardHandler{})
@@ -220,6 +219,25 @@ func (l *Ledger) Reserve(ctx context.Context, project, user string, deltas Delta
 	if err != nil {
 		return "", err
 	}
+	id, err := l.newID(project)
+	if err != nil {
+		return "", err
+	}
+	t := l.getTxn()
+	defer l.putTxn(t)
+	t.res = &Reservation{ID: id, Project: project, User: user, Deltas: a, Created: l.now()}
+	t.gen = id[:len(id)-len(project)-1]
+	if err := l.store.Update(ctx, project, t.reserve); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// newID returns "<unique part>/<project>" for a new reservation.
+func (l *Ledger) newID(project string) (string, error) {
+	if l.ids == nil {
+		return cryptoID(project)
+	}
 	gen, err := l.ids()
 	if err != nil {
 		return "", err
@@ -227,66 +245,85 @@ func (l *Ledger) Reserve(ctx context.Context, project, user string, deltas Delta
 	if gen == "" || strings.IndexByte(gen, '/') >= 0 {
 		return "", &InputError{Op: "reserve", Field: "id", Value: gen, Err: ErrInvalidID}
 	}
-	id := gen + "/" + project
-	now := l.now()
-	var unders []Resource
-	err = l.store.Update(ctx, project, func(pq *ProjectQuota) error {
-		l.init(pq)
-		if pq.Pending[gen] != nil || pq.Settled[gen] != nil {
-			return &InputError{Op: "reserve", Field: "id", Value: id, Err: ErrInvalidID}
+	return gen + "/" + project, nil
+}
+
+// txn carries one Reserve or settle through Store.Update. Ledgers pool them
+// with their bound functions, so that the hot path allocates only the
+// reservation and its id.
+type txn struct {
+	l       *Ledger
+	reserve func(*ProjectQuota) error // t.reserveFn, bound once per txn
+	settle  func(*ProjectQuota) error // t.settleFn, bound once per txn
+
+	res    *Reservation // Reserve: the new reservation
+	gen    string       // the unique part of the id
+	op     string       // settle: "commit" or "rollback"
+	id     string       // settle: the full id
+	to     State        // settle: Committed or RolledBack
+	now    time.Time
+	result error      // settle: the answer when the store transaction must still be kept
+	unders []Resource // settle: resources clamped at zero
+}
+
+func (l *Ledger) getTxn() *txn {
+	if t, ok := l.txns.Get().(*txn); ok {
+		return t
+	}
+	t := &txn{l: l}
+	t.reserve = t.reserveFn
+	t.settle = t.settleFn
+	return t
+}
+
+func (l *Ledger) putTxn(t *txn) {
+	*t = txn{l: t.l, reserve: t.reserve, settle: t.settle, unders: t.unders[:0]}
+	l.txns.Put(t)
+}
+
+func (t *txn) reserveFn(pq *ProjectQuota) error {
+	l, res := t.l, t.res
+	l.init(pq)
+	if pq.Pending[t.gen] != nil || pq.Settled[t.gen] != nil {
+		return &InputError{Op: "reserve", Field: "id", Value: res.ID, Err: ErrInvalidID}
+	}
+	uc := pq.Users[res.User]
+	var overs []Over
+	for r, d := range res.Deltas {
+		if d <= 0 {
+			continue
 		}
-		uc := pq.Users[user]
-		var overs []Over
-		for r, d := range a {
-			if d <= 0 {
-				continue
-			}
-			res := Resource(r)
-			if o, over := check(&pq.Total, res, d, ScopeProject); over {
+		rs := Resource(r)
+		if o, over := check(&pq.Total, rs, d, ScopeProject); over {
+			overs = append(overs, o)
+		}
+		if uc != nil {
+			if o, over := check(uc, rs, d, ScopeUser); over {
 				overs = append(overs, o)
 			}
-			if user != "" && uc != nil {
-				if o, over := check(uc, res, d, ScopeUser); over {
-					overs = append(overs, o)
-				}
-			}
-			if pq.Total.Reserved[r] > maxTotal-d {
-				return &InputError{Op: "reserve", Field: res.String(), Value: fmt.Sprint(d), Err: ErrInvalidDelta}
-			}
 		}
-		if overs != nil {
-			return &OverQuotaError{Project: project, User: user, Overs: overs}
+		if pq.Total.Reserved[r] > maxTotal-d {
+			return &InputError{Op: "reserve", Field: rs.String(), Value: fmt.Sprint(d), Err: ErrInvalidDelta}
 		}
-		// Checks passed: from here on nothing fails.
-		if user != "" && uc == nil {
-			uc = unlimitedCounters()
-			pq.Users[user] = uc
-		}
-		for r, d := range a {
-			switch {
-			case d > 0:
-				pq.Total.Reserved[r] += d
-				if uc != nil {
-					uc.Reserved[r] += d
-				}
-			case d < 0:
-				if pq.Total.InUse[r]+d < 0 || (uc != nil && uc.InUse[r]+d < 0) {
-					unders = append(unders, Resource(r))
-				}
-			}
-		}
-		pq.Pending[gen] = &Reservation{ID: id, Project: project, User: user, Deltas: a, Created: now}
-		return nil
-	})
-	if err != nil {
-		return "", err
 	}
-	if len(unders) > 0 {
-		l.log.LogAttrs(ctx, slog.LevelWarn, "quota: reservation would take usage below zero",
-			slog.String("reservation", id), slog.String("project", project), slog.String("user", user),
-			slog.Any("unders", unders))
+	if overs != nil {
+		return &OverQuotaError{Project: res.Project, User: res.User, Overs: overs}
 	}
-	return id, nil
+	// Checks passed: from here on nothing fails.
+	if res.User != "" && uc == nil {
+		uc = unlimitedCounters()
+		pq.Users[res.User] = uc
+	}
+	for r, d := range res.Deltas {
+		if d > 0 {
+			pq.Total.Reserved[r] += d
+			if uc != nil {
+				uc.Reserved[r] += d
+			}
+		}
+	}
+	pq.Pending[t.gen] = res
+	return nil
 }
 
 // check reports whether d more of r would take scope c over its limit.
@@ -350,50 +387,52 @@ func (l *Ledger) settle(ctx context.Context, op, id string, to State) error {
 	if !ok {
 		return &ReservationError{Op: op, ID: id, Err: ErrUnknownReservation}
 	}
-	now := l.now()
-	var result error
-	var unders []Resource
-	err := l.store.Update(ctx, project, func(pq *ProjectQuota) error {
-		if !pq.Initialized {
-			// A new, empty record: returning an error keeps the store from
-			// keeping it.
-			return &ReservationError{Op: op, ID: id, Err: ErrUnknownReservation}
-		}
-		res := pq.Pending[gen]
-		if res == nil {
-			if s := pq.Settled[gen]; s != nil {
-				return &ReservationError{Op: op, ID: id, State: s.State, Err: settledErr[s.State]}
-			}
-			return &ReservationError{Op: op, ID: id, Err: ErrUnknownReservation}
-		}
-		if !now.Before(res.Created.Add(l.maxAge)) {
-			l.release(pq, res, Expired, now)
-			result = &ReservationError{Op: op, ID: id, State: Expired, Err: ErrReservationExpired}
-			return nil
-		}
-		if to == Committed {
-			unders = l.apply(pq, res)
-		}
-		l.release(pq, res, to, now)
-		return nil
-	})
-	if err != nil {
+	t := l.getTxn()
+	defer l.putTxn(t)
+	t.op, t.id, t.gen, t.to, t.now = op, id, gen, to, l.now()
+	if err := l.store.Update(ctx, project, t.settle); err != nil {
 		return err
 	}
-	if result != nil {
+	if t.result != nil {
 		l.log.LogAttrs(ctx, slog.LevelInfo, "quota: reservation expired", slog.String("reservation", id))
-		return result
+		return t.result
 	}
-	if len(unders) > 0 {
+	if len(t.unders) > 0 {
 		l.log.LogAttrs(ctx, slog.LevelWarn, "quota: commit clamped usage at zero",
-			slog.String("reservation", id), slog.Any("unders", unders))
+			slog.String("reservation", id), slog.Any("unders", append([]Resource(nil), t.unders...)))
 	}
 	return nil
 }
 
-// apply adds a pending reservation's deltas to in_use (committing them).
-func (l *Ledger) apply(pq *ProjectQuota, res *Reservation) []Resource {
-	var unders []Resource
+func (t *txn) settleFn(pq *ProjectQuota) error {
+	if !pq.Initialized {
+		// A new, empty record: returning an error keeps the store from
+		// keeping it.
+		return &ReservationError{Op: t.op, ID: t.id, Err: ErrUnknownReservation}
+	}
+	res := pq.Pending[t.gen]
+	if res == nil {
+		if s := pq.Settled[t.gen]; s != nil {
+			return &ReservationError{Op: t.op, ID: t.id, State: s.State, Err: settledErr[s.State]}
+		}
+		return &ReservationError{Op: t.op, ID: t.id, Err: ErrUnknownReservation}
+	}
+	if !t.now.Before(res.Created.Add(t.l.maxAge)) {
+		// Too old: expire it in this transaction, which must be kept.
+		t.l.release(pq, res, Expired, t.now)
+		t.result = &ReservationError{Op: t.op, ID: t.id, State: Expired, Err: ErrReservationExpired}
+		return nil
+	}
+	if t.to == Committed {
+		t.unders = apply(pq, res, t.unders)
+	}
+	t.l.release(pq, res, t.to, t.now)
+	return nil
+}
+
+// apply adds a pending reservation's deltas to in_use (committing them)
+// and appends to unders the resources it had to clamp at zero.
+func apply(pq *ProjectQuota, res *Reservation, unders []Resource) []Resource {
 	uc := pq.Users[res.User] // nil when the user is empty
 	for r, d := range res.Deltas {
 		if d == 0 {
