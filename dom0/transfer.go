@@ -329,9 +329,10 @@ func resumePoint(ctx context.Context, src Host, sf io.ReaderAt, dst Host, fc Fil
 		return 0, nil
 	}
 	chunk := int64(o.ChunkSize)
-	// Writes run concurrently: after a failure, the chunks of the last
-	// Buffers may have holes below the file's length. Drop them.
-	keep := min(fi.Size(), size)/chunk*chunk - int64(o.Buffers)*chunk
+	// Chunks are written in order by Writers goroutines at once: after a
+	// failure, the last Writers chunks below the file's length may have
+	// holes. Drop them; the hash check below catches anything else.
+	keep := min(fi.Size(), size)/chunk*chunk - int64(o.Writers)*chunk
 	if keep <= 0 {
 		return 0, nil
 	}
@@ -433,8 +434,13 @@ func pump(ctx context.Context, r io.ReaderAt, w io.WriterAt, off, end, chunk int
 	writeQ := make(chan piece, nbuf)
 	var next atomic.Int64
 
+	// Chunks [0, low) are written. A writer may start chunk i only when
+	// i < low+Writers, so nothing past (low+Writers)*chunk is ever written:
+	// after a failure, holes can only lie in the last Writers chunks below
+	// the file's length (resumePoint relies on it).
 	var lowMu sync.Mutex
-	low := int64(0) // chunks [0, low) written
+	lowCond := sync.NewCond(&lowMu)
+	low := int64(0)
 	finished := map[int64]bool{}
 	markWritten := func(i int64) {
 		lowMu.Lock()
@@ -444,7 +450,22 @@ func pump(ctx context.Context, r io.ReaderAt, w io.WriterAt, off, end, chunk int
 			low++
 		}
 		lowMu.Unlock()
+		lowCond.Broadcast()
 	}
+	waitWindow := func(i int64) bool {
+		lowMu.Lock()
+		defer lowMu.Unlock()
+		for i >= low+int64(o.Writers) && ctx.Err() == nil {
+			lowCond.Wait()
+		}
+		return ctx.Err() == nil
+	}
+	stopWake := context.AfterFunc(ctx, func() {
+		lowMu.Lock()
+		lowMu.Unlock()
+		lowCond.Broadcast()
+	})
+	defer stopWake()
 
 	var wg sync.WaitGroup
 	for k := 0; k < o.Readers; k++ {
@@ -516,7 +537,7 @@ func pump(ctx context.Context, r io.ReaderAt, w io.WriterAt, off, end, chunk int
 		go func() {
 			defer wg.Done()
 			for p := range writeQ {
-				if ctx.Err() != nil {
+				if !waitWindow(p.idx) {
 					continue
 				}
 				if _, err := w.WriteAt(p.b, off+p.idx*chunk); err != nil {

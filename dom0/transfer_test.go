@@ -1,0 +1,271 @@
+package dom0
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io/fs"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/xenflow/xenflow/vhd"
+)
+
+// randomFile writes size pseudo-random bytes at root+name and returns them.
+func randomFile(t testing.TB, root, name string, size int, seed int64) []byte {
+	t.Helper()
+	b := make([]byte, size)
+	rand.New(rand.NewSource(seed)).Read(b)
+	p := filepath.Join(root, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func localHost(t testing.TB) *LocalHost {
+	t.Helper()
+	h, err := Local(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// hostPair returns two hosts of the kind named and their root directories
+// on this machine: "local" (two directories) or "ssh" (two directories on
+// one real sshd, each seen through its own connection).
+func hostPair(t *testing.T, kind string) (src, dst Host, srcRoot, dstRoot string) {
+	t.Helper()
+	if kind == "local" {
+		a, b := localHost(t), localHost(t)
+		return a, b, a.Root(), b.Root()
+	}
+	s := startSSHD(t)
+	return s.Dial(t), s.Dial(t), "", ""
+}
+
+func TestTransfer(t *testing.T) {
+	for _, kind := range []string{"local", "ssh"} {
+		t.Run(kind, func(t *testing.T) {
+			src, dst, sr, dr := hostPair(t, kind)
+			if kind == "ssh" {
+				sr, dr = t.TempDir(), t.TempDir()
+			}
+			sizes := []int{0, 1, 1 << 20, 3<<20 + 12345}
+			var files []FileCopy
+			var want [][]byte
+			for i, n := range sizes {
+				name := "/var/run/sr-mount/src/" + string(rune('a'+i)) + ".vhd"
+				want = append(want, randomFile(t, sr, name, n, int64(i)))
+				files = append(files, FileCopy{Src: sr + name, Dst: dr + "/images/instance1/" + string(rune('0'+i)) + ".vhd"})
+			}
+			if kind == "local" { // the paths are the hosts' own
+				for i := range files {
+					files[i].Src = files[i].Src[len(sr):]
+					files[i].Dst = files[i].Dst[len(dr):]
+				}
+			}
+			if err := dst.MkdirAll(dirOf(files[0].Dst), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			var last Progress
+			perFile := map[string]int64{}
+			calls := 0
+			res, err := Transfer(context.Background(), src, dst, files, &TransferOptions{
+				ChunkSize: 256 << 10,
+				Progress: func(p Progress) {
+					mu.Lock()
+					defer mu.Unlock()
+					calls++
+					if p.Done < last.Done || p.FileDone > p.FileSize || p.Done > p.Total {
+						t.Errorf("progress went wrong: %+v after %+v", p, last)
+					}
+					last = p
+					perFile[p.File] = p.FileDone
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res) != len(files) {
+				t.Fatalf("%d results, want %d", len(res), len(files))
+			}
+			var total int64
+			for i, f := range files {
+				got, err := os.ReadFile(filepath.Join(dr, f.Dst[len(dirPrefix(kind, dr)):]))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want[i]) {
+					t.Fatalf("%s differs", f.Dst)
+				}
+				if res[i].SHA256 != sha256.Sum256(want[i]) || res[i].Size != int64(len(want[i])) {
+					t.Errorf("result %d: %+v", i, res[i])
+				}
+				if len(want[i]) > 0 && perFile[f.Dst] != int64(len(want[i])) {
+					t.Errorf("progress for %s ended at %d, want %d", f.Dst, perFile[f.Dst], len(want[i]))
+				}
+				total += int64(len(want[i]))
+			}
+			if last.Done != total || last.Total != total || calls < 4 {
+				t.Errorf("last progress %+v after %d calls, want done=total=%d", last, calls, total)
+			}
+			ents, _ := os.ReadDir(filepath.Join(dr, "images/instance1"))
+			if len(ents) != len(files) {
+				t.Errorf("destination holds %d entries, want %d (no part files)", len(ents), len(files))
+			}
+		})
+	}
+}
+
+func dirPrefix(kind, root string) string {
+	if kind == "local" {
+		return ""
+	}
+	return root
+}
+
+func dirOf(p string) string { return filepath.ToSlash(filepath.Dir(p)) }
+
+func TestTransferDiskFull(t *testing.T) {
+	src, dst := localHost(t), localHost(t)
+	randomFile(t, src.Root(), "/sr/a.vhd", 5<<20, 1)
+	full := &diskFullHost{Host: dst, left: 2 << 20}
+	_ = dst.MkdirAll("/images", 0o755)
+	_, err := Transfer(context.Background(), src, full, []FileCopy{{Src: "/sr/a.vhd", Dst: "/images/0.vhd"}}, &TransferOptions{ChunkSize: 256 << 10})
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("got %v, want ENOSPC", err)
+	}
+	if _, err := os.Stat(filepath.Join(dst.Root(), "images/0.vhd")); !os.IsNotExist(err) {
+		t.Fatal("a final name appeared after a failed transfer")
+	}
+	// The part file keeps only whole chunks, and the next try resumes.
+	res, err := Transfer(context.Background(), src, dst, []FileCopy{{Src: "/sr/a.vhd", Dst: "/images/0.vhd"}}, &TransferOptions{ChunkSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Resumed == 0 {
+		t.Error("the second try did not resume")
+	}
+}
+
+// corruptHost flips one bit of everything written at offset 0.
+type corruptHost struct{ Host }
+
+func (h corruptHost) OpenFile(name string, flag int, perm fs.FileMode) (vhd.File, error) {
+	f, err := h.Host.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return corruptFile{f}, nil
+}
+
+type corruptFile struct{ vhd.File }
+
+func (f corruptFile) WriteAt(p []byte, off int64) (int, error) {
+	if off == 0 && len(p) > 0 {
+		p = bytes.Clone(p)
+		p[0] ^= 1
+	}
+	return f.File.WriteAt(p, off)
+}
+
+func TestTransferVerifyCatchesCorruption(t *testing.T) {
+	for _, mode := range []VerifyMode{VerifySHA256Sum, VerifyReadBack} {
+		src, dst := localHost(t), localHost(t)
+		randomFile(t, src.Root(), "/sr/a.vhd", 1<<20, 1)
+		_, err := Transfer(context.Background(), src, corruptHost{dst}, []FileCopy{{Src: "/sr/a.vhd", Dst: "/a.vhd"}}, &TransferOptions{Verify: mode})
+		var ve *VerifyError
+		if !errors.As(err, &ve) || ve.Path != "/a.vhd" {
+			t.Fatalf("mode %d: got %v, want *VerifyError", mode, err)
+		}
+		ents, _ := os.ReadDir(dst.Root())
+		if len(ents) != 0 {
+			t.Errorf("mode %d: destination keeps %v after a failed verification", mode, ents)
+		}
+	}
+}
+
+func TestTransferRefusesBadPaths(t *testing.T) {
+	src, dst := localHost(t), localHost(t)
+	for _, fc := range []FileCopy{
+		{Src: "relative.vhd", Dst: "/x.vhd"},
+		{Src: "/a/../b.vhd", Dst: "/x.vhd"},
+		{Src: "/a.vhd", Dst: "/x/../../etc/passwd"},
+		{Src: "/a.vhd", Dst: "/"},
+		{Src: "/a.vhd", Dst: ""},
+	} {
+		_, err := Transfer(context.Background(), src, dst, []FileCopy{fc}, nil)
+		if !errors.Is(err, ErrBadName) {
+			t.Errorf("%+v: got %v, want ErrBadName", fc, err)
+		}
+	}
+}
+
+func TestTransferCancel(t *testing.T) {
+	src, dst := localHost(t), localHost(t)
+	randomFile(t, src.Root(), "/sr/a.vhd", 8<<20, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := Transfer(ctx, src, dst, []FileCopy{{Src: "/sr/a.vhd", Dst: "/a.vhd"}}, &TransferOptions{
+		ChunkSize: 64 << 10,
+		Progress: func(p Progress) {
+			if p.Done > 1<<20 {
+				cancel()
+			}
+		},
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(filepath.Join(dst.Root(), "a.vhd")); !os.IsNotExist(err) {
+		t.Fatal("a cancelled transfer left a file under its final name")
+	}
+}
+
+func TestTransferResumeChecksPrefix(t *testing.T) {
+	src, dst := localHost(t), localHost(t)
+	want := randomFile(t, src.Root(), "/sr/a.vhd", 4<<20, 1)
+	// A part file whose prefix is right: resumed.
+	part := filepath.Join(dst.Root(), PartName("/a.vhd"))
+	if err := os.WriteFile(part, want[:3<<20], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := &TransferOptions{ChunkSize: 256 << 10, Writers: 2}
+	res, err := Transfer(context.Background(), src, dst, []FileCopy{{Src: "/sr/a.vhd", Dst: "/a.vhd"}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Resumed != 3<<20-2*(256<<10) {
+		t.Errorf("resumed %d bytes, want %d", res[0].Resumed, 3<<20-2*(256<<10))
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst.Root(), "a.vhd")); !bytes.Equal(got, want) {
+		t.Fatal("resumed copy differs")
+	}
+	// A part file with garbage: started over.
+	bad := bytes.Clone(want[:3<<20])
+	bad[100] ^= 1
+	if err := os.WriteFile(part, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Rename(part, filepath.Join(dst.Root(), PartName("/b.vhd")))
+	res, err = Transfer(context.Background(), src, dst, []FileCopy{{Src: "/sr/a.vhd", Dst: "/b.vhd"}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Resumed != 0 {
+		t.Errorf("a corrupt part file was resumed from %d", res[0].Resumed)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst.Root(), "b.vhd")); !bytes.Equal(got, want) {
+		t.Fatal("copy differs")
+	}
+}
