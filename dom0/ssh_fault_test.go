@@ -367,6 +367,4 @@ func TestTransferResumesAfterDroppedConnection(t *testing.T) {
 	t.Logf("resumed from %d of %d bytes", res[0].Resumed, len(want))
 }
 
-
-
 func sprintf(f string, v any) string { return fmt.Sprintf(f, v) }
