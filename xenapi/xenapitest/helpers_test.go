@@ -3,6 +3,7 @@ package xenapitest
 import (
 	"context"
 	"errors"
+	"os"
 	"reflect"
 	"testing"
 )
@@ -68,3 +69,5 @@ func recField(t *testing.T, p *Pool, ref, name string) any {
 	}
 	return r[name]
 }
+
+func removeFile(path string) error { return os.Remove(path) }
