@@ -100,7 +100,7 @@ func (m *Machine[S, E, C]) Name() string {
 
 // Transitions returns a copy of the table, in order.
 func (m *Machine[S, E, C]) Transitions() []Transition[S, E, C] {
-	if m == nil {
+	if m == nil || len(m.rows) == 0 {
 		return nil
 	}
 	out := make([]Transition[S, E, C], len(m.rows))
