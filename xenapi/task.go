@@ -1,0 +1,139 @@
+package xenapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/xenflow/xenflow/xenapi/internal/xmlrpc"
+)
+
+// TaskResult is the decoded result of a successful task.
+type TaskResult struct {
+	// Value is the result: a string for refs, enums, ints and void (""),
+	// map[string]any or []any for records and sets.
+	Value any
+}
+
+// String returns the result when it is a string (a ref, a number, or ""
+// for calls that return nothing).
+func (r TaskResult) String() string {
+	s, _ := r.Value.(string)
+	return s
+}
+
+// ResultRef returns a task's result as a typed reference, e.g.
+// ResultRef[VMRef](res) after Async.VM.Snapshot.
+func ResultRef[R ~string](r TaskResult) R { return R(r.String()) }
+
+// DecodeTaskResult decodes task.result as xapi stores it: an XML-RPC value
+// serialised into a string ("<value>OpaqueRef:…</value>"). A string that is
+// not XML (as some simulators store) is returned unchanged, and "" stays "".
+func DecodeTaskResult(s string) (any, error) {
+	t := strings.TrimSpace(s)
+	if !strings.HasPrefix(t, "<") {
+		return s, nil
+	}
+	return (&xmlrpc.Decoder{}).DecodeValueString(t)
+}
+
+// cleanupTimeout bounds the task.cancel / task.destroy calls made after the
+// caller's context is done.
+const cleanupTimeout = 10 * time.Second
+
+// WaitTask waits for task to finish by polling task.get_record, calling
+// progress (if not nil) whenever the progress changes. On success it
+// returns the decoded result; on failure the task's error as a *Failure
+// (TASK_CANCELLED when it was cancelled without other detail). Either way
+// it destroys the task. When ctx is done first it calls task.cancel, waits
+// briefly for the task to stop, destroys it and returns ctx's error.
+func (c *Client) WaitTask(ctx context.Context, task TaskRef, progress func(float64)) (TaskResult, error) {
+	last := -1.0
+	for {
+		rec, err := c.Task.GetRecord(ctx, task)
+		if err != nil {
+			if ctx.Err() != nil {
+				return TaskResult{}, c.abandonTask(ctx, task)
+			}
+			return TaskResult{}, err
+		}
+		if progress != nil && rec.Progress != last {
+			last = rec.Progress
+			progress(rec.Progress)
+		}
+		if done, res, err := c.finished(task, rec); done {
+			c.destroyTask(ctx, task)
+			return res, err
+		}
+		t := time.NewTimer(c.pollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return TaskResult{}, c.abandonTask(ctx, task)
+		case <-t.C:
+		}
+	}
+}
+
+// finished reports whether the task is over and, if so, its outcome.
+// Unknown statuses count as still running.
+func (c *Client) finished(task TaskRef, rec TaskRecord) (bool, TaskResult, error) {
+	switch {
+	case rec.Status.Is(TaskStatusSuccess):
+		v, err := DecodeTaskResult(rec.Result)
+		if err != nil {
+			return true, TaskResult{}, &CallError{Method: "task.get_record", URL: c.URL(), Err: fmt.Errorf("task %s result: %w", task, err)}
+		}
+		return true, TaskResult{Value: v}, nil
+	case rec.Status.Is(TaskStatusFailure):
+		return true, TaskResult{}, taskFailure(task, rec.ErrorInfo, CodeInternalError, "task failed without error_info")
+	case rec.Status.Is(TaskStatusCancelled):
+		return true, TaskResult{}, taskFailure(task, rec.ErrorInfo, CodeTaskCancelled, string(task))
+	}
+	return false, TaskResult{}, nil
+}
+
+func taskFailure(task TaskRef, info []string, code, param string) error {
+	f := &Failure{Code: code, Params: []string{param}}
+	if len(info) > 0 {
+		f = &Failure{Code: info[0], Params: append([]string(nil), info[1:]...)}
+	}
+	return fmt.Errorf("xenapi: task %s: %w", task, f)
+}
+
+// abandonTask cancels a task whose waiter gave up, waits up to
+// cleanupTimeout for it to stop and destroys it.
+func (c *Client) abandonTask(ctx context.Context, task TaskRef) error {
+	cause := ctx.Err()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := c.Task.Cancel(cctx, task); err != nil && !IsCode(err, CodeOperationNotAllowed) {
+		c.log.Warn("xenapi: cancelling task failed", "task", task, "err", err)
+	}
+	for cctx.Err() == nil {
+		st, err := c.Task.GetStatus(cctx, task)
+		if err != nil || !(st.Is(TaskStatusPending) || st.Is(TaskStatusCancelling)) {
+			break
+		}
+		t := time.NewTimer(c.pollInterval)
+		select {
+		case <-cctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	if err := c.Task.Destroy(cctx, task); err != nil && !IsCode(err, CodeHandleInvalid) {
+		c.log.Warn("xenapi: destroying task failed", "task", task, "err", err)
+	}
+	return fmt.Errorf("xenapi: waiting for task %s: %w", task, cause)
+}
+
+func (c *Client) destroyTask(ctx context.Context, task TaskRef) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := c.Task.Destroy(cctx, task); err != nil && !errors.Is(err, ErrHandleInvalid) {
+		c.log.Warn("xenapi: destroying task failed", "task", task, "err", err)
+	}
+}
