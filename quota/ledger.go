@@ -399,7 +399,7 @@ func (l *Ledger) settle(ctx context.Context, op, id string, to State) error {
 	}
 	if len(t.unders) > 0 {
 		l.log.LogAttrs(ctx, slog.LevelWarn, "quota: commit clamped usage at zero",
-			slog.String("reservation", id), slog.Any("unders", append([]Resource(nil), t.unders...)))
+			slog.String("reservation", id), slog.String("unders", joinResources(t.unders)))
 	}
 	return nil
 }
@@ -428,6 +428,18 @@ func (t *txn) settleFn(pq *ProjectQuota) error {
 	}
 	t.l.release(pq, res, t.to, t.now)
 	return nil
+}
+
+// joinResources lists resources by name, comma-separated.
+func joinResources(rs []Resource) string {
+	var b strings.Builder
+	for i, r := range rs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(r.String())
+	}
+	return b.String()
 }
 
 // apply adds a pending reservation's deltas to in_use (committing them)
