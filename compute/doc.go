@@ -16,8 +16,8 @@
 //   - [Bus]: cast, call with a deadline, subscribe;
 //   - [Notifier]: Nova's legacy notifications (event types are the
 //     statemachine.Notify* constants);
-//   - [Driver]: the hypervisor operations the flows need, implemented for
-//     XenServer by package xenapi.
+//   - [Driver]: the hypervisor operations the flows need, for package
+//     xenapi to implement on XenServer / XCP-ng.
 //
 // The embedded defaults: [NewMemoryStore], an in-memory Store safe for
 // concurrent use that never hands out aliases of its records, and

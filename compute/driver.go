@@ -7,8 +7,8 @@ import (
 )
 
 // Driver is the hypervisor side of the flows, modelled on Nova's virt
-// driver as its XenAPI driver implements it. The xenapi package implements
-// it for XenServer / XCP-ng. Every method takes the context first; an
+// driver as its XenAPI driver implements it; package xenapi is where the
+// XenServer / XCP-ng implementation belongs. Every method takes the context first; an
 // operation the driver does not support returns an error matching
 // ErrNotImplemented. A failure after which the driver put the guest back as
 // it was is returned as *InstanceFaultRollback, so the flow restores the
