@@ -450,3 +450,42 @@ func TestInstanceHelpers(t *testing.T) {
 		t.Fatalf("payload: %+v", p)
 	}
 }
+
+// TestStoreMigrationStatusRace races writers moving one migration from
+// finished: exactly one of confirm and revert wins.
+func TestStoreMigrationStatusRace(t *testing.T) {
+	ctx := context.Background()
+	for round := 0; round < 50; round++ {
+		s := NewMemoryStore()
+		if err := s.CreateMigration(ctx, &Migration{UUID: "m", InstanceUUID: "u",
+			Status: statemachine.MigrationFinished, Type: statemachine.MigrationTypeResize}); err != nil {
+			t.Fatal(err)
+		}
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				m, _ := s.GetMigration(ctx, "m")
+				m.Status = statemachine.MigrationConfirming
+				if w%2 == 1 {
+					m.Status = statemachine.MigrationReverting
+				}
+				<-start
+				err := s.SaveMigration(ctx, m, statemachine.MigrationFinished)
+				if err == nil {
+					wins.Add(1)
+				} else if !errors.Is(err, ErrConflict) {
+					t.Error(err)
+				}
+			}(w)
+		}
+		close(start)
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("round %d: %d writers won", round, wins.Load())
+		}
+	}
+}
