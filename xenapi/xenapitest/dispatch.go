@@ -148,7 +148,9 @@ func (p *Pool) run(c *call, m *method, a *args) (any, error) {
 		defer p.mu.Unlock()
 	}
 	res, err := m.fn(c, a)
-	if err == nil && a.err != nil {
+	if a.err != nil {
+		// A parameter of the wrong type fails the call as xapi's
+		// unmarshalling would, before anything else is looked at.
 		err = a.err
 	}
 	if err != nil {
