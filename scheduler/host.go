@@ -62,9 +62,15 @@ type HostState struct {
 	Aggregates []Aggregate
 }
 
-func (h *HostState) ramRatio() float64  { return ratioOr(h.RAMAllocationRatio, DefaultRAMAllocationRatio) }
-func (h *HostState) cpuRatio() float64  { return ratioOr(h.CPUAllocationRatio, DefaultCPUAllocationRatio) }
-func (h *HostState) diskRatio() float64 { return ratioOr(h.DiskAllocationRatio, DefaultDiskAllocationRatio) }
+func (h *HostState) ramRatio() float64 {
+	return ratioOr(h.RAMAllocationRatio, DefaultRAMAllocationRatio)
+}
+func (h *HostState) cpuRatio() float64 {
+	return ratioOr(h.CPUAllocationRatio, DefaultCPUAllocationRatio)
+}
+func (h *HostState) diskRatio() float64 {
+	return ratioOr(h.DiskAllocationRatio, DefaultDiskAllocationRatio)
+}
 
 func ratioOr(r, def float64) float64 {
 	if r == 0 {
