@@ -57,3 +57,23 @@ func ExampleLocalBus_Call() {
 	fmt.Println(string(reply), err)
 	// Output: "claimed for 9f4c" <nil>
 }
+
+// The statemachine tables and the Store together: check the API
+// precondition, ask the resize table what comes next, and save it with a
+// compare-and-set on the task_state.
+func Example_resizeStep() {
+	ctx := context.Background()
+	store := compute.NewMemoryStore()
+	_ = store.CreateInstance(ctx, &compute.Instance{UUID: "9f4c", VMState: statemachine.VMActive, LaunchedAt: time.Now()})
+	inst, _ := store.GetInstance(ctx, "9f4c")
+	if err := statemachine.Check(statemachine.OpResize, inst.Subject(false)); err != nil {
+		fmt.Println(err)
+		return
+	}
+	flow, _ := statemachine.LookupFlow(statemachine.FlowResize)
+	m, _ := flow.Machine()
+	next, _ := m.Next(inst.FlowState(nil), statemachine.EvAPIResize, inst.Facts())
+	inst.TaskState = next.Task
+	fmt.Println(next, store.SaveInstance(ctx, inst, statemachine.TaskNone))
+	// Output: active/resize_prep/none <nil>
+}
