@@ -1,10 +1,12 @@
 package quota
 
 import (
-	"crypto/rand"
+	crand "crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,13 +39,20 @@ func RandomIDs(r io.Reader) IDSource {
 	}
 }
 
-// cryptoID returns "<random UUID>/<project>", the default reservation id,
-// with one allocation. crypto/rand is safe for concurrent use.
-func cryptoID(project string) (string, error) {
-	var b [16]byte
-	if _, err := io.ReadFull(rand.Reader, b[:]); err != nil {
-		return "", fmt.Errorf("quota: reading reservation id: %w", err)
+// randomID returns "<random UUID>/<project>", the default reservation id,
+// with one allocation. The bytes come from a ChaCha8 generator that the
+// transaction seeded from crypto/rand when it was made.
+func (t *txn) randomID(project string) (string, error) {
+	if t.rng == nil {
+		var seed [32]byte
+		if _, err := io.ReadFull(crand.Reader, seed[:]); err != nil {
+			return "", fmt.Errorf("quota: seeding reservation ids: %w", err)
+		}
+		t.rng = rand.NewChaCha8(seed)
 	}
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], t.rng.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], t.rng.Uint64())
 	var u [36]byte
 	encodeUUID(&u, &b)
 	var sb strings.Builder

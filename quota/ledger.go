@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -59,8 +60,9 @@ func WithStore(s Store) Option { return func(c *ledgerConfig) { c.store = s } }
 // nil keeps the default, time.Now.
 func WithClock(now func() time.Time) Option { return func(c *ledgerConfig) { c.now = now } }
 
-// WithIDs sets the source of reservation ids; nil keeps the default, random
-// UUIDs from crypto/rand.
+// WithIDs sets the source of reservation ids; nil keeps the default:
+// random (version 4) UUIDs from ChaCha8 generators seeded from crypto/rand,
+// one generator per in-flight call so that goroutines never share one.
 func WithIDs(ids IDSource) Option { return func(c *ledgerConfig) { c.ids = ids } }
 
 // WithMaxAge sets the age at which a pending reservation expires
@@ -219,12 +221,12 @@ func (l *Ledger) Reserve(ctx context.Context, project, user string, deltas Delta
 	if err != nil {
 		return "", err
 	}
-	id, err := l.newID(project)
+	t := l.getTxn()
+	defer l.putTxn(t)
+	id, err := l.newID(t, project)
 	if err != nil {
 		return "", err
 	}
-	t := l.getTxn()
-	defer l.putTxn(t)
 	t.res = &Reservation{ID: id, Project: project, User: user, Deltas: a, Created: l.now()}
 	t.gen = id[:len(id)-len(project)-1]
 	if err := l.store.Update(ctx, project, t.reserve); err != nil {
@@ -234,9 +236,9 @@ func (l *Ledger) Reserve(ctx context.Context, project, user string, deltas Delta
 }
 
 // newID returns "<unique part>/<project>" for a new reservation.
-func (l *Ledger) newID(project string) (string, error) {
+func (l *Ledger) newID(t *txn, project string) (string, error) {
 	if l.ids == nil {
-		return cryptoID(project)
+		return t.randomID(project)
 	}
 	gen, err := l.ids()
 	if err != nil {
@@ -264,6 +266,8 @@ type txn struct {
 	now    time.Time
 	result error      // settle: the answer when the store transaction must still be kept
 	unders []Resource // settle: resources clamped at zero
+
+	rng *rand.ChaCha8 // default ids: seeded from crypto/rand, one per txn so goroutines never share it
 }
 
 func (l *Ledger) getTxn() *txn {
@@ -277,7 +281,7 @@ func (l *Ledger) getTxn() *txn {
 }
 
 func (l *Ledger) putTxn(t *txn) {
-	*t = txn{l: t.l, reserve: t.reserve, settle: t.settle, unders: t.unders[:0]}
+	*t = txn{l: t.l, reserve: t.reserve, settle: t.settle, unders: t.unders[:0], rng: t.rng}
 	l.txns.Put(t)
 }
 

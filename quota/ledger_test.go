@@ -661,3 +661,23 @@ func TestContextCancelled(t *testing.T) {
 		t.Errorf("expire: %v", err)
 	}
 }
+
+func TestProjectWithSlash(t *testing.T) {
+	ctx := context.Background()
+	l := newTestLedger(t, newFakeClock())
+	const p = "org/team/a"
+	id, err := l.Reserve(ctx, p, "u", Deltas{Cores: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Commit(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.Reservation(ctx, id)
+	if err != nil || r.Project != p || r.State != Committed {
+		t.Errorf("Reservation = %+v, %v", r, err)
+	}
+	if u := mustUsage(t, l, p); u.Total.InUse[Cores] != 3 {
+		t.Errorf("cores in use %d, want 3", u.Total.InUse[Cores])
+	}
+}

@@ -9,10 +9,11 @@ import (
 // record only inside Update or View, so atomicity is the store's job: one
 // Update is one transaction on one project.
 //
-// The ledger validates everything before it changes anything, so when fn
-// returns an error the record passed to it is unchanged and the store may
-// discard it or keep it. A durable store loads the record, calls fn, and
-// writes the record back only when fn returns nil.
+// The ledger validates everything before it changes usage or reservations,
+// so when fn returns an error the store may discard the record or keep it:
+// at most a new record has been given its default limits. A durable store
+// loads the record, calls fn, and writes the record back only when fn
+// returns nil.
 type Store interface {
 	// Update calls fn with the project's record while no other Update or
 	// View of that project runs. A project without a record gets a new
