@@ -84,10 +84,14 @@ func (d *Disk) writeBlockLocked(blk uint32, p []byte, x int64) error {
 		// Partial sectors: merge with the sectors' current contents.
 		data = make([]byte, (s1-s0)*SectorSize)
 		vbase := int64(blk)<<d.blockShift + s0*SectorSize
-		for _, sec := range []int64{s0, s1 - 1} {
-			if (sec == s0 && x%SectorSize == 0) || (sec == s1-1 && y%SectorSize == 0) {
-				continue
-			}
+		var partial []int64
+		if x%SectorSize != 0 {
+			partial = append(partial, s0)
+		}
+		if y%SectorSize != 0 && (s1-1 != s0 || x%SectorSize == 0) {
+			partial = append(partial, s1-1)
+		}
+		for _, sec := range partial {
 			buf := data[(sec-s0)*SectorSize : (sec-s0+1)*SectorSize]
 			if err := d.oldSectorLocked(blk, sec, present(sec), buf, vbase+(sec-s0)*SectorSize); err != nil {
 				return err

@@ -1,0 +1,5 @@
+//go:build !race
+
+package vhd
+
+const raceEnabled = false
