@@ -1,0 +1,80 @@
+package xenapi
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/xenflow/xenflow/xenapi/internal/xmlrpc"
+)
+
+// bodyTransport answers every request with the same body.
+type bodyTransport struct{ body []byte }
+
+func (t bodyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+	return &http.Response{StatusCode: 200, Status: "200 OK", Header: http.Header{}, Body: io.NopCloser(bytes.NewReader(t.body)),
+		ContentLength: int64(len(t.body)), Request: r}, nil
+}
+
+// FuzzTypedResponse feeds arbitrary response bodies to typed calls: they
+// must return a typed error or a value, never panic. Seeds live in
+// testdata/fuzz/FuzzTypedResponse.
+func FuzzTypedResponse(f *testing.F) {
+	for _, v := range []any{
+		xmlrpc.Success(map[string]any{"OpaqueRef:vm": vmRecordValue("vm")}),
+		xmlrpc.Success(vmRecordValue("vm")),
+		xmlrpc.Success(map[string]any{"events": []any{map[string]any{"id": "1", "class": "vm", "operation": "mod", "ref": "OpaqueRef:vm", "snapshot": vmRecordValue("x")}}, "valid_ref_counts": map[string]any{}, "token": "1,1"}),
+		xmlrpc.Failure(CodeHandleInvalid, "VM", "OpaqueRef:x"),
+		xmlrpc.Success([]any{"OpaqueRef:a", ""}),
+	} {
+		b, err := xmlrpc.AppendResponse(nil, v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		c, err := NewClient("http://xapi.invalid/", WithHTTPClient(&http.Client{Transport: bodyTransport{body}}), WithMaxResponseSize(1<<20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.session = "OpaqueRef:fuzz"
+		check := func(err error) {
+			if err == nil {
+				return
+			}
+			var (
+				ce *CallError
+				te *TypeError
+				fl *Failure
+				de *DecodeError
+				fa *Fault
+				ue *url.Error
+			)
+			if !errors.As(err, &ce) && !errors.As(err, &te) {
+				t.Fatalf("error without context: %T %v", err, err)
+			}
+			if !(errors.As(err, &te) || errors.As(err, &fl) || errors.As(err, &de) || errors.As(err, &fa) ||
+				errors.Is(err, ErrBadEnvelope) || errors.As(err, &ue) || errors.Is(err, ErrNotLoggedIn)) {
+				t.Fatalf("untyped error: %T %v", err, err)
+			}
+		}
+		_, err = c.VM.GetAllRecords(bg())
+		check(err)
+		_, err = c.VM.GetRecord(bg(), "OpaqueRef:vm")
+		check(err)
+		_, err = c.Event.From(bg(), []string{"*"}, "", 1)
+		check(err)
+		_, err = c.VM.GetAll(bg())
+		check(err)
+		_, err = c.Task.GetRecord(bg(), "OpaqueRef:t")
+		check(err)
+	})
+}
