@@ -681,3 +681,51 @@ func TestProjectWithSlash(t *testing.T) {
 		t.Errorf("cores in use %d, want 3", u.Total.InUse[Cores])
 	}
 }
+
+// TestDefaultIDsUnique reserves from several goroutines with the default id
+// source: every id is a fresh version 4 UUID followed by the project.
+func TestDefaultIDsUnique(t *testing.T) {
+	ctx := context.Background()
+	l, err := NewLedger(WithDefaultLimits(Limits{Instances: Unlimited, Cores: Unlimited, RAM: Unlimited}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const goroutines, each = 4, 2000
+	ids := make([][]string, goroutines)
+	done := make(chan struct{})
+	for g := 0; g < goroutines; g++ {
+		go func(g int) {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < each; i++ {
+				id, err := l.Reserve(ctx, "p", "u", Deltas{Cores: 1})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ids[g] = append(ids[g], id)
+			}
+		}(g)
+	}
+	for g := 0; g < goroutines; g++ {
+		<-done
+	}
+	seen := map[string]bool{}
+	for _, list := range ids {
+		for _, id := range list {
+			gen, p, ok := splitID(id)
+			if !ok || p != "p" || len(gen) != 36 || gen[14] != '4' || !strings.ContainsRune("89ab", rune(gen[19])) {
+				t.Fatalf("id %q is not <uuid v4>/p", id)
+			}
+			if seen[id] {
+				t.Fatalf("id %q handed out twice", id)
+			}
+			seen[id] = true
+		}
+	}
+	if len(seen) != goroutines*each {
+		t.Errorf("%d ids, want %d", len(seen), goroutines*each)
+	}
+	if u := mustUsage(t, l, "p"); u.Pending != goroutines*each || u.Total.Reserved[Cores] != goroutines*each {
+		t.Errorf("pending %d reserved %d", u.Pending, u.Total.Reserved[Cores])
+	}
+}

@@ -142,10 +142,14 @@ type worker struct {
 }
 
 func runProperty(t *testing.T, seed int64, workers, ops int) {
+	runPropertyOn(t, seed, workers, ops, NewMemStore())
+}
+
+func runPropertyOn(t *testing.T, seed int64, workers, ops int, store Store) {
 	ctx := context.Background()
 	clock := newFakeClock()
 	const maxAge = 200 * time.Millisecond
-	cs := &checkingStore{Store: NewMemStore(), t: t}
+	cs := &checkingStore{Store: store, t: t}
 	l := newTestLedger(t, clock, WithStore(cs), WithIDs(RandomIDs(rand.New(rand.NewSource(seed)))),
 		WithMaxAge(maxAge), WithRetention(time.Hour*24*365))
 
