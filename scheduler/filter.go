@@ -1,5 +1,7 @@
 package scheduler
 
+import "math/bits"
+
 // step is one filter to run for the current pick.
 type step struct {
 	kind filterKind // -1: custom
@@ -7,15 +9,16 @@ type step struct {
 }
 
 // filter runs the filters for pick k over ids, in place, and returns the
-// survivors. Every filter is a pure per-host predicate, so running the
-// chain host by host removes exactly the hosts Nova's filter-by-filter
-// loop removes, and charges each to the same filter; the loop stops early
-// because a host stops at its first failing filter.
-func (r *run) filter(ids []int32, k int) []int32 {
+// survivors, with the weighers' bounds over them in b. Every filter is a
+// pure per-host predicate, so running the chain host by host removes
+// exactly the hosts Nova's filter-by-filter loop removes and charges each
+// to the same filter: the first one, in the configured order, it fails.
+func (r *run) filter(ids []int32, k int, b *bounds) []int32 {
+	*b = bounds{}
 	if r.forced {
 		return ids // forced hosts and nodes skip the filters
 	}
-	s, st, hs := r.s, r.st, r.hs
+	s := r.s
 	var stepsBuf [32]step
 	steps := stepsBuf[:0]
 	for i, kind := range s.fkind {
@@ -28,22 +31,130 @@ func (r *run) filter(ids []int32, k int) []int32 {
 		steps = append(steps, step{kind: kind, idx: i})
 	}
 	if len(steps) == 0 {
-		return ids
+		return r.observeAll(ids, b)
 	}
-	req := &r.req.Flavor
-	reqDisk := requestedDiskMB(req)
+	if !s.custom && len(steps) <= 64 {
+		return r.filterBuiltin(ids, steps, b)
+	}
+	return r.filterSteps(ids, steps, b)
+}
+
+func (r *run) observeAll(ids []int32, b *bounds) []int32 {
+	used := r.usedWeighers()
+	for _, id := range ids {
+		r.observe(b, &used, r.hot(id), r.st.members[id])
+	}
+	return ids
+}
+
+// filterBuiltin evaluates the built-in filters without dispatch: each
+// active filter sets its bit (its position among the steps) in a failure
+// mask, and the lowest bit names the filter Nova would charge.
+func (r *run) filterBuiltin(ids []int32, steps []step, b *bounds) []int32 {
+	st := r.st
+	var bit [numFilterKinds]uint64
+	for i := len(steps) - 1; i >= 0; i-- { // first occurrence wins
+		bit[steps[i].kind] = 1 << uint(i)
+	}
+	bCompute, bAZ, bRam, bCore, bDisk := bit[fCompute], bit[fAvailabilityZone], bit[fRam], bit[fCore], bit[fDisk]
+	bImg, bSame, bDiff, bAff, bAnti := bit[fImageProperties], bit[fSameHost], bit[fDifferentHost], bit[fGroupAffinity], bit[fGroupAntiAffinity]
+	bIO, bInst, bRetry := bit[fIoOps], bit[fNumInstances], bit[fRetry]
+	f := &r.req.Flavor
+	reqRAM, reqVCPUs, reqDisk := f.MemoryMB, f.VCPUs, requestedDiskMB(f)
+	maxIO := int64(r.s.p.cfg.MaxIOOpsPerHost)
+	maxInst := int64(r.s.p.cfg.MaxInstancesPerHost)
+	maxPerHost := r.maxPerHost
+	flags, members := st.flags, st.members
+	azOK, imgOK := st.azOK, st.imgOK
+	used := r.usedWeighers()
+	out := ids[:0]
+	for _, id := range ids {
+		h := r.hot(id)
+		fl := flags[id]
+		var fail uint64
+		if bCompute != 0 && !(h.enabled && h.up) {
+			fail |= bCompute
+		}
+		if bAZ != 0 {
+			c := azOK[h.class]
+			if c == 0 {
+				c = r.azClass(h.class)
+			}
+			if c != 1 {
+				fail |= bAZ
+			}
+		}
+		if bRam != 0 && !ramPasses(h.totalRAM, h.freeRAM, h.ramRatio, reqRAM) {
+			fail |= bRam
+		}
+		if bCore != 0 && !corePasses(h.vcpusTotal, h.vcpusUsed, h.cpuRatio, reqVCPUs) {
+			fail |= bCore
+		}
+		if bDisk != 0 && !diskPasses(h.totalDiskGB, h.freeDisk, h.diskRatio, reqDisk) {
+			fail |= bDisk
+		}
+		if bImg != 0 {
+			c := imgOK[h.class]
+			if c == 0 {
+				c = r.imgClass(h.class)
+			}
+			if c != 1 {
+				fail |= bImg
+			}
+		}
+		if bSame != 0 && fl&bitSame == 0 {
+			fail |= bSame
+		}
+		if bDiff != 0 && fl&bitDiff != 0 {
+			fail |= bDiff
+		}
+		if bAff != 0 && fl&bitGroupHost == 0 {
+			fail |= bAff
+		}
+		if bAnti != 0 && fl&bitMoving == 0 && int64(members[id]) >= maxPerHost {
+			fail |= bAnti
+		}
+		if bIO != 0 && !(h.ioOps < maxIO) {
+			fail |= bIO
+		}
+		if bInst != 0 && !(h.numInstances < maxInst) {
+			fail |= bInst
+		}
+		if bRetry != 0 && fl&bitTried != 0 {
+			fail |= bRetry
+		}
+		if fail != 0 {
+			r.removed(id, steps[bits.TrailingZeros64(fail)].idx)
+			continue
+		}
+		out = append(out, id)
+		r.observe(b, &used, h, members[id])
+	}
+	return out
+}
+
+func (r *run) removed(id int32, filterIdx int) {
+	r.st.counts[filterIdx]++
+	if r.s.explain {
+		r.st.removed[id] = int32(filterIdx + 1)
+	}
+}
+
+// filterSteps is the general loop, used when filters given by the caller
+// take part.
+func (r *run) filterSteps(ids []int32, steps []step, b *bounds) []int32 {
+	s, st := r.s, r.st
+	f := &r.req.Flavor
+	reqDisk := requestedDiskMB(f)
 	maxIO := int64(s.p.cfg.MaxIOOpsPerHost)
 	maxInst := int64(s.p.cfg.MaxInstancesPerHost)
 	flags, members := st.flags, st.members
-	hot := hs.hot
+	used := r.usedWeighers()
 	out := ids[:0]
 hosts:
 	for _, id := range ids {
-		h := &hot[id]
+		h := r.hot(id)
 		fl := flags[id]
-		if fl&bitConsumed != 0 {
-			h = &st.over[id].hot
-		}
 		for _, sp := range steps {
 			var pass bool
 			switch sp.kind {
@@ -52,9 +163,9 @@ hosts:
 			case fAvailabilityZone:
 				pass = r.azPass(h.class)
 			case fRam:
-				pass = ramPasses(h.totalRAM, h.freeRAM, h.ramRatio, req.MemoryMB)
+				pass = ramPasses(h.totalRAM, h.freeRAM, h.ramRatio, f.MemoryMB)
 			case fCore:
-				pass = corePasses(h.vcpusTotal, h.vcpusUsed, h.cpuRatio, req.VCPUs)
+				pass = corePasses(h.vcpusTotal, h.vcpusUsed, h.cpuRatio, f.VCPUs)
 			case fDisk:
 				pass = diskPasses(h.totalDiskGB, h.freeDisk, h.diskRatio, reqDisk)
 			case fImageProperties:
@@ -77,14 +188,12 @@ hosts:
 				pass = s.filters[sp.idx].HostPasses(r.hostState(id), r.pluginReq())
 			}
 			if !pass {
-				st.counts[sp.idx]++
-				if s.explain {
-					st.removed[id] = int32(sp.idx + 1)
-				}
+				r.removed(id, sp.idx)
 				continue hosts
 			}
 		}
 		out = append(out, id)
+		r.observe(b, &used, h, members[id])
 	}
 	return out
 }
@@ -118,25 +227,37 @@ func (r *run) filterActive(k filterKind) bool {
 func (r *run) azPass(class int32) bool {
 	c := r.st.azOK[class]
 	if c == 0 {
-		hc := &r.hs.classes[class]
-		c = 2
-		if azPasses(r.req.AvailabilityZone, hc.zones, hc.hasZone, r.s.p.cfg.DefaultAvailabilityZone) {
-			c = 1
-		}
-		r.st.azOK[class] = c
+		c = r.azClass(class)
 	}
 	return c == 1
+}
+
+// azClass evaluates AvailabilityZoneFilter once for a host class.
+func (r *run) azClass(class int32) int8 {
+	hc := &r.hs.classes[class]
+	c := int8(2)
+	if azPasses(r.req.AvailabilityZone, hc.zones, hc.hasZone, r.s.p.cfg.DefaultAvailabilityZone) {
+		c = 1
+	}
+	r.st.azOK[class] = c
+	return c
 }
 
 func (r *run) imgPass(class int32) bool {
 	c := r.st.imgOK[class]
 	if c == 0 {
-		hc := &r.hs.classes[class]
-		c = 2
-		if imagePasses(&r.img, hc.supported, hc.hvVersion) {
-			c = 1
-		}
-		r.st.imgOK[class] = c
+		c = r.imgClass(class)
 	}
 	return c == 1
+}
+
+// imgClass evaluates ImagePropertiesFilter once for a host class.
+func (r *run) imgClass(class int32) int8 {
+	hc := &r.hs.classes[class]
+	c := int8(2)
+	if imagePasses(&r.img, hc.supported, hc.hvVersion) {
+		c = 1
+	}
+	r.st.imgOK[class] = c
+	return c
 }

@@ -170,6 +170,8 @@ type run struct {
 	groupHosts  []string
 	moving      string
 	forced      bool
+	anyConsumed bool
+	bounds      bounds
 	pickReq     Request // what custom plugins see
 	pickGroup   InstanceGroup
 
@@ -211,12 +213,12 @@ func (s *Scheduler) Select(hs *HostSet, req *Request) (*Result, error) {
 	var order []int32
 	for k := 0; k < numInst; k++ {
 		r.setMoving(k)
-		ids = r.filter(ids, k)
+		ids = r.filter(ids, k, &r.bounds)
 		if len(ids) == 0 {
 			st.ids = ids
 			return nil, r.noValidHost(k, numInst)
 		}
-		r.weigh(ids)
+		r.weigh(ids, &r.bounds)
 		var chosen int32
 		if fast {
 			chosen = r.chooseTop(ids)
@@ -243,9 +245,9 @@ func (s *Scheduler) Select(hs *HostSet, req *Request) (*Result, error) {
 				// Nova filters, weighs and sorts once more after the last
 				// pick so that the alternates see every consumption.
 				r.setMoving(numInst - 1)
-				order = r.filter(order, numInst-1)
+				order = r.filter(order, numInst-1, &r.bounds)
 				if len(order) > 0 {
-					r.weigh(order)
+					r.weigh(order, &r.bounds)
 					r.sort(order)
 					r.choose(order)
 				}
@@ -444,6 +446,7 @@ func (r *run) consume(id int32, k int) {
 		ov.state.Instances = append([]string(nil), ov.state.Instances...)
 		st.over[id] = ov
 		st.mark(id, bitConsumed)
+		r.anyConsumed = true
 	}
 	f := &req.Flavor
 	diskMB := (f.RootGB + f.EphemeralGB) * 1024

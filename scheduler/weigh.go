@@ -1,5 +1,7 @@
 package scheduler
 
+import "math"
+
 // wstep is one weigher contributing to this request's totals.
 type wstep struct {
 	kind   weigherKind // -1: custom
@@ -9,26 +11,20 @@ type wstep struct {
 	custom int // index into state.raw for custom weighers
 }
 
-// weigh sets st.total[id] for every id: Nova's BaseWeightHandler with
-// min-max normalisation, in weigher order, so the sums are bit for bit
-// those Nova computes. Weighers whose normalised weights are all 0 (equal
-// raw weights, or a cross-cell or server-group weigher with nothing to
-// weigh) are skipped: they add exactly 0.
-func (r *run) weigh(ids []int32) {
-	s, st, hs := r.s, r.st, r.hs
-	total := st.total
-	for _, id := range ids {
-		total[id] = 0
-	}
-	if len(ids) <= 1 || len(s.weighers) == 0 {
-		return
-	}
-	// Which built-in kinds have something to weigh.
-	var used [numWeigherKinds]bool
-	nCustom := 0
-	for i, k := range s.wkind {
+// bounds tracks the minimum and maximum raw weight of each built-in
+// weigher over the hosts being weighed.
+type bounds struct {
+	lo, hi [numWeigherKinds]float64
+	n      int
+}
+
+// usedWeighers returns which built-in weighers have something to weigh:
+// a cross-cell weigher outside a cross-cell move, or a server-group
+// weigher without a group of its policy, gives every host 0, so all its
+// normalised weights are 0 (Nova's "all equal").
+func (r *run) usedWeighers() (used [numWeigherKinds]bool) {
+	for _, k := range r.s.wkind {
 		if k < 0 {
-			nCustom++
 			continue
 		}
 		switch k {
@@ -45,41 +41,104 @@ func (r *run) weigh(ids []int32) {
 				continue
 			}
 		}
-		_ = i
 		used[k] = true
 	}
-	// Pass 1: minimum and maximum of the (clamped) raw weights.
-	var lo, hi [numWeigherKinds]float64
-	first := true
-	hot, members := hs.hot, st.members
+	return used
+}
+
+// observe adds one host to the bounds of the used built-in weighers
+// (straight-line code: it runs once per host per request).
+func (r *run) observe(b *bounds, used *[numWeigherKinds]bool, h *hostHot, members int32) {
+	if b.n == 0 {
+		for k := range b.lo {
+			b.lo[k], b.hi[k] = math.Inf(1), math.Inf(-1)
+		}
+	}
+	b.n++
+	if used[wRAM] {
+		v := float64(h.freeRAM)
+		if v < 0 {
+			v = 0
+		}
+		b.lo[wRAM], b.hi[wRAM] = min(b.lo[wRAM], v), max(b.hi[wRAM], v)
+	}
+	if used[wDisk] {
+		v := float64(h.freeDisk)
+		if v < 0 {
+			v = 0
+		}
+		b.lo[wDisk], b.hi[wDisk] = min(b.lo[wDisk], v), max(b.hi[wDisk], v)
+	}
+	if used[wCPU] {
+		v := float64(h.vcpusTotal)*h.cpuRatio - float64(h.vcpusUsed)
+		if v < 0 {
+			v = 0
+		}
+		b.lo[wCPU], b.hi[wCPU] = min(b.lo[wCPU], v), max(b.hi[wCPU], v)
+	}
+	if used[wIoOps] {
+		v := float64(h.ioOps)
+		b.lo[wIoOps], b.hi[wIoOps] = min(b.lo[wIoOps], v), max(b.hi[wIoOps], v)
+	}
+	if used[wBuildFailure] {
+		v := float64(h.failedBuilds)
+		b.lo[wBuildFailure], b.hi[wBuildFailure] = min(b.lo[wBuildFailure], v), max(b.hi[wBuildFailure], v)
+	}
+	if used[wCrossCell] {
+		v := -1.0
+		if h.cell == r.reqCell {
+			v = 1
+		}
+		b.lo[wCrossCell], b.hi[wCrossCell] = min(b.lo[wCrossCell], v), max(b.hi[wCrossCell], v)
+	}
+	if used[wSoftAffinity] {
+		v := float64(members)
+		b.lo[wSoftAffinity], b.hi[wSoftAffinity] = min(b.lo[wSoftAffinity], v), max(b.hi[wSoftAffinity], v)
+	}
+	if used[wSoftAntiAffinity] {
+		v := -1 * float64(members)
+		b.lo[wSoftAntiAffinity], b.hi[wSoftAntiAffinity] = min(b.lo[wSoftAntiAffinity], v), max(b.hi[wSoftAntiAffinity], v)
+	}
+}
+
+func (r *run) hot(id int32) *hostHot {
+	if r.anyConsumed && r.st.flags[id]&bitConsumed != 0 {
+		return &r.st.over[id].hot
+	}
+	return &r.hs.hot[id]
+}
+
+// weigh sets st.total[id] for every id: Nova's BaseWeightHandler with
+// min-max normalisation, in weigher order, so the sums are bit for bit
+// those Nova computes. Weighers whose normalised weights are all 0 (equal
+// raw weights, or nothing to weigh) are skipped: they would add exactly 0.
+// b holds the bounds when the filter pass already gathered them.
+func (r *run) weigh(ids []int32, b *bounds) {
+	s, st, hs := r.s, r.st, r.hs
+	total := st.total
 	for _, id := range ids {
-		h := &hot[id]
-		if st.flags[id]&bitConsumed != 0 {
-			h = &st.over[id].hot
-		}
-		var raw [numWeigherKinds]float64
-		r.raws(h, members[id], &raw)
-		if first {
-			lo, hi = raw, raw
-			first = false
-			continue
-		}
-		for k := weigherKind(0); k < numWeigherKinds; k++ {
-			v := raw[k]
-			if v < lo[k] {
-				lo[k] = v
-			}
-			if v > hi[k] {
-				hi[k] = v
-			}
+		total[id] = 0
+	}
+	if len(ids) <= 1 || len(s.weighers) == 0 {
+		return
+	}
+	used := r.usedWeighers()
+	if b == nil || b.n != len(ids) {
+		b = &bounds{}
+		for _, id := range ids {
+			r.observe(b, &used, r.hot(id), st.members[id])
 		}
 	}
 	var stepsBuf [16]wstep
 	steps := stepsBuf[:0]
-	if nCustom > 0 {
-		if len(st.raw) < nCustom {
-			st.raw = make([][]float64, nCustom)
+	nCustom := 0
+	for _, k := range s.wkind {
+		if k < 0 {
+			nCustom++
 		}
+	}
+	if len(st.raw) < nCustom {
+		st.raw = make([][]float64, nCustom)
 	}
 	ci := 0
 	for i, k := range s.wkind {
@@ -94,7 +153,7 @@ func (r *run) weigh(ids []int32) {
 		if !used[k] {
 			continue
 		}
-		l, h := lo[k], hi[k]
+		l, h := b.lo[k], b.hi[k]
 		if hasMinZero[k] {
 			l = 0
 		}
@@ -106,63 +165,101 @@ func (r *run) weigh(ids []int32) {
 	if len(steps) == 0 {
 		return
 	}
-	mult := &s.p.mult
-	// Pass 2: total += multiplier × normalised weight, weigher by weigher.
-	for p, id := range ids {
-		h := &hot[id]
-		if st.flags[id]&bitConsumed != 0 {
-			h = &st.over[id].hot
+	// Per built-in kind: the normalisation, and whether it contributes.
+	var on [numWeigherKinds]bool
+	var lo, rng [numWeigherKinds]float64
+	allBuiltin := true
+	for _, sp := range steps {
+		if sp.kind < 0 {
+			allBuiltin = false
+			continue
 		}
-		var raw [numWeigherKinds]float64
-		r.raws(h, members[id], &raw)
-		var ov *multOverride
+		on[sp.kind], lo[sp.kind], rng[sp.kind] = true, sp.lo, sp.rng
+	}
+	mult := s.p.mult
+	mult[multBuildFailure] = -1 * mult[multBuildFailure]
+	members := st.members
+	// total += multiplier × normalised weight, weigher by weigher, in the
+	// configured order (the order of the additions decides the last bit).
+	for p, id := range ids {
+		h := r.hot(id)
+		m := &mult
+		var hm [numMultipliers]float64
 		if h.mult >= 0 {
-			ov = &hs.mults[h.mult]
+			ov := &hs.mults[h.mult]
+			hm = mult
+			for k := 0; k < numMultipliers; k++ {
+				if ov.set&(1<<k) != 0 {
+					hm[k] = ov.v[k]
+				}
+			}
+			hm[multBuildFailure] = -1 * ov.v[multBuildFailure]
+			if ov.set&(1<<multBuildFailure) == 0 {
+				hm[multBuildFailure] = mult[multBuildFailure]
+			}
+			m = &hm
+		}
+		var c [numWeigherKinds]float64
+		if on[wRAM] {
+			v := float64(h.freeRAM)
+			if v < 0 {
+				v = 0
+			}
+			c[wRAM] = float64(m[multRAM] * ((v - lo[wRAM]) / rng[wRAM]))
+		}
+		if on[wDisk] {
+			v := float64(h.freeDisk)
+			if v < 0 {
+				v = 0
+			}
+			c[wDisk] = float64(m[multDisk] * ((v - lo[wDisk]) / rng[wDisk]))
+		}
+		if on[wCPU] {
+			v := float64(h.vcpusTotal)*h.cpuRatio - float64(h.vcpusUsed)
+			if v < 0 {
+				v = 0
+			}
+			c[wCPU] = float64(m[multCPU] * ((v - lo[wCPU]) / rng[wCPU]))
+		}
+		if on[wIoOps] {
+			c[wIoOps] = float64(m[multIOOps] * ((float64(h.ioOps) - lo[wIoOps]) / rng[wIoOps]))
+		}
+		if on[wBuildFailure] {
+			c[wBuildFailure] = float64(m[multBuildFailure] * ((float64(h.failedBuilds) - lo[wBuildFailure]) / rng[wBuildFailure]))
+		}
+		if on[wCrossCell] {
+			v := -1.0
+			if h.cell == r.reqCell {
+				v = 1
+			}
+			c[wCrossCell] = float64(m[multCrossCell] * ((v - lo[wCrossCell]) / rng[wCrossCell]))
+		}
+		if on[wSoftAffinity] {
+			v := float64(members[id])
+			c[wSoftAffinity] = float64(m[multSoftAffinity] * ((v - lo[wSoftAffinity]) / rng[wSoftAffinity]))
+		}
+		if on[wSoftAntiAffinity] {
+			v := -1 * float64(members[id])
+			c[wSoftAntiAffinity] = float64(m[multSoftAntiAffinity] * ((v - lo[wSoftAntiAffinity]) / rng[wSoftAntiAffinity]))
 		}
 		t := 0.0
-		for i := range steps {
-			sp := &steps[i]
-			if sp.kind < 0 {
-				w := s.weighers[sp.idx]
-				m := w.Multiplier(r.hostState(id))
-				t += float64(m * ((st.raw[sp.custom][p] - sp.lo) / sp.rng))
-				continue
+		if allBuiltin {
+			for i := range steps {
+				t += c[steps[i].kind]
 			}
-			mk := weigherMult[sp.kind]
-			m := mult[mk]
-			if ov != nil && ov.set&(1<<mk) != 0 {
-				m = ov.v[mk]
+		} else {
+			for i := range steps {
+				sp := &steps[i]
+				if sp.kind >= 0 {
+					t += c[sp.kind]
+					continue
+				}
+				wm := s.weighers[sp.idx].Multiplier(r.hostState(id))
+				t += float64(wm * ((st.raw[sp.custom][p] - sp.lo) / sp.rng))
 			}
-			if sp.kind == wBuildFailure {
-				m = -1 * m
-			}
-			t += float64(m * ((raw[sp.kind] - sp.lo) / sp.rng))
 		}
 		total[id] = t
 	}
-}
-
-// raws computes every built-in raw weight of a host, clamped to minval.
-func (r *run) raws(h *hostHot, members int32, raw *[numWeigherKinds]float64) {
-	raw[wRAM] = float64(h.freeRAM)
-	raw[wDisk] = float64(h.freeDisk)
-	raw[wCPU] = float64(h.vcpusTotal)*h.cpuRatio - float64(h.vcpusUsed)
-	raw[wIoOps] = float64(h.ioOps)
-	for k := wRAM; k <= wIoOps; k++ {
-		if raw[k] < 0 {
-			raw[k] = 0
-		}
-	}
-	raw[wBuildFailure] = float64(h.failedBuilds)
-	if r.crossCell {
-		if h.cell == r.reqCell {
-			raw[wCrossCell] = 1
-		} else {
-			raw[wCrossCell] = -1
-		}
-	}
-	raw[wSoftAffinity] = float64(members)
-	raw[wSoftAntiAffinity] = -1 * float64(members)
 }
 
 // customRaw fills state.raw[ci] with the clamped raw weights of custom
