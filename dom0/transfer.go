@@ -53,13 +53,13 @@ const (
 type TransferOptions struct {
 	// ChunkSize is the unit read from the source and written to the
 	// destination in one call (each call is split into SFTP requests that
-	// run concurrently); 0 means 1 MiB.
+	// run concurrently); 0 means 512 KiB.
 	ChunkSize int
 	// Readers and Writers are how many chunk reads and writes of one file
 	// run at once; 0 means 4 each.
 	Readers, Writers int
 	// Buffers bounds the chunks of one file held in memory at once; 0 means
-	// 2*(Readers+Writers). Memory per file is Buffers*ChunkSize.
+	// Readers+Writers+4. Memory per file is Buffers*ChunkSize.
 	Buffers int
 	// Files is how many files move at once; 0 means 2.
 	Files int
@@ -83,7 +83,7 @@ func (o *TransferOptions) withDefaults() TransferOptions {
 		r = *o
 	}
 	if r.ChunkSize <= 0 {
-		r.ChunkSize = 1 << 20
+		r.ChunkSize = 512 << 10
 	}
 	if r.ChunkSize > 64<<20 {
 		r.ChunkSize = 64 << 20
@@ -95,7 +95,7 @@ func (o *TransferOptions) withDefaults() TransferOptions {
 		r.Writers = 4
 	}
 	if r.Buffers <= 0 {
-		r.Buffers = 2 * (r.Readers + r.Writers)
+		r.Buffers = r.Readers + r.Writers + 4
 	}
 	if r.Buffers < 2 {
 		r.Buffers = 2
