@@ -215,4 +215,3 @@ func BenchmarkTransferRatio(b *testing.B) {
 	b.ReportMetric(heap, "peak-heap-MiB")
 	b.ReportMetric(sys, "peak-mapped-MiB")
 }
-
