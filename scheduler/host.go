@@ -429,3 +429,35 @@ func aggregateMultipliers(i int, h *HostState) (multOverride, bool, error) {
 	}
 	return ov, any, nil
 }
+
+// Consume applies one placement of req on host i the way Nova's
+// HostState.consume_from_request does (free RAM and disk, vCPUs used,
+// instance count and I/O operations), and records instanceUUID (if not
+// empty) on the host. Select never changes a HostSet; call Consume to
+// keep it current between refreshes, as Nova's host manager keeps its
+// cache. Consume must not run concurrently with Select on the same set.
+func (hs *HostSet) Consume(i int, req *Request, instanceUUID string) error {
+	if i < 0 || i >= len(hs.states) {
+		return badInput("index", "host index %d out of range [0, %d)", i, len(hs.states))
+	}
+	if req == nil {
+		return badInput("request", "missing request")
+	}
+	if err := req.validate(); err != nil {
+		return err
+	}
+	f := &req.Flavor
+	h, hot := &hs.states[i], &hs.hot[i]
+	hot.freeRAM -= f.MemoryMB
+	hot.freeDisk -= (f.RootGB + f.EphemeralGB) * 1024
+	hot.vcpusUsed += f.VCPUs
+	hot.numInstances++
+	hot.ioOps++
+	h.FreeRAMMB, h.FreeDiskMB, h.VCPUsUsed = hot.freeRAM, hot.freeDisk, hot.vcpusUsed
+	h.NumInstances, h.NumIOOps = hot.numInstances, hot.ioOps
+	if instanceUUID != "" && !h.hasInstance(instanceUUID) {
+		h.Instances = append(h.Instances[:len(h.Instances):len(h.Instances)], instanceUUID)
+		hs.byInstance[instanceUUID] = appendUnique(hs.byInstance[instanceUUID], int32(i))
+	}
+	return nil
+}

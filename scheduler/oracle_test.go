@@ -85,7 +85,12 @@ var (
 	}
 )
 
-type gen struct{ r *rand.Rand }
+// gen makes random documents; with legacy set it also uses the filters
+// Nova no longer ships and tried hosts.
+type gen struct {
+	r      *rand.Rand
+	legacy bool
+}
 
 func (g gen) pick(s ...string) string { return s[g.r.Intn(len(s))] }
 func (g gen) chance(p float64) bool   { return g.r.Float64() < p }
@@ -179,6 +184,9 @@ func (g gen) document(nHosts int) schedjson.Document {
 	}
 	cfg := &schedjson.ConfigDoc{}
 	fl := append([]string(nil), oracleFilters...)
+	if g.legacy {
+		fl = append([]string(nil), scheduler.AllFilters...)
+	}
 	r.Shuffle(len(fl), func(i, j int) { fl[i], fl[j] = fl[j], fl[i] })
 	cfg.EnabledFilters = fl[:1+r.Intn(len(fl))]
 	ws := append([]string(nil), scheduler.AllWeighers...)
@@ -293,6 +301,12 @@ func (g gen) document(nHosts int) schedjson.Document {
 		req.RequestedCell = cells[r.Intn(len(cells))]
 		req.AllowCrossCellMove = g.chance(0.7)
 	}
+	if g.legacy && g.chance(0.5) {
+		for j := 0; j < 2; j++ {
+			k := r.Intn(nHosts)
+			req.TriedHosts = append(req.TriedHosts, schedjson.HostNodeDoc{Host: names[k], Node: fmt.Sprintf("node%d", k)})
+		}
+	}
 	doc.Request = req
 	return doc
 }
@@ -401,7 +415,7 @@ func TestNovaOracle(t *testing.T) {
 	if s := os.Getenv("SCHEDULER_ORACLE_SEED"); s != "" {
 		fmt.Sscan(s, &seed)
 	}
-	g := gen{rand.New(rand.NewSource(seed))}
+	g := gen{r: rand.New(rand.NewSource(seed))}
 	var docs []map[string]any
 	var docJSON [][]byte
 	var outs []*schedjson.Output
