@@ -16,12 +16,12 @@ func sampleImages(t testing.TB) *memFS {
 	m := newMemFS()
 	o := testOpts(7)
 	o.BlockSize = 4096
-	d, err := Create(m, "base.vhd", 64<<10, o)
+	d, err := Create(m, "base.vhd", 32<<10, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, off := range []int64{0, 8192 + 100, 40000} {
-		buf := make([]byte, 3000+i*4096)
+	for i, off := range []int64{0, 8192 + 100, 20000} {
+		buf := make([]byte, 1000+i*500)
 		for j := range buf {
 			buf[j] = byte(i + j)
 		}

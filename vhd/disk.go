@@ -200,6 +200,9 @@ func (d *Disk) loadDynamic() error {
 	if ft.CurrentSize%SectorSize != 0 {
 		return d.ferr("footer.current_size", d.footerPos+48, ErrCorrupt, "size %d is not a multiple of 512", ft.CurrentSize)
 	}
+	if ft.CurrentSize > uint64(bs)<<32 {
+		return d.ferr("footer.current_size", d.footerPos+48, ErrCorrupt, "size %d needs more than 2^32 blocks of %d bytes", ft.CurrentSize, bs)
+	}
 	need := (ft.CurrentSize + uint64(bs) - 1) / uint64(bs)
 	if uint64(h.MaxTableEntries) < need {
 		return d.ferr("header.max_table_entries", hoff+28, ErrCorrupt, "%d entries cannot map a %d-byte disk of %d-byte blocks", h.MaxTableEntries, ft.CurrentSize, bs)
