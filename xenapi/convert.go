@@ -223,8 +223,8 @@ func decodeRecordMap[K ~string, T any](v any, err error, path string) (map[K]T, 
 	out := make(map[K]T, len(m))
 	for k, e := range m {
 		var rec T
-		if err := decodeStruct(reflect.ValueOf(&rec).Elem(), plan, e, path+"["+k+"]"); err != nil {
-			return nil, err
+		if err := decodeStruct(reflect.ValueOf(&rec).Elem(), plan, e, ""); err != nil {
+			return nil, prefixPath(err, path+"["+k+"]")
 		}
 		out[K(k)] = rec
 	}
@@ -282,17 +282,51 @@ func decodeStruct(rv reflect.Value, plan []fieldPlan, v any, path string) error 
 		if !ok || e == nil {
 			continue
 		}
-		if err := decodeField(rv.Field(fp.index), e, path+"."+fp.name); err != nil {
-			return err
+		if err := decodeField(rv.Field(fp.index), e, ""); err != nil {
+			return prefixPath(err, path+"."+fp.name)
 		}
 	}
 	return nil
+}
+
+// prefixPath puts prefix in front of the path of a *TypeError made deeper
+// down (paths are built only when something fails).
+func prefixPath(err error, prefix string) error {
+	if te, ok := err.(*TypeError); ok {
+		return &TypeError{Path: prefix + te.Path, Want: te.Want, Got: te.Got}
+	}
+	return fmt.Errorf("%s: %w", prefix, err)
 }
 
 var timeType = reflect.TypeOf(time.Time{})
 
 // decodeField decodes v into the field f, by f's kind.
 func decodeField(f reflect.Value, v any, path string) error {
+	if f.CanAddr() {
+		// Fast paths for the most common field types, without reflection.
+		switch p := f.Addr().Interface().(type) {
+		case *string:
+			s, err := asString(v, path)
+			*p = s
+			return err
+		case *int64:
+			n, err := asInt64(v, path)
+			*p = n
+			return err
+		case *bool:
+			b, err := asBool(v, path)
+			*p = b
+			return err
+		case *map[string]string:
+			m, err := decodeStringMap[string, string](v, nil, path)
+			*p = m
+			return err
+		case *[]string:
+			a, err := decodeStrings[string](v, nil, path)
+			*p = a
+			return err
+		}
+	}
 	if f.Type() == timeType {
 		t, err := asTime(v, path)
 		if err != nil {
@@ -338,15 +372,14 @@ func decodeField(f reflect.Value, v any, path string) error {
 			plan = planOf(f.Type().Elem())
 		}
 		for i, e := range a {
-			p := path + "[" + strconv.Itoa(i) + "]"
 			var err error
 			if elemIsStruct {
-				err = decodeStruct(s.Index(i), plan, e, p)
+				err = decodeStruct(s.Index(i), plan, e, "")
 			} else {
-				err = decodeField(s.Index(i), e, p)
+				err = decodeField(s.Index(i), e, "")
 			}
 			if err != nil {
-				return err
+				return prefixPath(err, path+"["+strconv.Itoa(i)+"]")
 			}
 		}
 		f.Set(s)
@@ -364,12 +397,26 @@ func decodeField(f reflect.Value, v any, path string) error {
 		}
 		out := reflect.MakeMapWithSize(f.Type(), len(m))
 		et := f.Type().Elem()
+		kt := f.Type().Key()
+		if et.Kind() == reflect.String && kt.Kind() == reflect.String {
+			// The common case (other_config, platform, blocked_operations):
+			// no reflect.New per element.
+			for k, e := range m {
+				str, err := asString(e, "")
+				if err != nil {
+					return prefixPath(err, path+"."+k)
+				}
+				out.SetMapIndex(reflect.ValueOf(k).Convert(kt), reflect.ValueOf(str).Convert(et))
+			}
+			f.Set(out)
+			return nil
+		}
 		for k, e := range m {
 			ev := reflect.New(et).Elem()
-			if err := decodeField(ev, e, path+"."+k); err != nil {
-				return err
+			if err := decodeField(ev, e, ""); err != nil {
+				return prefixPath(err, path+"."+k)
 			}
-			out.SetMapIndex(reflect.ValueOf(k).Convert(f.Type().Key()), ev)
+			out.SetMapIndex(reflect.ValueOf(k).Convert(kt), ev)
 		}
 		f.Set(out)
 	case reflect.Interface:

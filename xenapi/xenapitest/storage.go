@@ -14,7 +14,12 @@ type diskInfo struct {
 	physicalSize int64
 	hidden       bool
 	parent       string // parent file name in the same directory, "" for none
+	depth        int    // disks in the chain from this one to the base
 }
+
+// maxChainDepth is the longest VHD chain blktap opens (and SM lets
+// snapshots build): 30.
+const maxChainDepth = 30
 
 // diskStore is what the SR code needs from the VHD package: files named
 // <uuid>.vhd in one directory.
@@ -274,6 +279,11 @@ func (p *Pool) snapshotVDI(ref string, isSnapshot bool) (string, error) {
 		return "", err
 	}
 	leaf := vdiFile(vdi)
+	if info, err := st.disks.query(leaf); err != nil {
+		return "", storageError("snapshot", err)
+	} else if info.depth >= maxChainDepth {
+		return "", backendFailure(109, "The snapshot chain is too long", "")
+	}
 	baseUUID := p.newUUID()
 	snapUUID := p.newUUID()
 	base := baseUUID + ".vhd"

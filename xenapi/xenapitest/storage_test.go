@@ -98,6 +98,9 @@ func TestSnapshotChain(t *testing.T) {
 	if baseRec["managed"] != false || baseRec["read_only"] != true || baseRec["name_label"] != "base copy" {
 		t.Fatalf("base copy record %v", baseRec)
 	}
+	if sm := baseRec["sm_config"].(map[string]any); sm["vhd-parent"] != nil {
+		t.Fatalf("base copy sm_config %v", sm)
+	}
 	snapRec := mustCall(t, p, "VDI.get_record", s, snap).(map[string]any)
 	if snapRec["is_a_snapshot"] != true || snapRec["snapshot_of"] != root || snapRec["sm_config"].(map[string]any)["vhd-parent"] != baseUUID {
 		t.Fatalf("snapshot record %v", snapRec)
@@ -255,6 +258,23 @@ func TestVDILifecycle(t *testing.T) {
 			t.Fatal("no base copy left")
 		}
 	})
+}
+
+func TestSnapshotChainTooLong(t *testing.T) {
+	p := newTestPool(t, Options{})
+	s := login(t, p)
+	vm := vmIn(t, p, s, "Halted")
+	for i := 1; i < maxChainDepth; i++ {
+		mustCall(t, p, "VDI.snapshot", s, vm.VDIs[0])
+	}
+	uuid := recField(t, p, vm.VDIs[0], "uuid").(string)
+	if info, err := vhd.Query(srFS(p.Master()), uuid+".vhd"); err != nil || info.Depth != maxChainDepth {
+		t.Fatalf("depth %d: %v", info.Depth, err)
+	}
+	_, err := p.Call(context.Background(), "VDI.snapshot", s, vm.VDIs[0])
+	wantFailure(t, err, "SR_BACKEND_FAILURE_109", "", "The snapshot chain is too long", "")
+	// The disk still works.
+	mustCall(t, p, "VM.start", s, vm.Ref, false, false)
 }
 
 func TestResizeOnlineOption(t *testing.T) {

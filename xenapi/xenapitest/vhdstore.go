@@ -59,8 +59,16 @@ func (s *vhdStore) query(name string) (diskInfo, error) {
 		virtualSize:  info.VirtualSize,
 		physicalSize: info.PhysicalSize,
 		hidden:       info.Hidden,
-		parent:       path.Base(info.Parent),
+		parent:       parentName(info.Parent),
+		depth:        info.Depth,
 	}, nil
+}
+
+func parentName(p string) string {
+	if p == "" {
+		return ""
+	}
+	return path.Base(p)
 }
 
 func (s *vhdStore) resize(name string, size int64) error { return vhd.Resize(s.fsys, name, size) }

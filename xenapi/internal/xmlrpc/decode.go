@@ -143,6 +143,7 @@ type parser struct {
 	depth    int
 	maxDepth int
 	names    map[string]string // interned member names
+	vals     map[string]Value  // interned short untyped values, boxed
 }
 
 // syntaxErr is an internal error that wrap turns into a *DecodeError.
@@ -157,7 +158,7 @@ func (e *syntaxErr) Error() string { return e.what }
 const maxInterned = 4096
 
 func newParser(b []byte, maxDepth int) *parser {
-	return &parser{b: b, maxDepth: maxDepth, names: make(map[string]string, 64)}
+	return &parser{b: b, maxDepth: maxDepth, names: make(map[string]string, 64), vals: make(map[string]Value, 64)}
 }
 
 func (p *parser) errAt(at int, cause error, format string, args ...any) error {
@@ -517,14 +518,14 @@ func (p *parser) value() (Value, error) {
 	if p.isCloseAt(j, "value") {
 		raw := p.b[start:j]
 		p.i = j
-		s, err := p.unescape(raw, start)
+		v, err := p.untyped(raw, start)
 		if err != nil {
 			return nil, err
 		}
 		if err := p.close("value"); err != nil {
 			return nil, err
 		}
-		return s, nil
+		return v, nil
 	}
 	if bytes.HasPrefix(p.b[j:], []byte("<![CDATA[")) || !allSpace(p.b[start:j]) {
 		// Untyped text with CDATA sections, or text followed by a tag.
@@ -545,6 +546,28 @@ func (p *parser) value() (Value, error) {
 	}
 	if err := p.close("value"); err != nil {
 		return nil, err
+	}
+	return v, nil
+}
+
+// maxInternedValue is the longest untyped value that is interned: enough
+// for "OpaqueRef:NULL", "false", power states, enum values and most
+// numbers, too short for uuids and refs, which are unique.
+const maxInternedValue = 16
+
+// untyped returns the string value of untyped character data, sharing one
+// boxed copy of short values that repeat (xapi records are full of "",
+// "false", "0", "OpaqueRef:NULL", ...).
+func (p *parser) untyped(raw []byte, at int) (Value, error) {
+	if len(raw) > maxInternedValue || bytes.IndexByte(raw, '&') >= 0 {
+		return p.unescape(raw, at)
+	}
+	if v, ok := p.vals[string(raw)]; ok {
+		return v, nil
+	}
+	var v Value = string(raw)
+	if len(p.vals) < maxInterned {
+		p.vals[string(raw)] = v
 	}
 	return v, nil
 }
