@@ -260,7 +260,7 @@ func ramPasses(total, free int64, ratio float64, req int64) bool {
 	if !(total >= req) {
 		return false
 	}
-	limit := float64(total) * ratio
+	limit := float64(float64(total) * ratio)
 	used := total - free
 	usable := limit - float64(used)
 	return usable >= float64(req)
@@ -271,7 +271,7 @@ func corePasses(total, used int64, ratio float64, req int64) bool {
 	if total == 0 {
 		return true // "VCPUs not set; assuming CPU collection broken"
 	}
-	limit := float64(total) * ratio
+	limit := float64(float64(total) * ratio)
 	if limit > 0 && req > total {
 		return false
 	}
@@ -287,7 +287,7 @@ func diskPasses(totalGB, freeMB int64, ratio float64, req int64) bool {
 	if totalMB < req {
 		return false
 	}
-	limit := float64(totalMB) * ratio
+	limit := float64(float64(totalMB) * ratio)
 	used := totalMB - freeMB
 	usable := limit - float64(used)
 	return usable >= float64(req)
@@ -339,7 +339,7 @@ func (w *builtinWeigher) Weigh(h *HostState, r *Request) float64 {
 	case wDisk:
 		return float64(h.FreeDiskMB)
 	case wCPU:
-		return float64(h.VCPUsTotal)*h.cpuRatio() - float64(h.VCPUsUsed)
+		return float64(float64(h.VCPUsTotal)*h.cpuRatio()) - float64(h.VCPUsUsed)
 	case wIoOps:
 		return float64(h.NumIOOps)
 	case wBuildFailure:

@@ -84,13 +84,13 @@ func (r *run) filterBuiltin(ids []int32, steps []step, b *bounds) []int32 {
 				fail |= bAZ
 			}
 		}
-		if bRam != 0 && !ramPasses(h.totalRAM, h.freeRAM, h.ramRatio, reqRAM) {
+		if bRam != 0 && !h.ramPasses(reqRAM) {
 			fail |= bRam
 		}
-		if bCore != 0 && !corePasses(h.vcpusTotal, h.vcpusUsed, h.cpuRatio, reqVCPUs) {
+		if bCore != 0 && !h.corePasses(reqVCPUs) {
 			fail |= bCore
 		}
-		if bDisk != 0 && !diskPasses(h.totalDiskGB, h.freeDisk, h.diskRatio, reqDisk) {
+		if bDisk != 0 && !h.diskPasses(reqDisk) {
 			fail |= bDisk
 		}
 		if bImg != 0 {
@@ -163,11 +163,11 @@ hosts:
 			case fAvailabilityZone:
 				pass = r.azPass(h.class)
 			case fRam:
-				pass = ramPasses(h.totalRAM, h.freeRAM, h.ramRatio, f.MemoryMB)
+				pass = h.ramPasses(f.MemoryMB)
 			case fCore:
-				pass = corePasses(h.vcpusTotal, h.vcpusUsed, h.cpuRatio, f.VCPUs)
+				pass = h.corePasses(f.VCPUs)
 			case fDisk:
-				pass = diskPasses(h.totalDiskGB, h.freeDisk, h.diskRatio, reqDisk)
+				pass = h.diskPasses(reqDisk)
 			case fImageProperties:
 				pass = r.imgPass(h.class)
 			case fSameHost:
@@ -260,4 +260,25 @@ func (r *run) imgClass(class int32) int8 {
 	}
 	r.st.imgOK[class] = c
 	return c
+}
+
+// ramPasses is the legacy RamFilter on the derived values.
+func (h *hostHot) ramPasses(req int64) bool {
+	return h.totalRAM >= req && h.ramUsable >= float64(req)
+}
+
+// corePasses is the legacy CoreFilter on the derived values.
+func (h *hostHot) corePasses(req int64) bool {
+	if h.vcpusTotal == 0 {
+		return true
+	}
+	if h.cpuLimit > 0 && req > h.vcpusTotal {
+		return false
+	}
+	return !(h.cpuFree < float64(req))
+}
+
+// diskPasses is the legacy DiskFilter on the derived values.
+func (h *hostHot) diskPasses(req int64) bool {
+	return h.totalDiskMB >= req && h.diskUsable >= float64(req)
 }

@@ -137,17 +137,48 @@ func (h *HostState) hasInstance(uuid string) bool {
 // hostHot holds the numbers the built-in filters and weighers read, packed
 // so that one pass over 10,000 hosts stays in cache.
 type hostHot struct {
+	// Derived once per host state, with the very operations Nova's
+	// filters and CPUWeigher perform, so the per-request pass only
+	// compares.
+	ramUsable  float64 // total×ratio − (total − free), RamFilter
+	diskUsable float64 // the same in MB, DiskFilter
+	cpuLimit   float64 // vcpus_total × ratio, CoreFilter
+	cpuFree    float64 // cpuLimit − vcpus_used, CoreFilter and CPUWeigher
+
 	freeRAM, totalRAM     int64
-	freeDisk, totalDiskGB int64
-	vcpusTotal, vcpusUsed int64
+	freeDisk, totalDiskMB int64
+	vcpusTotal            int64
 	ioOps, numInstances   int64
 	failedBuilds          int64
-	ramRatio, cpuRatio    float64
-	diskRatio             float64
 	cell                  int32 // index into HostSet.cells
 	class                 int32 // index into HostSet.classes
 	mult                  int32 // index into HostSet.mults, or -1
 	enabled, up           bool
+}
+
+// newHot packs a host state.
+func newHot(h *HostState, cell, class, mult int32) hostHot {
+	hh := hostHot{
+		freeRAM: h.FreeRAMMB, totalRAM: h.TotalUsableRAMMB,
+		freeDisk: h.FreeDiskMB, totalDiskMB: h.TotalUsableDiskGB * 1024,
+		vcpusTotal: h.VCPUsTotal,
+		ioOps:      h.NumIOOps, numInstances: h.NumInstances, failedBuilds: h.FailedBuilds,
+		cell: cell, class: class, mult: mult,
+		enabled: h.Enabled, up: h.Up,
+	}
+	hh.derive(h)
+	return hh
+}
+
+// derive recomputes the derived values from h (after a consume). The
+// conversions to float64 round each product, as Python does, so that no
+// platform fuses a multiply and a subtraction.
+func (hh *hostHot) derive(h *HostState) {
+	hh.ramUsable = float64(float64(h.TotalUsableRAMMB)*h.ramRatio()) - float64(h.TotalUsableRAMMB-h.FreeRAMMB)
+	totalDiskMB := h.TotalUsableDiskGB * 1024
+	hh.diskUsable = float64(float64(totalDiskMB)*h.diskRatio()) - float64(totalDiskMB-h.FreeDiskMB)
+	hh.cpuLimit = float64(float64(h.VCPUsTotal) * h.cpuRatio())
+	hh.cpuFree = hh.cpuLimit - float64(h.VCPUsUsed)
 }
 
 // hostClass groups hosts that look the same to AvailabilityZoneFilter and
@@ -276,15 +307,7 @@ func NewHostSet(hosts []HostState) (*HostSet, error) {
 			hs.mults = append(hs.mults, ov)
 		}
 		hs.states[i] = h
-		hs.hot[i] = hostHot{
-			freeRAM: h.FreeRAMMB, totalRAM: h.TotalUsableRAMMB,
-			freeDisk: h.FreeDiskMB, totalDiskGB: h.TotalUsableDiskGB,
-			vcpusTotal: h.VCPUsTotal, vcpusUsed: h.VCPUsUsed,
-			ioOps: h.NumIOOps, numInstances: h.NumInstances, failedBuilds: h.FailedBuilds,
-			ramRatio: h.ramRatio(), cpuRatio: h.cpuRatio(), diskRatio: h.diskRatio(),
-			cell: cell, class: cls, mult: mult,
-			enabled: h.Enabled, up: h.Up,
-		}
+		hs.hot[i] = newHot(&hs.states[i], cell, cls, mult)
 	}
 	return hs, nil
 }
@@ -446,18 +469,22 @@ func (hs *HostSet) Consume(i int, req *Request, instanceUUID string) error {
 	if err := req.validate(); err != nil {
 		return err
 	}
-	f := &req.Flavor
-	h, hot := &hs.states[i], &hs.hot[i]
-	hot.freeRAM -= f.MemoryMB
-	hot.freeDisk -= (f.RootGB + f.EphemeralGB) * 1024
-	hot.vcpusUsed += f.VCPUs
-	hot.numInstances++
-	hot.ioOps++
-	h.FreeRAMMB, h.FreeDiskMB, h.VCPUsUsed = hot.freeRAM, hot.freeDisk, hot.vcpusUsed
-	h.NumInstances, h.NumIOOps = hot.numInstances, hot.ioOps
+	h := &hs.states[i]
+	consumeState(h, &req.Flavor)
+	hot := &hs.hot[i]
+	*hot = newHot(h, hot.cell, hot.class, hot.mult)
 	if instanceUUID != "" && !h.hasInstance(instanceUUID) {
 		h.Instances = append(h.Instances[:len(h.Instances):len(h.Instances)], instanceUUID)
 		hs.byInstance[instanceUUID] = appendUnique(hs.byInstance[instanceUUID], int32(i))
 	}
 	return nil
+}
+
+// consumeState is consume_from_request on a HostState.
+func consumeState(h *HostState, f *Flavor) {
+	h.FreeRAMMB -= f.MemoryMB
+	h.FreeDiskMB -= (f.RootGB + f.EphemeralGB) * 1024
+	h.VCPUsUsed += f.VCPUs
+	h.NumInstances++
+	h.NumIOOps++
 }

@@ -448,18 +448,8 @@ func (r *run) consume(id int32, k int) {
 		st.mark(id, bitConsumed)
 		r.anyConsumed = true
 	}
-	f := &req.Flavor
-	diskMB := (f.RootGB + f.EphemeralGB) * 1024
-	ov.hot.freeRAM -= f.MemoryMB
-	ov.hot.freeDisk -= diskMB
-	ov.hot.vcpusUsed += f.VCPUs
-	ov.hot.numInstances++
-	ov.hot.ioOps++
-	ov.state.FreeRAMMB = ov.hot.freeRAM
-	ov.state.FreeDiskMB = ov.hot.freeDisk
-	ov.state.VCPUsUsed = ov.hot.vcpusUsed
-	ov.state.NumInstances = ov.hot.numInstances
-	ov.state.NumIOOps = ov.hot.ioOps
+	consumeState(&ov.state, &req.Flavor)
+	ov.hot = newHot(&ov.state, ov.hot.cell, ov.hot.class, ov.hot.mult)
 	if g := req.InstanceGroup; g != nil {
 		host := hs.states[id].Host
 		r.groupHosts = append(r.groupHosts[:len(r.groupHosts):len(r.groupHosts)], host)

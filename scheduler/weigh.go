@@ -70,7 +70,7 @@ func (r *run) observe(b *bounds, used *[numWeigherKinds]bool, h *hostHot, member
 		b.lo[wDisk], b.hi[wDisk] = min(b.lo[wDisk], v), max(b.hi[wDisk], v)
 	}
 	if used[wCPU] {
-		v := float64(h.vcpusTotal)*h.cpuRatio - float64(h.vcpusUsed)
+		v := h.cpuFree
 		if v < 0 {
 			v = 0
 		}
@@ -215,7 +215,7 @@ func (r *run) weigh(ids []int32, b *bounds) {
 			c[wDisk] = float64(m[multDisk] * ((v - lo[wDisk]) / rng[wDisk]))
 		}
 		if on[wCPU] {
-			v := float64(h.vcpusTotal)*h.cpuRatio - float64(h.vcpusUsed)
+			v := h.cpuFree
 			if v < 0 {
 				v = 0
 			}
