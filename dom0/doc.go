@@ -1,0 +1,71 @@
+// Package dom0 reaches a XenServer host's control domain (dom0) and moves VHD
+// chains between hosts, doing from the controller what Nova's XenAPI plugin
+// "migration" (transfer_vhd, move_vhds_into_sr) did inside dom0, with
+// nothing to install on the host.
+//
+// # Hosts
+//
+// A Host is a dom0's file tree, seen with the host's own absolute paths
+// (/var/run/sr-mount/<sr-uuid>/<vdi-uuid>.vhd), plus command execution. It
+// satisfies vhd.FS, so the vhd package's chain code runs on a remote host's
+// files as on local ones. Two implementations:
+//
+//   - DialSSH: one SSH connection (golang.org/x/crypto/ssh) and one SFTP
+//     session (github.com/pkg/sftp) reused by every operation. Host keys are
+//     checked against known_hosts, asking the server for a key type recorded
+//     there; SSHConfig.InsecureIgnoreHostKey turns the check off. Keys from
+//     files (with passphrases), the ssh-agent and passwords; the context
+//     bounds the TCP connect, the handshake and the SFTP start; keepalives
+//     detect a dead peer (SSHHost.Err). Commands run with every argument
+//     quoted (Quote) after "cd /"; cancelling the context kills them.
+//   - Local: a directory of this machine standing for the host's "/": the
+//     simulated pool's hosts (<dir>/<host>/var/run/sr-mount/...). Commands
+//     run here, with the directory as working directory; pass RunPath(name)
+//     to name a host file in a command on either implementation.
+//
+// # Moving a chain
+//
+// SendChain hard-links the chain (the leaf and its ancestors, through the
+// parent locators) into a staging directory inside the source SR as
+// 0.vhd (leaf), 1.vhd, ... (vhd.Stage), copies those files into the
+// destination's staging directory, and removes the source staging.
+// ImportChain then assembles the chain over the destination's files
+// (vhd.Import: fresh UUIDs, parents relinked, every file checked, the leaf
+// not hidden, renamed into the SR base first) and removes the staging
+// directory. MoveChain does both. The destination staging directory is
+// inside the destination SR (<sr>/xenflow-receive-instance<uuid>), so the
+// final renames stay on one file system; ChainOptions.DestStagingRoot gives
+// Nova's /images/instance<uuid> layout instead. On failure or cancellation
+// both staging directories are removed and every cleanup error is reported
+// (go-multierror); nothing in either SR is touched before the import's own
+// checks pass.
+//
+// # Transfer
+//
+// Transfer copies files between two hosts through the controller: several
+// files at once, each read and written in chunks by concurrent goroutines,
+// each chunk split by pkg/sftp into concurrent requests (concurrent writes
+// are on). Memory is bounded by TransferOptions.Buffers chunks per file,
+// whatever the file size. Progress is reported per file and overall.
+//
+// Every file is written under PartName(dst) and renamed to its final name
+// only when complete and verified: the SHA-256 computed by the controller
+// while reading the source must equal the copy's, which by default is
+// computed by sha256sum on the destination host (VerifySHA256Sum: the file
+// is read where it lies, and no byte crosses the network twice; dom0 has
+// sha256sum), or by reading the copy back (VerifyReadBack, for hosts that
+// cannot run commands). A later Transfer of the same file resumes a part
+// file: its prefix, less the chunks whose writes may have been in flight,
+// is kept if its sha256sum equals that of the same prefix of the source
+// (read and hashed by the controller, so the final hash still covers every
+// byte), and only the rest is sent.
+//
+// # Safety
+//
+// Remote paths are built only from parsed UUIDs (vhd.UUID), sequence
+// numbers and checked clean absolute paths; names listed by a peer are
+// checked with CheckBaseName; ".." never climbs above a host's root.
+// Passwords and passphrases are held as Secret, which prints, logs and
+// marshals as "REDACTED"; no error or log line carries a secret or key
+// material.
+package dom0
