@@ -122,7 +122,7 @@ func BenchmarkVMGetRecordHTTP(b *testing.B) {
 func parallelCalls(b *testing.B, n int, fn func() error) {
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPUTime()
 	var wg sync.WaitGroup
 	var next int64
 	var mu sync.Mutex
@@ -147,6 +147,7 @@ func parallelCalls(b *testing.B, n int, fn func() error) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+	b.ReportMetric(float64((processCPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/call")
 }
 
 // BenchmarkConcurrentBlockingCalls runs batches of 8 concurrent calls that
