@@ -12,6 +12,10 @@ const (
 	PolicySoftAntiAffinity = "soft-anti-affinity"
 )
 
+// MaxInstances bounds the instances of one request (a multi-create of
+// more is refused as bad input rather than allocated).
+const MaxInstances = 10000
+
 // Flavor is the part of a flavor the scheduler reads.
 type Flavor struct {
 	MemoryMB    int64
@@ -128,7 +132,7 @@ func (r *Request) validate() error {
 	if r.NumInstances > 0 && len(r.InstanceUUIDs) > 0 && r.NumInstances != len(r.InstanceUUIDs) {
 		return badInput("request.num_instances", "%d does not match %d instance_uuids", r.NumInstances, len(r.InstanceUUIDs))
 	}
-	if n := r.numInstances(); n > 1<<20 {
+	if n := r.numInstances(); n > MaxInstances {
 		return badInput("request.num_instances", "too many instances (%d)", n)
 	}
 	if g := r.InstanceGroup; g != nil {
