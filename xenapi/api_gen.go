@@ -79,6 +79,12 @@ func (x VMClass) GetAllRecordsWhere(ctx context.Context, expr string) (map[VMRef
 	return decodeRecordMap[VMRef, VMRecord](v, err, "VM.get_all_records_where")
 }
 
+// GetAllWhere calls VM.get_all_where: returns the references matching a query (see get_all_records_where).
+func (x VMClass) GetAllWhere(ctx context.Context, expr string) ([]VMRef, error) {
+	v, err := x.c.call(ctx, "VM.get_all_where", expr)
+	return decodeStrings[VMRef](v, err, "VM.get_all_where")
+}
+
 // GetBlockedOperations calls VM.get_blocked_operations: returns the blocked operations and their codes.
 func (x VMClass) GetBlockedOperations(ctx context.Context, self VMRef) (map[VMOperation]string, error) {
 	v, err := x.c.call(ctx, "VM.get_blocked_operations", self)
@@ -514,6 +520,12 @@ func (x VDIClass) GetAllRecordsWhere(ctx context.Context, expr string) (map[VDIR
 	return decodeRecordMap[VDIRef, VDIRecord](v, err, "VDI.get_all_records_where")
 }
 
+// GetAllWhere calls VDI.get_all_where: returns the references matching a query (see get_all_records_where).
+func (x VDIClass) GetAllWhere(ctx context.Context, expr string) ([]VDIRef, error) {
+	v, err := x.c.call(ctx, "VDI.get_all_where", expr)
+	return decodeStrings[VDIRef](v, err, "VDI.get_all_where")
+}
+
 // GetByNameLabel calls VDI.get_by_name_label: returns every VDI with this name_label.
 func (x VDIClass) GetByNameLabel(ctx context.Context, label string) ([]VDIRef, error) {
 	v, err := x.c.call(ctx, "VDI.get_by_name_label", label)
@@ -757,6 +769,12 @@ func (x VBDClass) GetAllRecordsWhere(ctx context.Context, expr string) (map[VBDR
 	return decodeRecordMap[VBDRef, VBDRecord](v, err, "VBD.get_all_records_where")
 }
 
+// GetAllWhere calls VBD.get_all_where: returns the references matching a query (see get_all_records_where).
+func (x VBDClass) GetAllWhere(ctx context.Context, expr string) ([]VBDRef, error) {
+	v, err := x.c.call(ctx, "VBD.get_all_where", expr)
+	return decodeStrings[VBDRef](v, err, "VBD.get_all_where")
+}
+
 // GetByUUID calls VBD.get_by_uuid: returns the VBD with this uuid (UUID_INVALID when there is none).
 func (x VBDClass) GetByUUID(ctx context.Context, uuid string) (VBDRef, error) {
 	v, err := x.c.call(ctx, "VBD.get_by_uuid", uuid)
@@ -889,6 +907,12 @@ func (x SRClass) GetAllRecordsWhere(ctx context.Context, expr string) (map[SRRef
 	return decodeRecordMap[SRRef, SRRecord](v, err, "SR.get_all_records_where")
 }
 
+// GetAllWhere calls SR.get_all_where: returns the references matching a query (see get_all_records_where).
+func (x SRClass) GetAllWhere(ctx context.Context, expr string) ([]SRRef, error) {
+	v, err := x.c.call(ctx, "SR.get_all_where", expr)
+	return decodeStrings[SRRef](v, err, "SR.get_all_where")
+}
+
 // GetByNameLabel calls SR.get_by_name_label: returns every SR with this name_label.
 func (x SRClass) GetByNameLabel(ctx context.Context, label string) ([]SRRef, error) {
 	v, err := x.c.call(ctx, "SR.get_by_name_label", label)
@@ -1003,6 +1027,12 @@ func (x HostClass) GetAllRecordsWhere(ctx context.Context, expr string) (map[Hos
 	return decodeRecordMap[HostRef, HostRecord](v, err, "host.get_all_records_where")
 }
 
+// GetAllWhere calls host.get_all_where: returns the references matching a query (see get_all_records_where).
+func (x HostClass) GetAllWhere(ctx context.Context, expr string) ([]HostRef, error) {
+	v, err := x.c.call(ctx, "host.get_all_where", expr)
+	return decodeStrings[HostRef](v, err, "host.get_all_where")
+}
+
 // GetByNameLabel calls host.get_by_name_label: returns every host with this name_label.
 func (x HostClass) GetByNameLabel(ctx context.Context, label string) ([]HostRef, error) {
 	v, err := x.c.call(ctx, "host.get_by_name_label", label)
@@ -1099,6 +1129,12 @@ func (x PoolClass) GetAllRecordsWhere(ctx context.Context, expr string) (map[Poo
 	return decodeRecordMap[PoolRef, PoolRecord](v, err, "pool.get_all_records_where")
 }
 
+// GetAllWhere calls pool.get_all_where: returns the references matching a query (see get_all_records_where).
+func (x PoolClass) GetAllWhere(ctx context.Context, expr string) ([]PoolRef, error) {
+	v, err := x.c.call(ctx, "pool.get_all_where", expr)
+	return decodeStrings[PoolRef](v, err, "pool.get_all_where")
+}
+
 // GetByUUID calls pool.get_by_uuid: returns the pool with this uuid (UUID_INVALID when there is none).
 func (x PoolClass) GetByUUID(ctx context.Context, uuid string) (PoolRef, error) {
 	v, err := x.c.call(ctx, "pool.get_by_uuid", uuid)
@@ -1184,6 +1220,12 @@ func (x TaskClass) GetAllRecords(ctx context.Context) (map[TaskRef]TaskRecord, e
 func (x TaskClass) GetAllRecordsWhere(ctx context.Context, expr string) (map[TaskRef]TaskRecord, error) {
 	v, err := x.c.call(ctx, "task.get_all_records_where", expr)
 	return decodeRecordMap[TaskRef, TaskRecord](v, err, "task.get_all_records_where")
+}
+
+// GetAllWhere calls task.get_all_where: returns the references matching a query (see get_all_records_where).
+func (x TaskClass) GetAllWhere(ctx context.Context, expr string) ([]TaskRef, error) {
+	v, err := x.c.call(ctx, "task.get_all_where", expr)
+	return decodeStrings[TaskRef](v, err, "task.get_all_where")
 }
 
 // GetByNameLabel calls task.get_by_name_label: returns every task with this name_label.
@@ -1311,6 +1353,7 @@ func wireMethods() []string {
 		"VM.get_all",
 		"VM.get_all_records",
 		"VM.get_all_records_where",
+		"VM.get_all_where",
 		"VM.get_blocked_operations",
 		"VM.get_by_name_label",
 		"VM.get_by_uuid",
@@ -1379,6 +1422,7 @@ func wireMethods() []string {
 		"VDI.get_all",
 		"VDI.get_all_records",
 		"VDI.get_all_records_where",
+		"VDI.get_all_where",
 		"VDI.get_by_name_label",
 		"VDI.get_by_uuid",
 		"VDI.get_is_a_snapshot",
@@ -1412,6 +1456,7 @@ func wireMethods() []string {
 		"VBD.get_all",
 		"VBD.get_all_records",
 		"VBD.get_all_records_where",
+		"VBD.get_all_where",
 		"VBD.get_by_uuid",
 		"VBD.get_currently_attached",
 		"VBD.get_mode",
@@ -1430,6 +1475,7 @@ func wireMethods() []string {
 		"SR.get_all",
 		"SR.get_all_records",
 		"SR.get_all_records_where",
+		"SR.get_all_where",
 		"SR.get_by_name_label",
 		"SR.get_by_uuid",
 		"SR.get_name_description",
@@ -1449,6 +1495,7 @@ func wireMethods() []string {
 		"host.get_all",
 		"host.get_all_records",
 		"host.get_all_records_where",
+		"host.get_all_where",
 		"host.get_by_name_label",
 		"host.get_by_uuid",
 		"host.get_enabled",
@@ -1463,6 +1510,7 @@ func wireMethods() []string {
 		"pool.get_all",
 		"pool.get_all_records",
 		"pool.get_all_records_where",
+		"pool.get_all_where",
 		"pool.get_by_uuid",
 		"pool.get_default_SR",
 		"pool.get_master",
@@ -1477,6 +1525,7 @@ func wireMethods() []string {
 		"task.get_all",
 		"task.get_all_records",
 		"task.get_all_records_where",
+		"task.get_all_where",
 		"task.get_by_name_label",
 		"task.get_by_uuid",
 		"task.get_error_info",

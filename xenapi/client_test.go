@@ -426,7 +426,8 @@ func TestEveryTypedCall(t *testing.T) {
 	defer c.Close(bg())
 	seen := map[string]bool{}
 	var mu sync.Mutex
-	for _, m := range wireMethods() {
+	all := append(wireMethods(), handWrittenMethods()...)
+	for _, m := range all {
 		m := m
 		f.handle(m, func([]any) (any, []string) {
 			mu.Lock()
@@ -469,14 +470,40 @@ func TestEveryTypedCall(t *testing.T) {
 	}
 	visit(cv)
 	var missing []string
-	for _, m := range wireMethods() {
+	for _, m := range all {
 		if !seen[m] {
 			missing = append(missing, m)
 		}
 	}
 	sort.Strings(missing)
-	if len(missing) > 0 || n != len(wireMethods()) {
-		t.Fatalf("%d methods called, %d wire names; not reached: %v", n, len(wireMethods()), missing)
+	if len(missing) > 0 || n != len(all) {
+		t.Fatalf("%d methods called, %d wire names; not reached: %v", n, len(all), missing)
+	}
+}
+
+func TestVDIIntroduceParameters(t *testing.T) {
+	f := newFakeXapi(t)
+	f.handle("VDI.introduce", func([]any) (any, []string) { return "OpaqueRef:vdi", nil })
+	c := f.login(t)
+	defer c.Close(bg())
+	base := VDIIntroduceArgs{UUID: "u", NameLabel: "n", SR: "OpaqueRef:sr", Type: VDITypeUser, Location: "u"}
+	if _, err := c.VDI.Introduce(bg(), base); err != nil {
+		t.Fatal(err)
+	}
+	withSize := base
+	withSize.VirtualSize = 1 << 30
+	if _, err := c.VDI.Introduce(bg(), withSize); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.callLog()
+	short := calls[1].Params[1:]
+	if len(short) != 9 || !cmp.Equal(short[7], map[string]any{}) {
+		t.Fatalf("short form %v", short)
+	}
+	long := calls[2].Params[1:]
+	want := []any{"u", "n", "", "OpaqueRef:sr", "user", false, false, map[string]any{}, "u", map[string]any{}, map[string]any{}, true, "1073741824"}
+	if !cmp.Equal(long, want) {
+		t.Fatalf("long form %v\nwant %v", long, want)
 	}
 }
 

@@ -22,6 +22,7 @@ func std(class, ref, rec string, nameLabel bool) []method {
 		{class: class, name: "get_all", ret: "[]" + ref, doc: "returns every " + class + "."},
 		{class: class, name: "get_all_records", ret: "map[" + ref + "]" + rec, doc: "returns the record of every " + class + ", by reference."},
 		{class: class, name: "get_all_records_where", params: []param{p("expr", "string")}, ret: "map[" + ref + "]" + rec, doc: "returns the records matching a query such as `field \"name__label\"=\"x\" and field \"is_control_domain\"=\"false\"`."},
+		{class: class, name: "get_all_where", params: []param{p("expr", "string")}, ret: "[]" + ref, doc: "returns the references matching a query (see get_all_records_where)."},
 		{class: class, name: "get_uuid", params: []param{p("self", ref)}, ret: "string", doc: "returns the uuid field."},
 	}
 	if nameLabel {
