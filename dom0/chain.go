@@ -77,6 +77,10 @@ type ChainOptions struct {
 	// caller runs CleanupChain when it gives up. By default both staging
 	// directories are removed on every failure.
 	KeepPartialOnFailure bool
+	// Direct, when set, has the source host push the files to the
+	// destination itself with scp (TransferDirect) instead of relaying
+	// them through this process: for hosts that trust each other.
+	Direct *DirectOptions
 	// Import tunes the chain assembly on the destination.
 	Import *vhd.ImportOptions
 	// Logger receives debug lines; nil discards them.
@@ -198,6 +202,9 @@ func SendChain(ctx context.Context, src, dst Host, req SendRequest, opts *ChainO
 		files[i] = FileCopy{Src: sendDir + "/" + strconv.Itoa(s.Seq) + ".vhd", Dst: recvDir + "/" + strconv.Itoa(s.Seq) + ".vhd"}
 	}
 	log.Debug("dom0: sending chain", "label", req.Label.String(), "from", src.String(), "to", dst.String(), "files", len(files))
+	if opts != nil && opts.Direct != nil {
+		return TransferDirect(ctx, src, dst, files, *opts.Direct, topts)
+	}
 	return Transfer(ctx, src, dst, files, topts)
 }
 

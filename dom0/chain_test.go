@@ -9,6 +9,8 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -124,11 +126,39 @@ func chainPair(t *testing.T, kind string) (src, dst Host, srcRoot, dstRoot strin
 	}
 	s := startSSHD(t)
 	srcRoot, dstRoot = t.TempDir(), t.TempDir()
-	return &rootedHost{s.Dial(t), srcRoot}, &rootedHost{s.Dial(t), dstRoot}, srcRoot, dstRoot
+	return &rootedHost{Host: s.Dial(t), root: srcRoot, sshd: s}, &rootedHost{Host: s.Dial(t), root: dstRoot, sshd: s}, srcRoot, dstRoot
+}
+
+// directTo says how the source reaches dst's sshd by itself. The two
+// "hosts" share one machine, so rooted paths are passed as seen from "/".
+func directTo(t *testing.T, src, dst Host) *DirectOptions {
+	t.Helper()
+	rs, rd := src.(*rootedHost), dst.(*rootedHost)
+	s := rd.sshd
+	// The key and known_hosts live on the source "host".
+	for _, f := range []struct{ from, to string }{{s.UserKey, "/etc/xenflow/key"}, {s.KnownHosts, "/etc/xenflow/known_hosts"}} {
+		b, err := os.ReadFile(f.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(rs.root+"/etc/xenflow", 0o700)
+		if err := os.WriteFile(rs.root+f.to, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs.peerRoot = rd.root
+	host, port, _ := strings.Cut(s.Addr, ":")
+	p, _ := strconv.Atoi(port)
+	return &DirectOptions{Addr: host, Port: p, User: s.User, IdentityFile: "/etc/xenflow/key", KnownHostsFile: "/etc/xenflow/known_hosts"}
 }
 
 func TestMoveChain(t *testing.T) {
-	for _, kind := range []string{"local", "ssh"} {
+	for _, kind := range []string{"local", "ssh", "ssh-direct"} {
+		if kind == "ssh-direct" {
+			if _, err := os.Stat("/usr/bin/scp"); err != nil {
+				continue
+			}
+		}
 		t.Run(kind, func(t *testing.T) {
 			src, dst, srcRoot, dstRoot := chainPair(t, kind)
 			leaf, want := makeChain(t, src, 3, 1)
@@ -136,10 +166,14 @@ func TestMoveChain(t *testing.T) {
 			if err := dst.MkdirAll(dstSR, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			before := listTree(t, srcRoot)
 			req := SendRequest{Label: ChainLabel{Instance: testInstance}, SrcSR: testSrcSR, Leaf: leaf, DstSR: testDstSR}
 			var last Progress
-			res, err := MoveChain(context.Background(), src, dst, req, &ChainOptions{Transfer: &TransferOptions{Progress: func(p Progress) { last = p }}})
+			opts := &ChainOptions{Transfer: &TransferOptions{Progress: func(p Progress) { last = p }}}
+			if kind == "ssh-direct" {
+				opts.Direct = directTo(t, src, dst)
+			}
+			before := listTree(t, srcRoot)
+			res, err := MoveChain(context.Background(), src, dst, req, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -342,7 +376,9 @@ func equalStrings(a, b []string) bool {
 // "hosts" of one sshd are two directories on it.
 type rootedHost struct {
 	Host
-	root string
+	root     string
+	sshd     *testSSHD
+	peerRoot string // root of the host that scp targets ("user@host:/path")
 }
 
 func (h *rootedHost) p(name string) string { return h.root + hostPath(name) }
@@ -364,12 +400,19 @@ func (h *rootedHost) ReadDir(name string) ([]os.DirEntry, error) { return h.Host
 func (h *rootedHost) Chmod(name string, m os.FileMode) error     { return h.Host.Chmod(h.p(name), m) }
 func (h *rootedHost) Truncate(name string, n int64) error        { return h.Host.Truncate(h.p(name), n) }
 
-// Run rewrites RunPath arguments ("./x") to the rooted directory.
+// Run rewrites RunPath arguments ("./x") to the rooted directory, and scp
+// targets ("user@host:/x") to the peer's.
 func (h *rootedHost) Run(ctx context.Context, argv []string) ([]byte, []byte, error) {
 	a := append([]string(nil), argv...)
 	for i, s := range a {
 		if len(s) > 2 && s[:2] == "./" {
 			a[i] = RunPath(h.root + "/" + path.Clean(s[2:]))
+		}
+		if k, v, ok := strings.Cut(s, "=./"); ok {
+			a[i] = k + "=" + RunPath(h.root+"/"+path.Clean(v))
+		}
+		if at, p, ok := strings.Cut(s, ":/"); ok && h.peerRoot != "" && strings.Contains(at, "@") {
+			a[i] = at + ":" + h.peerRoot + "/" + p
 		}
 	}
 	return h.Host.Run(ctx, a)
