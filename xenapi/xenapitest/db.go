@@ -79,9 +79,18 @@ func (o *object) record() map[string]any {
 	r := make(map[string]any, len(o.cls.fields))
 	for i := range o.cls.fields {
 		fd := &o.cls.fields[i]
-		r[fd.name] = wireValue(o.f[fd.name])
+		r[fd.name] = o.wireField(fd.name)
 	}
 	return r
+}
+
+// wireField returns one field in the wire value model; a VM's
+// allowed_operations is computed from its state, as xapi keeps it.
+func (o *object) wireField(name string) any {
+	if o.cls == classVM && name == "allowed_operations" {
+		return wireValue(vmAllowedOperations(o))
+	}
+	return wireValue(o.f[name])
 }
 
 // wireValue converts a stored value to what xapi puts on the wire: ints

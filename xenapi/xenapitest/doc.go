@@ -57,8 +57,9 @@
 //     (VM_BAD_POWER_STATE [vm, expected, actual], with expected states
 //     lowercase and joined by ", " as xapi writes them), then templates,
 //     snapshots and the control domain. start, start_on, clean/hard
-//     shutdown, shutdown, clean/hard reboot, suspend, resume, pause,
-//     unpause, destroy, snapshot, clone.
+//     shutdown, shutdown, clean/hard reboot, suspend, resume, resume_on,
+//     pause, unpause, destroy, snapshot, clone, copy. A VM's
+//     allowed_operations is computed from the same checks.
 //   - VM.create with xapi's constructor rules: missing required fields fail
 //     with INTERNAL_ERROR [Server_helpers.Dispatcher_FieldNotFound("f")],
 //     extra keys are ignored; memory order static_min ≤ dynamic_min ≤
@@ -82,6 +83,8 @@
 //   - VBD.create (DEVICE_ALREADY_EXISTS, "autodetect"), plug, unplug,
 //     unplug_force, destroy, insert, eject, with DEVICE_ALREADY_ATTACHED /
 //     DEVICE_ALREADY_DETACHED.
+//   - Chains are at most 30 disks deep, as blktap opens them: a snapshot
+//     past that answers SR_BACKEND_FAILURE_109.
 //   - Async.<call> returns a task; the task's status, progress, result
 //     (the "<value>…</value>" string, as xapi stores it) and error_info
 //     follow the call; task.cancel, task.destroy, task.create.
@@ -106,7 +109,7 @@
 // and VM.provision, live migration (VM.pool_migrate, migrate_send),
 // VDI.introduce, suspend images (a suspended VM has no suspend_VDI), the
 // storage garbage collector (base copies are never coalesced), shared SRs,
-// allowed_operations and current_operations (left empty), RBAC, session
-// limits and task expiry, and HA. Wrong parameter types answer
+// current_operations and the allowed_operations of classes other than VM
+// (left empty or fixed), RBAC, session limits and task expiry, and HA. Wrong parameter types answer
 // FIELD_TYPE_ERROR [parameter], where xapi's answer varies.
 package xenapitest

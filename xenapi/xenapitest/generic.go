@@ -83,7 +83,7 @@ func (t methodTable) addGeneric(cls *class) {
 			if err != nil {
 				return nil, err
 			}
-			return wireValue(o.f[fd.name]), nil
+			return o.wireField(fd.name), nil
 		}, "self")
 		if !fd.rw {
 			continue

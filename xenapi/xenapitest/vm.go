@@ -82,6 +82,25 @@ func checkVMOp(vm *object, op string) error {
 	return nil
 }
 
+// listedVMOperations are the operations xapi lists in a VM's
+// allowed_operations (update_allowed_operations), in its order.
+// Operations the pool does not simulate (checkpoint, export, pool_migrate,
+// migrate_send) are left out.
+var listedVMOperations = []string{"snapshot", "copy", "clone", "start", "start_on", "pause",
+	"unpause", "clean_shutdown", "clean_reboot", "hard_shutdown", "hard_reboot", "suspend", "resume",
+	"resume_on", "destroy", "changing_VCPUs_live", "changing_static_range", "changing_dynamic_range"}
+
+// vmAllowedOperations lists the operations checkVMOp would allow now.
+func vmAllowedOperations(vm *object) []string {
+	out := []string{}
+	for _, op := range listedVMOperations {
+		if checkVMOp(vm, op) == nil {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
 // checkMemory enforces static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max.
 func checkMemory(smin, dmin, dmax, smax int64) error {
 	if !(0 <= smin && smin <= dmin && dmin <= dmax && dmax <= smax) {
@@ -248,6 +267,22 @@ func (t methodTable) addVM() {
 		}
 		return c.p.cloneVM(vm, a.str(1), false, nil)
 	}, "vm", "new_name")
+	t.sessionCall("VM.copy", true, func(c *call, a *args) (any, error) {
+		vm, err := getVM(c, a, "copy")
+		if err != nil {
+			return nil, err
+		}
+		name, sr := a.str(1), a.str(2)
+		if a.err != nil {
+			return nil, a.err
+		}
+		if sr != nullRef && sr != "" {
+			if _, err := c.p.get(classSR, sr); err != nil {
+				return nil, err
+			}
+		}
+		return c.p.copyVM(vm, name, sr)
+	}, "vm", "new_name", "sr")
 
 	// VCPUs (xapi_vm.ml): halted only, 0 < at_startup ≤ max.
 	t.sessionCall("VM.set_VCPUs_max", false, func(c *call, a *args) (any, error) {
@@ -471,17 +506,44 @@ func (p *Pool) cloneVM(vm *object, name string, isSnapshot bool, ignore []string
 	for _, r := range ignore {
 		skip[r] = true
 	}
+	return p.duplicateVM(vm, name, isSnapshot, func(vdi string) (string, bool, error) {
+		if skip[vdi] {
+			return "", false, nil
+		}
+		r, err := p.snapshotVDI(vdi, isSnapshot)
+		return r, true, err
+	})
+}
+
+// copyVM makes a halted VM's full copy: its disks are copied, whole, into
+// sr (into each disk's own SR when sr is NULL).
+func (p *Pool) copyVM(vm *object, name, sr string) (string, error) {
+	return p.duplicateVM(vm, name, false, func(vdi string) (string, bool, error) {
+		target := sr
+		if target == "" || target == nullRef {
+			target = p.objs[vdi].str("SR")
+		}
+		r, err := p.copyVDI(vdi, target, "")
+		return r, true, err
+	})
+}
+
+// duplicateVM copies a VM's record and gives the copy the disks dup makes
+// from the VM's disks (dup may skip one).
+func (p *Pool) duplicateVM(vm *object, name string, isSnapshot bool, dup func(vdi string) (string, bool, error)) (string, error) {
 	type pair struct{ vbd, vdi string }
 	var disks []pair
 	for _, vbd := range p.vmDisks(vm) {
-		if vbd.str("type") != "Disk" || skip[vbd.str("VDI")] {
+		if vbd.str("type") != "Disk" {
 			continue
 		}
-		newVDI, err := p.snapshotVDI(vbd.str("VDI"), isSnapshot)
+		newVDI, ok, err := dup(vbd.str("VDI"))
 		if err != nil {
 			return "", err
 		}
-		disks = append(disks, pair{vbd.ref, newVDI})
+		if ok {
+			disks = append(disks, pair{vbd.ref, newVDI})
+		}
 	}
 	f := map[string]any{}
 	for k, v := range vm.f {

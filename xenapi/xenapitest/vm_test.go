@@ -421,3 +421,55 @@ func TestStartChecks(t *testing.T) {
 		wantFailure(t, err, ErrVDIMissing, p.Master().SR(), v.VDIs[0])
 	})
 }
+
+func TestVMCloneCopyAndAllowedOperations(t *testing.T) {
+	p := newTestPool(t, Options{Hosts: 2})
+	s := login(t, p)
+	vm := vmIn(t, p, s, "Halted")
+	if err := p.WriteVDI(vm.VDIs[0], 512, []byte("payload")); err != nil {
+		t.Fatal(err)
+	}
+	ops := func(ref string) map[string]bool {
+		m := map[string]bool{}
+		for _, o := range mustCall(t, p, "VM.get_allowed_operations", s, ref).([]any) {
+			m[o.(string)] = true
+		}
+		return m
+	}
+	if a := ops(vm.Ref); !a["start"] || !a["destroy"] || !a["copy"] || a["clean_shutdown"] {
+		t.Fatalf("halted allowed_operations %v", a)
+	}
+	mustCall(t, p, "VM.add_to_blocked_operations", s, vm.Ref, "start", "")
+	if a := ops(vm.Ref); a["start"] {
+		t.Fatal("a blocked operation is listed as allowed")
+	}
+	mustCall(t, p, "VM.remove_from_blocked_operations", s, vm.Ref, "start")
+
+	h2 := p.Hosts()[1]
+	cp := mustCall(t, p, "VM.copy", s, vm.Ref, "copied", h2.SR()).(string)
+	clone := mustCall(t, p, "VM.clone", s, vm.Ref, "cloned").(string)
+	for _, ref := range []string{cp, clone} {
+		rec := mustCall(t, p, "VM.get_record", s, ref).(map[string]any)
+		if rec["is_a_snapshot"] != false || len(rec["VBDs"].([]any)) != 1 {
+			t.Fatalf("record %v", rec)
+		}
+		vbd := rec["VBDs"].([]any)[0].(string)
+		vdi := recField(t, p, vbd, "VDI").(string)
+		buf := make([]byte, 7)
+		if err := p.ReadVDIAt(vdi, buf, 512); err != nil || string(buf) != "payload" {
+			t.Fatalf("%s disk: %q %v", rec["name_label"], buf, err)
+		}
+		if ref == cp && recField(t, p, vdi, "SR") != h2.SR() {
+			t.Fatal("copy not in the target SR")
+		}
+	}
+	mustCall(t, p, "VM.start", s, cp, false, false)
+	if recField(t, p, cp, "resident_on") != h2.Ref() {
+		t.Fatal("copy did not start where its disk is")
+	}
+	if a := ops(cp); !a["clean_shutdown"] || a["start"] || a["copy"] {
+		t.Fatalf("running allowed_operations %v", a)
+	}
+	_, err := p.Call(context.Background(), "VM.copy", s, cp, "x", nullRef)
+	wantFailure(t, err, ErrVMBadPowerState, cp, "halted", "running")
+}
