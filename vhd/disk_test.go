@@ -15,7 +15,7 @@ func testOpts(seed int64) *CreateOptions {
 	return &CreateOptions{Rand: rand.New(rand.NewSource(seed)), Timestamp: testTime}
 }
 
-func newTestFS(t *testing.T) tmpFS { return tmpFS{t.TempDir()} }
+func newTestFS(t testing.TB) FS { return DirFS(t.TempDir()) }
 
 func readAll(t *testing.T, r interface {
 	ReadAt([]byte, int64) (int, error)
@@ -49,7 +49,7 @@ func TestCreateWriteReadRoundTrip(t *testing.T) {
 			}
 			model := make([]byte, tc.size)
 			r := rand.New(rand.NewSource(2))
-			for i := 0; i < 40; i++ {
+			for i := 0; i < 20; i++ {
 				off := r.Int63n(tc.size)
 				n := min(int64(r.Intn(300000)+1), tc.size-off)
 				buf := make([]byte, n)

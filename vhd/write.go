@@ -246,3 +246,49 @@ func (d *Disk) writeBATEntryLocked(blk uint32, sector uint32) error {
 	d.bat[blk] = sector
 	return nil
 }
+
+// CopyFrom streams r into the disk starting at virtual offset off until r
+// ends, one block at a time (memory O(block size)), and returns the number
+// of bytes consumed. On a dynamic disk, zeros bound for a block the disk
+// does not hold are skipped rather than allocated, so the disk stays sparse;
+// on other types every byte is written. Data past the virtual size
+// is an error wrapping ErrOutOfRange.
+func (d *Disk) CopyFrom(r io.Reader, off int64) (int64, error) {
+	chunk := d.blockSize
+	if chunk == 0 {
+		chunk = DefaultBlockSize
+	}
+	buf := make([]byte, chunk)
+	var total int64
+	for {
+		// Align chunks to block boundaries.
+		n := chunk - (off+total)%chunk
+		m, err := io.ReadFull(r, buf[:n])
+		if m > 0 {
+			if werr := d.copyChunk(buf[:m], off+total); werr != nil {
+				return total, werr
+			}
+			total += int64(m)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+func (d *Disk) copyChunk(p []byte, off int64) error {
+	if d.footer.DiskType == DiskDynamic && allZero(p) {
+		d.mu.RLock()
+		blk := off >> d.blockShift
+		unheld := off+int64(len(p)) <= int64(d.footer.CurrentSize) && blk < int64(len(d.bat)) && d.bat[blk] == unusedBAT
+		d.mu.RUnlock()
+		if unheld {
+			return nil
+		}
+	}
+	_, err := d.WriteAt(p, off)
+	return err
+}
