@@ -244,14 +244,11 @@ func (t methodTable) addStorage() {
 		return nil, nil
 	}, "vdi")
 	t.sessionCall("VDI.copy", true, func(c *call, a *args) (any, error) {
-		base, into := "", ""
-		if a.present(2) {
-			base = a.str(2)
-		}
+		// base_vdi only lets xapi copy less; a full copy is always made.
+		into := ""
 		if a.present(3) {
 			into = a.str(3)
 		}
-		_ = base // a full copy is always made; base_vdi only speeds xapi up
 		return c.p.copyVDI(a.str(0), a.str(1), into)
 	}, "vdi", "sr", "base_vdi", "into_vdi").withDefaults(2)
 	t.sessionCall("SR.scan", true, func(c *call, a *args) (any, error) {
@@ -310,7 +307,7 @@ func (p *Pool) snapshotVDI(ref string, isSnapshot bool) (string, error) {
 	if err != nil {
 		return "", storageError("snapshot", err)
 	}
-	baseVDI := p.newVDIObject(srObj, baseUUID, baseInfo, map[string]any{
+	p.newVDIObject(srObj, baseUUID, baseInfo, map[string]any{
 		"type":             vdi.str("type"),
 		"name_description": "",
 	})
@@ -344,7 +341,6 @@ func (p *Pool) snapshotVDI(ref string, isSnapshot bool) (string, error) {
 		vdi.addToSet("snapshots", snap.ref)
 		p.touch(vdi)
 	}
-	_ = baseVDI
 	p.refreshSR(srObj)
 	return snap.ref, nil
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/xenflow/xenflow/vhd"
 )
 
-func srFS(h *Host) vhd.FS { return osFS{root: h.SRPath()} }
+func srFS(h *Host) vhd.FS { return vhd.DirFS(h.SRPath()) }
 
 func TestDirectoryLayout(t *testing.T) {
 	dir := t.TempDir()

@@ -1,10 +1,8 @@
 package xenapitest
 
 import (
-	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -19,7 +17,7 @@ type vhdStore struct {
 }
 
 func newDiskStore(dir string) diskStore {
-	return &vhdStore{dir: dir, fsys: osFS{root: dir}}
+	return &vhdStore{dir: dir, fsys: vhd.DirFS(dir)}
 }
 
 func (s *vhdStore) create(name string, size int64) error {
@@ -119,23 +117,3 @@ func (s *vhdStore) list() ([]string, error) {
 	sort.Strings(out)
 	return out, nil
 }
-
-// osFS is a vhd.FS over a directory of this machine.
-type osFS struct{ root string }
-
-func (f osFS) path(name string) string {
-	return filepath.Join(f.root, filepath.FromSlash(path.Clean("/"+name)))
-}
-
-func (f osFS) Open(name string) (vhd.File, error) { return os.Open(f.path(name)) }
-func (f osFS) OpenFile(name string, flag int, perm fs.FileMode) (vhd.File, error) {
-	return os.OpenFile(f.path(name), flag, perm)
-}
-func (f osFS) Stat(name string) (fs.FileInfo, error) { return os.Stat(f.path(name)) }
-func (f osFS) Rename(oldname, newname string) error {
-	return os.Rename(f.path(oldname), f.path(newname))
-}
-func (f osFS) Link(oldname, newname string) error           { return os.Link(f.path(oldname), f.path(newname)) }
-func (f osFS) Remove(name string) error                     { return os.Remove(f.path(name)) }
-func (f osFS) MkdirAll(name string, perm fs.FileMode) error { return os.MkdirAll(f.path(name), perm) }
-func (f osFS) ReadDir(name string) ([]fs.DirEntry, error)   { return os.ReadDir(f.path(name)) }
