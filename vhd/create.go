@@ -118,7 +118,7 @@ func create(fsys FS, name string, size int64, typ DiskType, o *CreateOptions, pa
 		FormatVersion:  formatVersion,
 		DataOffset:     noDataOffset,
 		Timestamp:      Timestamp(o.Timestamp),
-		CreatorApp:     CreatorTap,
+		CreatorApp:     creatorTap(),
 		CreatorVersion: CreatorVersion,
 		OriginalSize:   uint64(size),
 		CurrentSize:    uint64(size),

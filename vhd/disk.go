@@ -214,7 +214,7 @@ func (d *Disk) loadDynamic() error {
 	tOff := int64(h.TableOffset)
 	// Read the BAT in bounded chunks straight into the table.
 	d.bat = make([]uint32, h.MaxTableEntries)
-	chunk := make([]byte, min(int64(len(d.bat))*4, 64<<10))
+	chunk := make([]byte, min(int64(len(d.bat))*4, 256<<10))
 	for i := 0; i < len(d.bat); {
 		n := min(len(d.bat)-i, len(chunk)/4)
 		if err := d.readFull(chunk[:n*4], tOff+int64(i)*4, "bat"); err != nil {

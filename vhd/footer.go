@@ -86,14 +86,9 @@ func (t DiskType) String() string {
 // Creator identifies the application that wrote a VHD (footer bytes 28-31).
 type Creator [4]byte
 
-// Creator applications.
-var (
-	// CreatorTap is blktap's vhd-util/tapdisk ("tap\0"), the creator this
-	// package writes.
-	CreatorTap = Creator{'t', 'a', 'p', 0}
-	// CreatorQemu is qemu-img sizing by CHS geometry.
-	CreatorQemu = Creator{'q', 'e', 'm', 'u'}
-)
+// creatorTap is blktap's vhd-util/tapdisk ("tap\0"), the creator this
+// package writes.
+func creatorTap() Creator { return Creator{'t', 'a', 'p', 0} }
 
 // String returns the four characters with trailing NULs trimmed.
 func (c Creator) String() string {
@@ -111,9 +106,10 @@ func (c Creator) isTap() bool { return c[0] == 't' && c[1] == 'a' && c[2] == 'p'
 // Version packs a major.minor creator or format version.
 func Version(major, minor uint16) uint32 { return uint32(major)<<16 | uint32(minor) }
 
-// CreatorVersion is the creator version this package writes with CreatorTap:
-// blktap 1.3, the version whose files carry a batmap.
-var CreatorVersion = Version(1, 3)
+// CreatorVersion is the creator version this package writes with creator
+// "tap": blktap 1.3, the newest vhd-util check accepts; files of "tap" 1.2
+// and later carry a batmap.
+const CreatorVersion = 1<<16 | 3
 
 // Geometry is the CHS geometry stored in the footer.
 type Geometry struct {
