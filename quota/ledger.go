@@ -306,7 +306,7 @@ func (t *txn) reserveFn(pq *ProjectQuota) error {
 				overs = append(overs, o)
 			}
 		}
-		if pq.Total.Reserved[r] > maxTotal-d {
+		if pq.Total.InUse[r]+pq.Total.Reserved[r] > maxTotal-d {
 			return &InputError{Op: "reserve", Field: rs.String(), Value: fmt.Sprint(d), Err: ErrInvalidDelta}
 		}
 	}
@@ -409,6 +409,7 @@ func (l *Ledger) settle(ctx context.Context, op, id string, to State) error {
 }
 
 func (t *txn) settleFn(pq *ProjectQuota) error {
+	t.result, t.unders = nil, t.unders[:0] // a store may retry the transaction
 	if !pq.Initialized {
 		// A new, empty record: returning an error keeps the store from
 		// keeping it.
@@ -530,20 +531,25 @@ func (l *Ledger) Expire(ctx context.Context) ([]string, error) {
 			errs = append(errs, err)
 			break
 		}
+		var ids []string
 		err := l.store.Update(ctx, p, func(pq *ProjectQuota) error {
+			ids = ids[:0] // a store may retry the transaction
 			if !pq.Initialized {
 				return &InputError{Op: "expire", Field: "project", Value: p, Err: ErrUnknownProject}
 			}
 			for _, res := range pq.Pending {
 				if !now.Before(res.Created.Add(l.maxAge)) {
-					expired = append(expired, res.ID)
+					ids = append(ids, res.ID)
 					l.release(pq, res, Expired, now)
 				}
 			}
 			l.forget(pq, now)
 			return nil
 		})
-		if err != nil && !errors.Is(err, ErrUnknownProject) {
+		switch {
+		case err == nil:
+			expired = append(expired, ids...)
+		case !errors.Is(err, ErrUnknownProject):
 			errs = append(errs, fmt.Errorf("quota: expire project %q: %w", p, err))
 		}
 	}

@@ -134,11 +134,12 @@ type held struct {
 }
 
 type worker struct {
-	rng     *rand.Rand
-	pending []held
-	net     map[scopeKey]Amounts // committed by this worker, never below 0
-	neg     map[scopeKey]Amounts // negative deltas this worker holds pending (≤ 0)
-	stats   map[string]int
+	rng       *rand.Rand
+	abandoned string // reserved before the run and never settled
+	pending   []held
+	net       map[scopeKey]Amounts // committed by this worker, never below 0
+	neg       map[scopeKey]Amounts // negative deltas this worker holds pending (≤ 0)
+	stats     map[string]int
 }
 
 func runProperty(t *testing.T, seed int64, workers, ops int) {
@@ -175,6 +176,13 @@ func runPropertyOn(t *testing.T, seed int64, workers, ops int, store Store) {
 	for i := range ws {
 		w := &worker{rng: rand.New(rand.NewSource(seed*1000 + int64(i))), net: map[scopeKey]Amounts{}, neg: map[scopeKey]Amounts{}, stats: map[string]int{}}
 		ws[i] = w
+		// A flow that dies after reserving: nobody settles this one, so
+		// only expiry can release it.
+		id, err := l.Reserve(ctx, projects[i%len(projects)], users[i%len(users)], Deltas{DiskGB: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.abandoned = id
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -195,10 +203,11 @@ func runPropertyOn(t *testing.T, seed int64, workers, ops int, store Store) {
 	}
 	stats := map[string]int{}
 	for _, w := range ws {
-		for _, h := range w.pending {
-			if err := l.Commit(ctx, h.id); !errors.Is(err, ErrReservationExpired) {
+		for _, id := range append([]string{w.abandoned}, w.ids()...) {
+			if err := l.Commit(ctx, id); !errors.Is(err, ErrReservationExpired) {
 				t.Errorf("commit after final expiry: %v, want ErrReservationExpired", err)
 			}
+			w.stats["expired"]++
 		}
 		for k, v := range w.stats {
 			stats[k] += v
@@ -251,6 +260,14 @@ func runPropertyOn(t *testing.T, seed int64, workers, ops int, store Store) {
 		}
 	}
 	t.Logf("seed %d: %v, %d checked transactions", seed, stats, cs.checks)
+}
+
+func (w *worker) ids() []string {
+	var ids []string
+	for _, h := range w.pending {
+		ids = append(ids, h.id)
+	}
+	return ids
 }
 
 func (w *worker) step(t *testing.T, ctx context.Context, l *Ledger, clock *fakeClock, projects, users []string) {

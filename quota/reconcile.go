@@ -63,6 +63,7 @@ func (l *Ledger) Reconcile(ctx context.Context, project string, charges []Charge
 	}
 	var drift []Drift
 	err := l.store.Update(ctx, project, func(pq *ProjectQuota) error {
+		drift = drift[:0] // a store may retry the transaction
 		l.init(pq)
 		var reserved Amounts
 		userReserved := make(map[string]*Amounts)

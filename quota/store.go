@@ -19,7 +19,10 @@ type Store interface {
 	// View of that project runs. A project without a record gets a new
 	// record, ProjectQuota{Project: project}, which the store keeps only if
 	// fn returns nil. Update returns fn's error, or the store's own.
-	// The store must not keep fn or call it after Update returns.
+	// A store may call fn more than once, each time on a fresh copy of the
+	// record (to retry a transaction that met a conflict); only the last
+	// call's record may be kept. It must not keep fn or call it after
+	// Update returns.
 	Update(ctx context.Context, project string, fn func(*ProjectQuota) error) error
 	// View calls fn with the project's record while no Update of that
 	// project runs. fn must not change or keep the record. A project
