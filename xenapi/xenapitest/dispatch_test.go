@@ -41,11 +41,13 @@ func TestDispatcherErrors(t *testing.T) {
 		{"set RO field", "VM.set_power_state", []any{s, vm.Ref, "Running"}, ErrMessageMethodUnknown, []string{"VM.set_power_state"}},
 		{"bad enum", "VM.set_actions_after_crash", []any{s, vm.Ref, "explode"}, ErrFieldTypeError, []string{"value"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := p.Call(context.Background(), tt.method, tt.params...)
-			wantFailure(t, err, tt.code, tt.want...)
-		})
+	for tname, call := range transports(t, p) {
+		for _, tt := range tests {
+			t.Run(tname+"/"+tt.name, func(t *testing.T) {
+				_, err := call(context.Background(), tt.method, tt.params...)
+				wantFailure(t, err, tt.code, tt.want...)
+			})
+		}
 	}
 	t.Run("alternative wire name", func(t *testing.T) {
 		rec := mustCall(t, p, "VM_get_record", s, vm.Ref).(map[string]any)

@@ -1,11 +1,16 @@
 package xenapitest
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"reflect"
 	"testing"
+
+	"github.com/xenflow/xenflow/xenapi/internal/xmlrpc"
 )
 
 // newTestPool makes a pool in a test directory and closes it at the end.
@@ -71,3 +76,43 @@ func recField(t *testing.T, p *Pool, ref, name string) any {
 }
 
 func removeFile(path string) error { return os.Remove(path) }
+
+// caller makes a call one way or another.
+type caller func(ctx context.Context, method string, params ...any) (any, error)
+
+// transports returns the two ways into a pool: in process, and XML-RPC
+// over HTTP through the codec (a Failure envelope becomes a *Failure).
+func transports(t *testing.T, p *Pool) map[string]caller {
+	srv := httptest.NewServer(p.Handler())
+	t.Cleanup(srv.Close)
+	overHTTP := func(ctx context.Context, method string, params ...any) (any, error) {
+		var buf bytes.Buffer
+		if err := xmlrpc.EncodeCall(&buf, method, params); err != nil {
+			return nil, err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, &buf)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		v, err := xmlrpc.DecodeResponse(resp.Body)
+		if err != nil {
+			return nil, err
+		}
+		env := v.(map[string]any)
+		if env["Status"] == "Success" {
+			return env["Value"], nil
+		}
+		desc := env["ErrorDescription"].([]any)
+		f := &Failure{Code: desc[0].(string), Params: []string{}}
+		for _, d := range desc[1:] {
+			f.Params = append(f.Params, d.(string))
+		}
+		return nil, f
+	}
+	return map[string]caller{"in-process": p.Call, "http": overHTTP}
+}

@@ -58,39 +58,41 @@ func TestPowerStateMachine(t *testing.T) {
 		{"VM.unpause", func(vm string) []any { return []any{vm} }, map[string]string{"Paused": "Running"}, "paused"},
 		{"VM.destroy", func(vm string) []any { return []any{vm} }, map[string]string{"Halted": "", "Suspended": ""}, "halted, suspended"},
 	}
-	for _, op := range ops {
-		for _, from := range powerStates {
-			to, ok := op.allowed[from]
-			t.Run(fmt.Sprintf("%s from %s", op.name, from), func(t *testing.T) {
-				vm := vmIn(t, p, s, from)
-				_, err := p.Call(context.Background(), op.name, append([]any{s}, op.params(vm.Ref)...)...)
-				if !ok {
-					wantFailure(t, err, ErrVMBadPowerState, vm.Ref, op.expected, strings.ToLower(from))
-					if got := recField(t, p, vm.Ref, "power_state"); got != from {
-						t.Fatalf("power_state changed to %v on a failed call", got)
+	for tname, call := range transports(t, p) {
+		for _, op := range ops {
+			for _, from := range powerStates {
+				to, ok := op.allowed[from]
+				t.Run(fmt.Sprintf("%s/%s from %s", tname, op.name, from), func(t *testing.T) {
+					vm := vmIn(t, p, s, from)
+					_, err := call(context.Background(), op.name, append([]any{s}, op.params(vm.Ref)...)...)
+					if !ok {
+						wantFailure(t, err, ErrVMBadPowerState, vm.Ref, op.expected, strings.ToLower(from))
+						if got := recField(t, p, vm.Ref, "power_state"); got != from {
+							t.Fatalf("power_state changed to %v on a failed call", got)
+						}
+						return
 					}
-					return
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				if op.name == "VM.destroy" {
-					_, err := p.Call(context.Background(), "VM.get_record", s, vm.Ref)
-					wantFailure(t, err, ErrHandleInvalid, "VM", vm.Ref)
-					return
-				}
-				if got := recField(t, p, vm.Ref, "power_state"); got != to {
-					t.Fatalf("power_state %v, want %s", got, to)
-				}
-				attached := recField(t, p, vm.VBDs[0], "currently_attached")
-				if want := to == "Running" || to == "Paused"; attached != want {
-					t.Fatalf("VBD currently_attached %v in %s", attached, to)
-				}
-				resident := recField(t, p, vm.Ref, "resident_on")
-				if (to == "Running" || to == "Paused") != (resident == host) {
-					t.Fatalf("resident_on %v in %s", resident, to)
-				}
-			})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if op.name == "VM.destroy" {
+						_, err := p.Call(context.Background(), "VM.get_record", s, vm.Ref)
+						wantFailure(t, err, ErrHandleInvalid, "VM", vm.Ref)
+						return
+					}
+					if got := recField(t, p, vm.Ref, "power_state"); got != to {
+						t.Fatalf("power_state %v, want %s", got, to)
+					}
+					attached := recField(t, p, vm.VBDs[0], "currently_attached")
+					if want := to == "Running" || to == "Paused"; attached != want {
+						t.Fatalf("VBD currently_attached %v in %s", attached, to)
+					}
+					resident := recField(t, p, vm.Ref, "resident_on")
+					if (to == "Running" || to == "Paused") != (resident == host) {
+						t.Fatalf("resident_on %v in %s", resident, to)
+					}
+				})
+			}
 		}
 	}
 }
