@@ -37,8 +37,9 @@
 // A reservation id is "<unique part>/<project>": a string a flow stores with
 // its migration, so that a process that resumes the flow after a crash can
 // commit or roll back what an earlier process reserved. The unique part
-// comes from an injected IDSource (random UUIDs from an io.Reader, or a
-// counter for tests); time comes from an injected clock.
+// comes from an IDSource (by default random UUIDs from ChaCha8 generators
+// seeded from crypto/rand; RandomIDs reads any io.Reader, SequentialIDs
+// counts, for tests); time comes from an injected clock.
 //
 // # Why it cannot leak
 //
@@ -62,7 +63,8 @@
 //     corrects it: the safety net for usage changed outside the ledger.
 //
 // So reserved always equals the sum of the positive deltas of the pending
-// reservations, and in_use the sum of the committed deltas.
+// reservations, and in_use the sum of the committed deltas (less anything a
+// negative delta would have taken below zero, which Counters.Unders keeps).
 //
 // # Store
 //

@@ -6,9 +6,10 @@ import (
 	"strings"
 )
 
-// Sentinel errors. Every error the package returns wraps one of them, so
+// Sentinel errors. Every error the package makes wraps one of them, so
 // callers test with errors.Is; the wrapping types (InputError,
-// ReservationError, OverQuotaError) say where and on what.
+// ReservationError, OverQuotaError) say where and on what. Errors of the
+// context, of a Store and of an IDSource are passed on as they come.
 var (
 	// ErrOverQuota: a reservation would take a project or user over a limit.
 	// The error is an *OverQuotaError.
@@ -56,6 +57,7 @@ type InputError struct {
 	Err   error  // one of the sentinel errors
 }
 
+// Error says which operation, field and value were bad.
 func (e *InputError) Error() string {
 	return fmt.Sprintf("quota: %s: %s %q: %v", e.Op, e.Field, e.Value, e.Err)
 }
@@ -72,6 +74,7 @@ type ReservationError struct {
 	Err   error  // one of the sentinel errors
 }
 
+// Error says which operation on which reservation failed and why.
 func (e *ReservationError) Error() string {
 	return fmt.Sprintf("quota: %s reservation %q: %v", e.Op, e.ID, e.Err)
 }
@@ -112,6 +115,7 @@ type OverQuotaError struct {
 	Overs   []Over // in resource order, project scope before user scope
 }
 
+// Error names every resource over, with its usage, limit and headroom.
 func (e *OverQuotaError) Error() string {
 	var b strings.Builder
 	b.WriteString("quota: ")

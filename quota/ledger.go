@@ -131,10 +131,17 @@ func NewLedger(opts ...Option) (*Ledger, error) {
 // discardHandler is a slog.Handler that drops everything.
 type discardHandler struct{}
 
-func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
+// Enabled reports false: nothing is logged.
+func (discardHandler) Enabled(context.Context, slog.Level) bool { return false }
+
+// Handle drops the record.
 func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
-func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discardHandler) WithGroup(string) slog.Handler           { return d }
+
+// WithAttrs returns the same handler.
+func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler { return d }
+
+// WithGroup returns the same handler.
+func (d discardHandler) WithGroup(string) slog.Handler { return d }
 
 // maxTotal bounds reserved and in-use sums so they never overflow.
 const maxTotal = math.MaxInt64 / 4

@@ -18,6 +18,7 @@ type Drift struct {
 	Counted  int64
 }
 
+// String describes the drift, e.g. "p/alice cores in_use: recorded 4, counted 2".
 func (d Drift) String() string {
 	who := d.Project
 	if d.User != "" {

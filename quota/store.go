@@ -79,6 +79,7 @@ const (
 
 var stateNames = [...]string{"pending", "committed", "rolled_back", "expired"}
 
+// String returns the state's name, e.g. "committed".
 func (s State) String() string {
 	if int(s) < len(stateNames) {
 		return stateNames[s]
