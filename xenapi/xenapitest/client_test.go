@@ -171,8 +171,8 @@ func TestClientEventFromDoesNotBlock(t *testing.T) {
 	}
 }
 
-// TestClientConcurrentDelays: 8 calls that each take 100 ms run at the
-// same time, not one after another.
+// TestClientConcurrentDelays: 8 calls that each take 200 ms run at the
+// same time, not one after another (which would take 1.6 s).
 func TestClientConcurrentDelays(t *testing.T) {
 	p, c := servedPool(t, 1)
 	ctx := context.Background()
@@ -180,7 +180,7 @@ func TestClientConcurrentDelays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.InjectFault(xenapitest.Fault{Method: "VM.get_record", Delay: 100 * time.Millisecond})
+	p.InjectFault(xenapitest.Fault{Method: "VM.get_record", Delay: 200 * time.Millisecond})
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
@@ -193,7 +193,7 @@ func TestClientConcurrentDelays(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if d := time.Since(start); d > 600*time.Millisecond {
+	if d := time.Since(start); d > 1200*time.Millisecond {
 		t.Fatalf("8 delayed calls took %v", d)
 	}
 }

@@ -79,8 +79,7 @@ func (p *Pool) dispatch1(ctx context.Context, h *Host, wire string, nth int, par
 		// xapi also accepts VM_get_record for VM.get_record, not for Async.
 		if i := strings.IndexByte(name, '_'); i > 0 {
 			if alt := p.methods[name[:i]+"."+name[i+1:]]; alt != nil && !strings.Contains(name[:i], ".") {
-				m = alt
-				name = alt.name
+				m = alt // errors keep naming the call as it was made
 			}
 		}
 	}
