@@ -288,7 +288,9 @@ func (l *Ledger) getTxn() *txn {
 }
 
 func (l *Ledger) putTxn(t *txn) {
-	*t = txn{l: t.l, reserve: t.reserve, settle: t.settle, unders: t.unders[:0], rng: t.rng}
+	// Clear only what holds references, field by field: copying a whole
+	// zero txn over t costs a bulk write barrier.
+	t.res, t.gen, t.op, t.id, t.result, t.unders = nil, "", "", "", nil, t.unders[:0]
 	l.txns.Put(t)
 }
 
