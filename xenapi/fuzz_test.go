@@ -3,10 +3,13 @@ package xenapi
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/xenflow/xenflow/xenapi/internal/xmlrpc"
 )
@@ -41,6 +44,17 @@ func FuzzTypedResponse(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		// A hang is a failure too: dump every goroutine after 10 s.
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				buf := make([]byte, 1<<20)
+				panic(fmt.Sprintf("typed calls on a %d-byte body hang:\n%s", len(body), buf[:runtime.Stack(buf, true)]))
+			}
+		}()
 		c, err := NewClient("http://xapi.invalid/", WithHTTPClient(&http.Client{Transport: bodyTransport{body}}), WithMaxResponseSize(1<<20))
 		if err != nil {
 			t.Fatal(err)
