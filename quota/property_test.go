@@ -311,7 +311,7 @@ func (w *worker) step(t *testing.T, ctx context.Context, l *Ledger, clock *fakeC
 		default:
 			t.Errorf("reserve: %v", err)
 		}
-	case op < 65, op < 85: // commit or roll back a held reservation
+	case op < 85: // commit (op < 65) or roll back a held reservation
 		if len(w.pending) == 0 {
 			return
 		}
