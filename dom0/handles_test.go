@@ -70,7 +70,7 @@ func TestNoHandleLeft(t *testing.T) {
 	}{
 		{"success", func(h Host) Host { return h }, nil},
 		{"disk full", func(h Host) Host { return &diskFullHost{Host: h, left: 100 << 10} }, nil},
-		{"corrupting", func(h Host) Host { return corruptHost{h} }, nil},
+		{"corrupting", func(h Host) Host { return corruptHost{Host: h} }, nil},
 		{"cancelled", func(h Host) Host { return h }, func() (context.Context, func(Progress)) {
 			c, cancel := context.WithCancel(ctx)
 			return c, func(Progress) { cancel() }

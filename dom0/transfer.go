@@ -41,8 +41,10 @@ type VerifyMode int
 
 const (
 	// VerifySHA256Sum runs sha256sum on the destination host (XenServer's
-	// dom0 has it): the file is read where it lies, at disk speed, and no
-	// byte crosses the network again. It needs Host.Run.
+	// dom0 has it): the file is read where it lies, and no byte crosses the
+	// network again. The file is checked in segments (VerifySegment), each
+	// as soon as it is wholly written, against the controller's SHA-256 of
+	// the same range, so the check overlaps the transfer. It needs Host.Run.
 	VerifySHA256Sum VerifyMode = iota
 	// VerifyReadBack reads the copy back through the controller and hashes
 	// it: for hosts that cannot run commands; it doubles the traffic.
@@ -65,6 +67,11 @@ type TransferOptions struct {
 	Files int
 	// Verify chooses how the copy is checked (default VerifySHA256Sum).
 	Verify VerifyMode
+	// VerifySegment is, with VerifySHA256Sum, the size of the ranges
+	// checked on the destination as soon as they are written, so that the
+	// check overlaps the transfer; 0 means 64 MiB. It is rounded up to a
+	// multiple of ChunkSize.
+	VerifySegment int64
 	// NoResume starts every file from byte 0 even when an earlier attempt
 	// left a partial copy.
 	NoResume bool
@@ -100,6 +107,12 @@ func (o *TransferOptions) withDefaults() TransferOptions {
 	if r.Buffers < 2 {
 		r.Buffers = 2
 	}
+	if r.VerifySegment <= 0 {
+		r.VerifySegment = 64 << 20
+	}
+	if c := int64(r.ChunkSize); r.VerifySegment%c != 0 {
+		r.VerifySegment += c - r.VerifySegment%c
+	}
 	if r.Files <= 0 {
 		r.Files = 2
 	}
@@ -123,14 +136,17 @@ type TransferResult struct {
 // VerifyError reports a copy whose SHA-256 differs from the source's. The
 // partial copy is removed; the final name was never created.
 type VerifyError struct {
-	Host string // the destination host
-	Path string // the destination path
-	Want string // hex SHA-256 of the source as read
-	Got  string // hex SHA-256 of the copy
+	Host   string // the destination host
+	Path   string // the destination path
+	Offset int64  // start of the range that differs
+	Length int64  // its length
+	Want   string // hex SHA-256 of the source's range as read
+	Got    string // hex SHA-256 of the copy's range
 }
 
 func (e *VerifyError) Error() string {
-	return fmt.Sprintf("dom0 %s: %s: copy has SHA-256 %s, source had %s", e.Host, e.Path, e.Got, e.Want)
+	return fmt.Sprintf("dom0 %s: %s: bytes %d..%d of the copy have SHA-256 %s, the source's had %s",
+		e.Host, e.Path, e.Offset, e.Offset+e.Length, e.Got, e.Want)
 }
 
 // PartName is the name a file has on the destination while it is being
@@ -285,8 +301,29 @@ func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *Tr
 		prog.add(fc.Dst, &fileDone, size, off)
 	}
 
-	low, err := pump(ctx, sf, df, off, size, chunk, o, h, func(n int64) { prog.add(fc.Dst, &fileDone, size, n) })
+	// With VerifySHA256Sum the copy is checked segment by segment while it
+	// is written; a failed check stops the transfer.
+	vctx, vcancel := context.WithCancelCause(ctx)
+	defer vcancel(nil)
+	hashed := func(b []byte) { h.Write(b) }
+	onLow := func(int64) {}
+	var ver *segmentVerifier
+	if o.Verify == VerifySHA256Sum {
+		ver = newSegmentVerifier(vctx, vcancel, dst, part, fc.Dst, off, o.VerifySegment, 2)
+		hashed = func(b []byte) { h.Write(b); ver.hashed(b) }
+		onLow = ver.setWritten
+	}
+	low, err := pump(vctx, sf, df, off, size, chunk, o, hashed, onLow, func(n int64) { prog.add(fc.Dst, &fileDone, size, n) })
 	if err != nil {
+		if ver != nil {
+			vcancel(err)
+			_ = ver.wait()
+		}
+		var ve *VerifyError
+		if errors.As(err, &ve) {
+			_ = dst.Remove(part) // holds bytes known to be wrong
+			return res, err
+		}
 		// Keep only the part known to be whole, so a retry resumes from it
 		// (best effort: the connection may be gone).
 		_ = df.Truncate(low)
@@ -304,13 +341,24 @@ func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *Tr
 	}
 	copy(res.SHA256[:], h.Sum(nil))
 
-	got, err := hashOn(ctx, dst, part, size, o.Verify)
-	if err != nil {
-		return res, fmt.Errorf("dom0: verify %s:%s: %w", dst, part, err)
-	}
-	if !bytes.Equal(got, res.SHA256[:]) {
-		_ = dst.Remove(part)
-		return res, &VerifyError{Host: dst.String(), Path: fc.Dst, Want: hex.EncodeToString(res.SHA256[:]), Got: hex.EncodeToString(got)}
+	if ver != nil {
+		if err := ver.wait(); err != nil {
+			var ve *VerifyError
+			if errors.As(err, &ve) {
+				_ = dst.Remove(part)
+				return res, err
+			}
+			return res, fmt.Errorf("dom0: verify %s:%s: %w", dst, part, err)
+		}
+	} else {
+		got, err := hashOn(ctx, dst, part, size, o.Verify)
+		if err != nil {
+			return res, fmt.Errorf("dom0: verify %s:%s: %w", dst, part, err)
+		}
+		if !bytes.Equal(got, res.SHA256[:]) {
+			_ = dst.Remove(part)
+			return res, &VerifyError{Host: dst.String(), Path: fc.Dst, Length: size, Want: hex.EncodeToString(res.SHA256[:]), Got: hex.EncodeToString(got)}
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return res, err
@@ -410,10 +458,12 @@ func parseSHA256Sum(out []byte) ([]byte, error) {
 }
 
 // pump copies [off, end) from r to w: Readers goroutines read chunks, one
-// goroutine hashes them in order into h, Writers goroutines write them. At
+// goroutine gives them in order to hashed, Writers goroutines write them;
+// onLow learns each time the length below which every byte is written
+// grows. At
 // most Buffers chunks are held at once. It returns the length below which
 // every byte was written (for a resume after an error).
-func pump(ctx context.Context, r io.ReaderAt, w io.WriterAt, off, end, chunk int64, o *TransferOptions, h hash.Hash, written func(int64)) (int64, error) {
+func pump(ctx context.Context, r io.ReaderAt, w io.WriterAt, off, end, chunk int64, o *TransferOptions, hashed func([]byte), onLow func(int64), written func(int64)) (int64, error) {
 	if end <= off {
 		return off, ctx.Err()
 	}
@@ -445,12 +495,18 @@ func pump(ctx context.Context, r io.ReaderAt, w io.WriterAt, off, end, chunk int
 	markWritten := func(i int64) {
 		lowMu.Lock()
 		finished[i] = true
+		grew := false
 		for finished[low] {
 			delete(finished, low)
 			low++
+			grew = true
 		}
+		lw := min(off+low*chunk, end)
 		lowMu.Unlock()
 		lowCond.Broadcast()
+		if grew {
+			onLow(lw)
+		}
 	}
 	waitWindow := func(i int64) bool {
 		lowMu.Lock()
@@ -522,7 +578,7 @@ func pump(ctx context.Context, r io.ReaderAt, w io.WriterAt, off, end, chunk int
 					break
 				}
 				delete(pending, want)
-				h.Write(p.b)
+				hashed(p.b)
 				select {
 				case writeQ <- p:
 				case <-ctx.Done():

@@ -159,23 +159,29 @@ func TestTransferDiskFull(t *testing.T) {
 	}
 }
 
-// corruptHost flips one bit of everything written at offset 0.
-type corruptHost struct{ Host }
+// corruptHost flips one bit of the byte at offset at of every file written.
+type corruptHost struct {
+	Host
+	at int64
+}
 
 func (h corruptHost) OpenFile(name string, flag int, perm fs.FileMode) (vhd.File, error) {
 	f, err := h.Host.OpenFile(name, flag, perm)
 	if err != nil {
 		return nil, err
 	}
-	return corruptFile{f}, nil
+	return corruptFile{f, h.at}, nil
 }
 
-type corruptFile struct{ vhd.File }
+type corruptFile struct {
+	vhd.File
+	at int64
+}
 
 func (f corruptFile) WriteAt(p []byte, off int64) (int, error) {
-	if off == 0 && len(p) > 0 {
+	if off <= f.at && f.at < off+int64(len(p)) {
 		p = bytes.Clone(p)
-		p[0] ^= 1
+		p[f.at-off] ^= 1
 	}
 	return f.File.WriteAt(p, off)
 }
@@ -184,7 +190,7 @@ func TestTransferVerifyCatchesCorruption(t *testing.T) {
 	for _, mode := range []VerifyMode{VerifySHA256Sum, VerifyReadBack} {
 		src, dst := localHost(t), localHost(t)
 		randomFile(t, src.Root(), "/sr/a.vhd", 1<<20, 1)
-		_, err := Transfer(context.Background(), src, corruptHost{dst}, []FileCopy{{Src: "/sr/a.vhd", Dst: "/a.vhd"}}, &TransferOptions{Verify: mode})
+		_, err := Transfer(context.Background(), src, corruptHost{Host: dst}, []FileCopy{{Src: "/sr/a.vhd", Dst: "/a.vhd"}}, &TransferOptions{Verify: mode})
 		var ve *VerifyError
 		if !errors.As(err, &ve) || ve.Path != "/a.vhd" {
 			t.Fatalf("mode %d: got %v, want *VerifyError", mode, err)
@@ -193,6 +199,19 @@ func TestTransferVerifyCatchesCorruption(t *testing.T) {
 		if len(ents) != 0 {
 			t.Errorf("mode %d: destination keeps %v after a failed verification", mode, ents)
 		}
+	}
+	// A bad byte in the middle is caught in its segment, while the rest
+	// is still being sent.
+	src, dst := localHost(t), localHost(t)
+	randomFile(t, src.Root(), "/sr/a.vhd", 8<<20, 1)
+	_, err := Transfer(context.Background(), src, corruptHost{Host: dst, at: 2<<20 + 12345}, []FileCopy{{Src: "/sr/a.vhd", Dst: "/a.vhd"}},
+		&TransferOptions{ChunkSize: 256 << 10, VerifySegment: 1 << 20})
+	var ve *VerifyError
+	if !errors.As(err, &ve) || ve.Offset != 2<<20 || ve.Length != 1<<20 {
+		t.Fatalf("got %v, want a *VerifyError for bytes 2 MiB..3 MiB", err)
+	}
+	if ents, _ := os.ReadDir(dst.Root()); len(ents) != 0 {
+		t.Errorf("destination keeps %v after a failed verification", ents)
 	}
 }
 
