@@ -78,7 +78,3 @@ func fail(code string, params ...string) *Failure {
 	}
 	return &Failure{Code: code, Params: params}
 }
-
-func internalError(format string, args ...any) *Failure {
-	return fail(ErrInternalError, fmt.Sprintf(format, args...))
-}
