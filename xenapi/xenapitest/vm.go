@@ -93,8 +93,19 @@ var listedVMOperations = []string{"snapshot", "copy", "clone", "start", "start_o
 // vmAllowedOperations lists the operations checkVMOp would allow now.
 func vmAllowedOperations(vm *object) []string {
 	out := []string{}
+	blocked := vm.mapv("blocked_operations")
+	state := vm.str("power_state")
+	template := vm.bool("is_a_template") && !vm.bool("is_a_snapshot")
+	snapshot, dom0 := vm.bool("is_a_snapshot"), vm.bool("is_control_domain")
 	for _, op := range listedVMOperations {
-		if checkVMOp(vm, op) == nil {
+		if _, ok := blocked[op]; ok {
+			continue
+		}
+		inState := false
+		for _, st := range vmAllowedStates[op] {
+			inState = inState || st == state
+		}
+		if inState && !(template && !templateAllowedOps[op]) && !(snapshot && !snapshotAllowedOps[op]) && !(dom0 && !dom0AllowedOps[op]) {
 			out = append(out, op)
 		}
 	}

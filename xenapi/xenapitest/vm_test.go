@@ -475,3 +475,33 @@ func TestVMCloneCopyAndAllowedOperations(t *testing.T) {
 	_, err := p.Call(context.Background(), "VM.copy", s, cp, "x", nullRef)
 	wantFailure(t, err, ErrVMBadPowerState, cp, "halted", "running")
 }
+
+// TestAllowedOperationsAgreeWithChecks: the computed allowed_operations
+// lists exactly the operations checkVMOp lets through.
+func TestAllowedOperationsAgreeWithChecks(t *testing.T) {
+	p := newTestPool(t, Options{})
+	s := login(t, p)
+	var vms []string
+	for _, st := range powerStates {
+		vms = append(vms, vmIn(t, p, s, st).Ref)
+	}
+	snap := mustCall(t, p, "VM.snapshot", s, vms[0], "snap").(string)
+	locked := vmIn(t, p, s, "Halted").Ref
+	mustCall(t, p, "VM.set_blocked_operations", s, locked, map[string]any{"start": "", "destroy": "x"})
+	dom0 := recField(t, p, p.Master().Ref(), "control_domain").(string)
+	vms = append(vms, snap, locked, dom0)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, ref := range vms {
+		vm := p.objs[ref]
+		allowed := map[string]bool{}
+		for _, op := range vmAllowedOperations(vm) {
+			allowed[op] = true
+		}
+		for _, op := range listedVMOperations {
+			if allowed[op] != (checkVMOp(vm, op) == nil) {
+				t.Errorf("%s in %s: allowed_operations says %v, checkVMOp says %v", op, vm.str("name_label"), allowed[op], checkVMOp(vm, op))
+			}
+		}
+	}
+}
