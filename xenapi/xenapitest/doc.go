@@ -91,7 +91,10 @@
 //   - event.from with tokens, "*", class and class/ref subscriptions,
 //     blocking until a change or the timeout, without holding up other
 //     calls; event.inject.
-//   - host.call_plugin with plugins a test registers (RegisterPlugin).
+//   - host.call_plugin with plugins a test registers (RegisterPlugin):
+//     XENAPI_MISSING_PLUGIN naming the plugin for others, a plugin's *Failure
+//     passed through, any other plugin error as XENAPI_PLUGIN_FAILURE
+//     [fn, "Exception", message].
 //
 // # Test hooks
 //
@@ -100,7 +103,12 @@
 //     WriteVDI and ReadVDI prepare and read disk content.
 //   - InjectFault / FailNth make the n-th use of a call fail with a chosen
 //     code, or delay it; Calls lists every call made (method, use number,
-//     arguments, error), so a test can sweep every fault point of a flow.
+//     arguments, error), so a test can sweep every fault point of a flow:
+//     run it once, then once per CallRecord with Fault{Method: r.Method,
+//     N: r.N}. A fault on an Async call shows in its task. Calls whose
+//     number depends on timing (task polling, event.from) are better
+//     swept with N 0 or left out.
+//   - RegisterPlugin answers host.call_plugin.
 //
 // # What is not simulated
 //
