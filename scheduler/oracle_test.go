@@ -232,6 +232,14 @@ func (g gen) document(nHosts int) schedjson.Document {
 	if g.chance(0.5) {
 		cfg.MaxInstancesPerHost = ints(1, 25)
 	}
+	if g.chance(0.15) {
+		a := g.pick("x86_64", "i686")
+		cfg.ImagePropertiesDefaultArchitecture = &a
+	}
+	if g.chance(0.15) {
+		z := g.pick("az1", "az3")
+		cfg.DefaultAvailabilityZone = &z
+	}
 	doc.Config = cfg
 
 	req := &schedjson.RequestDoc{
@@ -296,6 +304,13 @@ func (g gen) document(nHosts int) schedjson.Document {
 			grp.MaxServerPerHost = 1 + r.Intn(3)
 		}
 		req.InstanceGroup = grp
+	}
+	if g.chance(0.08) {
+		k := r.Intn(nHosts)
+		req.RequestedHost = names[k]
+		if g.chance(0.5) {
+			req.RequestedNode = fmt.Sprintf("node%d", k)
+		}
 	}
 	if g.chance(0.4) {
 		req.RequestedCell = cells[r.Intn(len(cells))]
