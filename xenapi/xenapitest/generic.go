@@ -97,6 +97,9 @@ func (t methodTable) addGeneric(cls *class) {
 			if !ok {
 				return nil, fail(ErrFieldTypeError, "value")
 			}
+			if m, isMap := v.(map[string]string); isMap && cls == classVM && fd.name == "blocked_operations" {
+				v = canonicalVMOps(m)
+			}
 			o.f[fd.name] = v
 			c.p.touch(o)
 			return nil, nil
@@ -112,6 +115,9 @@ func (t methodTable) addGeneric(cls *class) {
 				if a.err != nil {
 					return nil, a.err
 				}
+				if cls == classVM && fd.name == "blocked_operations" {
+					key = canonicalVMOp(key)
+				}
 				m := o.mapv(fd.name)
 				if _, dup := m[key]; dup {
 					return nil, fail(ErrMapDuplicateKey, cls.name, fd.name, o.str("uuid"), key)
@@ -125,7 +131,11 @@ func (t methodTable) addGeneric(cls *class) {
 				if err != nil {
 					return nil, err
 				}
-				delete(o.mapv(fd.name), a.str(1))
+				key := a.str(1)
+				if cls == classVM && fd.name == "blocked_operations" {
+					key = canonicalVMOp(key)
+				}
+				delete(o.mapv(fd.name), key)
 				c.p.touch(o)
 				return nil, nil
 			}, "self", "key")

@@ -49,6 +49,25 @@ var (
 		"awaiting_memory_live": true, "metadata_export": true, "changing_dynamic_range": true, "start": true}
 )
 
+// canonicalVMOp spells a vm_operations value as xapi does, matching it
+// case-insensitively as xapi's enum parsing does; unknown values are kept.
+func canonicalVMOp(op string) string {
+	for known := range vmAllowedStates {
+		if strings.EqualFold(known, op) {
+			return known
+		}
+	}
+	return op
+}
+
+func canonicalVMOps(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[canonicalVMOp(k)] = v
+	}
+	return out
+}
+
 // checkVMOp applies xapi's checks for a VM operation in xapi's order:
 // blocked_operations, power state, template, snapshot, control domain.
 func checkVMOp(vm *object, op string) error {

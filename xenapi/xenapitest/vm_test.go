@@ -133,6 +133,16 @@ func TestBlockedOperations(t *testing.T) {
 			}
 		})
 	}
+	t.Run("keys match case-insensitively", func(t *testing.T) {
+		vm := vmIn(t, p, s, "Halted")
+		mustCall(t, p, "VM.add_to_blocked_operations", s, vm.Ref, "Start", "lock")
+		_, err := p.Call(context.Background(), "VM.start", s, vm.Ref, false, false)
+		wantFailure(t, err, ErrOperationBlocked, vm.Ref, "lock")
+		mustCall(t, p, "VM.remove_from_blocked_operations", s, vm.Ref, "START")
+		mustCall(t, p, "VM.set_blocked_operations", s, vm.Ref, map[string]any{"Changing_vcpus": "v"})
+		_, err = p.Call(context.Background(), "VM.set_VCPUs_max", s, vm.Ref, "2")
+		wantFailure(t, err, ErrOperationBlocked, vm.Ref, "v")
+	})
 	t.Run("add_to_blocked_operations duplicate", func(t *testing.T) {
 		vm := vmIn(t, p, s, "Halted")
 		mustCall(t, p, "VM.add_to_blocked_operations", s, vm.Ref, "start", "")
