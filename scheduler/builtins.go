@@ -155,7 +155,8 @@ func (f *builtinFilter) HostPasses(h *HostState, r *Request) bool {
 		if !im.active() {
 			return true
 		}
-		return imagePasses(&im, h.supportedInstances(), h.HypervisorVersion)
+		sv, ok := parseStrictVersion(versionString(h.HypervisorVersion))
+		return imagePasses(&im, h.supportedInstances(), h.HypervisorVersion, sv, ok)
 	case fSameHost:
 		if !hintActive(r.SameHost) {
 			return true
@@ -294,7 +295,7 @@ func diskPasses(totalGB, freeMB int64, ratio float64, req int64) bool {
 }
 
 // imagePasses is ImagePropertiesFilter._instance_supported.
-func imagePasses(im *image, supported [][3]string, hv int64) bool {
+func imagePasses(im *image, supported [][3]string, hv int64, sv strictVersion, svOK bool) bool {
 	if len(supported) == 0 {
 		return false
 	}
@@ -307,7 +308,7 @@ func imagePasses(im *image, supported [][3]string, hv int64) bool {
 		}
 		// A hypervisor version that is not a StrictVersion makes Nova
 		// raise; here the host does not pass.
-		if pass, ok := satisfies(im.version, hv); ok && pass {
+		if svOK && satisfiesStrict(im.version, sv) {
 			return true
 		}
 	}

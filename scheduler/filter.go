@@ -255,7 +255,7 @@ func (r *run) imgPass(class int32) bool {
 func (r *run) imgClass(class int32) int8 {
 	hc := &r.hs.classes[class]
 	c := int8(2)
-	if imagePasses(&r.img, hc.supported, hc.hvVersion) {
+	if imagePasses(&r.img, hc.supported, hc.hvVersion, hc.hvStrict, hc.hvOK) {
 		c = 1
 	}
 	r.st.imgOK[class] = c

@@ -189,6 +189,8 @@ type hostClass struct {
 	hasZone   bool
 	supported [][3]string
 	hvVersion int64
+	hvStrict  strictVersion // hvVersion as a StrictVersion
+	hvOK      bool          // whether it is one
 }
 
 // multOverride holds a host's per-aggregate weight multipliers.
@@ -296,7 +298,9 @@ func NewHostSet(hosts []HostState) (*HostSet, error) {
 		cls, ok := classIndex[kb.String()]
 		if !ok {
 			cls = int32(len(hs.classes))
-			hs.classes = append(hs.classes, hostClass{zones: zones, hasZone: hasZone, supported: sup, hvVersion: h.HypervisorVersion})
+			sv, ok := parseStrictVersion(versionString(h.HypervisorVersion))
+			hs.classes = append(hs.classes, hostClass{zones: zones, hasZone: hasZone, supported: sup,
+				hvVersion: h.HypervisorVersion, hvStrict: sv, hvOK: ok})
 			classIndex[kb.String()] = cls
 		}
 		mult := int32(-1)

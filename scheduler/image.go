@@ -202,6 +202,11 @@ func satisfies(conds []versionCond, hv int64) (pass, ok bool) {
 	if !ok {
 		return false, false
 	}
+	return satisfiesStrict(conds, sv), true
+}
+
+// satisfiesStrict reports whether sv meets every condition.
+func satisfiesStrict(conds []versionCond, sv strictVersion) bool {
 	for _, c := range conds {
 		r := sv.cmp(c.v)
 		var p bool
@@ -220,8 +225,8 @@ func satisfies(conds []versionCond, hv int64) (pass, ok bool) {
 			p = r != 0
 		}
 		if !p {
-			return false, true
+			return false
 		}
 	}
-	return true, true
+	return true
 }

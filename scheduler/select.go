@@ -233,7 +233,9 @@ func (s *Scheduler) Select(hs *HostSet, req *Request) (*Result, error) {
 		res.Selections = append(res.Selections, Selection{
 			Host: h.Host, Node: h.Node, Cell: h.Cell, Index: int(chosen), Weight: st.total[chosen],
 		})
-		r.consume(chosen, k)
+		if numInst > 1 { // nothing reads the consumption of a single pick
+			r.consume(chosen, k)
+		}
 		order = ids
 	}
 	st.ids = ids
