@@ -116,7 +116,8 @@
 // if needed), networks, VIFs, PIFs, consoles, metrics objects, templates
 // and VM.provision, live migration (VM.pool_migrate, migrate_send),
 // VDI.introduce, suspend images (a suspended VM has no suspend_VDI), the
-// storage garbage collector (base copies are never coalesced), shared SRs,
+// storage garbage collector's coalescing (Pool.CollectGarbage only deletes
+// orphaned base copies, when a test asks), shared SRs,
 // current_operations and the allowed_operations of classes other than VM
 // (left empty or fixed), RBAC, session limits and task expiry, and HA. Wrong parameter types answer
 // FIELD_TYPE_ERROR [parameter], where xapi's answer varies.

@@ -586,3 +586,46 @@ func looksLikeUUID(s string) bool {
 	}
 	return true
 }
+
+// CollectGarbage does the part of SM's storage garbage collector that
+// deletes orphans: hidden base copies (unmanaged VDIs) that no other file
+// of their SR names as its parent any more are removed, file and record,
+// repeatedly, so a chain whose leaves are all gone disappears. It does not
+// coalesce chains. It returns how many VDIs it removed. Real SRs do this
+// some time after a VDI.destroy; tests call it when they want that state.
+func (p *Pool) CollectGarbage() (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	removed := 0
+	for {
+		n := 0
+		for _, st := range p.srs {
+			srObj, ok := p.objs[st.ref]
+			if !ok {
+				continue
+			}
+			for _, ref := range srObj.set("VDIs") {
+				vdi, ok := p.objs[ref]
+				if !ok || vdi.bool("managed") || len(vdi.set("VBDs")) > 0 || p.hasChildren(srObj, vdi) {
+					continue
+				}
+				info, err := st.disks.query(vdiFile(vdi))
+				if err != nil || !info.hidden {
+					continue
+				}
+				if err := st.disks.remove(vdiFile(vdi)); err != nil {
+					return removed, storageError("garbage collection", err)
+				}
+				p.forgetVDI(vdi)
+				n++
+			}
+			if n > 0 {
+				p.refreshSR(srObj)
+			}
+		}
+		removed += n
+		if n == 0 {
+			return removed, nil
+		}
+	}
+}

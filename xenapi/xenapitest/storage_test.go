@@ -257,6 +257,27 @@ func TestVDILifecycle(t *testing.T) {
 		if left == 0 {
 			t.Fatal("no base copy left")
 		}
+		removed, err := p.CollectGarbage()
+		if err != nil || removed != left {
+			t.Fatalf("CollectGarbage removed %d of %d: %v", removed, left, err)
+		}
+		for _, ref := range mustCall(t, p, "SR.get_VDIs", s, sr).([]any) {
+			if recField(t, p, ref.(string), "managed") == false {
+				t.Fatalf("base copy %s left after garbage collection", ref)
+			}
+		}
+	})
+	t.Run("garbage collection keeps what is used", func(t *testing.T) {
+		vm := vmIn(t, p, s, "Running")
+		snap := mustCall(t, p, "VDI.snapshot", s, vm.VDIs[0]).(string)
+		mustCall(t, p, "VDI.snapshot", s, vm.VDIs[0])
+		mustCall(t, p, "VDI.destroy", s, snap)
+		if n, err := p.CollectGarbage(); err != nil || n != 0 {
+			t.Fatalf("removed %d: %v", n, err)
+		}
+		if _, err := p.ReadVDI(vm.VDIs[0]); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 
