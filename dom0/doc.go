@@ -49,16 +49,24 @@
 // whatever the file size. Progress is reported per file and overall.
 //
 // Every file is written under PartName(dst) and renamed to its final name
-// only when complete and verified: the SHA-256 computed by the controller
-// while reading the source must equal the copy's, which by default is
-// computed by sha256sum on the destination host (VerifySHA256Sum: the file
-// is read where it lies, and no byte crosses the network twice; dom0 has
-// sha256sum), or by reading the copy back (VerifyReadBack, for hosts that
-// cannot run commands). A later Transfer of the same file resumes a part
-// file: its prefix, less the chunks whose writes may have been in flight,
-// is kept if its sha256sum equals that of the same prefix of the source
-// (read and hashed by the controller, so the final hash still covers every
-// byte), and only the rest is sent.
+// only when complete and verified. The controller computes SHA-256 while
+// reading the source: of the whole file (TransferResult.SHA256) and of each
+// segment (TransferOptions.VerifySegment, 64 MiB). By default
+// (VerifySHA256Sum) each segment is hashed on the destination host as soon
+// as it is wholly written, with sha256sum or, when the host has it, openssl
+// (same digest, a quarter of the CPU time): the copy is read where it lies,
+// no byte crosses the network twice, and the check overlaps the transfer
+// instead of following it. VerifyReadBack reads the copy back through the
+// controller instead, for hosts that cannot run commands. A later Transfer
+// of the same file resumes a part file: its prefix, less the chunks whose
+// writes may have been in flight, is kept if its SHA-256 on the destination
+// equals that of the same prefix of the source (read and hashed by the
+// controller, so the file's hash still covers every byte), and only the
+// rest is sent.
+//
+// TransferDirect (ChainOptions.Direct) lets the source host push the files
+// with its own scp, as Nova's rsync did, for hosts that trust each other;
+// host keys are always checked there, and both ends are hashed on the hosts.
 //
 // # Safety
 //

@@ -40,9 +40,10 @@ type Progress struct {
 type VerifyMode int
 
 const (
-	// VerifySHA256Sum runs sha256sum on the destination host (XenServer's
-	// dom0 has it): the file is read where it lies, and no byte crosses the
-	// network again. The file is checked in segments (VerifySegment), each
+	// VerifySHA256Sum computes the copy's SHA-256 on the destination host
+	// with sha256sum, or with openssl when the host has it (XenServer's dom0
+	// has both; openssl uses the CPU's SHA instructions): the file is read
+	// where it lies, and no byte crosses the network again. The file is checked in segments (VerifySegment), each
 	// as soon as it is wholly written, against the controller's SHA-256 of
 	// the same range, so the check overlaps the transfer. It needs Host.Run.
 	VerifySHA256Sum VerifyMode = iota
@@ -419,7 +420,8 @@ func hashRange(ctx context.Context, r io.ReaderAt, off, end, chunk int64, w io.W
 	return nil
 }
 
-// hashOn returns the SHA-256 of the first n bytes of name on h.
+// hashOn returns the SHA-256 of the first n bytes of name on h: computed
+// there (sha256Script), or by reading it back with VerifyReadBack.
 func hashOn(ctx context.Context, h Host, name string, n int64, mode VerifyMode) ([]byte, error) {
 	if mode == VerifyReadBack {
 		f, err := h.Open(name)
@@ -433,11 +435,11 @@ func hashOn(ctx context.Context, h Host, name string, n int64, mode VerifyMode) 
 		}
 		return d.Sum(nil), nil
 	}
-	argv := []string{"sha256sum", "--", RunPath(name)}
+	argv := []string{"sh", "-c", sha256Script + `sum < "$1"`, "sh", RunPath(name)}
 	if fi, err := h.Stat(name); err != nil {
 		return nil, err
 	} else if fi.Size() != n {
-		argv = []string{"sh", "-c", `head -c "$1" -- "$2" | sha256sum`, "sh", strconv.FormatInt(n, 10), RunPath(name)}
+		argv = []string{"sh", "-c", sha256Script + `head -c "$1" -- "$2" | sum`, "sh", strconv.FormatInt(n, 10), RunPath(name)}
 	}
 	out, _, err := h.Run(ctx, argv)
 	if err != nil {

@@ -140,9 +140,15 @@ func (v *segmentVerifier) wait() error {
 	return nil
 }
 
-// hashRangeOn runs sha256sum on bytes [off, off+n) of name on h.
+// sha256Script is the shell function the hashing commands use: OpenSSL's
+// SHA-256 when the host has the openssl command (it uses the CPU's SHA
+// instructions: about a quarter of coreutils' CPU time), else sha256sum.
+// Both print the hex digest first.
+const sha256Script = `sum() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi; }; `
+
+// hashRangeOn computes on h the SHA-256 of bytes [off, off+n) of name.
 func hashRangeOn(ctx context.Context, h Host, name string, off, n int64) ([]byte, error) {
-	argv := []string{"sh", "-c", `tail -c +"$1" -- "$3" | head -c "$2" | sha256sum`, "sh",
+	argv := []string{"sh", "-c", sha256Script + `tail -c +"$1" -- "$3" | head -c "$2" | sum`, "sh",
 		strconv.FormatInt(off+1, 10), strconv.FormatInt(n, 10), RunPath(name)}
 	out, _, err := h.Run(ctx, argv)
 	if err != nil {
