@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -32,6 +33,11 @@ var (
 	// ErrChainIncomplete: the staged chain's base is itself a differencing
 	// disk, or a staged chain resolves to files outside the set.
 	ErrChainIncomplete = errors.New("vhd: chain incomplete")
+	// ErrHardLinked: a staged file has other hard links (it is, say, still
+	// linked into the SR it was staged from); relinking it in place would
+	// rewrite its twin too, so Import refuses it. Copy the set instead, as
+	// rsync does between hosts.
+	ErrHardLinked = errors.New("vhd: staged file has other hard links")
 	// ErrExists: a file a move or link would create already exists; it is
 	// never replaced.
 	ErrExists = errors.New("vhd: target file exists")
@@ -110,15 +116,19 @@ type ImportResult struct {
 //
 // The steps: list and number the files (refusing a gap, a name that is not
 // a sequence number, a symbolic link or directory, a number past
-// MaxDepth); open and check each file (refusing a corrupt one, a hidden
+// MaxDepth); open and check each file (refusing one with other hard links,
+// where the FS reports link counts, a corrupt one, a hidden
 // leaf, a non-differencing child, a differencing base and, unless
 // TrustOrder, a child whose recorded parent UUID is not the next file's);
 // rename each k.vhd to <new-uuid>.vhd in the staging directory; relink from
 // the base up with SetParent, so every parent locator names its new file;
 // Check every file and open the whole chain through its locators; then move
 // the files into srDir, base first, leaf last, never replacing a file. Until
-// the move nothing in srDir is touched; a failed move is rolled back. The
-// staging directory itself is not removed.
+// the move nothing in srDir is touched; a failed move is rolled back. After
+// a failure past the renaming step the staged files get their sequence
+// names back (relinked to each other, their contents otherwise unchanged),
+// so the set can be looked at and imported again. The staging directory
+// itself is not removed.
 func Import(ctx context.Context, fsys FS, stagingDir, srDir string, opts *ImportOptions) (ImportResult, error) {
 	var o ImportOptions
 	if opts != nil {
@@ -195,26 +205,40 @@ func Import(ctx context.Context, fsys FS, stagingDir, srDir string, opts *Import
 			return fail("rename", seq[k], err)
 		}
 	}
+	// From here a failure gives the staged files their sequence names back
+	// (relinked or not), so the set can be inspected and imported again.
+	unrename := func(step, name string, err error) (ImportResult, error) {
+		var rollback []error
+		for k := 0; k < n; k++ {
+			if rerr := fsys.Rename(staged[k], path.Join(stagingDir, seq[k])); rerr != nil {
+				rollback = append(rollback, rerr)
+			}
+		}
+		if len(rollback) > 0 {
+			err = errors.Join(append([]error{err, errors.New("restoring the staging names failed")}, rollback...)...)
+		}
+		return fail(step, name, err)
+	}
 	// Relink from the base up.
 	for k := n - 2; k >= 0; k-- {
 		if err := SetParent(fsys, staged[k], staged[k+1]); err != nil {
-			return fail("relink", staged[k], err)
+			return unrename("relink", seq[k], err)
 		}
 	}
 	// Validate every file and the chain as a whole.
 	for k := 0; k < n; k++ {
 		if err := ctx.Err(); err != nil {
-			return fail("validate", "", err)
+			return unrename("validate", "", err)
 		}
 		if err := CheckWithOptions(fsys, staged[k], o.Check); err != nil {
-			return fail("validate", staged[k], err)
+			return unrename("validate", seq[k], err)
 		}
 	}
 	if err := verifyChain(fsys, staged, o.MaxDepth); err != nil {
-		return fail("validate", staged[0], err)
+		return unrename("validate", seq[0], err)
 	}
 	if err := ctx.Err(); err != nil {
-		return fail("validate", "", err)
+		return unrename("validate", "", err)
 	}
 
 	// Move into the SR, base first, so a leaf never lands without its
@@ -234,7 +258,9 @@ func Import(ctx context.Context, fsys FS, stagingDir, srDir string, opts *Import
 			if len(rollback) > 0 {
 				err = errors.Join(append([]error{err, errors.New("rollback failed")}, rollback...)...)
 			}
-			return ImportResult{}, &StagingError{Op: "import", Step: "move", Dir: srDir, Name: staged[k], Err: err}
+			_, err = unrename("move", seq[k], err)
+			err.(*StagingError).Dir = srDir
+			return ImportResult{}, err
 		}
 	}
 	log.Debug("vhd import: chain moved into the SR", "sr", srDir, "leaf", res.Leaf, "depth", n)
@@ -420,6 +446,9 @@ func primaryFooter(fsys FS, name string) error {
 	if !fi.Mode().IsRegular() {
 		return &NameError{Op: "import", Dir: path.Dir(name), Name: path.Base(name), Reason: "not a regular file"}
 	}
+	if n := linkCount(fi); n > 1 {
+		return fmt.Errorf("%w: %s has %d links", ErrHardLinked, name, n)
+	}
 	if fi.Size() < FooterSize {
 		return &FormatError{File: name, Field: "footer", Offset: 0, Reason: "file shorter than a footer", Err: ErrTruncated}
 	}
@@ -432,6 +461,31 @@ func primaryFooter(fsys FS, name string) error {
 		return withFile(err, name, fi.Size()-FooterSize)
 	}
 	return nil
+}
+
+// linkCount returns the number of hard links fi's Sys() reports (the Nlink
+// field of a syscall.Stat_t on Unix), or 0 when it does not say.
+func linkCount(fi fs.FileInfo) uint64 {
+	v := reflect.ValueOf(fi.Sys())
+	if v.Kind() == reflect.Pointer && !v.IsNil() {
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return 0
+	}
+	f := v.FieldByName("Nlink")
+	if !f.IsValid() {
+		return 0
+	}
+	switch f.Kind() {
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return f.Uint()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if n := f.Int(); n > 0 {
+			return uint64(n)
+		}
+	}
+	return 0
 }
 
 // verifyChain opens the chain from names[0] through its parent locators and

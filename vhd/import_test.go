@@ -177,14 +177,42 @@ func (w world) local(p string) string { return filepath.Join(w.root, filepath.Fr
 func (w world) staged(t testing.TB, depth int, seed int64) []byte {
 	t.Helper()
 	leaf, want := buildChain(t, w.fsys, w.src, depth, seed)
-	files, err := vhd.Stage(context.Background(), w.fsys, w.src, leaf, w.staging, nil)
+	send := path.Join(w.src, "stage-1")
+	files, err := vhd.Stage(context.Background(), w.fsys, w.src, leaf, send, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(files) != depth {
 		t.Fatalf("staged %d files, want %d", len(files), depth)
 	}
+	w.transfer(t, files)
 	return want
+}
+
+// transfer copies a staging set into the receiving staging directory, as
+// rsync does, and removes the sending side's links and directory.
+func (w world) transfer(t testing.TB, files []vhd.StagedFile) {
+	t.Helper()
+	if err := w.fsys.MkdirAll(w.staging, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(w.local(f.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(w.local(path.Join(w.staging, path.Base(f.Name))), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.fsys.Remove(f.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(files) > 0 {
+		if err := w.fsys.Remove(path.Dir(files[0].Name)); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func seededImport(seed int64) *vhd.ImportOptions {
@@ -228,15 +256,11 @@ func TestImportStagedChain(t *testing.T) {
 			t.Errorf("%s parent %q, want %q", f, info.Parent, res.Files[k+1])
 		}
 	}
-	// The staging directory is empty; the source SR is as it was (the
-	// staging set was hard links, renamed away, not the source files).
+	// The staging directory is empty; the source SR is as it was.
 	if ents, err := os.ReadDir(w.local(w.staging)); err != nil || len(ents) != 0 {
 		t.Fatalf("staging holds %v (%v)", ents, err)
 	}
-	srcAfter := dirState(t, w.local(w.src))
-	if len(srcAfter) != len(srcBefore) {
-		t.Fatalf("source SR changed: %v -> %v", keys(srcBefore), keys(srcAfter))
-	}
+	sameState(t, "source SR", srcBefore, dirState(t, w.local(w.src)))
 	// The destination has exactly the three files.
 	if ents, _ := os.ReadDir(w.local(w.dst)); len(ents) != 3 {
 		t.Fatalf("destination holds %d entries", len(ents))
@@ -374,6 +398,28 @@ func TestImportRefusesBeforeTouchingTheSR(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, want: vhd.ErrChainIncomplete, opts: func(o *vhd.ImportOptions) { o.TrustOrder = true }},
+		{name: "footer copy differs", setup: func(t *testing.T, w *world) {
+			// Open reads the primary footer; only Check compares the copy,
+			// so this is refused at validation, after the renaming.
+			corrupt(t, w.local(path.Join(w.staging, "1.vhd")), 64)
+		}, want: vhd.ErrChecksum, renamed: true},
+		{name: "hard-linked into the source SR", setup: func(t *testing.T, w *world) {
+			// Staged in place, not copied: 0.vhd is still the SR's file.
+			if err := w.fsys.Remove(path.Join(w.staging, "0.vhd")); err != nil {
+				t.Fatal(err)
+			}
+			ents, err := w.fsys.ReadDir(w.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range ents {
+				if info, err := vhd.Query(w.fsys, path.Join(w.src, e.Name())); err == nil && info.Depth == 3 {
+					if err := w.fsys.Link(path.Join(w.src, e.Name()), path.Join(w.staging, "0.vhd")); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}, want: vhd.ErrHardLinked},
 		{name: "legacy mixed with numbers", setup: renameStaged("2.vhd", "base.vhd"), want: vhd.ErrStagingName},
 		{name: "non-integer", setup: renameStaged("2.vhd", "two.vhd"), want: vhd.ErrStagingName},
 		{name: "leading zero", setup: renameStaged("2.vhd", "02.vhd"), want: vhd.ErrStagingName},
@@ -442,10 +488,22 @@ func TestImportRefusesBeforeTouchingTheSR(t *testing.T) {
 				t.Errorf("error leaks the local root: %v", err)
 			}
 			sameState(t, "destination SR", dstBefore, dirState(t, w.local(w.dst)))
+			stagingAfter := dirState(t, w.local(w.staging))
 			if !tc.renamed {
-				sameState(t, "staging directory", stagingBefore, dirState(t, w.local(w.staging)))
+				sameState(t, "staging directory", stagingBefore, stagingAfter)
+			} else if fmt.Sprint(keys(stagingBefore)) != fmt.Sprint(keys(stagingAfter)) {
+				t.Fatalf("staging names not restored: %v -> %v", keys(stagingBefore), keys(stagingAfter))
 			}
-			sameState(t, "the directory around the root", rootBefore, dirState(t, filepath.Dir(w.root)))
+			rootAfter := dirState(t, filepath.Dir(w.root))
+			if tc.renamed {
+				// The relinked staged files changed; only their names count.
+				for k := range rootBefore {
+					if strings.Contains(k, "images/instance-1/") && rootAfter[k] != "" {
+						rootAfter[k] = rootBefore[k]
+					}
+				}
+			}
+			sameState(t, "the directory around the root", rootBefore, rootAfter)
 		})
 	}
 }

@@ -68,20 +68,23 @@ func TestStageInTwoSendsLikeNovaResize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	anc, err := vhd.Stage(context.Background(), w.fsys, w.src, parent.UUID, w.staging, &vhd.StageOptions{FirstSeq: 1})
+	anc, err := vhd.Stage(context.Background(), w.fsys, w.src, parent.UUID, path.Join(w.src, "send"), &vhd.StageOptions{FirstSeq: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(anc) != 3 || anc[0].Seq != 1 || anc[2].Seq != 3 {
 		t.Fatalf("ancestors %+v", anc)
 	}
-	lf, err := vhd.Stage(context.Background(), w.fsys, w.src, leaf, w.staging, &vhd.StageOptions{Depth: 1})
+	w.transfer(t, anc)
+	lf, err := vhd.Stage(context.Background(), w.fsys, w.src, leaf, path.Join(w.src, "send"), &vhd.StageOptions{Depth: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(lf) != 1 || lf[0].Seq != 0 {
 		t.Fatalf("leaf %+v", lf)
 	}
+	w.transfer(t, lf)
+	srcBefore := dirState(t, w.local(w.src))
 	res, err := vhd.Import(context.Background(), w.fsys, w.staging, w.dst, seededImport(8))
 	if err != nil {
 		t.Fatal(err)
@@ -89,6 +92,10 @@ func TestStageInTwoSendsLikeNovaResize(t *testing.T) {
 	got, depth := readChain(t, w.fsys, res.Files[0])
 	if depth != 4 || !bytes.Equal(got, want) {
 		t.Fatalf("depth %d, equal %v", depth, bytes.Equal(got, want))
+	}
+	sameState(t, "source SR", srcBefore, dirState(t, w.local(w.src)))
+	if got, depth := readChain(t, w.fsys, path.Join(w.src, leaf.String()+".vhd")); depth != 4 || !bytes.Equal(got, want) {
+		t.Fatal("source chain no longer reads as before")
 	}
 }
 

@@ -134,7 +134,7 @@ func invalid(err error) bool {
 	for _, s := range []error{vhd.ErrNotVHD, vhd.ErrChecksum, vhd.ErrTruncated, vhd.ErrCorrupt,
 		vhd.ErrParentNotFound, vhd.ErrParentMismatch, vhd.ErrParentLoop, vhd.ErrChainTooDeep,
 		vhd.ErrSequenceGap, vhd.ErrStagingName, vhd.ErrHiddenLeaf, vhd.ErrChainIncomplete,
-		vhd.ErrUnsafeName, vhd.ErrEmptyStaging, vhd.ErrInvalidArgument, vhd.ErrNotDifferencing, vhd.ErrOutOfRange} {
+		vhd.ErrUnsafeName, vhd.ErrEmptyStaging, vhd.ErrInvalidArgument, vhd.ErrNotDifferencing, vhd.ErrOutOfRange, vhd.ErrHardLinked} {
 		if errors.Is(err, s) {
 			return true
 		}

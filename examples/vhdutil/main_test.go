@@ -23,6 +23,7 @@ func cli(dir string, args ...string) (int, string, string) {
 }
 
 type step struct {
+	do     func(t *testing.T, dir string) // instead of args: a file operation
 	args   []string
 	code   int
 	stdout string // regexp the whole output must match ("" = anything)
@@ -126,7 +127,11 @@ func TestRun(t *testing.T) {
 				stdout: `^\S+/staging/0.vhd \S+/sr/11111111-2222-4333-8444-555555555555.vhd\n\S+/staging/1.vhd \S+/sr/base.vhd\n$`},
 			{args: []string{"stage", "-s", "{d}/sr", "-u", "nope", "-d", "{d}/staging"}, code: exitUsage},
 			ok("create", "-n", "{d}/dst/keep.vhd", "-s", "2"),
-			{args: []string{"import", "-d", "{d}/staging", "-s", "{d}/dst"}, stdout: `^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\n$`},
+			// The staged files are still the SR's (hard links): refused.
+			{args: []string{"import", "-d", "{d}/staging", "-s", "{d}/dst"}, code: exitInvalid, stderr: "hard links"},
+			{do: copyDir("staging", "recv")},
+			{args: []string{"import", "-d", "{d}/recv", "-s", "{d}/dst"}, stdout: `^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\n$`},
+			{args: []string{"scan", "-d", "{d}/dst"}, stdout: `^(vhd=\S+ capacity=\d+ size=\d+ hidden=0 parent=\S+\n){3}$`},
 		}},
 	}
 	for _, tc := range cases {
@@ -147,6 +152,10 @@ func TestRun(t *testing.T) {
 				}
 			}
 			for i, s := range tc.steps {
+				if s.do != nil {
+					s.do(t, dir)
+					continue
+				}
 				code, out, errs := cli(dir, s.args...)
 				if code != s.code {
 					t.Fatalf("step %d %v: exit %d, want %d\nstdout: %s\nstderr: %s", i, s.args, code, s.code, out, errs)
@@ -162,6 +171,29 @@ func TestRun(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// copyDir copies the files of one directory into a new one, as rsync would
+// between hosts.
+func copyDir(from, to string) func(t *testing.T, dir string) {
+	return func(t *testing.T, dir string) {
+		ents, err := os.ReadDir(filepath.Join(dir, from))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(filepath.Join(dir, to), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join(dir, from, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, to, e.Name()), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
 
