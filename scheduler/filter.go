@@ -63,26 +63,49 @@ func (r *run) filterBuiltin(ids []int32, steps []step, b *bounds) []int32 {
 	reqRAM, reqVCPUs, reqDisk := f.MemoryMB, f.VCPUs, requestedDiskMB(f)
 	maxIO := int64(r.s.p.cfg.MaxIOOpsPerHost)
 	maxInst := int64(r.s.p.cfg.MaxInstancesPerHost)
-	maxPerHost := r.maxPerHost
 	flags, members := st.flags, st.members
-	azOK, imgOK := st.azOK, st.imgOK
+	// The filters that depend only on the request's flags of a host, as
+	// one table from the six flag bits to the failures they cause.
+	var flagFail [1 << filterFlagBits]uint64
+	for fl := range flagFail {
+		f := uint16(fl)
+		if f&bitSame == 0 {
+			flagFail[fl] |= bSame
+		}
+		if f&bitDiff != 0 {
+			flagFail[fl] |= bDiff
+		}
+		if f&bitGroupHost == 0 {
+			flagFail[fl] |= bAff
+		}
+		if f&bitTried != 0 {
+			flagFail[fl] |= bRetry
+		}
+		if f&bitMoving == 0 && f&bitAntiFull != 0 {
+			flagFail[fl] |= bAnti
+		}
+	}
+	// The filters that depend only on the host's class (zones, supported
+	// instances, hypervisor version), once per class.
+	clsFail := st.clsFail
+	for c := range clsFail {
+		var m uint64
+		if bAZ != 0 && !r.azPass(int32(c)) {
+			m |= bAZ
+		}
+		if bImg != 0 && !r.imgPass(int32(c)) {
+			m |= bImg
+		}
+		clsFail[c] = m
+	}
 	used := r.usedWeighers()
 	out := ids[:0]
 	for _, id := range ids {
 		h := r.hot(id)
 		fl := flags[id]
-		var fail uint64
+		fail := flagFail[fl&(1<<filterFlagBits-1)] | clsFail[h.class]
 		if bCompute != 0 && !(h.enabled && h.up) {
 			fail |= bCompute
-		}
-		if bAZ != 0 {
-			c := azOK[h.class]
-			if c == 0 {
-				c = r.azClass(h.class)
-			}
-			if c != 1 {
-				fail |= bAZ
-			}
 		}
 		if bRam != 0 && !h.ramPasses(reqRAM) {
 			fail |= bRam
@@ -93,35 +116,11 @@ func (r *run) filterBuiltin(ids []int32, steps []step, b *bounds) []int32 {
 		if bDisk != 0 && !h.diskPasses(reqDisk) {
 			fail |= bDisk
 		}
-		if bImg != 0 {
-			c := imgOK[h.class]
-			if c == 0 {
-				c = r.imgClass(h.class)
-			}
-			if c != 1 {
-				fail |= bImg
-			}
-		}
-		if bSame != 0 && fl&bitSame == 0 {
-			fail |= bSame
-		}
-		if bDiff != 0 && fl&bitDiff != 0 {
-			fail |= bDiff
-		}
-		if bAff != 0 && fl&bitGroupHost == 0 {
-			fail |= bAff
-		}
-		if bAnti != 0 && fl&bitMoving == 0 && int64(members[id]) >= maxPerHost {
-			fail |= bAnti
-		}
 		if bIO != 0 && !(h.ioOps < maxIO) {
 			fail |= bIO
 		}
 		if bInst != 0 && !(h.numInstances < maxInst) {
 			fail |= bInst
-		}
-		if bRetry != 0 && fl&bitTried != 0 {
-			fail |= bRetry
 		}
 		if fail != 0 {
 			r.removed(id, steps[bits.TrailingZeros64(fail)].idx)
@@ -177,7 +176,7 @@ hosts:
 			case fGroupAffinity:
 				pass = fl&bitGroupHost != 0
 			case fGroupAntiAffinity:
-				pass = fl&bitMoving != 0 || int64(members[id]) < r.maxPerHost
+				pass = fl&bitMoving != 0 || fl&bitAntiFull == 0
 			case fIoOps:
 				pass = h.ioOps < maxIO
 			case fNumInstances:

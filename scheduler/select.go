@@ -42,17 +42,22 @@ type Result struct {
 	FilteredHosts map[string][]string
 }
 
+// Per-host flags of one request. The six lowest bits are those the
+// filters read; filterBuiltin turns them into failures with one table.
 const (
-	bitIgnored uint16 = 1 << iota
+	bitSame      uint16 = 1 << iota // holds a same_host instance
+	bitDiff                         // holds a different_host instance
+	bitGroupHost                    // is one of the server group's hosts
+	bitTried                        // was tried already (RetryFilter)
+	bitMoving                       // holds the instance being placed
+	bitAntiFull                     // holds max_server_per_host group members
+	bitIgnored
 	bitForcedHost
 	bitForcedNode
-	bitSame
-	bitDiff
-	bitGroupHost
-	bitTried
-	bitMoving
 	bitConsumed
 	bitRequested
+
+	filterFlagBits = 6
 )
 
 // overlay is a host changed by consume_from_request during this request.
@@ -73,6 +78,7 @@ type state struct {
 	removed []int32 // explain: filter index + 1 that removed each host
 	azOK    []int8  // per class: 0 unknown, 1 pass, 2 fail
 	imgOK   []int8
+	clsFail []uint64 // per class: AZ and image failures for this pick
 	raw     [][]float64 // per custom weigher
 	counts  []int
 	over    map[int32]*overlay
@@ -107,8 +113,12 @@ func (s *Scheduler) getState(hs *HostSet) *state {
 		st.azOK = make([]int8, nc)
 		st.imgOK = make([]int8, nc)
 	}
+	if cap(st.clsFail) < nc {
+		st.clsFail = make([]uint64, nc)
+	}
 	st.azOK = st.azOK[:nc]
 	st.imgOK = st.imgOK[:nc]
+	st.clsFail = st.clsFail[:nc]
 	clear(st.azOK)
 	clear(st.imgOK)
 	if cap(st.counts) < len(s.filters) {
@@ -142,6 +152,14 @@ func (st *state) addMember(id int32) {
 		st.marked = append(st.marked, id)
 	}
 	st.members[id]++
+}
+
+// addMember counts one more group member on host id.
+func (r *run) addMember(id int32) {
+	r.st.addMember(id)
+	if int64(r.st.members[id]) >= r.maxPerHost {
+		r.st.mark(id, bitAntiFull)
+	}
 }
 
 // run holds what one Select derives from the request.
@@ -318,7 +336,7 @@ func (r *run) prepare() {
 				}
 				r.memberSet[m] = struct{}{}
 				for _, id := range hs.byInstance[m] {
-					st.addMember(id)
+					r.addMember(id)
 				}
 			}
 		}
@@ -469,7 +487,7 @@ func (r *run) consume(id int32, k int) {
 		if uuid != "" && !ov.state.hasInstance(uuid) {
 			ov.state.Instances = append(ov.state.Instances, uuid)
 			if _, ok := r.memberSet[uuid]; ok {
-				st.addMember(id)
+				r.addMember(id)
 			}
 			if _, ok := r.sameSet[uuid]; ok {
 				st.mark(id, bitSame)
