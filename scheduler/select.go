@@ -78,7 +78,7 @@ type state struct {
 	removed []int32 // explain: filter index + 1 that removed each host
 	azOK    []int8  // per class: 0 unknown, 1 pass, 2 fail
 	imgOK   []int8
-	clsFail []uint64 // per class: AZ and image failures for this pick
+	clsFail []uint64    // per class: AZ and image failures for this pick
 	raw     [][]float64 // per custom weigher
 	counts  []int
 	over    map[int32]*overlay
