@@ -281,7 +281,7 @@ func (p *Pool) addHost(i int, name string) error {
 	})
 	ho.f["control_domain"] = dom0.ref
 	ho.addToSet("resident_VMs", dom0.ref)
-	p.srs[sr.ref] = &srState{ref: sr.ref, dir: h.srPath, host: h, disks: newDiskStore(h.srPath)}
+	p.srs[sr.ref] = &srState{ref: sr.ref, dir: h.srPath, host: h, disks: newDiskStore(h.srPath, p.opts.Rand, p.opts.Clock)}
 	p.hosts = append(p.hosts, h)
 	return nil
 }

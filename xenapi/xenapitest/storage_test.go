@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/xenflow/xenflow/vhd"
 )
@@ -376,5 +378,60 @@ func TestSRScan(t *testing.T) {
 	mustCall(t, p, "VDI.resize", s, leafRef, fmt.Sprint(20<<20))
 	if info, _ := vhd.Query(fsys, leaf+".vhd"); info.VirtualSize != 20<<20 {
 		t.Fatalf("resized leaf %d", info.VirtualSize)
+	}
+}
+
+// TestDeterministic: with the same Rand and Clock, two pools make the same
+// refs, uuids and VHD files. A differencing header records its parent
+// file's modification time, which comes from the file system, so that
+// field and the header checksum are left out of the comparison.
+func TestDeterministic(t *testing.T) {
+	build := func() (*Pool, VMInfo) {
+		clock := func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+		p := newTestPool(t, Options{Rand: rand.New(rand.NewSource(7)), Clock: clock})
+		vm, err := p.AddVM(VMSpec{Name: "d", Disks: []int64{4 << 20}, Running: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.WriteGuestDisk(vm.Ref, "0", 0, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.internal("VDI.snapshot", vm.VDIs[0]); err != nil {
+			t.Fatal(err)
+		}
+		return p, vm
+	}
+	p1, vm1 := build()
+	p2, vm2 := build()
+	if vm1.Ref != vm2.Ref || vm1.VDIs[0] != vm2.VDIs[0] {
+		t.Fatalf("refs differ: %v %v", vm1, vm2)
+	}
+	files := func(p *Pool) map[string][]byte {
+		out := map[string][]byte{}
+		ents, err := os.ReadDir(p.Master().SRPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join(p.Master().SRPath(), e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) > 1024 {
+				copy(b[512+36:512+40], make([]byte, 4)) // header checksum
+				copy(b[512+56:512+60], make([]byte, 4)) // parent time stamp
+			}
+			out[e.Name()] = b
+		}
+		return out
+	}
+	f1, f2 := files(p1), files(p2)
+	if len(f1) != 3 || len(f1) != len(f2) {
+		t.Fatalf("%d and %d files", len(f1), len(f2))
+	}
+	for name, b := range f1 {
+		if !bytes.Equal(b, f2[name]) {
+			t.Fatalf("%s differs", name)
+		}
 	}
 }

@@ -1,10 +1,12 @@
 package xenapitest
 
 import (
+	"io"
 	"os"
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/xenflow/xenflow/vhd"
 )
@@ -14,14 +16,18 @@ import (
 type vhdStore struct {
 	dir  string
 	fsys vhd.FS
+	opts vhd.CreateOptions // the pool's randomness and clock
 }
 
-func newDiskStore(dir string) diskStore {
-	return &vhdStore{dir: dir, fsys: vhd.DirFS(dir)}
+// newDiskStore returns the store of one SR directory. rand and now are the
+// pool's; the pool lock serialises their use.
+func newDiskStore(dir string, rand io.Reader, now func() time.Time) diskStore {
+	return &vhdStore{dir: dir, fsys: vhd.DirFS(dir), opts: vhd.CreateOptions{Rand: rand, Now: now}}
 }
 
 func (s *vhdStore) create(name string, size int64) error {
-	d, err := vhd.Create(s.fsys, name, size, nil)
+	o := s.opts
+	d, err := vhd.Create(s.fsys, name, size, &o)
 	if err != nil {
 		return err
 	}
@@ -29,7 +35,8 @@ func (s *vhdStore) create(name string, size int64) error {
 }
 
 func (s *vhdStore) snapshot(child, parent string) error {
-	d, err := vhd.Snapshot(s.fsys, child, parent, nil)
+	o := s.opts
+	d, err := vhd.Snapshot(s.fsys, child, parent, &o)
 	if err != nil {
 		return err
 	}
