@@ -88,7 +88,32 @@ func BenchmarkGetAllRecords10000Typed(b *testing.B) {
 			b.Fatal(len(recs), err)
 		}
 	}
-	b.ReportMetric(float64((processCPUTime()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/op")
+	reportCPU(b, cpu0, int64(len(body)))
+}
+
+// BenchmarkDecodeVMGetRecordTyped is the client's share of one
+// VM.get_record call: decoding the response body to a VMRecord.
+func BenchmarkDecodeVMGetRecordTyped(b *testing.B) {
+	body, err := xmlrpc.AppendResponse(nil, xmlrpc.Success(fullVMRecordValue(1)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := &xmlrpc.Decoder{}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := processCPUTime()
+	for i := 0; i < b.N; i++ {
+		v, err := d.DecodeResponseBytes(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		val, _, _ := xmlrpc.SplitResult(v)
+		if _, err := decodeRecord[VMRecord](val, nil, "VM.get_record"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, cpu0, int64(len(body)))
 }
 
 // benchServer is an httptest server answering VM.get_record with a full

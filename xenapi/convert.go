@@ -250,7 +250,9 @@ func planOf(t reflect.Type) []fieldPlan {
 		}
 		name, opts, _ := strings.Cut(tag, ",")
 		fp := fieldPlan{name: name, index: i}
-		for _, o := range strings.Split(opts, ",") {
+		for opts != "" {
+			var o string
+			o, opts, _ = strings.Cut(opts, ",")
 			switch o {
 			case "ro":
 				fp.readOnly = true

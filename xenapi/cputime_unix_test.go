@@ -4,6 +4,7 @@ package xenapi
 
 import (
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -16,4 +17,19 @@ func processCPUTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU adds CPU-time metrics to a benchmark that started measuring at
+// cpu0: cpu-ns/op and, when bytesPerOp > 0, MB per CPU-second. On a shared
+// machine these say what the code costs; wall-time ns/op and MB/s also
+// count the time spent waiting for a CPU.
+func reportCPU(b *testing.B, cpu0 time.Duration, bytesPerOp int64) {
+	cpu := processCPUTime() - cpu0
+	if cpu <= 0 || b.N == 0 {
+		return
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	if bytesPerOp > 0 {
+		b.ReportMetric(float64(bytesPerOp)*float64(b.N)/cpu.Seconds()/1e6, "cpu-MB/s")
+	}
 }

@@ -87,11 +87,13 @@ func BenchmarkDecodeVMRecords(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := processCPUTime()
 	for i := 0; i < b.N; i++ {
 		if _, err := d.DecodeResponseBytes(body); err != nil {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, cpu0, int64(len(body)))
 }
 
 // BenchmarkDecodeVMRecordsStdlibTokens is the baseline for
@@ -102,6 +104,7 @@ func BenchmarkDecodeVMRecordsStdlibTokens(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := processCPUTime()
 	for i := 0; i < b.N; i++ {
 		d := xml.NewDecoder(bytes.NewReader(body))
 		for {
@@ -114,6 +117,7 @@ func BenchmarkDecodeVMRecordsStdlibTokens(b *testing.B) {
 			}
 		}
 	}
+	reportCPU(b, cpu0, int64(len(body)))
 }
 
 // BenchmarkDecodeAllRecords10000 decodes get_all_records of 10,000 VMs;
@@ -130,19 +134,23 @@ func BenchmarkDecodeAllRecords10000(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64((processCPUTime()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/op")
+	reportCPU(b, cpu0, int64(len(body)))
 }
 
 // BenchmarkEncodeVMRecord measures encoding one VM record response.
 func BenchmarkEncodeVMRecord(b *testing.B) {
 	v := Success(xapiVMRecord(1))
 	buf, _ := AppendResponse(nil, v)
-	b.SetBytes(int64(len(buf)))
+	size := int64(len(buf))
+	b.SetBytes(size)
 	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := processCPUTime()
 	for i := 0; i < b.N; i++ {
 		var err error
 		if buf, err = AppendResponse(buf[:0], v); err != nil {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, cpu0, size)
 }

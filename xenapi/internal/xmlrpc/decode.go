@@ -144,7 +144,13 @@ type parser struct {
 	maxDepth int
 	names    map[string]string // interned member names
 	vals     map[string]Value  // interned short untyped values, boxed
+	members  int               // members parsed so far
 }
+
+// internAfter is how many struct members a body must have before the
+// parser starts interning: a single record gains nothing from it, a
+// get_all_records response gains much.
+const internAfter = 256
 
 // syntaxErr is an internal error that wrap turns into a *DecodeError.
 type syntaxErr struct {
@@ -158,7 +164,7 @@ func (e *syntaxErr) Error() string { return e.what }
 const maxInterned = 4096
 
 func newParser(b []byte, maxDepth int) *parser {
-	return &parser{b: b, maxDepth: maxDepth, names: make(map[string]string, 64), vals: make(map[string]Value, 64)}
+	return &parser{b: b, maxDepth: maxDepth}
 }
 
 func (p *parser) errAt(at int, cause error, format string, args ...any) error {
@@ -209,6 +215,9 @@ func (p *parser) skipSpace() {
 func (p *parser) skipMisc() error {
 	for {
 		p.skipSpace()
+		if p.i+1 < len(p.b) && p.b[p.i] == '<' && p.b[p.i+1] != '?' && p.b[p.i+1] != '!' {
+			return nil // the usual case: a tag
+		}
 		rest := p.b[p.i:]
 		switch {
 		case bytes.HasPrefix(rest, []byte("<?")):
@@ -303,13 +312,9 @@ func (p *parser) close(want string) error {
 		return err
 	}
 	rest := p.b[p.i:]
-	tag := "</" + want
-	if len(rest) <= len(tag) {
-		if strings.HasPrefix(tag+">", string(rest)) {
-			return p.eof()
-		}
-	} else if string(rest[:len(tag)]) == tag {
-		j := len(tag)
+	n := 2 + len(want)
+	if len(rest) >= n && rest[0] == '<' && rest[1] == '/' && string(rest[2:n]) == want {
+		j := n
 		for j < len(rest) && isSpace(rest[j]) {
 			j++
 		}
@@ -320,8 +325,32 @@ func (p *parser) close(want string) error {
 			p.i += j + 1
 			return nil
 		}
+	} else if len(rest) < n+1 && isPrefixOfEndTag(rest, want) {
+		return p.eof()
 	}
 	return p.errAt(p.i, nil, "expected </%s>, found %s", want, p.found(p.i))
+}
+
+// isPrefixOfEndTag reports whether rest is a proper beginning of
+// "</want>", i.e. the body was cut inside the end tag.
+func isPrefixOfEndTag(rest []byte, want string) bool {
+	for i, c := range rest {
+		var w byte
+		switch {
+		case i == 0:
+			w = '<'
+		case i == 1:
+			w = '/'
+		case i-2 < len(want):
+			w = want[i-2]
+		default:
+			w = '>'
+		}
+		if c != w {
+			return false
+		}
+	}
+	return true
 }
 
 // atClose reports whether the next thing (after white space) is </name.
@@ -559,8 +588,11 @@ const maxInternedValue = 16
 // boxed copy of short values that repeat (xapi records are full of "",
 // "false", "0", "OpaqueRef:NULL", ...).
 func (p *parser) untyped(raw []byte, at int) (Value, error) {
-	if len(raw) > maxInternedValue || bytes.IndexByte(raw, '&') >= 0 {
+	if len(raw) > maxInternedValue || p.members < internAfter || bytes.IndexByte(raw, '&') >= 0 {
 		return p.unescape(raw, at)
+	}
+	if p.vals == nil {
+		p.vals = make(map[string]Value, 256)
 	}
 	if v, ok := p.vals[string(raw)]; ok {
 		return v, nil
@@ -848,6 +880,13 @@ func (p *parser) memberName() (string, error) {
 		return p.text()
 	}
 	p.i = start + j
+	p.members++
+	if p.members < internAfter {
+		return string(raw), nil
+	}
+	if p.names == nil {
+		p.names = make(map[string]string, 256)
+	}
 	if s, ok := p.names[string(raw)]; ok {
 		return s, nil
 	}
