@@ -192,6 +192,9 @@ func (g gen) document(nHosts int) schedjson.Document {
 	ws := append([]string(nil), scheduler.AllWeighers...)
 	r.Shuffle(len(ws), func(i, j int) { ws[i], ws[j] = ws[j], ws[i] })
 	cfg.Weighers = ws[:1+r.Intn(len(ws))]
+	if g.chance(0.3) {
+		cfg.Weighers = nil // Nova's default: every weigher
+	}
 	for i, m := range multiplierNames {
 		if !g.chance(0.4) {
 			continue

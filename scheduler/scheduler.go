@@ -18,6 +18,10 @@ type Scheduler struct {
 	intn     func(n int) int
 	explain  bool
 	pool     sync.Pool // *state
+	// defaultOrder: the weighers are the built-ins, each once, in
+	// AllWeighers order (a subset keeps that order), so weigh can sum them
+	// in straight-line code.
+	defaultOrder bool
 }
 
 // Option configures New.
@@ -115,7 +119,30 @@ func New(cfg Config, opts ...Option) (*Scheduler, error) {
 			s.addWeigher(w, -1)
 		}
 	}
+	s.defaultOrder = inDefaultOrder(s.wkind)
 	return s, nil
+}
+
+// inDefaultOrder reports whether kinds are built-ins, each at most once,
+// in the order of AllWeighers.
+func inDefaultOrder(kinds []weigherKind) bool {
+	pos := -1
+	for _, k := range kinds {
+		if k < 0 {
+			return false
+		}
+		p := -1
+		for i, name := range AllWeighers {
+			if weigherKinds[name] == k {
+				p = i
+			}
+		}
+		if p <= pos {
+			return false
+		}
+		pos = p
+	}
+	return true
 }
 
 func (s *Scheduler) addFilter(f Filter, k filterKind) {

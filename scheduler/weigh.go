@@ -168,14 +168,12 @@ func (r *run) weigh(ids []int32, b *bounds) {
 	// Per built-in kind: the normalisation, and whether it contributes.
 	var on [numWeigherKinds]bool
 	var lo, rng [numWeigherKinds]float64
-	allBuiltin := true
 	for _, sp := range steps {
-		if sp.kind < 0 {
-			allBuiltin = false
-			continue
+		if sp.kind >= 0 {
+			on[sp.kind], lo[sp.kind], rng[sp.kind] = true, sp.lo, sp.rng
 		}
-		on[sp.kind], lo[sp.kind], rng[sp.kind] = true, sp.lo, sp.rng
 	}
+	defaultOrder := s.defaultOrder
 	mult := s.p.mult
 	mult[multBuildFailure] = -1 * mult[multBuildFailure]
 	members := st.members
@@ -199,55 +197,65 @@ func (r *run) weigh(ids []int32, b *bounds) {
 			}
 			m = &hm
 		}
-		var c [numWeigherKinds]float64
+		var cRAM, cDisk, cCPU, cIO, cBF, cX, cSA, cSAA float64
 		if on[wRAM] {
 			v := float64(h.freeRAM)
 			if v < 0 {
 				v = 0
 			}
-			c[wRAM] = float64(m[multRAM] * ((v - lo[wRAM]) / rng[wRAM]))
+			cRAM = float64(m[multRAM] * ((v - lo[wRAM]) / rng[wRAM]))
 		}
 		if on[wDisk] {
 			v := float64(h.freeDisk)
 			if v < 0 {
 				v = 0
 			}
-			c[wDisk] = float64(m[multDisk] * ((v - lo[wDisk]) / rng[wDisk]))
+			cDisk = float64(m[multDisk] * ((v - lo[wDisk]) / rng[wDisk]))
 		}
 		if on[wCPU] {
 			v := h.cpuFree
 			if v < 0 {
 				v = 0
 			}
-			c[wCPU] = float64(m[multCPU] * ((v - lo[wCPU]) / rng[wCPU]))
+			cCPU = float64(m[multCPU] * ((v - lo[wCPU]) / rng[wCPU]))
 		}
 		if on[wIoOps] {
-			c[wIoOps] = float64(m[multIOOps] * ((float64(h.ioOps) - lo[wIoOps]) / rng[wIoOps]))
+			cIO = float64(m[multIOOps] * ((float64(h.ioOps) - lo[wIoOps]) / rng[wIoOps]))
 		}
 		if on[wBuildFailure] {
-			c[wBuildFailure] = float64(m[multBuildFailure] * ((float64(h.failedBuilds) - lo[wBuildFailure]) / rng[wBuildFailure]))
+			cBF = float64(m[multBuildFailure] * ((float64(h.failedBuilds) - lo[wBuildFailure]) / rng[wBuildFailure]))
 		}
 		if on[wCrossCell] {
 			v := -1.0
 			if h.cell == r.reqCell {
 				v = 1
 			}
-			c[wCrossCell] = float64(m[multCrossCell] * ((v - lo[wCrossCell]) / rng[wCrossCell]))
+			cX = float64(m[multCrossCell] * ((v - lo[wCrossCell]) / rng[wCrossCell]))
 		}
 		if on[wSoftAffinity] {
 			v := float64(members[id])
-			c[wSoftAffinity] = float64(m[multSoftAffinity] * ((v - lo[wSoftAffinity]) / rng[wSoftAffinity]))
+			cSA = float64(m[multSoftAffinity] * ((v - lo[wSoftAffinity]) / rng[wSoftAffinity]))
 		}
 		if on[wSoftAntiAffinity] {
 			v := -1 * float64(members[id])
-			c[wSoftAntiAffinity] = float64(m[multSoftAntiAffinity] * ((v - lo[wSoftAntiAffinity]) / rng[wSoftAntiAffinity]))
+			cSAA = float64(m[multSoftAntiAffinity] * ((v - lo[wSoftAntiAffinity]) / rng[wSoftAntiAffinity]))
 		}
 		t := 0.0
-		if allBuiltin {
-			for i := range steps {
-				t += c[steps[i].kind]
-			}
+		if defaultOrder {
+			// Nova's all_weighers() order. A weigher that contributes
+			// nothing adds +0.0, which never changes a sum that starts at
+			// +0.0, so the result is bit for bit the configured sum.
+			t += cX
+			t += cCPU
+			t += cBF
+			t += cSA
+			t += cSAA
+			t += cRAM
+			t += cDisk
+			t += cIO
 		} else {
+			c := [numWeigherKinds]float64{wRAM: cRAM, wDisk: cDisk, wCPU: cCPU, wIoOps: cIO,
+				wBuildFailure: cBF, wCrossCell: cX, wSoftAffinity: cSA, wSoftAntiAffinity: cSAA}
 			for i := range steps {
 				sp := &steps[i]
 				if sp.kind >= 0 {

@@ -44,10 +44,6 @@ MULTIPLIERS = [
 ]
 DEFAULT_FILTERS = ['ComputeFilter', 'ImagePropertiesFilter',
                    'ServerGroupAntiAffinityFilter', 'ServerGroupAffinityFilter']
-DEFAULT_WEIGHERS = ['CrossCellWeigher', 'CPUWeigher', 'BuildFailureWeigher',
-                    'ServerGroupSoftAffinityWeigher',
-                    'ServerGroupSoftAntiAffinityWeigher', 'RAMWeigher',
-                    'DiskWeigher', 'IoOpsWeigher']
 
 
 def cell_uuid(name):
@@ -196,7 +192,9 @@ def build(doc, record, skip_missing=False):
     cfg = doc.get('config') or {}
     configure(cfg)
     names = cfg.get('enabled_filters') or DEFAULT_FILTERS
-    wnames = cfg.get('weighers') or DEFAULT_WEIGHERS
+    # Without a list, Nova's own default: every weigher it ships, which
+    # adds MetricsWeigher and PCIWeigher (both weigh 0 for these hosts).
+    wnames = cfg.get('weighers') or [c.__name__ for c in nova_weights.all_weighers()]
     if skip_missing:
         # Timing only: leave out the filters Nova no longer ships
         # (RamFilter, CoreFilter, DiskFilter, RetryFilter).
