@@ -603,3 +603,59 @@ func ExampleImport() {
 	fmt.Println(len(res.Chain), "disks;", c.Depth(), "deep;", string(buf))
 	// Output: 2 disks; 2 deep; leaften in the base
 }
+
+// FuzzImportStagingNames feeds Import staging directories whose listings
+// hold arbitrary names (newline-separated), as a hostile SFTP server could
+// return them: Import must fail with a *StagingError, never panic, and
+// never put anything into the SR or outside the root.
+func FuzzImportStagingNames(f *testing.F) {
+	for _, seed := range []string{
+		"0.vhd\n1.vhd", "0.vhd\n2.vhd", "..", "/etc/passwd.vhd", "1.vhd/../x", "../../0.vhd",
+		"99999999999999999999.vhd", "snap.vhd\n0.vhd", "snap.vhd\nimage.vhd\nbase.vhd",
+		"0\x00.vhd", "swap.vhd", "-1.vhd", "01.vhd", "disk.vhd", ".vhd", "0.vhd\n0.vhd",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, list string) {
+		names := strings.Split(list, "\n")
+		if len(names) > 40 {
+			names = names[:40]
+		}
+		root := t.TempDir()
+		base := filepath.Join(root, "host")
+		if err := os.MkdirAll(filepath.Join(base, "staging"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(base, "sr"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var fake []string
+		for _, n := range names {
+			// Plain names become real (non-VHD) files; the rest are only
+			// listed, never created.
+			if n != "" && n != "." && n != ".." && !strings.ContainsAny(n, "/\\\x00") {
+				if os.WriteFile(filepath.Join(base, "staging", n), []byte("not a vhd"), 0o644) == nil {
+					continue
+				}
+			}
+			fake = append(fake, n)
+		}
+		fsys := hostileFS{FS: vhd.DirFS(base), dir: "staging", names: fake}
+		before := dirState(t, root)
+		res, err := vhd.Import(context.Background(), fsys, "staging", "sr", seededImport(1))
+		if err == nil {
+			t.Fatalf("Import of non-VHD files succeeded: %+v", res)
+		}
+		var se *vhd.StagingError
+		if !errors.As(err, &se) {
+			t.Fatalf("error %v (%T) is not a *StagingError", err, err)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(base, "sr")); len(ents) != 0 {
+			t.Fatalf("SR holds %v", ents)
+		}
+		after := dirState(t, root)
+		if len(after) != len(before) {
+			t.Fatalf("files appeared or vanished: %v -> %v", keys(before), keys(after))
+		}
+	})
+}

@@ -510,3 +510,68 @@ func gunzip(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// TestLibvhdiConfirmsChainOnQemuBase: a base written by qemu-img (creator
+// "qemu", CHS-rounded size), two differencing layers on top written by the
+// package; vhdimount must read every layer as the package does.
+func TestLibvhdiConfirmsChainOnQemuBase(t *testing.T) {
+	qemu := oracle(t, "qemu-img")
+	info := oracle(t, "vhdiinfo")
+	mount := oracle(t, "vhdimount")
+	dir := t.TempDir()
+	fsys := vhd.DirFS(dir)
+	rng := rand.New(rand.NewSource(77))
+	raw := make([]byte, 7<<20)
+	for _, r := range writes(rng, int64(len(raw)), true, 5) {
+		rng.Read(raw[r[0] : r[0]+r[1]])
+	}
+	rawPath := filepath.Join(dir, "in.raw")
+	if err := os.WriteFile(rawPath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustTool(t, qemu, "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic", rawPath, filepath.Join(dir, "base.vhd"))
+	size := qemuVirtualSize(t, qemu, filepath.Join(dir, "base.vhd"))
+	model := make([]byte, size)
+	copy(model, raw)
+	models := [][]byte{append([]byte(nil), model...)}
+	names := []string{"base.vhd", "l1.vhd", "l2.vhd"}
+	for i := 1; i < len(names); i++ {
+		d, err := vhd.Snapshot(fsys, names[i], names[i-1], &vhd.CreateOptions{Rand: rng})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Size() != size {
+			t.Fatalf("snapshot size %d, qemu-img says %d", d.Size(), size)
+		}
+		fill(t, rng, d, model, writes(rng, size, true, 8))
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		models = append(models, append([]byte(nil), model...))
+		if err := vhd.Check(fsys, names[i]); err != nil {
+			t.Fatalf("Check %s: %v", names[i], err)
+		}
+		if got := runVhdiinfo(t, info, filepath.Join(dir, names[i])); got.ParentFilename != names[i-1] || got.MediaSize != size {
+			t.Fatalf("vhdiinfo %s: %+v", names[i], got)
+		}
+	}
+	for i, name := range names {
+		ours, _ := readChain(t, fsys, name)
+		if !bytes.Equal(ours, models[i]) {
+			t.Fatalf("%s: we read the chain wrong", name)
+		}
+	}
+	mnt := vhdiMount(t, mount, filepath.Join(dir, "l2.vhd"))
+	if mnt == "" {
+		return
+	}
+	for layer := range names {
+		b, err := os.ReadFile(filepath.Join(mnt, fmt.Sprintf("vhdi%d", layer+1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, models[layer]) {
+			t.Fatalf("vhdimount layer %d (%s) differs from what we read", layer, names[layer])
+		}
+	}
+}
