@@ -246,3 +246,52 @@ func ExampleStage() {
 	// 0 staging/0.vhd -> sr/6f1c7a52-8d4e-4b8a-9d3e-0a1b2c3d4e5f.vhd
 	// 1 staging/1.vhd -> sr/base.vhd
 }
+
+// ExampleScan lists the VHDs of an SR directory, as vhd-util scan does.
+func ExampleScan() {
+	root, err := os.MkdirTemp("", "scan")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(root)
+	fsys := vhd.DirFS(root)
+	_ = fsys.MkdirAll("sr", 0o755)
+	base, _ := vhd.Create(fsys, "sr/base.vhd", 4<<20, nil)
+	_ = base.SetHidden(true)
+	base.Close()
+	leaf, _ := vhd.Snapshot(fsys, "sr/leaf.vhd", "sr/base.vhd", nil)
+	leaf.Close()
+
+	ents, err := vhd.Scan(fsys, "sr")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, e := range ents {
+		fmt.Printf("%s capacity=%d hidden=%v parent=%q\n", e.Name, e.VirtualSize, e.Hidden, e.Parent)
+	}
+	// Output:
+	// sr/base.vhd capacity=4194304 hidden=true parent=""
+	// sr/leaf.vhd capacity=4194304 hidden=false parent="sr/base.vhd"
+}
+
+// ExampleDirFS shows DirFS keeping names inside its directory.
+func ExampleDirFS() {
+	root, err := os.MkdirTemp("", "dirfs")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(root)
+	fsys := vhd.DirFS(root)
+	// A host-like absolute path lands inside root.
+	_ = fsys.MkdirAll("/var/run/sr-mount/sr1", 0o755)
+	d, err := vhd.Create(fsys, "/var/run/sr-mount/sr1/disk.vhd", 2<<20, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	d.Close()
+	_, err = fsys.Open("/var/run/../../../etc/passwd")
+	fmt.Println(errors.Is(err, vhd.ErrUnsafeName))
+	// Output: true
+}

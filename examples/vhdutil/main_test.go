@@ -312,3 +312,19 @@ func TestWriteReadCoalesce(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// Example_run creates a dynamic disk and queries it, as vhd-util would.
+func Example_run() {
+	dir, err := os.MkdirTemp("", "vhdutil")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	disk := filepath.Join(dir, "disk.vhd")
+	run([]string{"create", "-n", disk, "-s", "100"}, os.Stdout, os.Stderr)
+	run([]string{"query", "-n", disk, "-v", "-f", "-d"}, os.Stdout, os.Stderr)
+	// Output:
+	// 100
+	// hidden: 0
+	// chain depth: 1
+}
