@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"syscall"
+	"time"
 
 	"github.com/xenflow/xenflow/vhd"
 )
@@ -194,6 +195,12 @@ func (h *LocalHost) Run(ctx context.Context, argv []string) ([]byte, []byte, err
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = h.root
+	// Cancelling kills the command's whole process group (a shell
+	// pipeline's members too), and Run returns even if something still
+	// holds its output open.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
 	stdout := &limitedBuffer{max: MaxRunOutput}
 	stderr := &limitedBuffer{max: MaxRunOutput}
 	cmd.Stdout, cmd.Stderr = stdout, stderr

@@ -513,8 +513,15 @@ func (h *SSHHost) Client() *ssh.Client { return h.client }
 func (h *SSHHost) Close() error {
 	h.closeOnce.Do(func() {
 		close(h.stop)
-		e1 := h.sftp.Close()
-		e2 := h.client.Close()
+		var e1, e2 error
+		if h.Err() != nil {
+			// Dead: closing the session would wait on the connection.
+			e2 = h.client.Close()
+			e1 = h.sftp.Close()
+		} else {
+			e1 = h.sftp.Close()
+			e2 = h.client.Close()
+		}
 		if h.agent != nil {
 			h.agent.Close()
 		}
@@ -796,8 +803,9 @@ func (h *SSHHost) Run(ctx context.Context, argv []string) ([]byte, []byte, error
 	return out, errOut, nil
 }
 
-// runWrapper runs "$@" and kills it when standard input ends.
-const runWrapper = `exec 3<&0; "$@" </dev/null 3<&- & p=$!; (cat >/dev/null; kill -9 $p) <&3 >/dev/null 2>&1 & exec 3<&-; wait $p`
+// runWrapper runs "$@" in its own process group (setsid, when the host has
+// it) and kills that group when standard input ends.
+const runWrapper = `exec 3<&0; if command -v setsid >/dev/null 2>&1; then setsid "$@" </dev/null 3<&- & else "$@" </dev/null 3<&- & fi; p=$!; (cat >/dev/null; kill -9 -$p || kill -9 $p) <&3 >/dev/null 2>&1 & exec 3<&-; wait $p`
 
 // discardHandler is a slog.Handler that drops everything (slog.DiscardHandler
 // arrived after Go 1.23).

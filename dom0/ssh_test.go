@@ -121,3 +121,21 @@ func TestSSHHostRun(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSSHRunCancelKillsPipeline checks that cancelling a command kills a
+// whole shell pipeline on the host, not only the shell.
+func TestSSHRunCancelKillsPipeline(t *testing.T) {
+	s := startSSHD(t)
+	h := s.Dial(t)
+	marker := filepath.Join(t.TempDir(), "still-running")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, _, err := h.Run(ctx, []string{"sh", "-c", `sleep 2 | (sleep 3; touch "$1")`, "sh", marker})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+	time.Sleep(4 * time.Second)
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("a member of the cancelled pipeline kept running")
+	}
+}
