@@ -3,7 +3,6 @@ package scheduler
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -78,13 +77,3 @@ func (e *NoValidHostError) Error() string {
 
 // Is makes errors.Is(err, ErrNoValidHost) true.
 func (e *NoValidHostError) Is(target error) bool { return target == ErrNoValidHost }
-
-// sortedKeys returns the keys of m in order (for stable messages).
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}

@@ -172,8 +172,6 @@ type run struct {
 	img         image
 	imgActive   bool
 	azActive    bool
-	azClassID   int32 // -1: the zone is not any host's
-	azIsDefault bool
 	sameActive  bool
 	diffActive  bool
 	groupPolicy string
@@ -185,7 +183,6 @@ type run struct {
 	memberSet   map[string]struct{}
 	sameSet     map[string]struct{}
 	diffSet     map[string]struct{}
-	groupHosts  []string
 	moving      string
 	forced      bool
 	anyConsumed bool
@@ -285,12 +282,9 @@ func (s *Scheduler) Select(hs *HostSet, req *Request) (*Result, error) {
 
 // prepare resolves the request against the host indexes once.
 func (r *run) prepare() {
-	req, hs, st, cfg := r.req, r.hs, r.st, &r.s.p.cfg
+	req, hs, st := r.req, r.hs, r.st
 	r.imgActive = r.img.active()
-	if req.AvailabilityZone != "" {
-		r.azActive = true
-		r.azIsDefault = req.AvailabilityZone == cfg.DefaultAvailabilityZone
-	}
+	r.azActive = req.AvailabilityZone != ""
 	r.reqCell = -1
 	if req.RequestedCell != "" && req.AllowCrossCellMove {
 		r.crossCell = true
@@ -321,7 +315,6 @@ func (r *run) prepare() {
 	if g := req.InstanceGroup; g != nil {
 		r.groupPolicy = g.Policy
 		r.maxPerHost = maxServerPerHost(g)
-		r.groupHosts = g.Hosts
 		for _, gh := range g.Hosts {
 			for _, id := range hs.byHost[gh] {
 				st.mark(id, bitGroupHost)
@@ -472,7 +465,6 @@ func (r *run) consume(id int32, k int) {
 	ov.hot = newHot(&ov.state, ov.hot.cell, ov.hot.class, ov.hot.mult)
 	if g := req.InstanceGroup; g != nil {
 		host := hs.states[id].Host
-		r.groupHosts = append(r.groupHosts[:len(r.groupHosts):len(r.groupHosts)], host)
 		r.affActive = true
 		for _, hid := range hs.byHost[host] {
 			st.mark(hid, bitGroupHost)
