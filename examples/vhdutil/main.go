@@ -3,10 +3,10 @@
 //
 //	vhdutil create   -n FILE -s MiB [-r]          dynamic disk (fixed with -r)
 //	vhdutil snapshot -n CHILD -p PARENT           differencing child of PARENT
-//	vhdutil query    -n FILE [-v] [-s] [-p] [-f] [-d]
+//	vhdutil query    -n FILE [-v] [-s] [-p] [-f] [-d] [-a]
 //	vhdutil modify   -n FILE -p PARENT            relink FILE to PARENT
 //	vhdutil set      -n FILE -f hidden -v 0|1
-//	vhdutil check    -n FILE                      "FILE is valid" or the reason
+//	vhdutil check    -n FILE [-t] [-I] [-b]       "FILE is valid" or the reason
 //	vhdutil coalesce -n FILE                      FILE's sectors into its parent
 //	vhdutil read     -n FILE -o RAW               the chain's virtual disk as raw
 //	vhdutil write    -n FILE -i RAW -O OFFSET     raw bytes into FILE at OFFSET
@@ -17,8 +17,11 @@
 //
 // query prints, in this order and in vhd-util's words: -v the virtual size
 // in MiB, -s the physical size in bytes, -p the parent's path (or "FILE has
-// no parent"), -f "hidden: N", -d "chain depth: N". Flags may be combined
-// as vhd-util's callers do ("-vsfp").
+// no parent"), -f "hidden: N", -d "chain depth: N", -a the number of
+// allocated blocks. Flags may be combined
+// as vhd-util's callers do ("-vsfp"). check's -t ignores timestamps in the
+// future, -I skips the parent UUID comparison, -b looks for data where the
+// sector bitmap is clear, as vhd-util check's flags of the same names.
 //
 // Exit status: 0 on success; 22 (EINVAL, as vhd-util) when a VHD is invalid
 // or a parent cannot be found; 2 for a usage error; 1 for any other
@@ -55,10 +58,10 @@ const usage = `usage: vhdutil COMMAND [OPTIONS]
 commands:
   create   -n FILE -s MiB [-r]
   snapshot -n CHILD -p PARENT
-  query    -n FILE [-v] [-s] [-p] [-f] [-d]
+  query    -n FILE [-v] [-s] [-p] [-f] [-d] [-a]
   modify   -n FILE -p PARENT
   set      -n FILE -f hidden -v 0|1
-  check    -n FILE
+  check    -n FILE [-t] [-I] [-b]
   coalesce -n FILE
   read     -n FILE -o RAW
   write    -n FILE -i RAW -O BYTE_OFFSET
@@ -96,7 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	bind := cmd(c)
 	rest := args[1:]
 	if args[0] == "query" {
-		rest = splitShortFlags(rest, "vspfd")
+		rest = splitShortFlags(rest, "vspfda")
 	}
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -247,13 +250,14 @@ var commands = map[string]func(c *cmdline) func() error{
 		p := c.fs.Bool("p", false, "parent")
 		f := c.fs.Bool("f", false, "hidden flag")
 		d := c.fs.Bool("d", false, "chain depth")
+		a := c.fs.Bool("a", false, "allocated blocks")
 		return func() error {
 			names, err := need([2]string{"n", *n})
 			if err != nil {
 				return err
 			}
-			if !*v && !*s && !*p && !*f && !*d {
-				return usagef("one of -v -s -p -f -d is needed")
+			if !*v && !*s && !*p && !*f && !*d && !*a {
+				return usagef("one of -v -s -p -f -d -a is needed")
 			}
 			info, qerr := vhd.Query(localFS, names[0])
 			if qerr != nil && info.UUID.IsZero() {
@@ -284,6 +288,14 @@ var commands = map[string]func(c *cmdline) func() error{
 					return qerr
 				}
 				fmt.Fprintf(c.stdout, "chain depth: %d\n", info.Depth)
+			}
+			if *a {
+				disk, err := vhd.Open(localFS, names[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(c.stdout, disk.AllocatedBlocks())
+				disk.Close()
 			}
 			return nil
 		}
@@ -327,12 +339,16 @@ var commands = map[string]func(c *cmdline) func() error{
 	},
 	"check": func(c *cmdline) func() error {
 		n := c.fs.String("n", "", "file")
+		ignoreTS := c.fs.Bool("t", false, "ignore timestamps")
+		ignoreParent := c.fs.Bool("I", false, "do not check the parent's UUID")
+		data := c.fs.Bool("b", false, "check that no data sits where the bitmap is clear")
 		return func() error {
 			names, err := need([2]string{"n", *n})
 			if err != nil {
 				return err
 			}
-			if err := vhd.Check(localFS, names[0]); err != nil {
+			opts := &vhd.CheckOptions{IgnoreTimestamps: *ignoreTS, IgnoreParentUUID: *ignoreParent, CheckData: *data}
+			if err := vhd.CheckWithOptions(localFS, names[0], opts); err != nil {
 				fmt.Fprintf(c.stdout, "%s is invalid: %v\n", *n, err)
 				return err
 			}

@@ -67,6 +67,8 @@ func TestRun(t *testing.T) {
 			ok("snapshot", "-n", "{d}/leaf.vhd", "-p", "{d}/base.vhd"),
 			{args: []string{"query", "-n", "{d}/leaf.vhd", "-vsfpd"}, stdout: `^8\n\d+\n/\S+/base.vhd\nhidden: 0\nchain depth: 2\n$`},
 			{args: []string{"query", "-n", "{d}/base.vhd", "-d"}, stdout: "^chain depth: 1\n$"},
+			{args: []string{"query", "-n", "{d}/leaf.vhd", "-a"}, stdout: "^0\n$"},
+			{args: []string{"check", "-n", "{d}/leaf.vhd", "-t", "-I", "-b"}, stdout: "leaf.vhd is valid"},
 			{args: []string{"check", "-n", "{d}/leaf.vhd"}, stdout: "leaf.vhd is valid"},
 		}},
 		{"snapshot of a missing parent", []step{
@@ -286,6 +288,9 @@ func TestWriteReadCoalesce(t *testing.T) {
 		t.Fatal("base changed by leaf writes")
 	}
 	mustRun("check", "-n", "{d}/leaf.vhd")
+	if got := mustRun("query", "-n", "{d}/leaf.vhd", "-a"); got != "2\n" {
+		t.Fatalf("leaf allocated blocks %q, want 2", got)
+	}
 	mustRun("coalesce", "-n", "{d}/leaf.vhd")
 	if got := read("base.vhd"); !bytes.Equal(got, model) {
 		t.Fatal("base after coalesce reads wrong")
