@@ -96,6 +96,9 @@ type Config struct {
 	SoftAntiAffinityWeightMultiplier float64 // must be >= 0
 
 	HostSubsetSize      int // >= 1
+	// ShuffleBestSameWeighedHosts shuffles the hosts tied with the best
+	// weight before the subset choice (needs WithRand; default false).
+	ShuffleBestSameWeighedHosts bool
 	MaxAttempts         int // >= 1; alternates = MaxAttempts-1
 	MaxIOOpsPerHost     int // >= 0
 	MaxInstancesPerHost int // >= 1

@@ -229,6 +229,10 @@ func (g gen) document(nHosts int) schedjson.Document {
 	if g.chance(0.5) {
 		cfg.MaxAttempts = ints(1, 5)
 	}
+	if g.chance(0.25) {
+		t := true
+		cfg.ShuffleBestSameWeighedHosts = &t
+	}
 	if g.chance(0.5) {
 		cfg.MaxIOOpsPerHost = ints(0, 10)
 	}

@@ -224,7 +224,8 @@ func (s *Scheduler) Select(hs *HostSet, req *Request) (*Result, error) {
 	if len(ids) == 0 {
 		return nil, r.noValidHost(0, numInst)
 	}
-	fast := numInst == 1 && !s.explain && s.p.cfg.HostSubsetSize+numAlts <= 64
+	fast := numInst == 1 && !s.explain && s.p.cfg.HostSubsetSize+numAlts <= 64 &&
+		!(s.p.cfg.ShuffleBestSameWeighedHosts && s.intn != nil)
 	var order []int32
 	for k := 0; k < numInst; k++ {
 		r.setMoving(k)
@@ -554,6 +555,23 @@ func (r *run) sort(ids []int32) {
 // choose is the host_subset_size random choice: the chosen host moves to
 // the front, the others keep their order.
 func (r *run) choose(ids []int32) int32 {
+	if r.s.p.cfg.ShuffleBestSameWeighedHosts && r.s.intn != nil && len(ids) > 1 {
+		// shuffle_best_same_weighed_hosts: the hosts tied with the best
+		// weight are shuffled (Python's random.shuffle) before the subset
+		// is taken.
+		total := r.st.total
+		best := 1
+		for best < len(ids) && total[ids[best]] == total[ids[0]] {
+			best++
+		}
+		for i := best - 1; i >= 1; i-- {
+			j := r.s.intn(i + 1)
+			if j < 0 || j > i {
+				j = i
+			}
+			ids[i], ids[j] = ids[j], ids[i]
+		}
+	}
 	n := r.s.p.cfg.HostSubsetSize
 	if n > len(ids) {
 		n = len(ids)

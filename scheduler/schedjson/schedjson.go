@@ -41,6 +41,7 @@ type ConfigDoc struct {
 	SoftAffinityWeightMultiplier       *float64 `json:"soft_affinity_weight_multiplier,omitempty"`
 	SoftAntiAffinityWeightMultiplier   *float64 `json:"soft_anti_affinity_weight_multiplier,omitempty"`
 	HostSubsetSize                     *int     `json:"host_subset_size,omitempty"`
+	ShuffleBestSameWeighedHosts        *bool    `json:"shuffle_best_same_weighed_hosts,omitempty"`
 	MaxAttempts                        *int     `json:"max_attempts,omitempty"`
 	MaxIOOpsPerHost                    *int     `json:"max_io_ops_per_host,omitempty"`
 	MaxInstancesPerHost                *int     `json:"max_instances_per_host,omitempty"`
@@ -229,6 +230,9 @@ func (doc *Document) Input() (*Input, error) {
 			}
 		}
 		setI(&cfg.HostSubsetSize, c.HostSubsetSize)
+		if c.ShuffleBestSameWeighedHosts != nil {
+			cfg.ShuffleBestSameWeighedHosts = *c.ShuffleBestSameWeighedHosts
+		}
 		setI(&cfg.MaxAttempts, c.MaxAttempts)
 		setI(&cfg.MaxIOOpsPerHost, c.MaxIOOpsPerHost)
 		setI(&cfg.MaxInstancesPerHost, c.MaxInstancesPerHost)

@@ -12,8 +12,9 @@ It loads Nova's filters, weighers, HostState, RequestSpec and the
 SchedulerManager's selection code (the placement-free path,
 _legacy_find_hosts, which the placement path equals when every claim
 succeeds) from the installed python3-nova, with oslo.config defaults, and
-no database or RPC. A document may carry "_choices": the indices the Go
-side drew for host_subset_size, replayed here instead of random.choice.
+no database or RPC. A document may carry "_choices": the numbers the Go
+side drew (for host_subset_size and shuffle_best_same_weighed_hosts),
+replayed here instead of random.choice and random.shuffle.
 """
 
 import datetime
@@ -56,6 +57,7 @@ def configure(cfg):
     CONF.clear_override('max_attempts', group='scheduler')
     CONF.clear_override('default_availability_zone')
     for k in MULTIPLIERS + ['host_subset_size', 'max_io_ops_per_host',
+                            'shuffle_best_same_weighed_hosts',
                             'max_instances_per_host',
                             'image_properties_default_architecture']:
         if k in cfg:
@@ -224,7 +226,13 @@ def run_one(doc):
         if len(seq) == 1:
             return seq[0]
         return seq[choices.pop(0)]
+
+    def shuffle(x):  # CPython's random.shuffle, with Go's draws
+        for i in reversed(range(1, len(x))):
+            j = choices.pop(0)
+            x[i], x[j] = x[j], x[i]
     nova_manager.random.choice = choice
+    nova_manager.random.shuffle = shuffle
 
     weighed_calls = []
     orig = hm.get_weighed_hosts
