@@ -95,13 +95,13 @@ type Config struct {
 	SoftAffinityWeightMultiplier     float64 // must be >= 0
 	SoftAntiAffinityWeightMultiplier float64 // must be >= 0
 
-	HostSubsetSize      int // >= 1
+	HostSubsetSize int // >= 1
 	// ShuffleBestSameWeighedHosts shuffles the hosts tied with the best
 	// weight before the subset choice (needs WithRand; default false).
 	ShuffleBestSameWeighedHosts bool
-	MaxAttempts         int // >= 1; alternates = MaxAttempts-1
-	MaxIOOpsPerHost     int // >= 0
-	MaxInstancesPerHost int // >= 1
+	MaxAttempts                 int // >= 1; alternates = MaxAttempts-1
+	MaxIOOpsPerHost             int // >= 0
+	MaxInstancesPerHost         int // >= 1
 
 	DefaultAvailabilityZone            string // "nova"
 	ImagePropertiesDefaultArchitecture string // "" (unset)
