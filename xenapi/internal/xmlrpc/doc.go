@@ -28,7 +28,8 @@
 //
 // Strings are written untyped, as xapi itself writes them, with < > & and "
 // escaped, CR written as &#13; and the control characters XML 1.0 cannot carry
-// dropped (xapi drops them too). Integers of every Go kind are written as
+// dropped (xapi drops them too; struct keys that differ only in such
+// characters therefore come out as duplicates). Integers of every Go kind are written as
 // <int>; XenAPI int64 parameters should be passed as decimal strings, which is
 // the job of the caller. time.Time values are written in UTC as
 // 20060102T15:04:05Z. Struct members are written in sorted key order, so the
