@@ -51,19 +51,36 @@
 // run concurrently over one http.Transport; response bodies are limited
 // (WithMaxResponseSize) and decoded with bounded depth.
 //
+// # Tasks
+//
+// c.Async.<Class>.<Call> starts a call as a xapi task and returns its
+// TaskRef. WaitTask polls task.get_record (WithTaskPollInterval), reports
+// progress, decodes task.result (which xapi stores as an XML-RPC
+// "<value>…</value>" inside a string), returns a failed task's
+// error_info as a *Failure, cancels the task (task.cancel) when the
+// context ends first, and destroys the task in every case.
+//
 // # XML-RPC and github.com/kolo/xmlrpc
 //
 // The wire codec is this module's own (xenapi/internal/xmlrpc, shared with
-// the simulated pool in xenapitest). github.com/kolo/xmlrpc, the library
-// first chosen for this, is not used by any production code. Its decoder
-// rejects untyped values (every string xapi sends) when decoding into
-// interface{}, and silently drops the rest of a struct or array after an
-// empty <value></value> or <value/>, which xapi sends for every empty
-// string; its client is built on net/rpc and runs one call at a time per
-// client, with no context; its encoder writes struct member names and map
-// keys without escaping them, and times without a zone; its Base64 type is
-// a string and so cannot carry the codec's []byte. Each of these is shown
-// by a test in kolo_test.go (TestKoloXMLRPC...), which asserts the faulty
-// behaviour and so fails the day kolo/xmlrpc is fixed, telling us to look
-// again.
+// the simulated pool in xenapitest). No production code uses
+// github.com/kolo/xmlrpc, the library first chosen for this; it remains a
+// test dependency. Of its parts:
+//
+//   - the decoder fails on untyped values (every string xapi sends) when
+//     decoding into interface{}, and silently drops the rest of a struct or
+//     array after an empty <value></value> or <value/>, which xapi sends for
+//     every empty string;
+//   - the client is built on net/rpc and runs one call at a time per client
+//     (a blocking event.from stalls everything), with no context and no
+//     per-request timeout;
+//   - the encoder writes struct member names and map keys without escaping
+//     them (a key with & or < makes the request malformed), a nil parameter
+//     as an empty <param>, and times as local wall time without a zone;
+//   - what is left (its Base64 type, which carries already-encoded text, and
+//     its date parsing) is no reason to depend on it.
+//
+// Each fault listed is asserted by a test in kolo_test.go
+// (TestKoloXMLRPC...), which fails the day kolo/xmlrpc behaves correctly, so
+// that the choice is looked at again.
 package xenapi
