@@ -25,8 +25,9 @@
 //     the configured multiplier or the smallest per-aggregate override,
 //     and summed in weigher order; hosts are sorted by total, highest
 //     first, equal totals keeping their order.
-//   - Selection: a random choice among the host_subset_size best, moved to
-//     the front; for a multi-create the chosen host's resources are
+//   - Selection: a random choice among the host_subset_size best (after
+//     shuffling the hosts tied with the best weight when
+//     shuffle_best_same_weighed_hosts is set), moved to the front; for a multi-create the chosen host's resources are
 //     consumed before the next pick (consume_from_request) and the group
 //     learns the host; alternates are up to max_attempts-1 hosts of the
 //     chosen host's cell that were not selected.
