@@ -30,7 +30,12 @@
 // or {"error": "...", "filtered_out": {...}} with exit status 1 when no
 // host is valid. Bad input gives {"error": "..."} and exit status 2.
 // Missing fields take Nova's defaults (the host capacities are required);
-// unknown filter or weigher names are an error.
+// unknown filter or weigher names, and unknown keys, are an error. Also
+// read: config "shuffle_best_same_weighed_hosts", "default_availability_zone",
+// "image_properties_default_architecture"; host "supported_instances"
+// ([[arch, hv_type, vm_mode]]); request "instance_uuid" (the instance being
+// moved), "instance_uuids" (one per instance of a multi-create),
+// "requested_host" and "requested_node" (a requested destination).
 package main
 
 import (
