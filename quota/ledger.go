@@ -457,31 +457,35 @@ func joinResources(rs []Resource) string {
 }
 
 // apply adds a pending reservation's deltas to in_use (committing them)
-// and appends to unders the resources it had to clamp at zero.
+// and appends to unders the resources it had to clamp at zero. The user's
+// figure is clamped first and the project gets the change the user actually
+// took, so that the project's in_use stays the sum of its users'.
 func apply(pq *ProjectQuota, res *Reservation, unders []Resource) []Resource {
 	uc := pq.Users[res.User] // nil when the user is empty
 	for r, d := range res.Deltas {
 		if d == 0 {
 			continue
 		}
-		u1 := addClamped(&pq.Total, r, d)
-		u2 := uc != nil && addClamped(uc, r, d)
-		if u1 || u2 {
+		var clamped int64
+		if uc != nil {
+			v := uc.InUse[r] + d
+			if v < 0 {
+				clamped, d, v = -v, -uc.InUse[r], 0
+				uc.Unders[r] += clamped
+			}
+			uc.InUse[r] = v
+		}
+		v := pq.Total.InUse[r] + d
+		if v < 0 {
+			clamped, v = clamped-v, 0
+		}
+		pq.Total.InUse[r] = v
+		if clamped > 0 {
+			pq.Total.Unders[r] += clamped
 			unders = append(unders, Resource(r))
 		}
 	}
 	return unders
-}
-
-func addClamped(c *Counters, r int, d int64) bool {
-	v := c.InUse[r] + d
-	if v < 0 {
-		c.Unders[r] += -v
-		c.InUse[r] = 0
-		return true
-	}
-	c.InUse[r] = v
-	return false
 }
 
 // release takes a pending reservation's positive deltas out of reserved and
