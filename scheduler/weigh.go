@@ -53,51 +53,70 @@ func (r *run) observe(b *bounds, used *[numWeigherKinds]bool, h *hostHot, member
 		for k := range b.lo {
 			b.lo[k], b.hi[k] = math.Inf(1), math.Inf(-1)
 		}
+		// The weighers with minval 0 normalise from 0 and clamp at 0: only
+		// their maximum matters, and starting it at 0 is the clamp.
+		b.lo[wRAM], b.lo[wDisk], b.lo[wCPU], b.lo[wIoOps] = 0, 0, 0, 0
+		b.hi[wRAM], b.hi[wDisk], b.hi[wCPU], b.hi[wIoOps] = 0, 0, 0, 0
 	}
 	b.n++
 	if used[wRAM] {
-		v := float64(h.freeRAM)
-		if v < 0 {
-			v = 0
+		if v := float64(h.freeRAM); v > b.hi[wRAM] {
+			b.hi[wRAM] = v
 		}
-		b.lo[wRAM], b.hi[wRAM] = min(b.lo[wRAM], v), max(b.hi[wRAM], v)
 	}
 	if used[wDisk] {
-		v := float64(h.freeDisk)
-		if v < 0 {
-			v = 0
+		if v := float64(h.freeDisk); v > b.hi[wDisk] {
+			b.hi[wDisk] = v
 		}
-		b.lo[wDisk], b.hi[wDisk] = min(b.lo[wDisk], v), max(b.hi[wDisk], v)
 	}
 	if used[wCPU] {
-		v := h.cpuFree
-		if v < 0 {
-			v = 0
+		if v := h.cpuFree; v > b.hi[wCPU] {
+			b.hi[wCPU] = v
 		}
-		b.lo[wCPU], b.hi[wCPU] = min(b.lo[wCPU], v), max(b.hi[wCPU], v)
 	}
 	if used[wIoOps] {
-		v := float64(h.ioOps)
-		b.lo[wIoOps], b.hi[wIoOps] = min(b.lo[wIoOps], v), max(b.hi[wIoOps], v)
+		if v := float64(h.ioOps); v > b.hi[wIoOps] {
+			b.hi[wIoOps] = v
+		}
 	}
 	if used[wBuildFailure] {
 		v := float64(h.failedBuilds)
-		b.lo[wBuildFailure], b.hi[wBuildFailure] = min(b.lo[wBuildFailure], v), max(b.hi[wBuildFailure], v)
+		if v < b.lo[wBuildFailure] {
+			b.lo[wBuildFailure] = v
+		}
+		if v > b.hi[wBuildFailure] {
+			b.hi[wBuildFailure] = v
+		}
 	}
 	if used[wCrossCell] {
 		v := -1.0
 		if h.cell == r.reqCell {
 			v = 1
 		}
-		b.lo[wCrossCell], b.hi[wCrossCell] = min(b.lo[wCrossCell], v), max(b.hi[wCrossCell], v)
+		if v < b.lo[wCrossCell] {
+			b.lo[wCrossCell] = v
+		}
+		if v > b.hi[wCrossCell] {
+			b.hi[wCrossCell] = v
+		}
 	}
 	if used[wSoftAffinity] {
 		v := float64(members)
-		b.lo[wSoftAffinity], b.hi[wSoftAffinity] = min(b.lo[wSoftAffinity], v), max(b.hi[wSoftAffinity], v)
+		if v < b.lo[wSoftAffinity] {
+			b.lo[wSoftAffinity] = v
+		}
+		if v > b.hi[wSoftAffinity] {
+			b.hi[wSoftAffinity] = v
+		}
 	}
 	if used[wSoftAntiAffinity] {
 		v := -1 * float64(members)
-		b.lo[wSoftAntiAffinity], b.hi[wSoftAntiAffinity] = min(b.lo[wSoftAntiAffinity], v), max(b.hi[wSoftAntiAffinity], v)
+		if v < b.lo[wSoftAntiAffinity] {
+			b.lo[wSoftAntiAffinity] = v
+		}
+		if v > b.hi[wSoftAntiAffinity] {
+			b.hi[wSoftAntiAffinity] = v
+		}
 	}
 }
 
