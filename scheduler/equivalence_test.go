@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand"
 	"testing"
@@ -146,3 +147,43 @@ func sameCounts(t *testing.T, i int, a, b []scheduler.FilterCount) {
 
 var _ = math.Abs
 var _ = schedjson.Parse
+
+// TestFastPathManyCells covers the fast path with many cells and ties,
+// and its fallback when there are more cells than it follows inline or
+// more alternates than it keeps.
+func TestFastPathManyCells(t *testing.T) {
+	for _, cells := range []int{20, 40} {
+		testFastPathCells(t, cells)
+	}
+}
+
+func testFastPathCells(t *testing.T, cells int) {
+	r := rand.New(rand.NewSource(3))
+	var hosts []scheduler.HostState
+	for i := 0; i < 300; i++ {
+		h := host(fmt.Sprintf("h%d", i), fmt.Sprintf("cell%d", r.Intn(cells)), int64(r.Intn(8)*1024))
+		hosts = append(hosts, h)
+	}
+	hs, err := scheduler.NewHostSet(hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, alts := range []int{1, 3, 20} {
+		for _, subset := range []int{1, 5} {
+			cfg := scheduler.DefaultConfig()
+			cfg.MaxAttempts, cfg.HostSubsetSize = alts, subset
+			mk := func(opts ...scheduler.Option) *scheduler.Result {
+				s, err := scheduler.New(cfg, append(opts, scheduler.WithRand(rand.New(rand.NewSource(9)).Intn))...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := s.Select(hs, &scheduler.Request{Flavor: scheduler.Flavor{MemoryMB: 512}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res
+			}
+			sameSelections(t, alts*10+subset, "fast", mk(scheduler.WithExplain()).Selections, mk().Selections)
+		}
+	}
+}

@@ -83,6 +83,7 @@ type state struct {
 	counts  []int
 	over    map[int32]*overlay
 	top     []int32
+	pick    picker
 }
 
 func (s *Scheduler) getState(hs *HostSet) *state {
@@ -126,6 +127,7 @@ func (s *Scheduler) getState(hs *HostSet) *state {
 	}
 	st.counts = st.counts[:len(s.filters)]
 	clear(st.counts)
+	st.pick.on = false
 	return st
 }
 
@@ -233,6 +235,9 @@ func (s *Scheduler) Select(hs *HostSet, req *Request) (*Result, error) {
 		if len(ids) == 0 {
 			st.ids = ids
 			return nil, r.noValidHost(k, numInst)
+		}
+		if fast {
+			st.pick.reset(s.p.cfg.HostSubsetSize, numAlts+1, len(hs.cells))
 		}
 		r.weigh(ids, &r.bounds)
 		var chosen int32
@@ -605,8 +610,13 @@ func (r *run) chooseTop(ids []int32) int32 {
 	if n > len(ids) {
 		n = len(ids)
 	}
-	top := topN(r.st.total, ids, n, -1, -1, r.hs, r.st.top[:0])
-	r.st.top = top
+	var top []int32
+	if pk := &r.st.pick; pk.on && pk.fed {
+		top = pk.gID[:pk.gN]
+	} else {
+		top = topN(r.st.total, ids, n, -1, -1, r.hs, r.st.top[:0])
+		r.st.top = top
+	}
 	i := 0
 	if n > 1 && r.s.intn != nil {
 		i = r.s.intn(n)
@@ -646,7 +656,18 @@ func topN(total []float64, ids []int32, n int, wantCell int32, skip int32, hs *H
 
 func (r *run) fastAlternates(sel *Selection, ids []int32, numAlts int) {
 	chosen := int32(sel.Index)
-	alts := topN(r.st.total, ids, numAlts, r.hs.hot[chosen].cell, chosen, r.hs, r.st.top[:0])
+	var alts []int32
+	if pk := &r.st.pick; pk.on && pk.fed {
+		c := r.hs.hot[chosen].cell
+		alts = r.st.top[:0]
+		for _, id := range pk.cID[c][:pk.cN[c]] {
+			if id != chosen && len(alts) < numAlts {
+				alts = append(alts, id)
+			}
+		}
+	} else {
+		alts = topN(r.st.total, ids, numAlts, r.hs.hot[chosen].cell, chosen, r.hs, r.st.top[:0])
+	}
 	r.st.top = alts
 	if len(alts) == 0 {
 		return

@@ -196,6 +196,8 @@ func (r *run) weigh(ids []int32, b *bounds) {
 	mult := s.p.mult
 	mult[multBuildFailure] = -1 * mult[multBuildFailure]
 	members := st.members
+	pk := &st.pick
+	pick := pk.on
 	// total += multiplier × normalised weight, weigher by weigher, in the
 	// configured order (the order of the additions decides the last bit).
 	for p, id := range ids {
@@ -286,7 +288,13 @@ func (r *run) weigh(ids []int32, b *bounds) {
 			}
 		}
 		total[id] = t
+		if pick {
+			if c := h.cell; t > pk.gTail || t > pk.cTail[c] {
+				pk.offer(id, t, c)
+			}
+		}
 	}
+	pk.fed = pick
 }
 
 // customRaw fills state.raw[ci] with the clamped raw weights of custom
