@@ -64,7 +64,7 @@ func benchDocument(n int) schedjson.Document {
 		}
 		doc.Hosts = append(doc.Hosts, h)
 	}
-	cfg := &schedjson.ConfigDoc{EnabledFilters: scheduler.AllFilters, Weighers: scheduler.AllWeighers}
+	cfg := &schedjson.ConfigDoc{EnabledFilters: scheduler.AllFilters(), Weighers: scheduler.AllWeighers()}
 	doc.Config = cfg
 	members := []string{}
 	for k := 0; k < 20; k++ {

@@ -33,18 +33,22 @@ const (
 	ServerGroupSoftAntiAffinityWeigherName = "ServerGroupSoftAntiAffinityWeigher"
 )
 
-// AllFilters lists every built-in filter name.
-var AllFilters = []string{
+// AllFilters returns every built-in filter name.
+func AllFilters() []string { return append([]string(nil), allFilters[:]...) }
+
+var allFilters = [...]string{
 	ComputeFilterName, AvailabilityZoneFilterName, RamFilterName, CoreFilterName, DiskFilterName,
 	ImagePropertiesFilterName, SameHostFilterName, DifferentHostFilterName,
 	ServerGroupAffinityFilterName, ServerGroupAntiAffinityFilterName,
 	IoOpsFilterName, NumInstancesFilterName, RetryFilterName,
 }
 
-// AllWeighers lists every built-in weigher name, in the order Nova's
+// AllWeighers returns every built-in weigher name, in the order Nova's
 // all_weighers() loads them in Zed (PCIWeigher and MetricsWeigher, which
 // weigh nothing this model carries, are left out).
-var AllWeighers = []string{
+func AllWeighers() []string { return append([]string(nil), allWeighers[:]...) }
+
+var allWeighers = [...]string{
 	CrossCellWeigherName, CPUWeigherName, BuildFailureWeigherName,
 	ServerGroupSoftAffinityWeigherName, ServerGroupSoftAntiAffinityWeigherName,
 	RAMWeigherName, DiskWeigherName, IoOpsWeigherName,
@@ -107,10 +111,12 @@ type Config struct {
 	ImagePropertiesDefaultArchitecture string // "" (unset)
 }
 
-// DefaultEnabledFilters is Nova Zed's default enabled_filters without
+// DefaultEnabledFilters returns Nova Zed's default enabled_filters without
 // ComputeCapabilitiesFilter, which matches flavor extra specs this model
 // does not carry.
-var DefaultEnabledFilters = []string{
+func DefaultEnabledFilters() []string { return append([]string(nil), defaultEnabledFilters[:]...) }
+
+var defaultEnabledFilters = [...]string{
 	ComputeFilterName, ImagePropertiesFilterName,
 	ServerGroupAntiAffinityFilterName, ServerGroupAffinityFilterName,
 }
@@ -118,8 +124,8 @@ var DefaultEnabledFilters = []string{
 // DefaultConfig returns Nova's defaults.
 func DefaultConfig() Config {
 	return Config{
-		EnabledFilters:                     append([]string(nil), DefaultEnabledFilters...),
-		Weighers:                           append([]string(nil), AllWeighers...),
+		EnabledFilters:                     DefaultEnabledFilters(),
+		Weighers:                           AllWeighers(),
 		RAMWeightMultiplier:                1.0,
 		DiskWeightMultiplier:               1.0,
 		CPUWeightMultiplier:                1.0,

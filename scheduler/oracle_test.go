@@ -185,11 +185,11 @@ func (g gen) document(nHosts int) schedjson.Document {
 	cfg := &schedjson.ConfigDoc{}
 	fl := append([]string(nil), oracleFilters...)
 	if g.legacy {
-		fl = append([]string(nil), scheduler.AllFilters...)
+		fl = scheduler.AllFilters()
 	}
 	r.Shuffle(len(fl), func(i, j int) { fl[i], fl[j] = fl[j], fl[i] })
 	cfg.EnabledFilters = fl[:1+r.Intn(len(fl))]
-	ws := append([]string(nil), scheduler.AllWeighers...)
+	ws := scheduler.AllWeighers()
 	r.Shuffle(len(ws), func(i, j int) { ws[i], ws[j] = ws[j], ws[i] })
 	cfg.Weighers = ws[:1+r.Intn(len(ws))]
 	if g.chance(0.3) {

@@ -132,7 +132,7 @@ func inDefaultOrder(kinds []weigherKind) bool {
 			return false
 		}
 		p := -1
-		for i, name := range AllWeighers {
+		for i, name := range allWeighers {
 			if weigherKinds[name] == k {
 				p = i
 			}
