@@ -193,10 +193,11 @@ class Recorder(object):
 def build(doc, record, skip_missing=False):
     cfg = doc.get('config') or {}
     configure(cfg)
-    names = cfg.get('enabled_filters') or DEFAULT_FILTERS
+    names = cfg['enabled_filters'] if 'enabled_filters' in cfg else DEFAULT_FILTERS
     # Without a list, Nova's own default: every weigher it ships, which
     # adds MetricsWeigher and PCIWeigher (both weigh 0 for these hosts).
-    wnames = cfg.get('weighers') or [c.__name__ for c in nova_weights.all_weighers()]
+    wnames = (cfg['weighers'] if 'weighers' in cfg
+              else [c.__name__ for c in nova_weights.all_weighers()])
     if skip_missing:
         # Timing only: leave out the filters Nova no longer ships
         # (RamFilter, CoreFilter, DiskFilter, RetryFilter).
