@@ -472,6 +472,46 @@ func TestNovaOracle(t *testing.T) {
 		docJSON = append(docJSON, b)
 		outs = append(outs, out)
 	}
+	// Two large documents: the benchmark's request on 2,000 hosts with the
+	// filters Nova still ships, for one instance and for three instances
+	// with a host subset of 4.
+	for j := 0; j < 2; j++ {
+		doc := benchDocument(2000)
+		var fl []string
+		for _, f := range doc.Config.EnabledFilters {
+			switch f {
+			case scheduler.RamFilterName, scheduler.CoreFilterName, scheduler.DiskFilterName, scheduler.RetryFilterName:
+			default:
+				fl = append(fl, f)
+			}
+		}
+		doc.Config.EnabledFilters = fl
+		if j == 1 {
+			doc.Request.NumInstances = 3
+			four := 4
+			doc.Config.HostSubsetSize = &four
+		}
+		in, err := doc.Input()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var choices []int
+		rr := rand.New(rand.NewSource(int64(j)))
+		intn := func(n int) int { v := rr.Intn(n); choices = append(choices, v); return v }
+		out, err := schedjson.Run(in, scheduler.WithRand(intn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(doc)
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		m["_choices"] = choices
+		docs = append(docs, m)
+		docJSON = append(docJSON, b)
+		outs = append(outs, out)
+	}
 	results := runNova(t, docs)
 	noValid, multi := 0, 0
 	for i := range docs {
@@ -483,5 +523,5 @@ func TestNovaOracle(t *testing.T) {
 			multi++
 		}
 	}
-	t.Logf("%d cases (seed %d) equal to Nova's in %v: %d no valid host, %d multi-instance", cases, seed, time.Since(start), noValid, multi)
+	t.Logf("%d cases (seed %d) and 2 of 2,000 hosts equal to Nova's in %v: %d no valid host, %d multi-instance", cases, seed, time.Since(start), noValid, multi)
 }
