@@ -222,7 +222,8 @@ type hostNode struct{ host, node string }
 // Len returns the number of hosts.
 func (hs *HostSet) Len() int { return len(hs.states) }
 
-// Host returns a copy of host i as the set holds it.
+// Host returns a copy of host i as the set holds it; its Instances and
+// Aggregates slices are shared with the set and must not be modified.
 func (hs *HostSet) Host(i int) HostState { return hs.states[i] }
 
 // NewHostSet validates hosts and builds the indexes the scheduler uses. The

@@ -275,3 +275,47 @@ func TestConsumeUpdatesTheHostSet(t *testing.T) {
 		t.Fatalf("out of range: %v", err)
 	}
 }
+
+// TestConcurrentSelect: one Scheduler and one HostSet serve concurrent
+// requests (run with -race); every result equals the sequential one.
+func TestConcurrentSelect(t *testing.T) {
+	s, hs, req := benchSetup(t, 2000) // all filters and weighers, subset 1
+	multi := *req
+	multi.NumInstances = 3
+	want1, err := s.Select(hs, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want3, err := s.Select(hs, &multi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func(g int) {
+			for i := 0; i < 10; i++ {
+				r, want := req, want1
+				if (g+i)%2 == 1 {
+					r, want = &multi, want3
+				}
+				got, err := s.Select(hs, r)
+				if err != nil {
+					done <- err
+					return
+				}
+				for j := range want.Selections {
+					if got.Selections[j].Index != want.Selections[j].Index || got.Selections[j].Weight != want.Selections[j].Weight {
+						done <- errors.New("concurrent result differs")
+						return
+					}
+				}
+			}
+			done <- nil
+		}(g)
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
