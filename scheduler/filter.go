@@ -271,7 +271,9 @@ func (h *hostHot) corePasses(req int64) bool {
 	if h.vcpusTotal == 0 {
 		return true
 	}
-	if h.cpuLimit > 0 && req > h.vcpusTotal {
+	// The ratio is positive, so the limit vcpus_total × ratio is positive
+	// here and Nova's "no overcommit against itself" check applies.
+	if req > h.vcpusTotal {
 		return false
 	}
 	return !(h.cpuFree < float64(req))

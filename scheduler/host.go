@@ -142,8 +142,7 @@ type hostHot struct {
 	// compares.
 	ramUsable  float64 // total×ratio − (total − free), RamFilter
 	diskUsable float64 // the same in MB, DiskFilter
-	cpuLimit   float64 // vcpus_total × ratio, CoreFilter
-	cpuFree    float64 // cpuLimit − vcpus_used, CoreFilter and CPUWeigher
+	cpuFree    float64 // vcpus_total × ratio − vcpus_used, CoreFilter and CPUWeigher
 
 	freeRAM, totalRAM     int64
 	freeDisk, totalDiskMB int64
@@ -177,8 +176,7 @@ func (hh *hostHot) derive(h *HostState) {
 	hh.ramUsable = float64(float64(h.TotalUsableRAMMB)*h.ramRatio()) - float64(h.TotalUsableRAMMB-h.FreeRAMMB)
 	totalDiskMB := h.TotalUsableDiskGB * 1024
 	hh.diskUsable = float64(float64(totalDiskMB)*h.diskRatio()) - float64(totalDiskMB-h.FreeDiskMB)
-	hh.cpuLimit = float64(float64(h.VCPUsTotal) * h.cpuRatio())
-	hh.cpuFree = hh.cpuLimit - float64(h.VCPUsUsed)
+	hh.cpuFree = float64(float64(h.VCPUsTotal)*h.cpuRatio()) - float64(h.VCPUsUsed)
 }
 
 // hostClass groups hosts that look the same to AvailabilityZoneFilter and
