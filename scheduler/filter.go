@@ -39,6 +39,7 @@ func (r *run) filter(ids []int32, k int, b *bounds) []int32 {
 	return r.filterSteps(ids, steps, b)
 }
 
+// observeAll gathers the weighers' bounds when no filter runs.
 func (r *run) observeAll(ids []int32, b *bounds) []int32 {
 	used := r.usedWeighers()
 	for _, id := range ids {
