@@ -90,3 +90,34 @@ func ExampleWithFilter() {
 	// Output:
 	// no valid host was found (4 hosts, MaintenanceFilter removed 3, ComputeFilter removed 1)
 }
+
+// Consume keeps a host set current between requests, as Nova's host
+// manager does with its cache: the second request sees the first one's
+// instance.
+func ExampleHostSet_Consume() {
+	hs, err := scheduler.NewHostSet(exampleHosts())
+	if err != nil {
+		panic(err)
+	}
+	cfg := scheduler.DefaultConfig()
+	cfg.Weighers = []string{scheduler.RAMWeigherName}
+	s, err := scheduler.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	req := &scheduler.Request{Flavor: scheduler.Flavor{MemoryMB: 45056, VCPUs: 8}}
+	for i := 0; i < 2; i++ {
+		res, err := s.Select(hs, req)
+		if err != nil {
+			panic(err)
+		}
+		sel := res.Selections[0]
+		fmt.Printf("%s had %d MB free\n", sel.Host, hs.Host(sel.Index).FreeRAMMB)
+		if err := hs.Consume(sel.Index, req, fmt.Sprintf("instance-%d", i)); err != nil {
+			panic(err)
+		}
+	}
+	// Output:
+	// xs4 had 60000 MB free
+	// xs2 had 49152 MB free
+}
