@@ -345,7 +345,9 @@ func (c *checker) checkTables(ft *Footer, h *Header, hoff int64) error {
 	eofS, eohS := eof/SectorSize, eoh/SectorSize
 	type ent struct{ off, i int64 }
 	var used []ent
-	for i := int64(0); i < blocks; i++ {
+	// vhd-util checks the first curr_size>>21 entries; every entry is
+	// checked here.
+	for i := int64(0); i < n; i++ {
 		off := int64(bat[i])
 		if bat[i] == unusedBAT {
 			continue
@@ -387,7 +389,9 @@ func (c *checker) checkTables(ft *Footer, h *Header, hoff int64) error {
 		}
 	}
 	if hasBatmap {
-		for i := int64(0); i < int64(ft.CurrentSize>>21) && i < n; i++ {
+		// vhd-util looks at the first curr_size>>21 blocks (it assumes
+		// 2 MiB blocks); every BAT entry is looked at here.
+		for i := int64(0); i < n; i++ {
 			if bitTest(bmap, i) && bat[i] == unusedBAT {
 				return c.fail("batmap.map", int64(bh.Offset)+i/8, ErrCorrupt, "batmap is invalid: batmap shows unallocated block %d full", i)
 			}
