@@ -607,14 +607,14 @@ func TestBlockingEventFromDoesNotStallOtherCalls(t *testing.T) {
 		done <- b
 	}()
 	// Wait until event.from is in flight, then make other calls.
-	for i := 0; ; i++ {
+	for deadline := time.Now().Add(10 * time.Second); ; {
 		f.mu.Lock()
 		in := f.inflight
 		f.mu.Unlock()
 		if in == 1 {
 			break
 		}
-		if i > 1000 {
+		if time.Now().After(deadline) {
 			t.Fatal("event.from never arrived")
 		}
 		time.Sleep(time.Millisecond)

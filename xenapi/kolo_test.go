@@ -91,16 +91,17 @@ func TestKoloXMLRPCMisdecodesEmptyValue(t *testing.T) {
 }
 
 // concurrencyProbe is an XML-RPC handler that records how many requests
-// it holds at once. Each request waits until four are in flight or
-// 300 ms have passed.
+// it holds at once. Each request waits until four are in flight or the
+// window has passed.
 type concurrencyProbe struct {
+	window  time.Duration
 	mu      sync.Mutex
 	cond    *sync.Cond
 	in, max int
 }
 
-func newConcurrencyProbe() *concurrencyProbe {
-	p := &concurrencyProbe{}
+func newConcurrencyProbe(window time.Duration) *concurrencyProbe {
+	p := &concurrencyProbe{window: window}
 	p.cond = sync.NewCond(&p.mu)
 	return p
 }
@@ -113,8 +114,8 @@ func (p *concurrencyProbe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.max = p.in
 	}
 	p.cond.Broadcast()
-	deadline := time.Now().Add(300 * time.Millisecond)
-	timer := time.AfterFunc(300*time.Millisecond, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
+	deadline := time.Now().Add(p.window)
+	timer := time.AfterFunc(p.window, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
 	for p.in < 4 && time.Now().Before(deadline) {
 		p.cond.Wait()
 	}
@@ -126,7 +127,8 @@ func (p *concurrencyProbe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestKoloXMLRPCSerialisesCalls(t *testing.T) {
-	probe := newConcurrencyProbe()
+	// kolo: each call waits out the window alone (4 x 300 ms).
+	probe := newConcurrencyProbe(300 * time.Millisecond)
 	srv := httptest.NewServer(probe)
 	defer srv.Close()
 	kc, err := kolo.NewClient(srv.URL, nil)
@@ -151,7 +153,9 @@ func TestKoloXMLRPCSerialisesCalls(t *testing.T) {
 	}
 
 	// The same four calls through our client's transport run together.
-	probe2 := newConcurrencyProbe()
+	// Ours: the four meet well within the window and go at once; the long
+	// window only matters on a very slow machine.
+	probe2 := newConcurrencyProbe(10 * time.Second)
 	srv2 := httptest.NewServer(probe2)
 	defer srv2.Close()
 	c, _ := NewClient(srv2.URL)
