@@ -55,6 +55,7 @@ type Client struct {
 	user       string
 	password   string
 	originator string
+	pins       map[[32]byte]bool // pinned certificate fingerprints; nil when not pinning
 }
 
 // options collects what the Options set.
@@ -89,24 +90,45 @@ func WithRootCAs(pool *x509.CertPool) Option { return func(o *options) { o.roots
 // prefixed "sha-256:"), whatever signed it. This suits xapi's self-signed
 // host certificates; list the master's and the members' fingerprints if
 // the client may be redirected to another host.
+//
+// When a pinned member answers a login with HOST_IS_SLAVE, the client asks
+// it (with xapi's x-xenapi-request-host-certificate-thumbprint header) for
+// the master's certificate fingerprint and pins that too, so that a pool
+// can be reached through any pinned host.
 func WithPinnedCertificate(sha256Fingerprints ...string) Option {
 	return func(o *options) {
 		for _, fp := range sha256Fingerprints {
-			s := strings.ToLower(strings.TrimSpace(fp))
-			s = strings.TrimPrefix(s, "sha-256:")
-			s = strings.TrimPrefix(s, "sha256:")
-			s = strings.ReplaceAll(s, ":", "")
-			b, err := hex.DecodeString(s)
-			if err != nil || len(b) != sha256.Size {
-				o.pinErr = fmt.Errorf("xenapi: bad SHA-256 certificate fingerprint %q", fp)
+			pin, err := parseFingerprint(fp)
+			if err != nil {
+				o.pinErr = err
 				return
 			}
-			var pin [32]byte
-			copy(pin[:], b)
 			o.pins = append(o.pins, pin)
 		}
 	}
 }
+
+// parseFingerprint parses a SHA-256 fingerprint: hex, with or without
+// colons, optionally prefixed "sha-256:" or "sha256:".
+func parseFingerprint(fp string) ([32]byte, error) {
+	var pin [32]byte
+	s := strings.ToLower(strings.TrimSpace(fp))
+	s = strings.TrimPrefix(s, "sha-256:")
+	s = strings.TrimPrefix(s, "sha256:")
+	s = strings.ReplaceAll(s, ":", "")
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != sha256.Size {
+		return pin, fmt.Errorf("xenapi: bad SHA-256 certificate fingerprint %q", fp)
+	}
+	copy(pin[:], b)
+	return pin, nil
+}
+
+// Headers xapi uses to hand out the master's certificate fingerprint.
+const (
+	thumbprintRequestHeader  = "x-xenapi-request-host-certificate-thumbprint"
+	thumbprintResponseHeader = "x-xenapi-response-host-certificate-thumbprint"
+)
 
 // InsecureSkipVerify turns off verification of the server's certificate.
 // Anyone on the path can then read the credentials; use it only for tests.
@@ -169,19 +191,24 @@ func NewClient(rawURL string, opts ...Option) (*Client, error) {
 	}
 	c.hc = o.httpClient
 	if c.hc == nil {
-		c.hc = &http.Client{Transport: newTransport(&o)}
+		if len(o.pins) > 0 {
+			c.pins = make(map[[32]byte]bool, len(o.pins))
+			for _, p := range o.pins {
+				c.pins[p] = true
+			}
+		}
+		c.hc = &http.Client{Transport: c.newTransport(&o)}
 	}
 	c.initClasses()
 	return c, nil
 }
 
-func newTransport(o *options) *http.Transport {
+func (c *Client) newTransport(o *options) *http.Transport {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.roots}
 	if o.insecure {
 		tc.InsecureSkipVerify = true
 	}
-	if len(o.pins) > 0 {
-		pins := o.pins
+	if c.pins != nil {
 		// The pin replaces chain verification; VerifyConnection still runs.
 		tc.InsecureSkipVerify = true
 		tc.VerifyConnection = func(cs tls.ConnectionState) error {
@@ -189,12 +216,13 @@ func newTransport(o *options) *http.Transport {
 				return errors.New("xenapi: server sent no certificate")
 			}
 			sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
-			for _, p := range pins {
-				if p == sum {
-					return nil
-				}
+			c.mu.Lock()
+			ok := c.pins[sum]
+			c.mu.Unlock()
+			if !ok {
+				return fmt.Errorf("xenapi: server certificate sha-256:%x is not pinned", sum)
 			}
-			return fmt.Errorf("xenapi: server certificate sha-256:%x is not pinned", sum)
+			return nil
 		}
 	}
 	d := &net.Dialer{Timeout: o.dialTimeout, KeepAlive: 30 * time.Second}
@@ -454,6 +482,10 @@ func (c *Client) rpc(ctx context.Context, method string, params []any) (any, err
 	}
 	req.Header.Set("Content-Type", "text/xml")
 	req.Header.Set("User-Agent", "xenflow-xenapi")
+	pinning := c.pinning()
+	if pinning && method == "session.login_with_password" {
+		req.Header.Set(thumbprintRequestHeader, "sha-256:master")
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, wrap(err)
@@ -479,7 +511,33 @@ func (c *Client) rpc(ctx context.Context, method string, params []any) (any, err
 		return nil, wrap(err)
 	}
 	if failure != nil {
+		if pinning && failure[0] == CodeHostIsSlave && resp.TLS != nil {
+			c.pinMaster(resp.Header.Get(thumbprintResponseHeader))
+		}
 		return nil, wrap(&Failure{Code: failure[0], Params: failure[1:]})
 	}
 	return val, nil
+}
+
+func (c *Client) pinning() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pins != nil
+}
+
+// pinMaster pins the master's certificate fingerprint that a pinned (so
+// trusted) member reported with HOST_IS_SLAVE.
+func (c *Client) pinMaster(fp string) {
+	if fp == "" {
+		return
+	}
+	pin, err := parseFingerprint(fp)
+	if err != nil {
+		c.log.Warn("xenapi: pool member sent a bad master certificate fingerprint", "value", fp)
+		return
+	}
+	c.mu.Lock()
+	c.pins[pin] = true
+	c.mu.Unlock()
+	c.log.Info("xenapi: pinned the pool master's certificate as reported by a pinned member", "fingerprint", fp)
 }

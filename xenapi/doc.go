@@ -47,7 +47,10 @@
 //
 // Certificates are verified by default; WithRootCAs, WithPinnedCertificate
 // (SHA-256 of the host certificate, for xapi's self-signed certificates) and,
-// by name only, InsecureSkipVerify change that. Calls from many goroutines
+// by name only, InsecureSkipVerify change that. With pinning, a pinned
+// member that answers a login with HOST_IS_SLAVE is asked for the master's
+// fingerprint (xapi's x-xenapi-request-host-certificate-thumbprint header),
+// which is then pinned too. Calls from many goroutines
 // run concurrently over one http.Transport; response bodies are limited
 // (WithMaxResponseSize) and decoded with bounded depth.
 //

@@ -27,7 +27,8 @@ type fakeXapi struct {
 	slaveOf     string                      // when set, login answers HOST_IS_SLAVE [slaveOf]
 	inflight    int
 	maxInflight int
-	noLog       bool // do not record calls (benchmarks)
+	noLog       bool   // do not record calls (benchmarks)
+	thumbprint  string // sent as the master's certificate fingerprint when asked
 }
 
 type fakeCall struct {
@@ -116,6 +117,9 @@ func (f *fakeXapi) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 	}()
 	w.Header().Set("Content-Type", "text/xml")
+	if f.thumbprint != "" && r.Header.Get("x-xenapi-request-host-certificate-thumbprint") == "sha-256:master" {
+		w.Header().Set("x-xenapi-response-host-certificate-thumbprint", f.thumbprint)
+	}
 	if raw != nil {
 		raw(w, r)
 		return
