@@ -336,7 +336,7 @@ func (c *Client) Close(ctx context.Context) error {
 
 // Call makes any XenAPI call that has no typed method: method is the wire
 // name (e.g. "VM.get_HVM_boot_params" or "Async.VM.clean_reboot"), the
-// session is prepended, int64 arguments are sent as decimal strings and
+// session is prepended, integer arguments are sent as decimal strings and
 // records as structs. It returns the decoded Value of the result (strings,
 // map[string]any, []any, ...).
 func (c *Client) Call(ctx context.Context, method string, args ...any) (any, error) {

@@ -370,6 +370,12 @@ func TestInt64SentAsDecimalStrings(t *testing.T) {
 	if got := calls[2].Params[1:]; !cmp.Equal(got, []any{"OpaqueRef:vdi", "21474836480"}) {
 		t.Fatalf("resize params %v", got)
 	}
+	if _, err := c.Call(bg(), "VDI.resize", VDIRef("OpaqueRef:vdi"), 42); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.callLog()[4].Params[2]; got != "42" {
+		t.Fatalf("Call with an int sent %#v", got)
+	}
 	rec := calls[3].Params[1].(map[string]any)
 	if rec["memory_static_max"] != "8589934592" || rec["VCPUs_max"] != "2" || rec["name_description"] != "" {
 		t.Fatalf("create record %v", rec)

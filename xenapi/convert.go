@@ -429,8 +429,9 @@ func decodeField(f reflect.Value, v any, path string) error {
 	return nil
 }
 
-// wireArg turns a call argument into what goes on the wire: int64 as a
-// decimal string (as xapi's documentation asks), records as structs.
+// wireArg turns a call argument into what goes on the wire: integers of
+// any kind as decimal strings (xapi's ints are int64 and its documentation
+// asks for strings), records as structs.
 func wireArg(a any) any {
 	switch x := a.(type) {
 	case int64:
@@ -439,8 +440,15 @@ func wireArg(a any) any {
 		return a
 	}
 	rv := reflect.ValueOf(a)
-	if rv.Kind() == reflect.Struct && rv.Type() != timeType {
-		return recordToStruct(rv)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return strconv.FormatInt(rv.Int(), 10)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return strconv.FormatUint(rv.Uint(), 10)
+	case reflect.Struct:
+		if rv.Type() != timeType {
+			return recordToStruct(rv)
+		}
 	}
 	return a
 }
