@@ -82,8 +82,19 @@ func openAncestors(fsys FS, d *Disk, maxDepth int) ([]*Disk, error) {
 		}
 		want := cur.header.ParentUUID
 		if want.IsZero() {
-			closeAll()
-			return nil, &ParentError{Child: cur.name, Parent: cur.header.ParentName, Want: want, Err: fmt.Errorf("%w: raw (null UUID) parent", ErrUnsupported)}
+			// A raw parent (vhd-util snapshot -m): the base of the chain.
+			pname, err := cur.ParentPath()
+			if err != nil {
+				closeAll()
+				return nil, err
+			}
+			p, err := openRaw(fsys, pname, false)
+			if err != nil {
+				closeAll()
+				return nil, &ParentError{Child: cur.name, Parent: pname, Err: err}
+			}
+			ps = append(ps, p)
+			break
 		}
 		if prev, ok := seen[want]; ok {
 			closeAll()
@@ -114,6 +125,37 @@ func openAncestors(fsys FS, d *Disk, maxDepth int) ([]*Disk, error) {
 	}
 	return ps, nil
 }
+
+// openRaw opens a raw image — the parent of a differencing disk whose
+// parent UUID is null — as a layer that reads (and writes) the file's bytes
+// at their own offsets, like a fixed disk without a footer.
+func openRaw(fsys FS, name string, writable bool) (*Disk, error) {
+	var f File
+	var err error
+	if writable {
+		f, err = fsys.OpenFile(name, os.O_RDWR, 0)
+	} else {
+		f, err = fsys.Open(name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vhd: open raw parent %s: %w", name, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("vhd: stat raw parent %s: %w", name, err)
+	}
+	size := fi.Size() / SectorSize * SectorSize
+	d := &Disk{fsys: fsys, name: name, f: f, writable: writable, raw: true, fileSize: fi.Size(), footerPos: size}
+	d.footer.DiskType = DiskFixed
+	d.footer.CurrentSize = uint64(size)
+	return d, nil
+}
+
+// Raw reports whether the disk is a raw image opened as the parent of a
+// differencing disk with a null parent UUID (it has no footer: Footer,
+// UUID and Hidden are zero).
+func (d *Disk) Raw() bool { return d.raw }
 
 // Locators returns the parent paths stored in a differencing disk's MacX,
 // W2ku and W2ru locators, decoded but not resolved, in header order.

@@ -217,3 +217,51 @@ func TestCoalesce(t *testing.T) {
 		t.Fatalf("coalesce of a dynamic disk: %v", err)
 	}
 }
+
+func TestRawParent(t *testing.T) {
+	m := newMemFS()
+	raw := make([]byte, 1<<20)
+	for i := range raw {
+		raw[i] = byte(i / 512)
+	}
+	m.put("base.raw", raw)
+	o := testOpts(1)
+	o.RawParent = true
+	c, err := Snapshot(m, "leaf.vhd", "base.raw", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Size() != int64(len(raw)) || !c.ParentUUID().IsZero() {
+		t.Fatalf("size %d parent %v", c.Size(), c.ParentUUID())
+	}
+	c.Close()
+	ch, err := OpenChainWithOptions(m, "leaf.vhd", &ChainOptions{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := append([]byte(nil), raw...)
+	if _, err := ch.WriteAt([]byte("over the raw image"), 5000); err != nil {
+		t.Fatal(err)
+	}
+	copy(model[5000:], "over the raw image")
+	if got := readAll(t, ch, ch.Size()); !bytes.Equal(got, model) {
+		t.Fatal("chain over a raw parent reads wrong")
+	}
+	if ch.Depth() != 2 || !ch.Disks()[1].Raw() {
+		t.Fatalf("depth %d", ch.Depth())
+	}
+	ch.Close()
+	info, err := Query(m, "leaf.vhd")
+	if err != nil || info.Depth != 2 || info.Parent != "base.raw" {
+		t.Fatalf("Query: %+v %v", info, err)
+	}
+	if err := Check(m, "leaf.vhd"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Coalesce(m, "leaf.vhd"); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(m.bytes("base.raw"), model) {
+		t.Fatal("coalesce into the raw parent")
+	}
+}

@@ -33,6 +33,10 @@ type CreateOptions struct {
 	// Size is, for Snapshot, the child's virtual size in bytes (0: the
 	// parent's; smaller than the parent's is an error). Create ignores it.
 	Size int64
+	// RawParent makes Snapshot treat the parent as a raw image (vhd-util
+	// snapshot -m): the child records a null parent UUID and takes the
+	// parent file's size (rounded down to a sector).
+	RawParent bool
 	// Overwrite replaces an existing file; by default creating over an
 	// existing file fails with an error matching fs.ErrExist.
 	Overwrite bool
@@ -226,7 +230,13 @@ func create(fsys FS, name string, size int64, typ DiskType, o *CreateOptions, pa
 // does not skip empty ancestors: the parent given is the parent linked.
 func Snapshot(fsys FS, child, parent string, opts *CreateOptions) (*Disk, error) {
 	o := opts.orDefault()
-	p, err := Open(fsys, parent)
+	var p *Disk
+	var err error
+	if o.RawParent {
+		p, err = openRaw(fsys, parent, false)
+	} else {
+		p, err = Open(fsys, parent)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +245,7 @@ func Snapshot(fsys FS, child, parent string, opts *CreateOptions) (*Disk, error)
 		o.BlockSize = uint32(p.blockSize)
 	}
 	p.Close()
-	if pid.IsZero() {
+	if pid.IsZero() && !o.RawParent {
 		return nil, fmt.Errorf("vhd: snapshot of %s: parent has a null UUID: %w", parent, ErrCorrupt)
 	}
 	fi, err := fsys.Stat(parent)

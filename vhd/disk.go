@@ -25,6 +25,7 @@ type Disk struct {
 	name     string
 	f        File
 	writable bool
+	raw      bool // a raw parent image, no VHD structures
 
 	mu       sync.RWMutex
 	closed   bool
@@ -430,6 +431,21 @@ func (d *Disk) SetHidden(hidden bool) error {
 }
 
 func (d *Disk) writableLocked() error {
+	if err := d.dataWritableLocked(); err != nil {
+		return err
+	}
+	if d.raw {
+		return fmt.Errorf("vhd: %s: %w: a raw image has no VHD metadata", d.name, ErrUnsupported)
+	}
+	if !d.writable {
+		return fmt.Errorf("vhd: %s: %w", d.name, ErrReadOnly)
+	}
+	return nil
+}
+
+// dataWritableLocked allows WriteAt: the disk is open for writing (a raw
+// parent's data may be written, its metadata may not).
+func (d *Disk) dataWritableLocked() error {
 	if d.closed {
 		return ErrClosed
 	}

@@ -62,9 +62,14 @@
 // read; Create writes 4 KiB to 2 MiB (blktap only accepts 2 MiB, the
 // default). Virtual sizes reach 2 TiB (qemu stops at 2040 GiB).
 //
-// Not supported: differencing disks with a raw parent (null parent UUID;
-// ErrUnsupported), the Mac alias and deprecated Wi2r/Wi2k locators as
-// parent paths, tapdisk's encryption keyhash, and shrinking (ErrShrink).
+// A differencing disk may have a raw image as its parent (a null parent
+// UUID, vhd-util snapshot -m): Snapshot with CreateOptions.RawParent makes
+// one, and chains, Query, Check and Coalesce follow it.
+//
+// Not supported: SetParent onto a raw image, the Mac alias and deprecated
+// Wi2r/Wi2k locators as parent paths, tapdisk's encryption keyhash, skipping
+// empty ancestors as vhd-util snapshot does by default, and shrinking
+// (ErrShrink).
 //
 // # Errors
 //

@@ -285,18 +285,38 @@ func openAndExercise(t *testing.T, m *memFS, name string) {
 		}
 		t.Fatalf("WriteAt: %v", werr)
 	}
-	r, err := Open(m, "copy.vhd")
+	readBack := func(when string) {
+		r, err := Open(m, "copy.vhd")
+		if err != nil {
+			t.Fatalf("reopen %s: %v", when, err)
+		}
+		defer r.Close()
+		got := make([]byte, len(data))
+		if _, err := r.ReadAt(got, off); err != nil {
+			t.Fatalf("read back %s: %v", when, err)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("read back %s differs at %d", when, off)
+		}
+	}
+	readBack("after a write")
+	// Grow by a little more than a block, flip the hidden flag: the data
+	// must survive.
+	w, err = OpenFile(m, "copy.vhd", os.O_RDWR)
 	if err != nil {
-		t.Fatalf("reopen after a write: %v", err)
+		t.Fatalf("reopen for resizing: %v", err)
 	}
-	defer r.Close()
-	got := make([]byte, len(data))
-	if _, err := r.ReadAt(got, off); err != nil {
-		t.Fatalf("read back: %v", err)
+	grow := size + max(w.BlockSize(), 4096) + 512
+	rerr := w.Resize(grow)
+	herr := w.SetHidden(true)
+	w.Close()
+	if rerr != nil && !errors.Is(rerr, ErrInvalidArgument) && !errors.Is(rerr, ErrOutOfRange) {
+		t.Fatalf("Resize(%d): %v", grow, rerr)
 	}
-	if !bytes.Equal(got, data) {
-		t.Fatalf("read back differs at %d", off)
+	if herr != nil {
+		t.Fatalf("SetHidden: %v", herr)
 	}
+	readBack("after resizing")
 }
 
 // TestWriteFuzzSeeds regenerates the committed seed corpora.

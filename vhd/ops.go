@@ -159,7 +159,12 @@ func Coalesce(fsys FS, child string) error {
 	if err != nil {
 		return err
 	}
-	p, err := OpenFile(fsys, pname, os.O_RDWR)
+	var p *Disk
+	if c.ParentUUID().IsZero() {
+		p, err = openRaw(fsys, pname, true)
+	} else {
+		p, err = OpenFile(fsys, pname, os.O_RDWR)
+	}
 	if err != nil {
 		return &ParentError{Child: child, Parent: pname, Want: c.ParentUUID(), Err: err}
 	}

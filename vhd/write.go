@@ -25,7 +25,7 @@ const dataAlign = 4096
 func (d *Disk) WriteAt(p []byte, off int64) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.writableLocked(); err != nil {
+	if err := d.dataWritableLocked(); err != nil {
 		return 0, err
 	}
 	size := int64(d.footer.CurrentSize)
