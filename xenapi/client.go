@@ -45,6 +45,7 @@ type Client struct {
 	log          *slog.Logger
 	callTimeout  time.Duration
 	pollInterval time.Duration
+	taskEvents   bool
 	bufs         sync.Pool // *[]byte request buffers
 
 	loginMu sync.Mutex // serialises Login, re-login and Logout
@@ -71,6 +72,7 @@ type options struct {
 	maxDepth     int
 	pollInterval time.Duration
 	dialTimeout  time.Duration
+	taskEvents   bool
 }
 
 // Option configures a Client.
@@ -151,6 +153,10 @@ func WithMaxResponseSize(n int64) Option { return func(o *options) { o.maxRespon
 // 500 ms).
 func WithTaskPollInterval(d time.Duration) Option { return func(o *options) { o.pollInterval = d } }
 
+// WithTaskEvents makes WaitTask follow tasks with event.from (one blocking
+// call per change, as xapi recommends) instead of polling task.get_record.
+func WithTaskEvents() Option { return func(o *options) { o.taskEvents = true } }
+
 // WithDialTimeout bounds connecting and the TLS handshake (default 30 s).
 func WithDialTimeout(d time.Duration) Option { return func(o *options) { o.dialTimeout = d } }
 
@@ -184,6 +190,7 @@ func NewClient(rawURL string, opts ...Option) (*Client, error) {
 		log:          o.logger,
 		callTimeout:  o.callTimeout,
 		pollInterval: o.pollInterval,
+		taskEvents:   o.taskEvents,
 		dec:          xmlrpc.Decoder{MaxBodySize: o.maxResponse, MaxDepth: o.maxDepth},
 	}
 	if c.log == nil {

@@ -57,7 +57,8 @@
 // # Tasks
 //
 // c.Async.<Class>.<Call> starts a call as a xapi task and returns its
-// TaskRef. WaitTask polls task.get_record (WithTaskPollInterval), reports
+// TaskRef. WaitTask polls task.get_record (WithTaskPollInterval), or with
+// WithTaskEvents follows the task with event.from, reports
 // progress, decodes task.result (which xapi stores as an XML-RPC
 // "<value>…</value>" inside a string), returns a failed task's
 // error_info as a *Failure, cancels the task (task.cancel) when the

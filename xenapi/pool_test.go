@@ -327,3 +327,44 @@ func TestPoolConcurrentCalls(t *testing.T) {
 		t.Fatal(c.Session())
 	}
 }
+
+func TestPoolWaitTaskWithEvents(t *testing.T) {
+	ctx := context.Background()
+	tp := newTestPool(t, 1)
+	c := tp.client(t, xenapi.WithTaskEvents())
+	web := xenapi.VMRef(tp.vms[0].Ref)
+	// Slow the shutdown down so that the wait sees the task pending first.
+	tp.InjectFault(xenapitest.Fault{Method: "Async.VM.clean_shutdown", Delay: 100 * time.Millisecond})
+	task, err := c.Async.VM.CleanShutdown(ctx, web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress []float64
+	if _, err := c.WaitTask(ctx, task, func(p float64) { progress = append(progress, p) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(progress) == 0 || progress[len(progress)-1] != 1 {
+		t.Fatalf("progress %v", progress)
+	}
+	if st, _ := c.VM.GetPowerState(ctx, web); !st.Is(xenapi.VMPowerStateHalted) {
+		t.Fatal(st)
+	}
+	if tp.CallCount("task.get_record") != 0 || tp.CallCount("event.from") == 0 {
+		t.Fatalf("task.get_record %d, event.from %d", tp.CallCount("task.get_record"), tp.CallCount("event.from"))
+	}
+	if _, err := c.Task.GetRecord(ctx, task); !errors.Is(err, xenapi.ErrHandleInvalid) {
+		t.Fatalf("task not destroyed: %v", err)
+	}
+	// A failing task comes back as the Failure.
+	task, err = c.Async.VM.CleanShutdown(ctx, web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitTask(ctx, task, nil); !errors.Is(err, xenapi.ErrVMBadPowerState) {
+		t.Fatalf("got %v", err)
+	}
+	// A task that does not exist.
+	if _, err := c.WaitTask(ctx, "OpaqueRef:00000000-0000-0000-0000-000000000000", nil); !errors.Is(err, xenapi.ErrHandleInvalid) {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -43,13 +43,17 @@ func DecodeTaskResult(s string) (any, error) {
 // caller's context is done.
 const cleanupTimeout = 10 * time.Second
 
-// WaitTask waits for task to finish by polling task.get_record, calling
-// progress (if not nil) whenever the progress changes. On success it
-// returns the decoded result; on failure the task's error as a *Failure
-// (TASK_CANCELLED when it was cancelled without other detail). Either way
-// it destroys the task. When ctx is done first it calls task.cancel, waits
-// briefly for the task to stop, destroys it and returns ctx's error.
+// WaitTask waits for task to finish by polling task.get_record (or, with
+// WithTaskEvents, by following it with event.from), calling progress (if
+// not nil) whenever the progress changes. On success it returns the decoded
+// result; on failure the task's error as a *Failure (TASK_CANCELLED when it
+// was cancelled without other detail). Either way it destroys the task.
+// When ctx is done first it calls task.cancel, waits briefly for the task
+// to stop, destroys it and returns ctx's error.
 func (c *Client) WaitTask(ctx context.Context, task TaskRef, progress func(float64)) (TaskResult, error) {
+	if c.taskEvents {
+		return c.waitTaskEvents(ctx, task, progress)
+	}
 	last := -1.0
 	for {
 		rec, err := c.Task.GetRecord(ctx, task)
@@ -73,6 +77,74 @@ func (c *Client) WaitTask(ctx context.Context, task TaskRef, progress func(float
 			t.Stop()
 			return TaskResult{}, c.abandonTask(ctx, task)
 		case <-t.C:
+		}
+	}
+}
+
+// taskEventTimeout is how long one event.from call of waitTaskEvents may
+// block on the server.
+const taskEventTimeout = 30.0
+
+// waitTaskEvents is WaitTask on event.from: it subscribes to the one task,
+// first with token "" and no wait (the task's current state), then
+// blocking until the next change.
+func (c *Client) waitTaskEvents(ctx context.Context, task TaskRef, progress func(float64)) (TaskResult, error) {
+	sub := []string{"task/" + string(task)}
+	token := ""
+	last := -1.0
+	for first := true; ; first = false {
+		wait := taskEventTimeout
+		if first {
+			wait = 0 // the current state, at once
+		}
+		batch, err := c.Event.From(ctx, sub, token, wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return TaskResult{}, c.abandonTask(ctx, task)
+			}
+			return TaskResult{}, err
+		}
+		token = batch.Token
+		seen := false
+		for _, ev := range batch.Events {
+			if ev.Ref != string(task) {
+				continue
+			}
+			seen = true
+			if ev.Operation.Is(EventOperationDel) {
+				return TaskResult{}, &CallError{Method: "event.from", URL: c.URL(), Err: &Failure{Code: CodeHandleInvalid, Params: []string{"task", string(task)}}}
+			}
+			var rec TaskRecord
+			if err := ev.DecodeSnapshot(&rec); err != nil {
+				return TaskResult{}, err
+			}
+			if progress != nil && rec.Progress != last {
+				last = rec.Progress
+				progress(rec.Progress)
+			}
+			if done, res, err := c.finished(task, rec); done {
+				c.destroyTask(ctx, task)
+				return res, err
+			}
+		}
+		if first && !seen {
+			// No event for the task from the beginning: read it directly
+			// (HANDLE_INVALID when it does not exist).
+			rec, err := c.Task.GetRecord(ctx, task)
+			if err != nil {
+				if ctx.Err() != nil {
+					return TaskResult{}, c.abandonTask(ctx, task)
+				}
+				return TaskResult{}, err
+			}
+			if progress != nil && rec.Progress != last {
+				last = rec.Progress
+				progress(rec.Progress)
+			}
+			if done, res, err := c.finished(task, rec); done {
+				c.destroyTask(ctx, task)
+				return res, err
+			}
 		}
 	}
 }

@@ -196,3 +196,42 @@ func TestDecodeTaskResult(t *testing.T) {
 		t.Error("bad task result accepted")
 	}
 }
+
+func TestWaitTaskEventsCancelOnContextEnd(t *testing.T) {
+	f := newFakeXapi(t)
+	st := &scriptedTask{
+		states:   []map[string]any{taskState("pending", 0.25, "")},
+		onCancel: []map[string]any{taskState("cancelled", 0.25, "")},
+	}
+	st.install(f)
+	release := make(chan struct{})
+	defer close(release)
+	blocked := make(chan struct{}, 1)
+	f.handle("event.from", func(p []any) (any, []string) {
+		if p[2] == 0.0 {
+			ev := map[string]any{"id": "1", "class": "task", "operation": "mod", "ref": "OpaqueRef:task-1", "snapshot": st.states[0]}
+			return map[string]any{"events": []any{ev}, "valid_ref_counts": map[string]any{}, "token": "1,0"}, nil
+		}
+		blocked <- struct{}{}
+		<-release
+		return map[string]any{"events": []any{}, "valid_ref_counts": map[string]any{}, "token": "1,0"}, nil
+	})
+	c := f.login(t, WithTaskEvents(), WithTaskPollInterval(time.Millisecond))
+	defer c.Close(bg())
+	ctx, cancel := context.WithCancel(bg())
+	go func() {
+		<-blocked
+		cancel()
+	}()
+	var progress []float64
+	_, err := c.WaitTask(ctx, "OpaqueRef:task-1", func(p float64) { progress = append(progress, p) })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
+	}
+	if !st.cancelled || !st.destroyed || !cmp.Equal(progress, []float64{0.25}) {
+		t.Fatalf("cancelled %v destroyed %v progress %v", st.cancelled, st.destroyed, progress)
+	}
+	if n := f.methods(); n[len(n)-1] != "task.destroy" {
+		t.Fatalf("calls %v", n)
+	}
+}
