@@ -46,7 +46,6 @@ type Client struct {
 	callTimeout  time.Duration
 	pollInterval time.Duration
 	taskEvents   bool
-	bufs         sync.Pool // *[]byte request buffers
 
 	loginMu sync.Mutex // serialises Login, re-login and Logout
 
@@ -468,21 +467,12 @@ func (c *Client) rpc(ctx context.Context, method string, params []any) (any, err
 	target := c.URL()
 	wrap := func(err error) error { return &CallError{Method: method, URL: target, Err: err} }
 
-	bp, _ := c.bufs.Get().(*[]byte)
-	if bp == nil {
-		b := make([]byte, 0, 1024)
-		bp = &b
-	}
-	body, err := xmlrpc.AppendCall((*bp)[:0], method, params)
+	// A fresh buffer per request: the transport may still read a request
+	// body after Do returns, so it must not be reused.
+	body, err := xmlrpc.AppendCall(make([]byte, 0, 1024), method, params)
 	if err != nil {
 		return nil, wrap(err)
 	}
-	defer func() {
-		if cap(body) <= 64<<10 {
-			*bp = body[:0]
-			c.bufs.Put(bp)
-		}
-	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, wrap(err)
