@@ -76,6 +76,9 @@ func TestLoginFailure(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Method != "session.login_with_password" || strings.Contains(err.Error(), "wrong") {
 		t.Fatalf("error %q must name the method and not leak the password", err)
 	}
+	if want := "xenapi: session.login_with_password at " + f.srv.URL + "/: SESSION_AUTHENTICATION_FAILED"; err.Error() != want {
+		t.Fatalf("error text %q, want %q", err, want)
+	}
 }
 
 func TestReloginOnSessionInvalid(t *testing.T) {

@@ -231,7 +231,7 @@ type CallError struct {
 
 // Error implements error.
 func (e *CallError) Error() string {
-	return fmt.Sprintf("xenapi: %s at %s: %v", e.Method, e.URL, e.Err)
+	return fmt.Sprintf("xenapi: %s at %s: %s", e.Method, e.URL, strings.TrimPrefix(e.Err.Error(), "xenapi: "))
 }
 
 // Unwrap returns the cause.
