@@ -154,11 +154,6 @@ func directTo(t *testing.T, src, dst Host) *DirectOptions {
 
 func TestMoveChain(t *testing.T) {
 	for _, kind := range []string{"local", "ssh", "ssh-direct"} {
-		if kind == "ssh-direct" {
-			if _, err := os.Stat("/usr/bin/scp"); err != nil {
-				continue
-			}
-		}
 		t.Run(kind, func(t *testing.T) {
 			src, dst, srcRoot, dstRoot := chainPair(t, kind)
 			leaf, want := makeChain(t, src, 3, 1)

@@ -11,10 +11,6 @@ import (
 )
 
 func TestTransferDirect(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/scp"); err != nil {
-		needSSHD(t)
-		t.Skip("no scp")
-	}
 	s := startSSHD(t)
 	src, dst := s.Dial(t), s.Dial(t)
 	sr, dr := t.TempDir(), t.TempDir()

@@ -50,8 +50,9 @@
 //
 // Every file is written under PartName(dst) and renamed to its final name
 // only when complete and verified. The controller computes SHA-256 while
-// reading the source: of the whole file (TransferResult.SHA256) and of each
-// segment (TransferOptions.VerifySegment, 64 MiB). By default
+// reading the source, of each segment (TransferOptions.VerifySegment, 64
+// MiB) and, with VerifyReadBack or TransferOptions.FileSHA256, of the whole
+// file (TransferResult.SHA256). By default
 // (VerifySHA256Sum) each segment is hashed on the destination host as soon
 // as it is wholly written, with sha256sum or, when the host has it, openssl
 // (same digest, a quarter of the CPU time): the copy is read where it lies,

@@ -46,7 +46,8 @@ func ExampleTransfer() {
 	res, err := dom0.Transfer(context.Background(), src, dst,
 		[]dom0.FileCopy{{Src: "/images/0.vhd", Dst: "/images/0.vhd"}},
 		&dom0.TransferOptions{
-			ChunkSize: 1 << 20,
+			ChunkSize:  1 << 20,
+			FileSHA256: true,
 			Progress: func(p dom0.Progress) {
 				fmt.Printf("%s %d/%d, all %d/%d\n", p.File, p.FileDone, p.FileSize, p.Done, p.Total)
 			},

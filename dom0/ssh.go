@@ -3,6 +3,7 @@ package dom0
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -65,12 +67,27 @@ type SSHConfig struct {
 	// Ciphers overrides x/crypto/ssh's cipher preference (which starts with
 	// aes128-gcm@openssh.com, the fastest on CPUs with AES instructions).
 	Ciphers []string
-	// SFTPMaxPacket is the payload of one SFTP read or write request; zero
-	// means 32768, the size every server accepts.
+	// SFTPMaxPacket is the payload of one SFTP read request; zero means
+	// 32704 (every server accepts 32 KiB reads; OpenSSH's sftp-server
+	// before 8.x cuts reads at 64 KiB, and a short read means end of file
+	// to pkg/sftp).
 	SFTPMaxPacket int
+	// SFTPMaxWritePacket is the payload of one SFTP write request on the
+	// sessions files opened for writing use; zero means 261120 (OpenSSH's
+	// sftp-server accepts messages up to 256 KiB in every version): fewer,
+	// larger requests cost the server and this process less CPU.
+	SFTPMaxWritePacket int
 	// SFTPRequestsPerFile is how many requests may be in flight for one
 	// file; zero means 64.
 	SFTPRequestsPerFile int
+	// SFTPSessions is how many SFTP sessions (SSH channels) the connection
+	// carries for reading files, and again for writing them; zero means 2.
+	// Files opened are spread over them, and Transfer opens each file once
+	// per session: every channel has its own 2 MiB flow-control window,
+	// which bounds what one channel moves per round trip (or per
+	// scheduling delay on a busy host). Other operations use the first
+	// session.
+	SFTPSessions int
 
 	// Logger receives debug lines (connection, keepalive failures); nil
 	// discards them. No secret is ever logged.
@@ -149,6 +166,9 @@ type SSHHost struct {
 	name   string
 	client *ssh.Client
 	sftp   *sftp.Client
+	reads  []*sftp.Client // sessions for files opened read-only; reads[0] is sftp
+	writes []*sftp.Client // sessions with large packets for files opened for writing
+	next   atomic.Uint32
 	log    *slog.Logger
 	agent  net.Conn
 
@@ -294,7 +314,24 @@ func DialSSH(ctx context.Context, addr string, cfg *SSHConfig) (*SSHHost, error)
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cc)
 	if err == nil {
 		h.client = ssh.NewClient(c, chans, reqs)
-		h.sftp, err = sftp.NewClient(h.client, sftpOptions(cfg)...)
+		h.sftp, err = newSFTPSession(h.client, cfg, false)
+		if err == nil {
+			h.reads = append(h.reads, h.sftp)
+		}
+		n := cfg.SFTPSessions
+		if n <= 0 {
+			n = 2
+		}
+		for i := 0; i < 2*n-1 && err == nil; i++ {
+			var c *sftp.Client
+			write := i < n
+			c, err = newSFTPSession(h.client, cfg, write)
+			if err == nil && write {
+				h.writes = append(h.writes, c)
+			} else if err == nil {
+				h.reads = append(h.reads, c)
+			}
+		}
 		if err != nil {
 			h.client.Close()
 			err = fmt.Errorf("start SFTP: %w", err)
@@ -343,17 +380,108 @@ func DialSSH(ctx context.Context, addr string, cfg *SSHConfig) (*SSHHost, error)
 	return h, nil
 }
 
-func sftpOptions(cfg *SSHConfig) []sftp.ClientOption {
+func sftpOptions(cfg *SSHConfig, write bool) []sftp.ClientOption {
 	opts := []sftp.ClientOption{sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true)}
 	n := cfg.SFTPRequestsPerFile
 	if n <= 0 {
 		n = 64
 	}
-	opts = append(opts, sftp.MaxConcurrentRequestsPerFile(n))
-	if cfg.SFTPMaxPacket > 0 {
-		opts = append(opts, sftp.MaxPacketUnchecked(cfg.SFTPMaxPacket))
+	pkt := cfg.SFTPMaxPacket
+	if pkt <= 0 {
+		pkt = defaultSFTPPacket
 	}
-	return opts
+	if write {
+		pkt = cfg.SFTPMaxWritePacket
+		if pkt <= 0 {
+			pkt = defaultSFTPWritePacket
+		}
+		// Keep about the same bytes in flight per file.
+		n = max(4, n*32768/pkt)
+	}
+	return append(opts, sftp.MaxConcurrentRequestsPerFile(n), sftp.MaxPacketUnchecked(pkt))
+}
+
+// defaultSFTPWritePacket stays under OpenSSH sftp-server's 256 KiB message
+// limit with room for the request's header.
+const defaultSFTPWritePacket = 256<<10 - 1024
+
+// defaultSFTPPacket leaves room in a 32 KiB SSH packet for an SFTP write
+// request's header (29 bytes with OpenSSH's 4-byte handles).
+const defaultSFTPPacket = 32768 - 64
+
+// newSFTPSession opens an SFTP session on the connection, with large write
+// requests if write is set. Requests reach
+// the channel through a packetWriter, so that each goes out whole in one
+// channel write: pkg/sftp writes a request's header and its data
+// separately, which x/crypto/ssh would send as two SSH packets (a tiny one
+// for the header), doubling the packets, encryptions and system calls of a
+// bulk write on both ends.
+func newSFTPSession(c *ssh.Client, cfg *SSHConfig, write bool) (*sftp.Client, error) {
+	s, err := c.NewSession()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.RequestSubsystem("sftp"); err != nil {
+		s.Close()
+		return nil, err
+	}
+	w, err := s.StdinPipe()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	r, err := s.StdoutPipe()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	cl, err := sftp.NewClientPipe(r, &packetWriter{w: w, session: s}, sftpOptions(cfg, write)...)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return cl, nil
+}
+
+// packetWriter gathers the pieces of each SFTP packet (a 4-byte length,
+// then the rest) and writes every complete packet in one call. pkg/sftp
+// serialises its writes, so no locking is needed here.
+type packetWriter struct {
+	w       io.WriteCloser
+	session *ssh.Session
+	buf     []byte
+}
+
+func (p *packetWriter) Write(b []byte) (int, error) {
+	if len(p.buf) == 0 && len(b) >= 4 && int64(len(b)) == 4+int64(binary.BigEndian.Uint32(b)) {
+		_, err := p.w.Write(b) // already whole
+		return len(b), err
+	}
+	p.buf = append(p.buf, b...)
+	for len(p.buf) >= 4 {
+		n := 4 + int64(binary.BigEndian.Uint32(p.buf))
+		if n > 1<<20 {
+			return 0, fmt.Errorf("dom0: SFTP packet of %d bytes", n)
+		}
+		if int64(len(p.buf)) < n {
+			break
+		}
+		if _, err := p.w.Write(p.buf[:n]); err != nil {
+			return 0, err
+		}
+		rest := copy(p.buf, p.buf[n:])
+		p.buf = p.buf[:rest]
+	}
+	if cap(p.buf) > 1<<17 && len(p.buf) == 0 {
+		p.buf = nil
+	}
+	return len(b), nil
+}
+
+func (p *packetWriter) Close() error {
+	err := p.w.Close()
+	p.session.Close()
+	return err
 }
 
 func loadKeyFile(kf KeyFile) (ssh.Signer, error) {
@@ -514,12 +642,18 @@ func (h *SSHHost) Close() error {
 	h.closeOnce.Do(func() {
 		close(h.stop)
 		var e1, e2 error
+		closeSessions := func() {
+			e1 = h.sftp.Close()
+			for _, c := range append(h.reads[1:], h.writes...) {
+				c.Close()
+			}
+		}
 		if h.Err() != nil {
-			// Dead: closing the session would wait on the connection.
+			// Dead: closing the sessions would wait on the connection.
 			e2 = h.client.Close()
-			e1 = h.sftp.Close()
+			closeSessions()
 		} else {
-			e1 = h.sftp.Close()
+			closeSessions()
 			e2 = h.client.Close()
 		}
 		if h.agent != nil {
@@ -600,7 +734,7 @@ func (h *SSHHost) OpenFile(name string, flag int, perm fs.FileMode) (vhd.File, e
 			created = true
 		}
 	}
-	f, err := h.sftp.OpenFile(p, flag)
+	f, err := h.session(flag).OpenFile(p, flag)
 	if err != nil {
 		return nil, h.opErr("open", p, err)
 	}
@@ -612,6 +746,20 @@ func (h *SSHHost) OpenFile(name string, flag int, perm fs.FileMode) (vhd.File, e
 	}
 	return &sftpFile{f: f, h: h, name: p}, nil
 }
+
+// session returns the SFTP session for the next file opened with flag, in
+// turn among the read or the write sessions.
+func (h *SSHHost) session(flag int) *sftp.Client {
+	ss := h.reads
+	if flag&(os.O_WRONLY|os.O_RDWR) != 0 && len(h.writes) > 0 {
+		ss = h.writes
+	}
+	return ss[int(h.next.Add(1)%uint32(len(ss)))]
+}
+
+// Streams reports how many SFTP sessions carry file data each way:
+// Transfer opens each file that many times.
+func (h *SSHHost) Streams() int { return len(h.writes) }
 
 // Stat describes a file or directory.
 func (h *SSHHost) Stat(name string) (fs.FileInfo, error) {

@@ -39,16 +39,24 @@ type testSSHD struct {
 	log        bytes.Buffer
 }
 
-// needSSHD skips the test when sshd is missing, except under CI=true where
-// a missing oracle is a failure.
+// needSSHD skips the test when sshd (or scp, which comes with it) is
+// missing, except under CI=true where a missing oracle is a failure.
 func needSSHD(t testing.TB) {
 	t.Helper()
-	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("sshd is required under CI: %v (apt-get install openssh-server)", err)
+	for _, p := range []string{"/usr/sbin/sshd", "/usr/bin/scp"} {
+		if _, err := os.Stat(p); err != nil {
+			missingOracle(t, "%s is needed: %v (apt-get install openssh-server)", p, err)
 		}
-		t.Skipf("sshd not installed: %v", err)
 	}
+}
+
+// missingOracle skips, or fails under CI=true.
+func missingOracle(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
 }
 
 func writeKey(t testing.TB, file string, key crypto.PrivateKey, passphrase string) ssh.PublicKey {
@@ -91,7 +99,7 @@ func startSSHD(t testing.TB) *testSSHD {
 	if _, err := os.Stat("/run/sshd"); err != nil {
 		// sshd's privilege separation directory.
 		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-			t.Skipf("cannot create /run/sshd: %v", err)
+			missingOracle(t, "cannot create /run/sshd, which sshd needs: %v", err)
 		}
 	}
 	u, err := user.Current()

@@ -68,6 +68,10 @@ type TransferOptions struct {
 	Files int
 	// Verify chooses how the copy is checked (default VerifySHA256Sum).
 	Verify VerifyMode
+	// FileSHA256 also computes each whole file's SHA-256 while reading
+	// (TransferResult.SHA256) with VerifySHA256Sum, which otherwise only
+	// hashes segments: one more pass of SHA-256 in this process.
+	FileSHA256 bool
 	// VerifySegment is, with VerifySHA256Sum, the size of the ranges
 	// checked on the destination as soon as they are written, so that the
 	// check overlaps the transfer; 0 means 64 MiB. It is rounded up to a
@@ -130,7 +134,7 @@ func (o *TransferOptions) withDefaults() TransferOptions {
 type TransferResult struct {
 	Src, Dst string
 	Size     int64
-	SHA256   [sha256.Size]byte // of the source as read, equal to the copy's
+	SHA256   [sha256.Size]byte // of the whole source as read (VerifyReadBack, or FileSHA256 set), else zero
 	Resumed  int64             // bytes kept from an earlier attempt
 }
 
@@ -272,7 +276,13 @@ func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *Tr
 	}
 
 	part := PartName(fc.Dst)
-	h := sha256.New()
+	// The whole file's SHA-256 is computed when it is the check
+	// (VerifyReadBack) or asked for; VerifySHA256Sum checks segments.
+	fileHash := o.Verify == VerifyReadBack || o.FileSHA256
+	var h hash.Hash = nopHash{}
+	if fileHash {
+		h = sha256.New()
+	}
 	chunk := int64(o.ChunkSize)
 	var off int64
 	if !o.NoResume {
@@ -295,6 +305,23 @@ func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *Tr
 			df.Close()
 		}
 	}()
+	// One handle per SFTP session of each host, so that the chunks travel
+	// over several channels.
+	rs, ws := []io.ReaderAt{sf}, []io.WriterAt{df}
+	for i := 1; i < max(streams(src), streams(dst)); i++ {
+		f, err := src.Open(fc.Src)
+		if err != nil {
+			return res, err
+		}
+		defer f.Close()
+		rs = append(rs, f)
+		g, err := dst.OpenFile(part, os.O_WRONLY, 0)
+		if err != nil {
+			return res, err
+		}
+		defer g.Close()
+		ws = append(ws, g)
+	}
 	var fileDone int64
 	if off > 0 {
 		res.Resumed = off
@@ -306,15 +333,24 @@ func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *Tr
 	// is written; a failed check stops the transfer.
 	vctx, vcancel := context.WithCancelCause(ctx)
 	defer vcancel(nil)
-	hashed := func(b []byte) { h.Write(b) }
+	hashed := func(b []byte) {
+		if fileHash {
+			h.Write(b)
+		}
+	}
 	onLow := func(int64) {}
 	var ver *segmentVerifier
 	if o.Verify == VerifySHA256Sum {
 		ver = newSegmentVerifier(vctx, vcancel, dst, part, fc.Dst, off, o.VerifySegment, 2)
-		hashed = func(b []byte) { h.Write(b); ver.hashed(b) }
+		hashed = func(b []byte) {
+			if fileHash {
+				h.Write(b)
+			}
+			ver.hashed(b)
+		}
 		onLow = ver.setWritten
 	}
-	low, err := pump(vctx, sf, df, off, size, chunk, o, hashed, onLow, func(n int64) { prog.add(fc.Dst, &fileDone, size, n) })
+	low, err := pump(vctx, rs, ws, off, size, chunk, o, hashed, onLow, func(n int64) { prog.add(fc.Dst, &fileDone, size, n) })
 	if err != nil {
 		if ver != nil {
 			vcancel(err)
@@ -340,7 +376,9 @@ func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *Tr
 	if err := df.Close(); err != nil {
 		return res, err
 	}
-	copy(res.SHA256[:], h.Sum(nil))
+	if fileHash {
+		copy(res.SHA256[:], h.Sum(nil))
+	}
 
 	if ver != nil {
 		if err := ver.wait(); err != nil {
@@ -369,6 +407,24 @@ func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *Tr
 	}
 	return res, nil
 }
+
+// streams is how many SFTP sessions a host carries file data on (1 for a
+// local host), at most 4.
+func streams(h Host) int {
+	if s, ok := h.(interface{ Streams() int }); ok {
+		return min(max(s.Streams(), 1), 4)
+	}
+	return 1
+}
+
+// nopHash stands for the file's hash when it is not computed.
+type nopHash struct{}
+
+func (nopHash) Write(p []byte) (int, error) { return len(p), nil }
+func (nopHash) Sum(b []byte) []byte         { return b }
+func (nopHash) Reset()                      {}
+func (nopHash) Size() int                   { return sha256.Size }
+func (nopHash) BlockSize() int              { return sha256.BlockSize }
 
 // resumePoint looks for an earlier partial copy and returns how much of it
 // to keep, having fed that prefix of the source to h. Zero means start over.
@@ -439,7 +495,7 @@ func hashOn(ctx context.Context, h Host, name string, n int64, mode VerifyMode) 
 	if fi, err := h.Stat(name); err != nil {
 		return nil, err
 	} else if fi.Size() != n {
-		argv = []string{"sh", "-c", sha256Script + `head -c "$1" -- "$2" | sum`, "sh", strconv.FormatInt(n, 10), RunPath(name)}
+		argv = []string{"sh", "-c", sha256Script + `range 0 "$1" "$2" | sum`, "sh", strconv.FormatInt(n, 10), RunPath(name)}
 	}
 	out, _, err := h.Run(ctx, argv)
 	if err != nil {
@@ -465,7 +521,7 @@ func parseSHA256Sum(out []byte) ([]byte, error) {
 // grows. At
 // most Buffers chunks are held at once. It returns the length below which
 // every byte was written (for a resume after an error).
-func pump(ctx context.Context, r io.ReaderAt, w io.WriterAt, off, end, chunk int64, o *TransferOptions, hashed func([]byte), onLow func(int64), written func(int64)) (int64, error) {
+func pump(ctx context.Context, rs []io.ReaderAt, ws []io.WriterAt, off, end, chunk int64, o *TransferOptions, hashed func([]byte), onLow func(int64), written func(int64)) (int64, error) {
 	if end <= off {
 		return off, ctx.Err()
 	}
@@ -528,6 +584,7 @@ func pump(ctx context.Context, r io.ReaderAt, w io.WriterAt, off, end, chunk int
 	var wg sync.WaitGroup
 	for k := 0; k < o.Readers; k++ {
 		wg.Add(1)
+		r := rs[k%len(rs)]
 		go func() {
 			defer wg.Done()
 			for {
@@ -592,6 +649,7 @@ func pump(ctx context.Context, r io.ReaderAt, w io.WriterAt, off, end, chunk int
 	}()
 	for k := 0; k < o.Writers; k++ {
 		wg.Add(1)
+		w := ws[k%len(ws)]
 		go func() {
 			defer wg.Done()
 			for p := range writeQ {

@@ -82,7 +82,8 @@ func TestTransfer(t *testing.T) {
 			perFile := map[string]int64{}
 			calls := 0
 			res, err := Transfer(context.Background(), src, dst, files, &TransferOptions{
-				ChunkSize: 256 << 10,
+				ChunkSize:  256 << 10,
+				FileSHA256: true,
 				Progress: func(p Progress) {
 					mu.Lock()
 					defer mu.Unlock()

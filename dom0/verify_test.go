@@ -25,7 +25,7 @@ func TestRemoteHash(t *testing.T) {
 	h := localHost(t)
 	data := randomFile(t, h.Root(), "/f", 3<<20+7, 5)
 	noSSL := t.TempDir()
-	for _, tool := range []string{"sh", "tail", "head", "sha256sum"} {
+	for _, tool := range []string{"sh", "tail", "head", "sha256sum"} { // no openssl, no dd
 		p, err := exec.LookPath(tool)
 		if err != nil {
 			t.Skipf("no %s", tool)
@@ -34,7 +34,7 @@ func TestRemoteHash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	hosts := map[string]Host{"default PATH": h, "no openssl": pathHost{h, noSSL}}
+	hosts := map[string]Host{"default PATH": h, "no openssl, no dd": pathHost{h, noSSL}}
 	for name, host := range hosts {
 		for _, r := range []struct{ off, n int64 }{{0, 0}, {0, 1}, {0, 3<<20 + 7}, {1 << 20, 1 << 20}, {3 << 20, 7}, {12345, 678901}} {
 			got, err := hashRangeOn(context.Background(), host, "/f", r.off, r.n)
