@@ -10,8 +10,11 @@
 // satisfies vhd.FS, so the vhd package's chain code runs on a remote host's
 // files as on local ones. Two implementations:
 //
-//   - DialSSH: one SSH connection (golang.org/x/crypto/ssh) and one SFTP
-//     session (github.com/pkg/sftp) reused by every operation. Host keys are
+//   - DialSSH: one SSH connection (golang.org/x/crypto/ssh) reused by every
+//     operation, carrying SFTP sessions (github.com/pkg/sftp) opened once at
+//     dial time: one for metadata and reads, and a few more so that bulk
+//     data has several flow-control windows in flight and writes use large
+//     requests (SSHConfig.SFTPSessions). Host keys are
 //     checked against known_hosts, asking the server for a key type recorded
 //     there; SSHConfig.InsecureIgnoreHostKey turns the check off. Keys from
 //     files (with passphrases), the ssh-agent and passwords; the context
