@@ -105,6 +105,10 @@ func (p *proxy) Freeze() {
 }
 
 func knownHostsFor(t *testing.T, addr string, keys ...ssh.PublicKey) string {
+	return knownHostsForTB(t, addr, keys...)
+}
+
+func knownHostsForTB(t testing.TB, addr string, keys ...ssh.PublicKey) string {
 	t.Helper()
 	var b strings.Builder
 	for _, k := range keys {
