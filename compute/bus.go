@@ -69,6 +69,9 @@ type Bus interface {
 var (
 	// ErrBusClosed is returned by every Bus method after Close.
 	ErrBusClosed = errors.New("compute: bus closed")
+	// ErrBusNotStarted is returned by the methods of a nil or zero
+	// LocalBus: only NewLocalBus makes a usable one.
+	ErrBusNotStarted = errors.New("compute: bus not made by NewLocalBus")
 	// ErrNoServer matches every *NoServerError.
 	ErrNoServer = errors.New("compute: no server for topic")
 )
@@ -199,6 +202,9 @@ var _ Bus = (*LocalBus)(nil)
 
 // Subscribe implements [Bus].
 func (b *LocalBus) Subscribe(topic string, h Handler) (func(), error) {
+	if !b.started() {
+		return nil, ErrBusNotStarted
+	}
 	if h == nil {
 		return nil, fmt.Errorf("compute: bus: subscribe %q: nil handler", topic)
 	}
@@ -272,6 +278,9 @@ func (b *LocalBus) pick(topic string) (*subscription, error) {
 
 // Cast implements [Bus].
 func (b *LocalBus) Cast(ctx context.Context, msg Message) error {
+	if !b.started() {
+		return ErrBusNotStarted
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -296,6 +305,9 @@ func (b *LocalBus) Cast(ctx context.Context, msg Message) error {
 
 // Call implements [Bus].
 func (b *LocalBus) Call(ctx context.Context, msg Message) (json.RawMessage, error) {
+	if !b.started() {
+		return nil, ErrBusNotStarted
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -354,7 +366,11 @@ func (b *LocalBus) Call(ctx context.Context, msg Message) (json.RawMessage, erro
 
 // Close stops every subscription, drops queued casts and waits for every
 // handler the bus started to return. Handlers see their context end.
+// Closing a nil or zero LocalBus does nothing.
 func (b *LocalBus) Close() error {
+	if !b.started() {
+		return nil
+	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -367,6 +383,10 @@ func (b *LocalBus) Close() error {
 	b.wg.Wait()
 	return nil
 }
+
+// started reports whether b was made by NewLocalBus (life and stop are set
+// there and never change).
+func (b *LocalBus) started() bool { return b != nil && b.life != nil && b.stop != nil }
 
 // invoke runs h and turns a panic into an error.
 func invoke(ctx context.Context, h Handler, msg Message) (reply json.RawMessage, err error) {

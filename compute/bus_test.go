@@ -228,3 +228,24 @@ func TestBusUnsubscribeTwiceAndCloseDropsQueue(t *testing.T) {
 	close(block)
 	waitGoroutines(t, before)
 }
+
+// TestBusNilAndZero: a nil or zero LocalBus refuses every call with
+// ErrBusNotStarted instead of panicking, and closing it does nothing.
+func TestBusNilAndZero(t *testing.T) {
+	ctx := context.Background()
+	h := func(context.Context, Message) (json.RawMessage, error) { return nil, nil }
+	for name, b := range map[string]*LocalBus{"nil": nil, "zero": {}} {
+		if _, err := b.Subscribe("t", h); !errors.Is(err, ErrBusNotStarted) {
+			t.Errorf("%s bus Subscribe: %v", name, err)
+		}
+		if err := b.Cast(ctx, Message{Topic: "t", Method: "m"}); !errors.Is(err, ErrBusNotStarted) {
+			t.Errorf("%s bus Cast: %v", name, err)
+		}
+		if _, err := b.Call(ctx, Message{Topic: "t", Method: "m"}); !errors.Is(err, ErrBusNotStarted) {
+			t.Errorf("%s bus Call: %v", name, err)
+		}
+		if err := b.Close(); err != nil {
+			t.Errorf("%s bus Close: %v", name, err)
+		}
+	}
+}

@@ -31,6 +31,8 @@ var (
 	// ErrNotImplemented is what a Driver returns for an operation it does
 	// not support (Nova's NotImplementedError).
 	ErrNotImplemented = errors.New("compute: not implemented by the driver")
+	// ErrNilStore is returned by every method of a nil *MemoryStore.
+	ErrNilStore = errors.New("compute: nil store")
 )
 
 // NotFoundError says that no record of Kind has ID (Nova's InstanceNotFound,

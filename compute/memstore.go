@@ -10,7 +10,8 @@ import (
 )
 
 // MemoryStore is the embedded in-memory [Store]. It is safe for concurrent
-// use; every record is copied on the way in and on the way out, so callers
+// use, and its zero value is an empty store that stamps records with
+// time.Now; a nil *MemoryStore returns ErrNilStore. Every record is copied on the way in and on the way out, so callers
 // never share memory with it; every update is atomic: it is either written
 // whole or not at all.
 type MemoryStore struct {
@@ -57,7 +58,7 @@ var _ Store = (*MemoryStore)(nil)
 
 // GetInstance implements [InstanceStore].
 func (s *MemoryStore) GetInstance(ctx context.Context, uuid string) (*Instance, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
 	s.mu.RLock()
@@ -71,7 +72,7 @@ func (s *MemoryStore) GetInstance(ctx context.Context, uuid string) (*Instance, 
 
 // ListInstances implements [InstanceStore].
 func (s *MemoryStore) ListInstances(ctx context.Context, f InstanceFilter) ([]*Instance, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
 	s.mu.RLock()
@@ -99,13 +100,14 @@ func (s *MemoryStore) ListInstances(ctx context.Context, f InstanceFilter) ([]*I
 // CreateInstance implements [InstanceStore]. It sets CreatedAt and
 // UpdatedAt on inst and on the stored copy.
 func (s *MemoryStore) CreateInstance(ctx context.Context, inst *Instance) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return err
 	}
 	if err := inst.Validate(); err != nil {
 		return err
 	}
 	s.mu.Lock()
+	s.initLocked()
 	defer s.mu.Unlock()
 	if _, ok := s.instances[inst.UUID]; ok {
 		return &AlreadyExistsError{Kind: KindInstance, ID: inst.UUID}
@@ -121,7 +123,7 @@ func (s *MemoryStore) CreateInstance(ctx context.Context, inst *Instance) error 
 // SaveInstance implements [InstanceStore]: compare-and-set on the stored
 // task_state when expectedTaskStates are given.
 func (s *MemoryStore) SaveInstance(ctx context.Context, inst *Instance, expectedTaskStates ...statemachine.TaskState) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return err
 	}
 	if err := inst.Validate(); err != nil {
@@ -135,6 +137,7 @@ func (s *MemoryStore) SaveInstance(ctx context.Context, inst *Instance, expected
 	}
 	c := inst.Clone()
 	s.mu.Lock()
+	s.initLocked()
 	defer s.mu.Unlock()
 	cur, ok := s.instances[inst.UUID]
 	if !ok {
@@ -154,7 +157,7 @@ func (s *MemoryStore) SaveInstance(ctx context.Context, inst *Instance, expected
 
 // GetMigration implements [MigrationStore].
 func (s *MemoryStore) GetMigration(ctx context.Context, uuid string) (*Migration, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
 	s.mu.RLock()
@@ -168,7 +171,7 @@ func (s *MemoryStore) GetMigration(ctx context.Context, uuid string) (*Migration
 
 // ListMigrations implements [MigrationStore].
 func (s *MemoryStore) ListMigrations(ctx context.Context, f MigrationFilter) ([]*Migration, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
 	s.mu.RLock()
@@ -197,13 +200,14 @@ func (s *MemoryStore) ListMigrations(ctx context.Context, f MigrationFilter) ([]
 
 // CreateMigration implements [MigrationStore].
 func (s *MemoryStore) CreateMigration(ctx context.Context, m *Migration) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return err
 	}
 	if err := m.Validate(); err != nil {
 		return err
 	}
 	s.mu.Lock()
+	s.initLocked()
 	defer s.mu.Unlock()
 	if _, ok := s.migrations[m.UUID]; ok {
 		return &AlreadyExistsError{Kind: KindMigration, ID: m.UUID}
@@ -219,7 +223,7 @@ func (s *MemoryStore) CreateMigration(ctx context.Context, m *Migration) error {
 // SaveMigration implements [MigrationStore]: compare-and-set on the stored
 // status when expectedStatuses are given.
 func (s *MemoryStore) SaveMigration(ctx context.Context, m *Migration, expectedStatuses ...statemachine.MigrationStatus) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return err
 	}
 	if err := m.Validate(); err != nil {
@@ -227,6 +231,7 @@ func (s *MemoryStore) SaveMigration(ctx context.Context, m *Migration, expectedS
 	}
 	c := m.Clone()
 	s.mu.Lock()
+	s.initLocked()
 	defer s.mu.Unlock()
 	cur, ok := s.migrations[m.UUID]
 	if !ok {
@@ -246,13 +251,14 @@ func (s *MemoryStore) SaveMigration(ctx context.Context, m *Migration, expectedS
 
 // CreateAction implements [ActionStore]. A zero StartTime is set to now.
 func (s *MemoryStore) CreateAction(ctx context.Context, a *InstanceAction) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return err
 	}
 	if err := a.Validate(); err != nil {
 		return err
 	}
 	s.mu.Lock()
+	s.initLocked()
 	defer s.mu.Unlock()
 	if s.findAction(a.InstanceUUID, a.RequestID) != nil {
 		return &AlreadyExistsError{Kind: KindAction, ID: a.InstanceUUID + "/" + a.RequestID}
@@ -277,7 +283,7 @@ func (s *MemoryStore) findAction(instanceUUID, requestID string) *InstanceAction
 
 // GetAction implements [ActionStore].
 func (s *MemoryStore) GetAction(ctx context.Context, instanceUUID, requestID string) (*InstanceAction, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
 	s.mu.RLock()
@@ -291,7 +297,7 @@ func (s *MemoryStore) GetAction(ctx context.Context, instanceUUID, requestID str
 
 // ListActions implements [ActionStore].
 func (s *MemoryStore) ListActions(ctx context.Context, instanceUUID string) ([]*InstanceAction, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
 	s.mu.RLock()
@@ -305,13 +311,14 @@ func (s *MemoryStore) ListActions(ctx context.Context, instanceUUID string) ([]*
 
 // SaveActionEvent implements [ActionStore]. A zero StartTime is set to now.
 func (s *MemoryStore) SaveActionEvent(ctx context.Context, instanceUUID, requestID string, ev InstanceActionEvent) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return err
 	}
 	if ev.Event == "" {
 		return &InvalidRecordError{Kind: KindAction, ID: instanceUUID + "/" + requestID, Field: "event", Reason: "empty name"}
 	}
 	s.mu.Lock()
+	s.initLocked()
 	defer s.mu.Unlock()
 	a := s.findAction(instanceUUID, requestID)
 	if a == nil {
@@ -339,10 +346,11 @@ func (s *MemoryStore) SaveActionEvent(ctx context.Context, instanceUUID, request
 
 // FinishAction implements [ActionStore].
 func (s *MemoryStore) FinishAction(ctx context.Context, instanceUUID, requestID string, at time.Time) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return err
 	}
 	s.mu.Lock()
+	s.initLocked()
 	defer s.mu.Unlock()
 	a := s.findAction(instanceUUID, requestID)
 	if a == nil {
@@ -354,13 +362,14 @@ func (s *MemoryStore) FinishAction(ctx context.Context, instanceUUID, requestID 
 
 // AddFault implements [FaultStore].
 func (s *MemoryStore) AddFault(ctx context.Context, f *Fault) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return err
 	}
 	if err := f.Validate(); err != nil {
 		return err
 	}
 	s.mu.Lock()
+	s.initLocked()
 	defer s.mu.Unlock()
 	c := f.Clone()
 	c.CreatedAt = s.now()
@@ -371,7 +380,7 @@ func (s *MemoryStore) AddFault(ctx context.Context, f *Fault) error {
 
 // ListFaults implements [FaultStore].
 func (s *MemoryStore) ListFaults(ctx context.Context, instanceUUID string) ([]*Fault, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
 	s.mu.RLock()
@@ -391,4 +400,27 @@ func containsValue[T comparable](xs []T, x T) bool {
 		}
 	}
 	return false
+}
+
+// usable returns ErrNilStore for a nil store and the context's error, so
+// that no method of a nil *MemoryStore panics.
+func (s *MemoryStore) usable(ctx context.Context) error {
+	if s == nil {
+		return ErrNilStore
+	}
+	return ctx.Err()
+}
+
+// initLocked makes a zero MemoryStore usable: it creates the maps and the
+// clock NewMemoryStore would have. Callers hold s.mu for writing.
+func (s *MemoryStore) initLocked() {
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.instances == nil {
+		s.instances = map[string]*Instance{}
+		s.migrations = map[string]*Migration{}
+		s.actions = map[string][]*InstanceAction{}
+		s.faults = map[string][]*Fault{}
+	}
 }

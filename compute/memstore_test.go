@@ -489,3 +489,62 @@ func TestStoreMigrationStatusRace(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreZeroAndNil: a zero MemoryStore works like an empty one, and every
+// method of a nil *MemoryStore returns ErrNilStore instead of panicking.
+func TestStoreZeroAndNil(t *testing.T) {
+	ctx := context.Background()
+	var zero MemoryStore
+	if got, err := zero.GetInstance(ctx, "u1"); !errors.Is(err, ErrNotFound) || got != nil {
+		t.Fatalf("zero store Get: %v %v", got, err)
+	}
+	if err := zero.CreateInstance(ctx, testInstance("u1")); err != nil {
+		t.Fatalf("zero store Create: %v", err)
+	}
+	inst, err := zero.GetInstance(ctx, "u1")
+	if err != nil || inst.CreatedAt.IsZero() {
+		t.Fatalf("zero store Get after Create: %+v %v", inst, err)
+	}
+	inst.TaskState = statemachine.TaskResizePrep
+	if err := zero.SaveInstance(ctx, inst, statemachine.TaskNone); err != nil {
+		t.Fatalf("zero store Save: %v", err)
+	}
+	var zm MemoryStore
+	if err := zm.CreateMigration(ctx, &Migration{UUID: "m", InstanceUUID: "u1",
+		Status: statemachine.MigrationPreMigrating, Type: statemachine.MigrationTypeResize}); err != nil {
+		t.Fatalf("zero store CreateMigration: %v", err)
+	}
+	var za MemoryStore
+	if err := za.CreateAction(ctx, &InstanceAction{InstanceUUID: "u1", RequestID: "r", Action: statemachine.ActionResize}); err != nil {
+		t.Fatalf("zero store CreateAction: %v", err)
+	}
+	var zf MemoryStore
+	if err := zf.AddFault(ctx, &Fault{InstanceUUID: "u1"}); err != nil {
+		t.Fatalf("zero store AddFault: %v", err)
+	}
+
+	var s *MemoryStore
+	in := testInstance("u1")
+	m := &Migration{UUID: "m", InstanceUUID: "u1", Status: statemachine.MigrationPreMigrating, Type: statemachine.MigrationTypeResize}
+	calls := map[string]error{}
+	_, calls["GetInstance"] = s.GetInstance(ctx, "u1")
+	_, calls["ListInstances"] = s.ListInstances(ctx, InstanceFilter{})
+	calls["CreateInstance"] = s.CreateInstance(ctx, in)
+	calls["SaveInstance"] = s.SaveInstance(ctx, in)
+	_, calls["GetMigration"] = s.GetMigration(ctx, "m")
+	_, calls["ListMigrations"] = s.ListMigrations(ctx, MigrationFilter{})
+	calls["CreateMigration"] = s.CreateMigration(ctx, m)
+	calls["SaveMigration"] = s.SaveMigration(ctx, m)
+	calls["CreateAction"] = s.CreateAction(ctx, &InstanceAction{InstanceUUID: "u1", RequestID: "r", Action: statemachine.ActionResize})
+	_, calls["GetAction"] = s.GetAction(ctx, "u1", "r")
+	_, calls["ListActions"] = s.ListActions(ctx, "u1")
+	calls["SaveActionEvent"] = s.SaveActionEvent(ctx, "u1", "r", InstanceActionEvent{Event: "compute_prep_resize"})
+	calls["FinishAction"] = s.FinishAction(ctx, "u1", "r", time.Time{})
+	calls["AddFault"] = s.AddFault(ctx, &Fault{InstanceUUID: "u1"})
+	_, calls["ListFaults"] = s.ListFaults(ctx, "u1")
+	for name, err := range calls {
+		if !errors.Is(err, ErrNilStore) {
+			t.Errorf("nil store %s: %v, want ErrNilStore", name, err)
+		}
+	}
+}
