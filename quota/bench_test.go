@@ -35,14 +35,20 @@ func benchLedger(b *testing.B, ids IDSource) *Ledger {
 	return l
 }
 
-func reserveCommit(b *testing.B, l *Ledger, project string, d Deltas) {
+// reserveCommit makes one reserve+commit pair. It reports failures with
+// b.Error, which (unlike b.Fatal) may be called from the benchmark's own
+// goroutines, and tells the caller to stop.
+func reserveCommit(b *testing.B, l *Ledger, project string, d Deltas) bool {
 	id, err := l.Reserve(context.Background(), project, "u", d)
 	if err != nil {
-		b.Fatal(err)
+		b.Error(err)
+		return false
 	}
 	if err := l.Commit(context.Background(), id); err != nil {
-		b.Fatal(err)
+		b.Error(err)
+		return false
 	}
+	return true
 }
 
 // BenchmarkReserveCommit measures one reserve+commit pair (an upsize of
@@ -62,7 +68,9 @@ func BenchmarkReserveCommit(b *testing.B) {
 			b.ResetTimer()
 			cpu0 := processCPU()
 			for i := 0; i < b.N; i++ {
-				reserveCommit(b, l, "project", d)
+				if !reserveCommit(b, l, "project", d) {
+					b.FailNow()
+				}
 			}
 			b.StopTimer()
 			reportPairs(b, cpu0)
@@ -94,8 +102,7 @@ func BenchmarkReserveCommitParallel(b *testing.B) {
 				wg.Add(1)
 				go func(project string, n int) {
 					defer wg.Done()
-					for i := 0; i < n; i++ {
-						reserveCommit(b, l, project, d)
+					for i := 0; i < n && reserveCommit(b, l, project, d); i++ {
 					}
 				}(projects[w], n)
 			}
