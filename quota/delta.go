@@ -30,11 +30,27 @@ func deltaOptions(opts []DeltaOption) deltaConfig {
 	return c
 }
 
+// flavorBound bounds each flavor field before any arithmetic, so that sums
+// and differences of fields cannot overflow int64. It is far above
+// MaxAmount: a clamped value still makes a delta or charge that the ledger
+// refuses with ErrInvalidDelta instead of one that wrapped around.
+const flavorBound = 1 << 60
+
+func clampFlavorField(v int64) int64 {
+	switch {
+	case v > flavorBound:
+		return flavorBound
+	case v < -flavorBound:
+		return -flavorBound
+	}
+	return v
+}
+
 // amounts returns what one instance of flavor f costs.
 func (f Flavor) amounts(c deltaConfig) Amounts {
-	a := Amounts{Instances: 1, Cores: f.VCPUs, RAM: f.MemoryMB}
+	a := Amounts{Instances: 1, Cores: clampFlavorField(f.VCPUs), RAM: clampFlavorField(f.MemoryMB)}
 	if c.disk {
-		a[DiskGB] = f.RootGB + f.EphemeralGB
+		a[DiskGB] = clampFlavorField(f.RootGB) + clampFlavorField(f.EphemeralGB)
 	}
 	return a
 }

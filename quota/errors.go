@@ -47,6 +47,9 @@ var (
 	ErrUnknownProject = errors.New("unknown project")
 	// ErrInvalidID: an id source produced an unusable reservation id.
 	ErrInvalidID = errors.New("invalid reservation id")
+	// ErrNotInitialized: a method of a nil or zero Ledger (only NewLedger
+	// makes a usable one) or of a nil MemStore.
+	ErrNotInitialized = errors.New("quota: ledger or store not initialized")
 )
 
 // InputError reports bad input: which operation, which field, which value.

@@ -24,10 +24,14 @@ type IDSource func() (string, error)
 // RandomIDs returns an IDSource that makes random (version 4) UUIDs from the
 // bytes of r, reading r under a lock so that r need not be safe for
 // concurrent use. Pass crypto/rand.Reader in production and a seeded
-// math/rand source in tests for repeatable ids.
+// math/rand source in tests for repeatable ids. With a nil r every id
+// request fails with an error wrapping ErrInvalidOption.
 func RandomIDs(r io.Reader) IDSource {
 	var mu sync.Mutex
 	return func() (string, error) {
+		if r == nil {
+			return "", &InputError{Op: "random ids", Field: "reader", Value: "nil", Err: ErrInvalidOption}
+		}
 		var b [16]byte
 		mu.Lock()
 		_, err := io.ReadFull(r, b[:])

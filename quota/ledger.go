@@ -128,6 +128,15 @@ func NewLedger(opts ...Option) (*Ledger, error) {
 	return l, nil
 }
 
+// usable returns ErrNotInitialized for a nil Ledger or one not made by
+// NewLedger (a zero Ledger has no store, clock or logger).
+func (l *Ledger) usable() error {
+	if l == nil || l.store == nil || l.now == nil || l.log == nil {
+		return &InputError{Op: "ledger", Field: "receiver", Value: "not made by NewLedger", Err: ErrNotInitialized}
+	}
+	return nil
+}
+
 // discardHandler is a slog.Handler that drops everything.
 type discardHandler struct{}
 
@@ -170,6 +179,9 @@ func unlimitedCounters() *Counters {
 // A limit may be set below current usage: later reservations are refused
 // until usage drops.
 func (l *Ledger) SetLimits(ctx context.Context, project string, limits Limits) error {
+	if err := l.usable(); err != nil {
+		return err
+	}
 	if project == "" {
 		return &InputError{Op: "set limits", Field: "project", Err: ErrEmptyProject}
 	}
@@ -186,6 +198,9 @@ func (l *Ledger) SetLimits(ctx context.Context, project string, limits Limits) e
 // SetUserLimits sets the limits of one user within a project; resources not
 // named keep their limits (Unlimited for a new user).
 func (l *Ledger) SetUserLimits(ctx context.Context, project, user string, limits Limits) error {
+	if err := l.usable(); err != nil {
+		return err
+	}
 	if project == "" {
 		return &InputError{Op: "set user limits", Field: "project", Err: ErrEmptyProject}
 	}
@@ -221,6 +236,9 @@ func (l *Ledger) SetUserLimits(ctx context.Context, project, user string, limits
 // migration) give a reservation that changes nothing, so that flows can
 // treat every operation alike.
 func (l *Ledger) Reserve(ctx context.Context, project, user string, deltas Deltas) (string, error) {
+	if err := l.usable(); err != nil {
+		return "", err
+	}
 	if project == "" {
 		return "", &InputError{Op: "reserve", Field: "project", Err: ErrEmptyProject}
 	}
@@ -396,6 +414,9 @@ func (l *Ledger) Rollback(ctx context.Context, id string) error {
 var settledErr = [...]error{Committed: ErrAlreadyCommitted, RolledBack: ErrAlreadyRolledBack, Expired: ErrReservationExpired}
 
 func (l *Ledger) settle(ctx context.Context, op, id string, to State) error {
+	if err := l.usable(); err != nil {
+		return err
+	}
 	gen, project, ok := splitID(id)
 	if !ok {
 		return &ReservationError{Op: op, ID: id, Err: ErrUnknownReservation}
@@ -532,6 +553,9 @@ func (l *Ledger) forget(pq *ProjectQuota, now time.Time) {
 // Nova's periodic expire_reservations. It returns the ids it expired. It
 // goes on past a project that fails and returns every error joined.
 func (l *Ledger) Expire(ctx context.Context) ([]string, error) {
+	if err := l.usable(); err != nil {
+		return nil, err
+	}
 	projects, err := l.store.Projects(ctx)
 	if err != nil {
 		return nil, err

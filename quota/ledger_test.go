@@ -3,6 +3,7 @@ package quota
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -727,5 +728,93 @@ func TestDefaultIDsUnique(t *testing.T) {
 	}
 	if u := mustUsage(t, l, "p"); u.Pending != goroutines*each || u.Total.Reserved[Cores] != goroutines*each {
 		t.Errorf("pending %d reserved %d", u.Pending, u.Total.Reserved[Cores])
+	}
+}
+
+// TestNilAndZeroValues: a nil or zero Ledger and a nil MemStore answer
+// with ErrNotInitialized instead of panicking, a zero MemStore works, and
+// RandomIDs(nil) makes ids fail with ErrInvalidOption.
+func TestNilAndZeroValues(t *testing.T) {
+	ctx := context.Background()
+	for name, l := range map[string]*Ledger{"nil": nil, "zero": {}} {
+		errs := map[string]error{}
+		errs["SetLimits"] = l.SetLimits(ctx, "p", Limits{Cores: 1})
+		errs["SetUserLimits"] = l.SetUserLimits(ctx, "p", "u", Limits{Cores: 1})
+		_, errs["Reserve"] = l.Reserve(ctx, "p", "u", Deltas{Cores: 1})
+		errs["Commit"] = l.Commit(ctx, "x/p")
+		errs["Rollback"] = l.Rollback(ctx, "x/p")
+		_, errs["Expire"] = l.Expire(ctx)
+		_, errs["Reconcile"] = l.Reconcile(ctx, "p", nil)
+		_, errs["Usage"] = l.Usage(ctx, "p")
+		_, errs["Reservation"] = l.Reservation(ctx, "x/p")
+		for op, err := range errs {
+			if !errors.Is(err, ErrNotInitialized) {
+				t.Errorf("%s ledger %s: %v, want ErrNotInitialized", name, op, err)
+			}
+		}
+	}
+	var nilStore *MemStore
+	noop := func(*ProjectQuota) error { return nil }
+	if err := nilStore.Update(ctx, "p", noop); !errors.Is(err, ErrNotInitialized) {
+		t.Errorf("nil MemStore Update: %v", err)
+	}
+	if err := nilStore.View(ctx, "p", noop); !errors.Is(err, ErrNotInitialized) {
+		t.Errorf("nil MemStore View: %v", err)
+	}
+	if _, err := nilStore.Projects(ctx); !errors.Is(err, ErrNotInitialized) {
+		t.Errorf("nil MemStore Projects: %v", err)
+	}
+	if err := NewMemStore().Update(ctx, "p", nil); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("MemStore Update with nil fn: %v", err)
+	}
+	// A ledger on a zero MemStore works.
+	l, err := NewLedger(WithStore(&MemStore{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := l.Reserve(ctx, "p", "u", Deltas{Cores: 1})
+	if err != nil {
+		t.Fatalf("reserve on a zero MemStore: %v", err)
+	}
+	if err := l.Commit(ctx, id); err != nil {
+		t.Fatalf("commit on a zero MemStore: %v", err)
+	}
+	if _, err := RandomIDs(nil)(); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("RandomIDs(nil): %v", err)
+	}
+}
+
+// TestHugeFlavorsDoNotWrap: flavor fields so large that new − old would
+// overflow int64 used to wrap around to a small or negative delta, so a
+// huge upsize reserved nothing. The arithmetic now saturates and the
+// ledger refuses the delta.
+func TestHugeFlavorsDoNotWrap(t *testing.T) {
+	ctx := context.Background()
+	const maxI, minI = int64(math.MaxInt64), int64(math.MinInt64)
+	newF, oldF := Flavor{VCPUs: maxI, MemoryMB: maxI, RootGB: maxI, EphemeralGB: maxI}, Flavor{VCPUs: minI, MemoryMB: minI, RootGB: minI, EphemeralGB: minI}
+	up := UpsizeDelta(newF, oldF, WithDisk())
+	for _, r := range []Resource{Cores, RAM, DiskGB} {
+		if up[r] <= MaxAmount {
+			t.Errorf("upsize %s = %d: wrapped instead of saturating", r, up[r])
+		}
+	}
+	down := DownsizeDelta(oldF, newF, WithDisk())
+	for _, r := range []Resource{Cores, RAM, DiskGB} {
+		if down[r] >= -MaxAmount {
+			t.Errorf("downsize %s = %d: wrapped instead of saturating", r, down[r])
+		}
+	}
+	l, err := NewLedger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []Deltas{up, down, ReverseUpsizeDelta(newF, oldF)} {
+		if _, err := l.Reserve(ctx, "p", "u", d); !errors.Is(err, ErrInvalidDelta) {
+			t.Errorf("reserve %v: %v, want ErrInvalidDelta", d, err)
+		}
+	}
+	c := ResizeCharge("u", oldF, newF, WithDisk())
+	if _, err := l.Reconcile(ctx, "p", []Charge{c}); !errors.Is(err, ErrInvalidDelta) {
+		t.Errorf("reconcile with a huge charge: %v, want ErrInvalidDelta", err)
 	}
 }

@@ -15,8 +15,10 @@ const memShards = 64
 // MemStore is the in-memory Store, the ledger's default. It is safe for
 // concurrent use: each project's record has its own mutex, and the index of
 // projects is split into shards, so goroutines working on different projects
-// do not wait for each other.
+// do not wait for each other. Its zero value is an empty store; the methods
+// of a nil *MemStore return an error wrapping ErrNotInitialized.
 type MemStore struct {
+	once   sync.Once
 	seed   maphash.Seed
 	shards [memShards]memShard
 }
@@ -34,11 +36,29 @@ type memEntry struct {
 
 // NewMemStore returns an empty in-memory store.
 func NewMemStore() *MemStore {
-	s := &MemStore{seed: maphash.MakeSeed()}
+	s := &MemStore{}
+	s.once.Do(s.setup)
+	return s
+}
+
+func (s *MemStore) setup() {
+	s.seed = maphash.MakeSeed()
 	for i := range s.shards {
 		s.shards[i].projects = make(map[string]*memEntry)
 	}
-	return s
+}
+
+// begin makes a zero MemStore ready and refuses a nil one, a nil fn (when
+// the method takes one) and a done context.
+func (s *MemStore) begin(ctx context.Context, op string, fn func(*ProjectQuota) error, needFn bool) error {
+	if s == nil {
+		return &InputError{Op: op, Field: "store", Value: "nil", Err: ErrNotInitialized}
+	}
+	if needFn && fn == nil {
+		return &InputError{Op: op, Field: "fn", Value: "nil", Err: ErrInvalidOption}
+	}
+	s.once.Do(s.setup)
+	return ctx.Err()
 }
 
 func (s *MemStore) shard(project string) *memShard {
@@ -55,7 +75,7 @@ func (s *MemStore) lookup(project string) (*memShard, *memEntry) {
 
 // Update implements Store.
 func (s *MemStore) Update(ctx context.Context, project string, fn func(*ProjectQuota) error) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.begin(ctx, "update", fn, true); err != nil {
 		return err
 	}
 	sh, e := s.lookup(project)
@@ -81,7 +101,7 @@ func (s *MemStore) Update(ctx context.Context, project string, fn func(*ProjectQ
 
 // View implements Store.
 func (s *MemStore) View(ctx context.Context, project string, fn func(*ProjectQuota) error) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.begin(ctx, "view", fn, true); err != nil {
 		return err
 	}
 	_, e := s.lookup(project)
@@ -95,7 +115,7 @@ func (s *MemStore) View(ctx context.Context, project string, fn func(*ProjectQuo
 
 // Projects implements Store; the list is sorted.
 func (s *MemStore) Projects(ctx context.Context) ([]string, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.begin(ctx, "projects", nil, false); err != nil {
 		return nil, err
 	}
 	var ps []string

@@ -38,6 +38,9 @@ func (d Drift) String() string {
 // Users that have a record but no charges are counted at zero. Charges must
 // not be negative; bad input changes nothing.
 func (l *Ledger) Reconcile(ctx context.Context, project string, charges []Charge) ([]Drift, error) {
+	if err := l.usable(); err != nil {
+		return nil, err
+	}
 	if project == "" {
 		return nil, &InputError{Op: "reconcile", Field: "project", Err: ErrEmptyProject}
 	}

@@ -42,6 +42,9 @@ func headroom(c Counters, r Resource) int64 {
 // Usage returns a snapshot of a project's limits and usage. A project the
 // ledger has never seen has the default limits and no usage.
 func (l *Ledger) Usage(ctx context.Context, project string) (Usage, error) {
+	if err := l.usable(); err != nil {
+		return Usage{}, err
+	}
 	if project == "" {
 		return Usage{}, &InputError{Op: "usage", Field: "project", Err: ErrEmptyProject}
 	}
@@ -71,6 +74,9 @@ func (l *Ledger) Usage(ctx context.Context, project string) (Usage, error) {
 // retention has passed), so that a resumed flow can see what became of the
 // id it stored. An unknown id gives an error wrapping ErrUnknownReservation.
 func (l *Ledger) Reservation(ctx context.Context, id string) (Reservation, error) {
+	if err := l.usable(); err != nil {
+		return Reservation{}, err
+	}
 	gen, project, ok := splitID(id)
 	if !ok {
 		return Reservation{}, &ReservationError{Op: "get", ID: id, Err: ErrUnknownReservation}
