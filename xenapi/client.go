@@ -166,13 +166,18 @@ func WithDialTimeout(d time.Duration) Option { return func(o *options) { o.dialT
 func NewClient(rawURL string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("xenapi: bad URL %q: %w", rawURL, err)
+		// url.Parse's error repeats the URL, which may hold a password.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("xenapi: bad URL: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("xenapi: URL %q: scheme must be http or https", rawURL)
+		return nil, fmt.Errorf("xenapi: URL %q: scheme must be http or https", u.Redacted())
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("xenapi: URL %q has no host", rawURL)
+		return nil, fmt.Errorf("xenapi: URL %q has no host", u.Redacted())
 	}
 	if u.Path == "" {
 		u.Path = "/"
@@ -252,11 +257,19 @@ func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
 func (d discardHandler) WithGroup(string) slog.Handler           { return d }
 
 // URL returns the URL calls currently go to (the pool master's once a
-// HOST_IS_SLAVE redirect happened).
+// HOST_IS_SLAVE redirect happened), with any password in it masked.
 func (c *Client) URL() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.url.String()
+	return c.url.Redacted()
+}
+
+// target returns the URL requests go to, and the same with any password
+// masked for errors and logs.
+func (c *Client) target() (full, redacted string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.url.String(), c.url.Redacted()
 }
 
 // Session returns the current session reference, or "" before Login.
@@ -456,7 +469,7 @@ func (c *Client) redirect(master string) bool {
 	if nu.String() == c.url.String() {
 		return false
 	}
-	c.log.Info("xenapi: host is a pool member, following to the master", "from", c.url.String(), "to", nu.String())
+	c.log.Info("xenapi: host is a pool member, following to the master", "from", c.url.Redacted(), "to", nu.Redacted())
 	c.url = &nu
 	return true
 }
@@ -464,8 +477,8 @@ func (c *Client) redirect(master string) bool {
 // rpc sends one methodCall and decodes xapi's envelope. Every error comes
 // back as a *CallError.
 func (c *Client) rpc(ctx context.Context, method string, params []any) (any, error) {
-	target := c.URL()
-	wrap := func(err error) error { return &CallError{Method: method, URL: target, Err: err} }
+	target, shown := c.target()
+	wrap := func(err error) error { return &CallError{Method: method, URL: shown, Err: err} }
 
 	// A fresh buffer per request: the transport may still read a request
 	// body after Do returns, so it must not be reused.

@@ -225,7 +225,7 @@ func (f *Failure) ParameterCountMismatch() (method string, expected, received in
 // all reachable through it with errors.As.
 type CallError struct {
 	Method string
-	URL    string
+	URL    string // with any password in it masked
 	Err    error
 }
 
