@@ -82,6 +82,7 @@ type NoServerError struct {
 	Method string
 }
 
+// Error implements the error interface.
 func (e *NoServerError) Error() string {
 	return fmt.Sprintf("compute: bus: no server for topic %q (method %s)", e.Topic, e.Method)
 }
@@ -98,6 +99,7 @@ type TimeoutError struct {
 	Err     error
 }
 
+// Error implements the error interface.
 func (e *TimeoutError) Error() string {
 	return fmt.Sprintf("compute: bus: no reply to %s.%s within %v: %v", e.Topic, e.Method, e.Timeout, e.Err)
 }
@@ -113,6 +115,7 @@ type RemoteError struct {
 	Err    error
 }
 
+// Error implements the error interface.
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("compute: bus: %s.%s failed: %v", e.Topic, e.Method, e.Err)
 }

@@ -42,6 +42,7 @@ type NotFoundError struct {
 	ID   string
 }
 
+// Error implements the error interface.
 func (e *NotFoundError) Error() string {
 	return fmt.Sprintf("compute: %s %s not found", e.Kind, e.ID)
 }
@@ -55,6 +56,7 @@ type AlreadyExistsError struct {
 	ID   string
 }
 
+// Error implements the error interface.
 func (e *AlreadyExistsError) Error() string {
 	return fmt.Sprintf("compute: %s %s already exists", e.Kind, e.ID)
 }
@@ -71,6 +73,7 @@ type UnexpectedTaskStateError struct {
 	Actual       statemachine.TaskState
 }
 
+// Error implements the error interface.
 func (e *UnexpectedTaskStateError) Error() string {
 	exp := make([]string, len(e.Expected))
 	for i, t := range e.Expected {
@@ -91,6 +94,7 @@ type UnexpectedMigrationStatusError struct {
 	Actual        statemachine.MigrationStatus
 }
 
+// Error implements the error interface.
 func (e *UnexpectedMigrationStatusError) Error() string {
 	exp := make([]string, len(e.Expected))
 	for i, s := range e.Expected {
@@ -112,6 +116,7 @@ type InvalidRecordError struct {
 	Reason string
 }
 
+// Error implements the error interface.
 func (e *InvalidRecordError) Error() string {
 	id := ""
 	if e.ID != "" {
@@ -130,6 +135,7 @@ type InstanceFaultRollback struct {
 	Err error
 }
 
+// Error implements the error interface.
 func (e *InstanceFaultRollback) Error() string {
 	if e.Err == nil {
 		return "compute: instance fault rolled back"

@@ -11,9 +11,9 @@ import (
 
 // MemoryStore is the embedded in-memory [Store]. It is safe for concurrent
 // use, and its zero value is an empty store that stamps records with
-// time.Now; a nil *MemoryStore returns ErrNilStore. Every record is copied on the way in and on the way out, so callers
-// never share memory with it; every update is atomic: it is either written
-// whole or not at all.
+// time.Now; a nil *MemoryStore returns ErrNilStore. Every record is copied
+// on the way in and on the way out, so callers never share memory with it;
+// every update is atomic: it is either written whole or not at all.
 type MemoryStore struct {
 	now func() time.Time
 

@@ -82,6 +82,7 @@ func NewPayload(inst *Instance) NotificationPayload {
 // Notifier sends notifications. A notification that cannot be sent must not
 // fail a flow: implementations return the error for the caller to log.
 type Notifier interface {
+	// Notify sends n; an error says it was not sent.
 	Notify(ctx context.Context, n Notification) error
 }
 

@@ -220,6 +220,7 @@ type TransitionError struct {
 	RefusedBy []string
 }
 
+// Error implements the error interface.
 func (e *TransitionError) Error() string {
 	allowed := "none"
 	if len(e.Allowed) > 0 {
@@ -242,6 +243,7 @@ type UnknownStateError struct {
 	State   string
 }
 
+// Error implements the error interface.
 func (e *UnknownStateError) Error() string {
 	return fmt.Sprintf("statemachine: %s: unknown state %s", e.Machine, e.State)
 }
@@ -255,6 +257,7 @@ type UnknownEventError struct {
 	Event   string
 }
 
+// Error implements the error interface.
 func (e *UnknownEventError) Error() string {
 	return fmt.Sprintf("statemachine: %s: unknown event %s", e.Machine, e.Event)
 }

@@ -133,6 +133,7 @@ type InvalidStateError struct {
 	AllowedTaskStates []TaskState
 }
 
+// Error implements the error interface.
 func (e *InvalidStateError) Error() string {
 	var actual, allowed string
 	switch e.Attr {
@@ -158,6 +159,7 @@ type LockedError struct {
 	InstanceUUID string
 }
 
+// Error implements the error interface.
 func (e *LockedError) Error() string {
 	return fmt.Sprintf("statemachine: instance %s is locked: cannot %s", e.InstanceUUID, e.Operation)
 }

@@ -406,6 +406,7 @@ type UnknownValueError struct {
 	Value string
 }
 
+// Error implements the error interface.
 func (e *UnknownValueError) Error() string {
 	return fmt.Sprintf("statemachine: unknown %s %q", e.Kind, e.Value)
 }
