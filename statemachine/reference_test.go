@@ -167,3 +167,88 @@ func TestReferenceAPIStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestReferenceVocabulary compares the whole vocabulary with the strings of
+// the reference's §0, written out here, not read from the package.
+func TestReferenceVocabulary(t *testing.T) {
+	vm := []string{"active", "building", "paused", "suspended", "stopped", "rescued", "resized",
+		"soft-delete", "deleted", "error", "shelved", "shelved_offloaded"}
+	var gotVM []string
+	for _, v := range VMStates() {
+		gotVM = append(gotVM, string(v))
+	}
+	if !sameSet(gotVM, vm) {
+		t.Errorf("vm_states %v, reference %v", gotVM, vm)
+	}
+	for _, s := range []string{"resize_prep", "resize_migrating", "resize_migrated", "resize_finish",
+		"resize_reverting", "rescuing", "unrescuing", "powering-off", "resize_confirming", "deleting", "soft-deleting"} {
+		if _, err := ParseTaskState(s); err != nil {
+			t.Errorf("task_state %q: %v", s, err)
+		}
+	}
+	for _, s := range []string{"resize_prep", "resize_migrating", "resize_migrated", "resize_finish"} {
+		if !TaskState(s).IsResizing() {
+			t.Errorf("%s is in resizing_states", s)
+		}
+	}
+	if TaskResizeReverting.IsResizing() {
+		t.Error("resize_reverting is not in resizing_states")
+	}
+	ms := []string{"pre-migrating", "migrating", "post-migrating", "finished", "confirming", "confirmed",
+		"reverting", "reverted", "error", "failed", "accepted", "queued", "preparing", "running",
+		"completed", "cancelled", "done"}
+	var gotMS []string
+	for _, m := range MigrationStatuses() {
+		gotMS = append(gotMS, string(m))
+	}
+	if !sameSet(gotMS, ms) {
+		t.Errorf("migration statuses %v, reference %v", gotMS, ms)
+	}
+	// The in-progress query excludes exactly these; finished counts.
+	done := map[string]bool{"confirmed": true, "reverted": true, "error": true, "failed": true,
+		"completed": true, "cancelled": true, "done": true}
+	for _, m := range ms {
+		if MigrationStatus(m).InProgress() == done[m] {
+			t.Errorf("%s in progress = %v", m, MigrationStatus(m).InProgress())
+		}
+	}
+	mt := []string{"migration", "resize", "live-migration", "evacuation"}
+	var gotMT []string
+	for _, m := range MigrationTypes() {
+		gotMT = append(gotMT, string(m))
+	}
+	if !sameSet(gotMT, mt) {
+		t.Errorf("migration types %v, reference %v", gotMT, mt)
+	}
+	power := map[int]string{0: "pending", 1: "running", 3: "paused", 4: "shutdown", 6: "crashed", 7: "suspended"}
+	if len(PowerStates()) != len(power) {
+		t.Errorf("power states %v, reference %v", PowerStates(), power)
+	}
+	for n, name := range power {
+		p, err := ParsePowerState(n)
+		if err != nil || p.String() != name {
+			t.Errorf("power_state %d: %v %v, want %s", n, p, err, name)
+		}
+	}
+	for _, n := range []int{2, 5, -1, 8} {
+		if _, err := ParsePowerState(n); err == nil {
+			t.Errorf("power_state %d accepted", n)
+		}
+	}
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]bool{}
+	for _, s := range a {
+		m[s] = true
+	}
+	for _, s := range b {
+		if !m[s] {
+			return false
+		}
+	}
+	return true
+}
