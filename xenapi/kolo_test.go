@@ -91,8 +91,10 @@ func TestKoloXMLRPCMisdecodesEmptyValue(t *testing.T) {
 }
 
 // concurrencyProbe is an XML-RPC handler that records how many requests
-// it holds at once. Each request waits until four are in flight or the
-// window has passed.
+// it holds at once. Each request waits until four have been in flight
+// together (once that happened, all go: waiting for four still in flight
+// would hold the last three for the whole window after the first left) or
+// the window has passed.
 type concurrencyProbe struct {
 	window  time.Duration
 	mu      sync.Mutex
@@ -116,7 +118,7 @@ func (p *concurrencyProbe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.cond.Broadcast()
 	deadline := time.Now().Add(p.window)
 	timer := time.AfterFunc(p.window, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
-	for p.in < 4 && time.Now().Before(deadline) {
+	for p.max < 4 && time.Now().Before(deadline) {
 		p.cond.Wait()
 	}
 	timer.Stop()
@@ -230,5 +232,31 @@ func wellFormed(b []byte) bool {
 		if err != nil {
 			return false
 		}
+	}
+}
+
+// xapi sends ints untyped (memory_static_max, VCPUs_max, virtual_size...).
+func TestKoloXMLRPCCannotDecodeUntypedIntoInt64(t *testing.T) {
+	const body = `<?xml version="1.0"?><methodResponse><params><param><value><struct>` +
+		`<member><name>VCPUs_max</name><value>4</value></member>` +
+		`<member><name>memory_static_max</name><value>8589934592</value></member>` +
+		`</struct></value></param></params></methodResponse>`
+	var rec struct {
+		VCPUsMax        int64 `xmlrpc:"VCPUs_max"`
+		MemoryStaticMax int64 `xmlrpc:"memory_static_max"`
+	}
+	err := kolo.Response(body).Unmarshal(&rec)
+	if err == nil {
+		t.Fatalf("kolo/xmlrpc now decodes untyped ints into int64 (%+v): reconsider using it", rec)
+	}
+	t.Logf("kolo/xmlrpc: %v", err)
+
+	v, err := xmlrpc.DecodeResponse(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, err := decodeRecord[VMRecord](v, nil, "VM.get_record")
+	if err != nil || ours.VCPUsMax != 4 || ours.MemoryStaticMax != 8589934592 {
+		t.Fatalf("client: %+v %v", ours, err)
 	}
 }
