@@ -265,3 +265,32 @@ func TestRawParent(t *testing.T) {
 		t.Fatal("coalesce into the raw parent")
 	}
 }
+
+func TestSnapshotSkipEmptyAncestors(t *testing.T) {
+	m := sampleImages(t) // child.vhd holds a block
+	e, err := Snapshot(m, "empty.vhd", "child.vhd", testOpts(20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	o := testOpts(21)
+	o.SkipEmptyAncestors = true
+	s, err := Snapshot(m, "leaf.vhd", "empty.vhd", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p, err := s.ParentPath()
+	if err != nil || p != "child.vhd" {
+		t.Fatalf("parent %q, %v: want child.vhd (empty.vhd skipped)", p, err)
+	}
+	o2 := testOpts(22)
+	d, err := Snapshot(m, "leaf2.vhd", "empty.vhd", o2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if p, _ := d.ParentPath(); p != "empty.vhd" {
+		t.Fatalf("without the option the parent is %q", p)
+	}
+}

@@ -37,6 +37,10 @@ type CreateOptions struct {
 	// snapshot -m): the child records a null parent UUID and takes the
 	// parent file's size (rounded down to a sector).
 	RawParent bool
+	// SkipEmptyAncestors makes Snapshot behave like vhd-util snapshot's
+	// default: while the given parent is a differencing disk holding no
+	// block, link to its parent instead.
+	SkipEmptyAncestors bool
 	// Overwrite replaces an existing file; by default creating over an
 	// existing file fails with an error matching fs.ErrExist.
 	Overwrite bool
@@ -227,11 +231,16 @@ func create(fsys FS, name string, size int64, typ DiskType, o *CreateOptions, pa
 // W2ku, W2ru — all holding the parent's path relative to the child's
 // directory ("file://./p.vhd", ".\p.vhd"). The parent is not modified
 // (hiding it is the caller's business, as it is SM's). Unlike vhd-util it
-// does not skip empty ancestors: the parent given is the parent linked.
+// does not skip empty ancestors unless opts.SkipEmptyAncestors is set.
 func Snapshot(fsys FS, child, parent string, opts *CreateOptions) (*Disk, error) {
 	o := opts.orDefault()
 	var p *Disk
 	var err error
+	if o.SkipEmptyAncestors && !o.RawParent {
+		if parent, err = firstNonEmptyAncestor(fsys, parent); err != nil {
+			return nil, err
+		}
+	}
 	if o.RawParent {
 		p, err = openRaw(fsys, parent, false)
 	} else {
@@ -261,4 +270,26 @@ func Snapshot(fsys FS, child, parent string, opts *CreateOptions) (*Disk, error)
 	}
 	par := &parentInfo{uuid: pid, mtime: fi.ModTime(), rel: relativeParentPath(child, parent), base: path.Base(parent)}
 	return create(fsys, child, size, DiskDifferencing, &o, par)
+}
+
+// firstNonEmptyAncestor follows parent links from name while the disk is a
+// differencing disk with no allocated block (at most DefaultMaxDepth steps).
+func firstNonEmptyAncestor(fsys FS, name string) (string, error) {
+	for i := 0; i < DefaultMaxDepth; i++ {
+		d, err := Open(fsys, name)
+		if err != nil {
+			return "", err
+		}
+		if d.Type() != DiskDifferencing || d.AllocatedBlocks() > 0 || d.ParentUUID().IsZero() {
+			d.Close()
+			return name, nil
+		}
+		next, err := d.ParentPath()
+		d.Close()
+		if err != nil {
+			return "", err
+		}
+		name = next
+	}
+	return "", fmt.Errorf("vhd: snapshot of %s: more than %d empty ancestors: %w", name, DefaultMaxDepth, ErrChainTooDeep)
 }

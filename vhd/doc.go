@@ -67,9 +67,10 @@
 // one, and chains, Query, Check and Coalesce follow it.
 //
 // Not supported: SetParent onto a raw image, the Mac alias and deprecated
-// Wi2r/Wi2k locators as parent paths, tapdisk's encryption keyhash, skipping
-// empty ancestors as vhd-util snapshot does by default, and shrinking
-// (ErrShrink).
+// Wi2r/Wi2k locators as parent paths, tapdisk's encryption keyhash, and
+// shrinking (ErrShrink). Snapshot links the parent it is given; set
+// CreateOptions.SkipEmptyAncestors for vhd-util's default of linking past
+// empty differencing ancestors.
 //
 // # Errors
 //
