@@ -20,6 +20,7 @@ type BadInputError struct {
 	Reason string
 }
 
+// Error implements error: "scheduler: bad input: <field>: <reason>".
 func (e *BadInputError) Error() string {
 	return fmt.Sprintf("scheduler: bad input: %s: %s", e.Field, e.Reason)
 }
@@ -55,6 +56,8 @@ type NoValidHostError struct {
 	Hosts map[string][]string
 }
 
+// Error implements error: Nova's message with the hosts each filter
+// removed.
 func (e *NoValidHostError) Error() string {
 	var b strings.Builder
 	b.WriteString("no valid host was found")
