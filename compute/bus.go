@@ -31,7 +31,7 @@ func NewMessage(topic, method string, v any) (Message, error) {
 // Decode decodes the payload into v.
 func (m Message) Decode(v any) error {
 	if len(m.Payload) == 0 {
-		return fmt.Errorf("compute: decode %s.%s payload: empty", m.Topic, m.Method)
+		return fmt.Errorf("compute: decode %s.%s payload: %w", m.Topic, m.Method, errEmptyPayload)
 	}
 	if err := json.Unmarshal(m.Payload, v); err != nil {
 		return fmt.Errorf("compute: decode %s.%s payload: %w", m.Topic, m.Method, err)
@@ -74,6 +74,9 @@ var (
 	ErrBusNotStarted = errors.New("compute: bus not made by NewLocalBus")
 	// ErrNoServer matches every *NoServerError.
 	ErrNoServer = errors.New("compute: no server for topic")
+	// ErrInvalidMessage is wrapped by the errors for a subscription with an
+	// empty topic or a nil handler and for decoding an empty payload.
+	ErrInvalidMessage = errors.New("invalid bus message or subscription")
 )
 
 // NoServerError says that nobody subscribes to Topic.
@@ -209,10 +212,10 @@ func (b *LocalBus) Subscribe(topic string, h Handler) (func(), error) {
 		return nil, ErrBusNotStarted
 	}
 	if h == nil {
-		return nil, fmt.Errorf("compute: bus: subscribe %q: nil handler", topic)
+		return nil, fmt.Errorf("compute: bus: subscribe %q: %w: nil handler", topic, ErrInvalidMessage)
 	}
 	if topic == "" {
-		return nil, errors.New("compute: bus: subscribe: empty topic")
+		return nil, fmt.Errorf("compute: bus: subscribe: %w: empty topic", ErrInvalidMessage)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -390,6 +393,9 @@ func (b *LocalBus) Close() error {
 // started reports whether b was made by NewLocalBus (life and stop are set
 // there and never change).
 func (b *LocalBus) started() bool { return b != nil && b.life != nil && b.stop != nil }
+
+// errEmptyPayload says a message has no payload to decode.
+var errEmptyPayload = fmt.Errorf("%w: empty payload", ErrInvalidMessage)
 
 // invoke runs h and turns a panic into an error.
 func invoke(ctx context.Context, h Handler, msg Message) (reply json.RawMessage, err error) {

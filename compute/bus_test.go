@@ -166,11 +166,11 @@ func TestBusCastInOrderAndRoundRobin(t *testing.T) {
 func TestBusHandlerPanicAndBadInput(t *testing.T) {
 	before := runtime.NumGoroutine()
 	b := NewLocalBus()
-	if _, err := b.Subscribe("", func(context.Context, Message) (json.RawMessage, error) { return nil, nil }); err == nil {
-		t.Fatal("empty topic accepted")
+	if _, err := b.Subscribe("", func(context.Context, Message) (json.RawMessage, error) { return nil, nil }); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("empty topic: %v", err)
 	}
-	if _, err := b.Subscribe("t", nil); err == nil {
-		t.Fatal("nil handler accepted")
+	if _, err := b.Subscribe("t", nil); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("nil handler: %v", err)
 	}
 	if _, err := b.Subscribe("t", func(context.Context, Message) (json.RawMessage, error) { panic("boom") }); err != nil {
 		t.Fatal(err)
@@ -184,8 +184,8 @@ func TestBusHandlerPanicAndBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	var m Message
-	if err := m.Decode(new(int)); err == nil {
-		t.Fatal("empty payload decoded")
+	if err := m.Decode(new(int)); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("empty payload: %v", err)
 	}
 	if _, err := NewMessage("t", "m", func() {}); err == nil {
 		t.Fatal("unencodable payload accepted")
