@@ -49,7 +49,7 @@ var (
 	ErrInvalidID = errors.New("invalid reservation id")
 	// ErrNotInitialized: a method of a nil or zero Ledger (only NewLedger
 	// makes a usable one) or of a nil MemStore.
-	ErrNotInitialized = errors.New("quota: ledger or store not initialized")
+	ErrNotInitialized = errors.New("ledger or store not initialized")
 )
 
 // InputError reports bad input: which operation, which field, which value.
