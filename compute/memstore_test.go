@@ -97,6 +97,14 @@ func TestStoreBadInput(t *testing.T) {
 		{"unknown task_state", ErrInvalidRecord, "task_state", func() error { return s.SaveInstance(ctx, bad(func(i *Instance) { i.TaskState = "resizing" })) }},
 		{"unknown power_state", ErrInvalidRecord, "power_state", func() error { return s.SaveInstance(ctx, bad(func(i *Instance) { i.PowerState = 5 })) }},
 		{"progress", ErrInvalidRecord, "progress", func() error { return s.SaveInstance(ctx, bad(func(i *Instance) { i.Progress = 101 })) }},
+		{"negative flavor memory", ErrInvalidRecord, "flavor.memory_mb", func() error { return s.SaveInstance(ctx, bad(func(i *Instance) { i.Flavor.MemoryMB = -1 })) }},
+		{"negative new_flavor vcpus", ErrInvalidRecord, "new_flavor.vcpus", func() error {
+			return s.SaveInstance(ctx, bad(func(i *Instance) { i.NewFlavor = &Flavor{VCPUs: -4} }))
+		}},
+		{"migration negative old_flavor root_gb", ErrInvalidRecord, "old_flavor.root_gb", func() error {
+			return s.CreateMigration(ctx, &Migration{UUID: "m", InstanceUUID: "u1", Status: statemachine.MigrationPreMigrating,
+				Type: statemachine.MigrationTypeResize, OldFlavor: &Flavor{RootGB: -20}})
+		}},
 		{"unknown expected task_state", ErrInvalidRecord, "expected_task_state", func() error { return s.SaveInstance(ctx, testInstance("u1"), "bogus") }},
 		{"duplicate", ErrAlreadyExists, "", func() error { return s.CreateInstance(ctx, testInstance("u1")) }},
 		{"save missing", ErrNotFound, "", func() error { return s.SaveInstance(ctx, testInstance("u2")) }},

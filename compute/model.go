@@ -168,6 +168,31 @@ func (i *Instance) Validate() error {
 		return &InvalidRecordError{Kind: KindInstance, ID: i.UUID, Field: "progress",
 			Reason: "outside 0..100"}
 	}
+	for _, f := range []struct {
+		name string
+		f    *Flavor
+	}{{"flavor", i.Flavor}, {"old_flavor", i.OldFlavor}, {"new_flavor", i.NewFlavor}} {
+		if err := validateFlavor(KindInstance, i.UUID, f.name, f.f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateFlavor refuses negative sizes in a flavor the record holds (a nil
+// flavor is allowed).
+func validateFlavor(kind, id, field string, f *Flavor) error {
+	if f == nil {
+		return nil
+	}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"memory_mb", f.MemoryMB}, {"vcpus", f.VCPUs}, {"root_gb", f.RootGB}, {"ephemeral_gb", f.EphemeralGB}, {"swap", f.SwapMB}} {
+		if v.n < 0 {
+			return &InvalidRecordError{Kind: kind, ID: id, Field: field + "." + v.name, Reason: "negative"}
+		}
+	}
 	return nil
 }
 
@@ -240,6 +265,12 @@ func (m *Migration) Validate() error {
 	if !m.Type.Valid() {
 		return &InvalidRecordError{Kind: KindMigration, ID: m.UUID, Field: "migration_type",
 			Reason: "unknown value " + quote(string(m.Type))}
+	}
+	if err := validateFlavor(KindMigration, m.UUID, "old_flavor", m.OldFlavor); err != nil {
+		return err
+	}
+	if err := validateFlavor(KindMigration, m.UUID, "new_flavor", m.NewFlavor); err != nil {
+		return err
 	}
 	return nil
 }
