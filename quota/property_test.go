@@ -173,6 +173,7 @@ func runPropertyOn(t *testing.T, seed int64, workers, ops int, store Store) {
 
 	ws := make([]*worker, workers)
 	var wg sync.WaitGroup
+	start := make(chan struct{}) // released together, so that the workers overlap
 	for i := range ws {
 		w := &worker{rng: rand.New(rand.NewSource(seed*1000 + int64(i))), net: map[scopeKey]Amounts{}, neg: map[scopeKey]Amounts{}, stats: map[string]int{}}
 		ws[i] = w
@@ -186,11 +187,13 @@ func runPropertyOn(t *testing.T, seed int64, workers, ops int, store Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			<-start
 			for n := 0; n < ops; n++ {
 				w.step(t, ctx, l, clock, projects, users)
 			}
 		}()
 	}
+	close(start)
 	wg.Wait()
 	if t.Failed() {
 		return
