@@ -411,7 +411,21 @@ func (l *Ledger) Rollback(ctx context.Context, id string) error {
 	return l.settle(ctx, "rollback", id, RolledBack)
 }
 
-var settledErr = [...]error{Committed: ErrAlreadyCommitted, RolledBack: ErrAlreadyRolledBack, Expired: ErrReservationExpired}
+// settledErr is the sentinel for settling a reservation again that is
+// already in state s. A state no settled reservation can have (a store
+// that returns a corrupt record) counts as unknown rather than indexing
+// out of range.
+func settledErr(s State) error {
+	switch s {
+	case Committed:
+		return ErrAlreadyCommitted
+	case RolledBack:
+		return ErrAlreadyRolledBack
+	case Expired:
+		return ErrReservationExpired
+	}
+	return ErrUnknownReservation
+}
 
 func (l *Ledger) settle(ctx context.Context, op, id string, to State) error {
 	if err := l.usable(); err != nil {
@@ -448,7 +462,7 @@ func (t *txn) settleFn(pq *ProjectQuota) error {
 	res := pq.Pending[t.gen]
 	if res == nil {
 		if s := pq.Settled[t.gen]; s != nil {
-			return &ReservationError{Op: t.op, ID: t.id, State: s.State, Err: settledErr[s.State]}
+			return &ReservationError{Op: t.op, ID: t.id, State: s.State, Err: settledErr(s.State)}
 		}
 		return &ReservationError{Op: t.op, ID: t.id, Err: ErrUnknownReservation}
 	}

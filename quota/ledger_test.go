@@ -818,3 +818,38 @@ func TestHugeFlavorsDoNotWrap(t *testing.T) {
 		t.Errorf("reconcile with a huge charge: %v, want ErrInvalidDelta", err)
 	}
 }
+
+// TestCorruptSettledState: a store that hands back a settled reservation
+// with a state no settled reservation has made the ledger index past the
+// end of a table and panic; it now reports the reservation unknown.
+func TestCorruptSettledState(t *testing.T) {
+	ctx := context.Background()
+	ms := NewMemStore()
+	l, err := NewLedger(WithStore(ms))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := l.Reserve(ctx, "p", "u", Deltas{Cores: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Commit(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []State{Pending, 9, 255} {
+		if err := ms.Update(ctx, "p", func(pq *ProjectQuota) error {
+			for _, r := range pq.Settled {
+				r.State = bad
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Commit(ctx, id); !errors.Is(err, ErrUnknownReservation) {
+			t.Errorf("commit of a settled reservation in state %d: %v, want ErrUnknownReservation", bad, err)
+		}
+	}
+	if got := State(9).String(); got != "state(?)" {
+		t.Errorf("State(9) = %q", got)
+	}
+}

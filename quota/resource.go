@@ -23,7 +23,11 @@ const (
 // NumResources is the number of resources the ledger knows.
 const NumResources = 4
 
-var resourceNames = [NumResources]string{"instances", "cores", "ram", "disk_gb"}
+// resourceNames returns Nova's names of the resources, indexed by Resource.
+// It is a function, not a package variable, so that nothing can change it.
+func resourceNames() [NumResources]string {
+	return [NumResources]string{"instances", "cores", "ram", "disk_gb"}
+}
 
 // Resources returns every known resource in a fixed order.
 func Resources() []Resource { return []Resource{Instances, Cores, RAM, DiskGB} }
@@ -35,7 +39,7 @@ func (r Resource) Valid() bool { return r < NumResources }
 // unknown one.
 func (r Resource) String() string {
 	if r.Valid() {
-		return resourceNames[r]
+		return resourceNames()[r]
 	}
 	return fmt.Sprintf("resource(%d)", uint8(r))
 }
@@ -43,7 +47,7 @@ func (r Resource) String() string {
 // ParseResource returns the resource Nova calls name. An unknown name gives
 // an error that wraps ErrUnknownResource.
 func ParseResource(name string) (Resource, error) {
-	for i, n := range resourceNames {
+	for i, n := range resourceNames() {
 		if n == name {
 			return Resource(i), nil
 		}
@@ -57,7 +61,7 @@ func (r Resource) MarshalText() ([]byte, error) {
 	if !r.Valid() {
 		return nil, &InputError{Op: "marshal resource", Field: "resource", Value: r.String(), Err: ErrUnknownResource}
 	}
-	return []byte(resourceNames[r]), nil
+	return []byte(resourceNames()[r]), nil
 }
 
 // UnmarshalText decodes a Nova resource name.

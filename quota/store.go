@@ -77,12 +77,17 @@ const (
 	Expired
 )
 
-var stateNames = [...]string{"pending", "committed", "rolled_back", "expired"}
-
 // String returns the state's name, e.g. "committed".
 func (s State) String() string {
-	if int(s) < len(stateNames) {
-		return stateNames[s]
+	switch s {
+	case Pending:
+		return "pending"
+	case Committed:
+		return "committed"
+	case RolledBack:
+		return "rolled_back"
+	case Expired:
+		return "expired"
 	}
 	return "state(?)"
 }
