@@ -73,7 +73,7 @@ type SSHConfig struct {
 	// to pkg/sftp).
 	SFTPMaxPacket int
 	// SFTPMaxWritePacket is the payload of one SFTP write request on the
-	// sessions files opened for writing use; zero means 261120 (OpenSSH's
+	// sessions files opened write-only use; zero means 261120 (OpenSSH's
 	// sftp-server accepts messages up to 256 KiB in every version): fewer,
 	// larger requests cost the server and this process less CPU.
 	SFTPMaxWritePacket int
@@ -748,10 +748,12 @@ func (h *SSHHost) OpenFile(name string, flag int, perm fs.FileMode) (vhd.File, e
 }
 
 // session returns the SFTP session for the next file opened with flag, in
-// turn among the read or the write sessions.
+// turn among the write sessions for a write-only file, else among the read
+// sessions. A file opened read-write (the vhd package's) reads too, and
+// reads must stay small for old servers, so it gets a read session.
 func (h *SSHHost) session(flag int) *sftp.Client {
 	ss := h.reads
-	if flag&(os.O_WRONLY|os.O_RDWR) != 0 && len(h.writes) > 0 {
+	if flag&(os.O_WRONLY|os.O_RDWR) == os.O_WRONLY && len(h.writes) > 0 {
 		ss = h.writes
 	}
 	return ss[int(h.next.Add(1)%uint32(len(ss)))]
