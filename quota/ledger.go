@@ -157,14 +157,20 @@ const maxTotal = math.MaxInt64 / 4
 
 // init fills in a new record's limits and maps.
 func (l *Ledger) init(pq *ProjectQuota) {
-	if pq.Initialized {
-		return
+	if !pq.Initialized {
+		pq.Initialized = true
+		pq.Total.Limit = l.defaults
 	}
-	pq.Initialized = true
-	pq.Total.Limit = l.defaults
-	pq.Users = make(map[string]*Counters)
-	pq.Pending = make(map[string]*Reservation)
-	pq.Settled = make(map[string]*Reservation)
+	// A store that decodes a record may hand back empty maps as nil.
+	if pq.Users == nil {
+		pq.Users = make(map[string]*Counters)
+	}
+	if pq.Pending == nil {
+		pq.Pending = make(map[string]*Reservation)
+	}
+	if pq.Settled == nil {
+		pq.Settled = make(map[string]*Reservation)
+	}
 }
 
 func unlimitedCounters() *Counters {
@@ -459,6 +465,7 @@ func (t *txn) settleFn(pq *ProjectQuota) error {
 		// keeping it.
 		return &ReservationError{Op: t.op, ID: t.id, Err: ErrUnknownReservation}
 	}
+	t.l.init(pq)
 	res := pq.Pending[t.gen]
 	if res == nil {
 		if s := pq.Settled[t.gen]; s != nil {
@@ -588,6 +595,7 @@ func (l *Ledger) Expire(ctx context.Context) ([]string, error) {
 			if !pq.Initialized {
 				return &InputError{Op: "expire", Field: "project", Value: p, Err: ErrUnknownProject}
 			}
+			l.init(pq)
 			for _, res := range pq.Pending {
 				if !now.Before(res.Created.Add(l.maxAge)) {
 					ids = append(ids, res.ID)

@@ -853,3 +853,55 @@ func TestCorruptSettledState(t *testing.T) {
 		t.Errorf("State(9) = %q", got)
 	}
 }
+
+// TestRecordWithNilMaps: a store that decodes a record may return empty
+// maps as nil; writing a user, a pending or a settled reservation into
+// them used to panic.
+func TestRecordWithNilMaps(t *testing.T) {
+	ctx := context.Background()
+	ms := NewMemStore()
+	l, err := NewLedger(WithStore(ms))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetLimits(ctx, "p", Limits{Cores: 10}); err != nil {
+		t.Fatal(err)
+	}
+	nilMaps := func() {
+		t.Helper()
+		if err := ms.Update(ctx, "p", func(pq *ProjectQuota) error {
+			if len(pq.Users)+len(pq.Pending)+len(pq.Settled) == 0 {
+				pq.Users, pq.Pending, pq.Settled = nil, nil, nil
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nilMaps()
+	id, err := l.Reserve(ctx, "p", "u", Deltas{Cores: 1})
+	if err != nil {
+		t.Fatalf("reserve: %v", err)
+	}
+	if err := l.Commit(ctx, id); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	if _, err := l.Expire(ctx); err != nil {
+		t.Fatalf("expire: %v", err)
+	}
+	// Settle into a nil Settled map.
+	id2, err := l.Reserve(ctx, "p", "u", Deltas{Cores: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ms.Update(ctx, "p", func(pq *ProjectQuota) error { pq.Settled = nil; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Rollback(ctx, id2); err != nil {
+		t.Fatalf("rollback into a nil settled map: %v", err)
+	}
+	u, err := l.Usage(ctx, "p")
+	if err != nil || u.Total.InUse[Cores] != 1 || u.Total.Reserved[Cores] != 0 {
+		t.Fatalf("usage %+v %v", u, err)
+	}
+}
