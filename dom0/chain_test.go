@@ -412,3 +412,58 @@ func (h *rootedHost) Run(ctx context.Context, argv []string) ([]byte, []byte, er
 	}
 	return h.Host.Run(ctx, a)
 }
+
+// TestSendChainKeepPartialResumes: with KeepPartialOnFailure a send that
+// fails part-way leaves the destination staging for the next SendChain of
+// the same label to resume; DestStagingRoot puts it at Nova's place.
+func TestSendChainKeepPartialResumes(t *testing.T) {
+	src, dst := localHost(t), localHost(t)
+	leaf, want := makeChain(t, src, 2, 11)
+	dstSR, _ := SRPath(testDstSR)
+	_ = dst.MkdirAll(dstSR, 0o755)
+	req := SendRequest{Label: ChainLabel{Instance: testInstance, Ephemeral: 1}, SrcSR: testSrcSR, Leaf: leaf, DstSR: testDstSR}
+	opts := &ChainOptions{
+		DestStagingRoot:      "/images",
+		KeepPartialOnFailure: true,
+		Transfer:             &TransferOptions{ChunkSize: 16 << 10, Writers: 1, Files: 1},
+	}
+	ctx := context.Background()
+	_, err := SendChain(ctx, src, &diskFullHost{Host: dst, left: 300 << 10}, req, opts)
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("got %v, want ENOSPC", err)
+	}
+	send, recv, _ := StagingDirs(req, opts)
+	if recv != "/images/instance"+testInstance.String()+"_ephemeral_1" {
+		t.Errorf("receive staging %s", recv)
+	}
+	if _, err := src.Stat(send); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("source staging left: %v", err)
+	}
+	if _, err := dst.Stat(recv); err != nil {
+		t.Fatalf("destination staging not kept: %v", err)
+	}
+	res, err := SendChain(ctx, src, dst, req, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resumed int64
+	for _, r := range res {
+		resumed += r.Resumed
+	}
+	if resumed == 0 {
+		t.Error("the second send resumed nothing")
+	}
+	imp, err := ImportChain(ctx, dst, req.Label, testDstSR, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readChain(t, dst, imp.Files[0]); !bytes.Equal(got, want) {
+		t.Fatal("resumed chain reads differently")
+	}
+	if _, err := dst.Stat(recv); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("staging left after import: %v", err)
+	}
+	if err := CleanupChain(ctx, src, dst, req, opts); err != nil {
+		t.Errorf("CleanupChain after everything is gone: %v", err)
+	}
+}
