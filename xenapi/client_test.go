@@ -379,6 +379,18 @@ func TestInt64SentAsDecimalStrings(t *testing.T) {
 	if got := f.callLog()[4].Params[2]; got != "42" {
 		t.Fatalf("Call with an int sent %#v", got)
 	}
+	// Integers inside lists and maps given to Call go as strings too;
+	// []byte stays base64.
+	nested := map[string]any{"memory_static_max": int64(8 << 30), "VCPUs_max": 2, "list": []int{1, 2},
+		"deep": []map[string]any{{"n": uint16(7)}}, "refs": []VDIRef{"OpaqueRef:a"}, "blob": []byte("x")}
+	if _, err := c.Call(bg(), "VM.create", nested); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"memory_static_max": "8589934592", "VCPUs_max": "2", "list": []any{"1", "2"},
+		"deep": []any{map[string]any{"n": "7"}}, "refs": []any{"OpaqueRef:a"}, "blob": []byte("x")}
+	if got := f.callLog()[5].Params[1]; !cmp.Equal(got, want) {
+		t.Fatalf("Call with nested ints sent %#v", got)
+	}
 	rec := calls[3].Params[1].(map[string]any)
 	if rec["memory_static_max"] != "8589934592" || rec["VCPUs_max"] != "2" || rec["name_description"] != "" {
 		t.Fatalf("create record %v", rec)

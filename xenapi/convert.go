@@ -431,12 +431,12 @@ func decodeField(f reflect.Value, v any, path string) error {
 
 // wireArg turns a call argument into what goes on the wire: integers of
 // any kind as decimal strings (xapi's ints are int64 and its documentation
-// asks for strings), records as structs.
+// asks for strings), also inside lists and maps, records as structs.
 func wireArg(a any) any {
 	switch x := a.(type) {
 	case int64:
 		return strconv.FormatInt(x, 10)
-	case string, bool, float64, nil:
+	case string, bool, float64, nil, []byte:
 		return a
 	}
 	rv := reflect.ValueOf(a)
@@ -449,8 +449,48 @@ func wireArg(a any) any {
 		if rv.Type() != timeType {
 			return recordToStruct(rv)
 		}
+	case reflect.Slice, reflect.Array:
+		if !mayHoldInts(rv.Type()) {
+			return a // e.g. []VDIRef or []byte: nothing to convert
+		}
+		out := make([]any, rv.Len())
+		for i := range out {
+			out[i] = wireArg(rv.Index(i).Interface())
+		}
+		return out
+	case reflect.Map:
+		if rv.Type().Key().Kind() != reflect.String || !mayHoldInts(rv.Type()) {
+			return a // the encoder reports keys it cannot write
+		}
+		out := make(map[string]any, rv.Len())
+		it := rv.MapRange()
+		for it.Next() {
+			out[it.Key().String()] = wireArg(it.Value().Interface())
+		}
+		return out
 	}
 	return a
+}
+
+// mayHoldInts reports whether a value of type t may be or contain an
+// integer that wireArg must turn into a string.
+func mayHoldInts(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.String, reflect.Bool, reflect.Float32, reflect.Float64:
+		return false
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return false // []byte goes as base64
+		}
+		return mayHoldInts(t.Elem())
+	case reflect.Array:
+		return mayHoldInts(t.Elem())
+	case reflect.Map:
+		return mayHoldInts(t.Elem())
+	case reflect.Struct:
+		return t != timeType
+	}
+	return true
 }
 
 // recordToStruct encodes a record for create calls; see records.go for the
