@@ -53,7 +53,7 @@
 //
 // Every file is written under PartName(dst) and renamed to its final name
 // only when complete and verified. The controller computes SHA-256 while
-// reading the source, of each segment (TransferOptions.VerifySegment, 64
+// reading the source, of each segment (TransferOptions.VerifySegment, 256
 // MiB) and, with VerifyReadBack or TransferOptions.FileSHA256, of the whole
 // file (TransferResult.SHA256). By default
 // (VerifySHA256Sum) each segment is hashed on the destination host as soon

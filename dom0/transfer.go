@@ -74,8 +74,10 @@ type TransferOptions struct {
 	FileSHA256 bool
 	// VerifySegment is, with VerifySHA256Sum, the size of the ranges
 	// checked on the destination as soon as they are written, so that the
-	// check overlaps the transfer; 0 means 64 MiB. It is rounded up to a
-	// multiple of ChunkSize.
+	// check overlaps the transfer; 0 means 256 MiB. It is rounded up to a
+	// multiple of ChunkSize. Each check is one command on the host, which
+	// costs sshd about as much CPU as hashing 100 MiB: smaller segments
+	// overlap better and cost more.
 	VerifySegment int64
 	// NoResume starts every file from byte 0 even when an earlier attempt
 	// left a partial copy.
@@ -113,7 +115,7 @@ func (o *TransferOptions) withDefaults() TransferOptions {
 		r.Buffers = 2
 	}
 	if r.VerifySegment <= 0 {
-		r.VerifySegment = 64 << 20
+		r.VerifySegment = 256 << 20
 	}
 	if c := int64(r.ChunkSize); r.VerifySegment%c != 0 {
 		r.VerifySegment += c - r.VerifySegment%c
