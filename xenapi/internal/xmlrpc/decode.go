@@ -34,15 +34,21 @@ func (d *Decoder) maxDepth() int {
 	return d.MaxDepth
 }
 
+// maxPresize bounds how much of a size hint ReadBody allocates before the
+// bytes arrive: a Content-Length is the peer's claim, and a false one must
+// not cost MaxBodySize of memory per call. Past it the buffer grows with
+// the bytes actually read.
+const maxPresize = 4 << 20
+
 // ReadBody reads all of r, failing with a *DecodeError wrapping ErrTooLarge
 // as soon as more than MaxBodySize bytes arrive. sizeHint (for example an
 // HTTP Content-Length, or -1) pre-sizes the buffer when it is within the
-// limit.
+// limit, up to 4 MiB.
 func (d *Decoder) ReadBody(r io.Reader, sizeHint int64) ([]byte, error) {
 	limit := d.maxBody()
 	var buf bytes.Buffer
 	if sizeHint > 0 && sizeHint <= limit {
-		buf.Grow(int(sizeHint) + 1)
+		buf.Grow(int(min(sizeHint+1, maxPresize)))
 	} else {
 		buf.Grow(4096)
 	}

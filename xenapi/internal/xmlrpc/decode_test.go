@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -204,6 +205,27 @@ func TestDecodeReadError(t *testing.T) {
 	var de *DecodeError
 	if !errors.As(err, &de) || !errors.Is(err, boom) || de.Offset != 11 {
 		t.Fatalf("got %v, want a DecodeError at 11 wrapping the read error", err)
+	}
+}
+
+// TestReadBodyDoesNotTrustSizeHint: a peer that announces a body of
+// 200 MiB (a Content-Length) and sends a few bytes must not cost 200 MiB.
+func TestReadBodyDoesNotTrustSizeHint(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b, err := (&Decoder{}).ReadBody(strings.NewReader("<methodResponse>"), 200<<20)
+	runtime.ReadMemStats(&after)
+	if err != nil || string(b) != "<methodResponse>" {
+		t.Fatalf("%q %v", b, err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 32<<20 { // far below 200 MiB; other tests may allocate meanwhile
+		t.Fatalf("reading 16 bytes announced as 200 MiB allocated %d bytes", got)
+	}
+	// An honest hint still reads the whole body.
+	big := strings.Repeat("x", 3*maxPresize)
+	b, err = (&Decoder{}).ReadBody(strings.NewReader(big), int64(len(big)))
+	if err != nil || len(b) != len(big) {
+		t.Fatalf("%d bytes, %v", len(b), err)
 	}
 }
 
