@@ -88,8 +88,9 @@
 //     last one winning, xapi's date forms with a missing zone read as UTC,
 //     and calls whose arguments are strings, booleans, lists and maps with
 //     plain keys) is the easy part of a codec: with the faults above, no
-//     xapi response could be decoded through it, and splitting the encoder
-//     by argument type would leave two codecs to keep in step.
+//     xapi record (they all hold ints, and most hold empty strings) could
+//     be decoded through it, and splitting the encoder by argument type
+//     would leave two codecs to keep in step.
 //
 // Each fault listed is asserted by a test in kolo_test.go
 // (TestKoloXMLRPC...), which fails the day kolo/xmlrpc behaves correctly, so
