@@ -49,7 +49,10 @@ const cleanupTimeout = 10 * time.Second
 // result; on failure the task's error as a *Failure (TASK_CANCELLED when it
 // was cancelled without other detail). Either way it destroys the task.
 // When ctx is done first it calls task.cancel, waits briefly for the task
-// to stop, destroys it and returns ctx's error.
+// to stop, destroys it and returns ctx's error. When reading the task fails
+// for another reason (the connection is lost, the task is gone) it returns
+// that error and leaves the task alone: it may still be running, and the
+// caller can wait for it again with the same TaskRef.
 func (c *Client) WaitTask(ctx context.Context, task TaskRef, progress func(float64)) (TaskResult, error) {
 	if c.taskEvents {
 		return c.waitTaskEvents(ctx, task, progress)
