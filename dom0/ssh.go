@@ -67,10 +67,11 @@ type SSHConfig struct {
 	// Ciphers overrides x/crypto/ssh's cipher preference (which starts with
 	// aes128-gcm@openssh.com, the fastest on CPUs with AES instructions).
 	Ciphers []string
-	// SFTPMaxPacket is the payload of one SFTP read request; zero means
-	// 32704 (every server accepts 32 KiB reads; OpenSSH's sftp-server
-	// before 8.x cuts reads at 64 KiB, and a short read means end of file
-	// to pkg/sftp).
+	// SFTPMaxPacket is the payload of one SFTP read request (and of write
+	// requests on files not opened write-only); zero means 65536: OpenSSH's
+	// sftp-server serves 64 KiB reads in every version (before 8.x it cuts
+	// larger ones, and pkg/sftp takes a short read for end of file). Set
+	// 32768 for servers that only promise the SFTP minimum.
 	SFTPMaxPacket int
 	// SFTPMaxWritePacket is the payload of one SFTP write request on the
 	// sessions files opened write-only use; zero means 261120 (OpenSSH's
@@ -405,9 +406,8 @@ func sftpOptions(cfg *SSHConfig, write bool) []sftp.ClientOption {
 // limit with room for the request's header.
 const defaultSFTPWritePacket = 256<<10 - 1024
 
-// defaultSFTPPacket leaves room in a 32 KiB SSH packet for an SFTP write
-// request's header (29 bytes with OpenSSH's 4-byte handles).
-const defaultSFTPPacket = 32768 - 64
+// defaultSFTPPacket is the largest read every OpenSSH sftp-server serves.
+const defaultSFTPPacket = 64 << 10
 
 // newSFTPSession opens an SFTP session on the connection, with large write
 // requests if write is set. Requests reach
