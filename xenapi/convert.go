@@ -15,32 +15,8 @@ import (
 // untyped (as strings); the conversions accept both the string form and the
 // typed XML-RPC form.
 
-func kindName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "nil"
-	case string:
-		return "string"
-	case int64:
-		return "int"
-	case bool:
-		return "boolean"
-	case float64:
-		return "double"
-	case time.Time:
-		return "dateTime"
-	case []byte:
-		return "base64"
-	case map[string]any:
-		return "struct"
-	case []any:
-		return "array"
-	}
-	return fmt.Sprintf("%T", v)
-}
-
 func typeErr(path, want string, got any) error {
-	return &TypeError{Path: path, Want: want, Got: kindName(got)}
+	return &TypeError{Path: path, Want: want, Got: xmlrpc.TypeName(got)}
 }
 
 func asString(v any, path string) (string, error) {

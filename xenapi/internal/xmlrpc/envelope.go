@@ -45,7 +45,7 @@ func EncodeFailure(w io.Writer, code string, params ...string) error {
 func SplitResult(v Value) (value Value, failure []string, err error) {
 	s, ok := v.(Struct)
 	if !ok {
-		return nil, nil, fmt.Errorf("xmlrpc: result is %s, not a struct: %w", typeName(v), ErrBadEnvelope)
+		return nil, nil, fmt.Errorf("xmlrpc: result is %s, not a struct: %w", TypeName(v), ErrBadEnvelope)
 	}
 	status, _ := s["Status"].(string)
 	switch status {
@@ -54,7 +54,7 @@ func SplitResult(v Value) (value Value, failure []string, err error) {
 	case StatusFailure:
 		desc, ok := s["ErrorDescription"].(Array)
 		if !ok {
-			return nil, nil, fmt.Errorf("xmlrpc: Failure envelope with ErrorDescription of type %s: %w", typeName(s["ErrorDescription"]), ErrBadEnvelope)
+			return nil, nil, fmt.Errorf("xmlrpc: Failure envelope with ErrorDescription of type %s: %w", TypeName(s["ErrorDescription"]), ErrBadEnvelope)
 		}
 		if len(desc) == 0 {
 			return nil, nil, fmt.Errorf("xmlrpc: Failure envelope with an empty ErrorDescription: %w", ErrBadEnvelope)
@@ -86,7 +86,10 @@ func scalarString(v Value) string {
 	return fmt.Sprint(v)
 }
 
-func typeName(v Value) string {
+// TypeName names the XML-RPC type of a decoded value (string, int,
+// boolean, double, dateTime, base64, struct, array or nil), for errors
+// that say what was found instead of what was wanted.
+func TypeName(v Value) string {
 	switch v.(type) {
 	case nil:
 		return "nil"
