@@ -2,9 +2,9 @@ package xenapitest
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
-	"time"
+
+	"github.com/xenflow/xenflow/xenapi/internal/xmlrpc"
 )
 
 // whereExpr is a parsed get_all_records_where expression, in xapi's
@@ -26,27 +26,12 @@ func (e whereField) eval(o *object) bool {
 	if !ok {
 		return false
 	}
-	return whereString(v) == e.value
+	return xmlrpc.ScalarString(v) == e.value
 }
 func (e whereAnd) eval(o *object) bool { return e.l.eval(o) && e.r.eval(o) }
 func (e whereOr) eval(o *object) bool  { return e.l.eval(o) || e.r.eval(o) }
 func (e whereNot) eval(o *object) bool { return !e.e.eval(o) }
 func (e whereConst) eval(*object) bool { return bool(e) }
-func whereString(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case bool:
-		return strconv.FormatBool(x)
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64)
-	case time.Time:
-		return x.UTC().Format("20060102T15:04:05Z")
-	}
-	return fmt.Sprint(v)
-}
 
 type whereParser struct {
 	toks []string

@@ -61,14 +61,17 @@ func SplitResult(v Value) (value Value, failure []string, err error) {
 		}
 		out := make([]string, len(desc))
 		for i, e := range desc {
-			out[i] = scalarString(e)
+			out[i] = ScalarString(e)
 		}
 		return nil, out, nil
 	}
-	return nil, nil, fmt.Errorf("xmlrpc: result Status is %q: %w", clip(scalarString(s["Status"])), ErrBadEnvelope)
+	return nil, nil, fmt.Errorf("xmlrpc: result Status is %q: %w", clip(ScalarString(s["Status"])), ErrBadEnvelope)
 }
 
-func scalarString(v Value) string {
+// ScalarString gives a decoded scalar as xapi writes it in a string: ints
+// in decimal, booleans as true/false, times in XML-RPC's UTC form, nil as
+// the empty string.
+func ScalarString(v Value) string {
 	switch x := v.(type) {
 	case string:
 		return x
