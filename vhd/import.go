@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path"
 	"reflect"
 	"strconv"
@@ -126,8 +127,10 @@ type ImportResult struct {
 // the files into srDir, base first, leaf last, never replacing a file. Until
 // the move nothing in srDir is touched; a failed move is rolled back. After
 // a failure past the renaming step the staged files get their sequence
-// names back (relinked to each other, their contents otherwise unchanged),
-// so the set can be looked at and imported again. The staging directory
+// names back, so the set can be looked at and imported again: their parent
+// UUIDs are unchanged, but once relinked their parent locators name the
+// <uuid>.vhd files they were renamed to, which a new Import relinks again.
+// stagingDir and srDir must be different directories. The staging directory
 // itself is not removed.
 func Import(ctx context.Context, fsys FS, stagingDir, srDir string, opts *ImportOptions) (ImportResult, error) {
 	var o ImportOptions
@@ -170,6 +173,11 @@ func Import(ctx context.Context, fsys FS, stagingDir, srDir string, opts *Import
 	} else if !fi.IsDir() {
 		return ImportResult{}, &StagingError{Op: "import", Step: "inspect", Dir: srDir,
 			Err: fmt.Errorf("%w: SR path is not a directory", ErrInvalidArgument)}
+	} else if sameDir(fsys, stagingDir, srDir, fi) {
+		// The renaming to UUIDs would happen in the SR itself, where an SR
+		// scan sees half-imported files, and the move could never succeed.
+		return ImportResult{}, &StagingError{Op: "import", Step: "inspect", Dir: srDir,
+			Err: fmt.Errorf("%w: the staging directory %s is the SR directory", ErrInvalidArgument, stagingDir)}
 	}
 
 	// Fresh UUIDs, unused in both directories.
@@ -299,9 +307,7 @@ func sequence(fsys FS, dir string, maxDepth int) ([]string, error) {
 		}
 		k, err := parseSeq(name, maxDepth)
 		if err != nil {
-			if errors.Is(err, ErrChainTooDeep) {
-				return nil, err
-			}
+			// Kept aside: a lone file of any name is still the leaf.
 			others = append(others, name)
 			badNum = append(badNum, err)
 			continue
@@ -319,6 +325,11 @@ func sequence(fsys FS, dir string, maxDepth int) ([]string, error) {
 		}
 		return []string{others[0]}, nil
 	case len(others) > 0:
+		for _, err := range badNum {
+			if errors.Is(err, ErrChainTooDeep) {
+				return nil, err
+			}
+		}
 		return nil, badNum[0]
 	}
 	if len(legacy) > 0 {
@@ -506,6 +517,17 @@ func verifyChain(fsys FS, names []string, maxDepth int) error {
 		}
 	}
 	return nil
+}
+
+// sameDir reports whether the directories a and b (b described by bi) are
+// one: the same cleaned name, or, where the FS gives local file details,
+// the same file.
+func sameDir(fsys FS, a, b string, bi fs.FileInfo) bool {
+	if path.Clean(a) == path.Clean(b) {
+		return true
+	}
+	ai, err := fsys.Stat(a)
+	return err == nil && os.SameFile(ai, bi)
 }
 
 // mustNotExist fails unless name is missing.

@@ -278,6 +278,7 @@ func TestImportLegacyAndLoneNames(t *testing.T) {
 		{"lone base.vhd", 1, map[string]string{"0.vhd": "base.vhd"}},
 		{"lone any name", 1, map[string]string{"0.vhd": "disk.vhd"}},
 		{"lone 3.vhd", 1, map[string]string{"0.vhd": "3.vhd"}},
+		{"lone number past the limit", 1, map[string]string{"0.vhd": "99999999999999999999.vhd"}},
 		{"swap and other files ignored", 2, map[string]string{}},
 	}
 	for i, tc := range cases {
@@ -504,6 +505,32 @@ func TestImportRefusesBeforeTouchingTheSR(t *testing.T) {
 				}
 			}
 			sameState(t, "the directory around the root", rootBefore, rootAfter)
+		})
+	}
+}
+
+// TestImportRefusesStagingInTheSR: with the SR directory as the staging
+// directory (by the same name or another way to it) the renaming to UUIDs
+// would happen inside the SR; Import must refuse before touching anything.
+func TestImportRefusesStagingInTheSR(t *testing.T) {
+	for _, staging := range []string{"/var/run/sr-mount/dst", "/var/run/sr-mount/dst/", "/var/run/sr-mount/../sr-mount/dst", "/alias"} {
+		t.Run(staging, func(t *testing.T) {
+			w := newWorld(t)
+			w.staging = w.dst
+			w.staged(t, 2, 8)
+			if err := os.Symlink(w.local(w.dst), w.local("/alias")); err != nil {
+				t.Fatal(err)
+			}
+			before := dirState(t, w.local(w.dst))
+			res, err := vhd.Import(context.Background(), w.fsys, staging, w.dst, seededImport(9))
+			if !errors.Is(err, vhd.ErrInvalidArgument) {
+				t.Fatalf("Import = %+v, %v; want ErrInvalidArgument", res, err)
+			}
+			var se *vhd.StagingError
+			if !errors.As(err, &se) || se.Step != "inspect" {
+				t.Fatalf("error %#v is not an inspect *StagingError", err)
+			}
+			sameState(t, "SR", before, dirState(t, w.local(w.dst)))
 		})
 	}
 }
