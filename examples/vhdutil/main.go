@@ -496,6 +496,14 @@ func readRaw(name, out string) (err error) {
 		return err
 	}
 	defer c.Close()
+	// Truncating the output must not destroy the chain being read.
+	if oi, err := os.Stat(out); err == nil {
+		for _, d := range c.Disks() {
+			if di, err := os.Stat(filepath.FromSlash(d.Name())); err == nil && os.SameFile(oi, di) {
+				return fmt.Errorf("-o %s is %s, a disk of the chain being read: %w", out, d.Name(), vhd.ErrInvalidArgument)
+			}
+		}
+	}
 	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err

@@ -333,3 +333,31 @@ func Example_run() {
 	// hidden: 0
 	// chain depth: 1
 }
+
+// TestReadRefusesToOverwriteTheChain: read -o naming the leaf, or one of
+// its parents, must fail without truncating that disk.
+func TestReadRefusesToOverwriteTheChain(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"create", "-n", "{d}/base.vhd", "-s", "4"},
+		{"snapshot", "-n", "{d}/leaf.vhd", "-p", "{d}/base.vhd"},
+	} {
+		if code, _, e := cli(dir, args...); code != 0 {
+			t.Fatalf("%v: %s", args, e)
+		}
+	}
+	if err := os.Symlink(filepath.Join(dir, "base.vhd"), filepath.Join(dir, "alias.raw")); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{"{d}/leaf.vhd", "{d}/base.vhd", "{d}/alias.raw"} {
+		code, _, errs := cli(dir, "read", "-n", "{d}/leaf.vhd", "-o", out)
+		if code != exitInvalid || !strings.Contains(errs, "a disk of the chain") {
+			t.Errorf("read -o %s: exit %d: %s", out, code, errs)
+		}
+	}
+	for _, name := range []string{"leaf.vhd", "base.vhd"} {
+		if code, out, errs := cli(dir, "check", "-n", "{d}/"+name); code != 0 {
+			t.Errorf("%s after read: exit %d: %s%s", name, code, out, errs)
+		}
+	}
+}
