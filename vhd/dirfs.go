@@ -37,7 +37,8 @@ func (e *NameError) Unwrap() error { return ErrUnsafeName }
 // paths resolved inside dir: a leading "/" is taken as dir itself (so a tree
 // laid out like a host's root, "/var/run/sr-mount/…", can live in a test
 // directory), "a/../b" is "b", and a name that climbs out of dir with ".." or
-// reaches outside it through a symbolic link is refused with a *NameError.
+// reaches outside it through a symbolic link is refused with a *NameError,
+// as is removing or renaming dir itself.
 // Files are *os.File.
 //
 // The symbolic-link check is made when a name is resolved; a link swapped in
@@ -171,17 +172,27 @@ func (d dirFS) Stat(name string) (fs.FileInfo, error) {
 	return os.Stat(p)
 }
 
-// Rename moves oldname to newname, replacing newname if it exists.
+// Rename moves oldname to newname, replacing newname if it exists. The
+// directory itself can be neither.
 func (d dirFS) Rename(oldname, newname string) error {
-	o, err := d.resolve("rename", oldname, false)
+	o, err := d.resolveNotRoot("rename", oldname)
 	if err != nil {
 		return err
 	}
-	n, err := d.resolve("rename", newname, false)
+	n, err := d.resolveNotRoot("rename", newname)
 	if err != nil {
 		return err
 	}
 	return os.Rename(o, n)
+}
+
+// resolveNotRoot is resolve without following a final link, refusing the
+// directory itself: removing or renaming it would change what lies outside.
+func (d dirFS) resolveNotRoot(op, name string) (string, error) {
+	if rel, err := cleanName(op, d.root, name); err == nil && rel == "." {
+		return "", &NameError{Op: op, Dir: d.root, Name: name, Reason: "names the directory itself"}
+	}
+	return d.resolve(op, name, false)
 }
 
 // Link makes newname a hard link to oldname.
@@ -198,9 +209,9 @@ func (d dirFS) Link(oldname, newname string) error {
 }
 
 // Remove deletes a file or an empty directory (a symbolic link itself, not
-// its target).
+// its target); not the directory itself.
 func (d dirFS) Remove(name string) error {
-	p, err := d.resolve("remove", name, false)
+	p, err := d.resolveNotRoot("remove", name)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 
 	"github.com/xenflow/xenflow/vhd"
@@ -169,4 +171,125 @@ func TestDirFSRefusesEscapes(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(outside, "secret.vhd")); err != nil {
 		t.Fatalf("removing the link removed its target: %v", err)
 	}
+}
+
+// treeState maps every path under dir (links not followed) to its mode and,
+// for regular files, contents.
+func treeState(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		v := d.Type().String()
+		if d.Type().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			v += ":" + string(b)
+		}
+		m[p] = v
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// FuzzDirFSNames runs one DirFS operation on arbitrary names in a root
+// holding links that lead out: it must never panic, and nothing outside
+// the root (nor the root itself) may change.
+func FuzzDirFSNames(f *testing.F) {
+	for _, s := range []struct {
+		op   uint8
+		a, b string
+	}{
+		{0, "out/secret.vhd", ""}, {1, "dangling.vhd", ""}, {3, "in/ok.vhd", "../outside/x"},
+		{4, "in/ok.vhd", "out/x"}, {5, "/", ""}, {5, ".", ""}, {3, ".", "in/x"}, {6, "out/a/b", ""},
+		{5, "file-out.vhd", ""}, {7, "/..", ""}, {3, "in", "/"}, {4, "file-out.vhd", "in/l"},
+		{1, "rel/x.vhd", ""}, {3, "in/ok.vhd", "in/../../outside/secret.vhd"},
+	} {
+		f.Add(s.op, s.a, s.b)
+	}
+	f.Fuzz(func(t *testing.T, op uint8, a, b string) {
+		parent := t.TempDir()
+		dir := filepath.Join(parent, "root")
+		outside := filepath.Join(parent, "outside")
+		for _, d := range []string{dir, outside, filepath.Join(dir, "in"), filepath.Join(dir, "empty")} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for p, data := range map[string]string{filepath.Join(outside, "secret.vhd"): "secret", filepath.Join(dir, "in", "ok.vhd"): "ok"} {
+			if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for link, target := range map[string]string{
+			"out": outside, "rel": "../outside", "dangling.vhd": filepath.Join(outside, "new.vhd"),
+			"file-out.vhd": filepath.Join(outside, "secret.vhd"), "inner.vhd": "in/ok.vhd",
+		} {
+			if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := treeState(t, outside)
+		fsys := vhd.DirFS(dir)
+		// Empty roots are where removing or renaming "." would succeed.
+		for _, fsys := range []vhd.FS{fsys, vhd.DirFS(filepath.Join(dir, "empty"))} {
+			var err error
+			switch op % 8 {
+			case 0:
+				var f vhd.File
+				if f, err = fsys.Open(a); err == nil {
+					f.Close()
+				}
+			case 1:
+				var f vhd.File
+				if f, err = fsys.OpenFile(a, os.O_RDWR|os.O_CREATE, 0o644); err == nil {
+					_, err = f.WriteAt([]byte("w"), 0)
+					f.Close()
+				}
+			case 2:
+				_, err = fsys.Stat(a)
+			case 3:
+				err = fsys.Rename(a, b)
+			case 4:
+				err = fsys.Link(a, b)
+			case 5:
+				err = fsys.Remove(a)
+			case 6:
+				err = fsys.MkdirAll(a, 0o755)
+			case 7:
+				_, err = fsys.ReadDir(a)
+			}
+			_ = err
+		}
+		if after := treeState(t, outside); len(after) != len(before) || fmtState(after) != fmtState(before) {
+			t.Fatalf("outside changed: %v -> %v", before, after)
+		}
+		ents, err := os.ReadDir(parent)
+		if err != nil || len(ents) != 2 {
+			t.Fatalf("the root's parent now holds %v (%v)", ents, err)
+		}
+		if fi, err := os.Lstat(filepath.Join(dir, "empty")); err != nil || !fi.IsDir() {
+			t.Fatalf("the empty root is gone or changed: %v", err)
+		}
+	})
+}
+
+func fmtState(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var sb strings.Builder
+	for _, k := range keys {
+		sb.WriteString(k + "=" + m[k] + "\n")
+	}
+	return sb.String()
 }
