@@ -361,3 +361,67 @@ func TestReadRefusesToOverwriteTheChain(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRun feeds arbitrary command lines (NUL-separated arguments) to run,
+// in a directory holding a small chain: no panic, an exit status from the
+// documented set, and nothing written outside that directory. Arguments
+// that name other directories, and sizes or offsets of more than four
+// digits (a fixed disk of that many MiB is that much zeros), are skipped.
+func FuzzRun(f *testing.F) {
+	for _, s := range []string{
+		"query\x00-n\x00leaf.vhd\x00-vsfpd", "query\x00-n\x00leaf.vhd\x00-a", "check\x00-n\x00base.vhd\x00-t",
+		"create\x00-n\x00new.vhd\x00-s\x007\x00-r", "write\x00-n\x00leaf.vhd\x00-i\x00in.raw\x00-O\x004095",
+		"read\x00-n\x00leaf.vhd\x00-o\x00out.raw", "set\x00-n\x00leaf.vhd\x00-f\x00hidden\x00-v\x001",
+		"resize\x00-n\x00leaf.vhd\x00-s\x009", "modify\x00-n\x00leaf.vhd\x00-p\x00leaf.vhd",
+		"snapshot\x00-n\x00c.vhd\x00-p\x00leaf.vhd", "coalesce\x00-n\x00leaf.vhd", "scan\x00-d\x00.",
+		"import\x00-d\x00.\x00-s\x00.", "stage\x00-s\x00.\x00-u\x00x\x00-d\x00st", "query\x00-n", "",
+		"check\x00-n\x00in.raw", "write\x00-n\x00base.vhd\x00-i\x00in.raw\x00-O\x009999",
+	} {
+		f.Add(s)
+	}
+	big := regexp.MustCompile(`[0-9]{5,}`)
+	f.Fuzz(func(t *testing.T, line string) {
+		args := strings.Split(line, "\x00")
+		if len(args) > 16 {
+			return
+		}
+		for _, a := range args {
+			if strings.Contains(a, "/") || strings.HasPrefix(a, "..") || big.MatchString(a) {
+				return
+			}
+		}
+		dir := t.TempDir()
+		for _, setup := range [][]string{
+			{"create", "-n", "{d}/base.vhd", "-s", "4"},
+			{"snapshot", "-n", "{d}/leaf.vhd", "-p", "{d}/base.vhd"},
+		} {
+			if code, _, e := cli(dir, setup...); code != 0 {
+				t.Fatalf("%v: %s", setup, e)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, "in.raw"), bytes.Repeat([]byte{7}, 5000), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		wd, err := os.Getwd()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chdir(dir); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := os.Chdir(wd); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		var out, errb bytes.Buffer
+		switch code := run(args, &out, &errb); code {
+		case exitOK, exitFailure, exitUsage, exitInvalid:
+		default:
+			t.Fatalf("%q: exit %d", args, code)
+		}
+		if ents, err := os.ReadDir(filepath.Dir(dir)); err != nil || len(ents) != 1 {
+			t.Fatalf("%q: the directory around the test's now holds %v (%v)", args, ents, err)
+		}
+	})
+}
