@@ -686,3 +686,61 @@ func FuzzImportStagingNames(f *testing.F) {
 		}
 	})
 }
+
+// FuzzImportDamagedChain imports a staged two-disk chain with bytes of one
+// file overwritten: Import must not panic; when it fails the SR is as it
+// was, and when it succeeds every imported file passes Check.
+func FuzzImportDamagedChain(f *testing.F) {
+	for _, s := range []struct {
+		leaf bool
+		off  uint32
+		data []byte
+	}{
+		{true, 0, []byte("conectix")}, {false, 512 + 16, []byte{0xff, 0xff}}, {true, 1536, []byte{0, 0, 0, 9}},
+		{true, 512 + 8*64 + 24, []byte{0xff}}, {false, 1 << 20, []byte{1}}, {true, 512 + 40, []byte("..")},
+	} {
+		f.Add(s.leaf, s.off, s.data)
+	}
+	f.Fuzz(func(t *testing.T, leaf bool, off uint32, data []byte) {
+		w := newWorld(t)
+		w.staged(t, 2, 21)
+		name := w.local(path.Join(w.staging, "1.vhd"))
+		if leaf {
+			name = w.local(path.Join(w.staging, "0.vhd"))
+		}
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) > 4096 {
+			data = data[:4096]
+		}
+		at := int64(off) % fi.Size()
+		file, err := os.OpenFile(name, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := file.WriteAt(data, at); err != nil {
+			t.Fatal(err)
+		}
+		file.Close()
+		before := dirState(t, w.local(w.dst))
+		res, err := vhd.Import(context.Background(), w.fsys, w.staging, w.dst, seededImport(2))
+		if err != nil {
+			var se *vhd.StagingError
+			if !errors.As(err, &se) {
+				t.Fatalf("error %v (%T) is not a *StagingError", err, err)
+			}
+			sameState(t, "SR after a failed import", before, dirState(t, w.local(w.dst)))
+			return
+		}
+		for _, f := range res.Files {
+			if err := vhd.Check(w.fsys, f); err != nil {
+				t.Fatalf("imported %s fails Check: %v", f, err)
+			}
+		}
+		if _, depth := readChain(t, w.fsys, res.Files[0]); depth != 2 {
+			t.Fatalf("imported chain is %d deep", depth)
+		}
+	})
+}
