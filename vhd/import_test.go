@@ -744,3 +744,57 @@ func FuzzImportDamagedChain(f *testing.F) {
 		}
 	})
 }
+
+// moveFailFS fails renames into dir after the first allow of them.
+type moveFailFS struct {
+	vhd.FS
+	dir   string
+	allow int
+	seen  *int
+}
+
+func (m moveFailFS) Rename(oldname, newname string) error {
+	if path.Dir(path.Clean(newname)) == path.Clean(m.dir) {
+		*m.seen++
+		if *m.seen > m.allow {
+			return fmt.Errorf("rename %s: %w", newname, fs.ErrPermission)
+		}
+	}
+	return m.FS.Rename(oldname, newname)
+}
+
+// TestImportRollsBackAFailedMove: a rename into the SR that fails after
+// others succeeded takes those back out, the staged files get their
+// sequence names back, and the same set then imports cleanly.
+func TestImportRollsBackAFailedMove(t *testing.T) {
+	for allow := 0; allow < 3; allow++ {
+		t.Run(fmt.Sprint(allow), func(t *testing.T) {
+			w := newWorld(t)
+			want := w.staged(t, 3, 30)
+			stagingBefore := dirState(t, w.local(w.staging))
+			dstBefore := dirState(t, w.local(w.dst))
+			seen := 0
+			fsys := moveFailFS{FS: w.fsys, dir: w.dst, allow: allow, seen: &seen}
+			_, err := vhd.Import(context.Background(), fsys, w.staging, w.dst, seededImport(31))
+			if !errors.Is(err, fs.ErrPermission) {
+				t.Fatalf("Import = %v, want the move's error", err)
+			}
+			var se *vhd.StagingError
+			if !errors.As(err, &se) || se.Step != "move" || se.Dir != w.dst {
+				t.Fatalf("error %#v is not a move *StagingError in the SR", err)
+			}
+			sameState(t, "SR after a failed move", dstBefore, dirState(t, w.local(w.dst)))
+			if got := keys(dirState(t, w.local(w.staging))); fmt.Sprint(got) != fmt.Sprint(keys(stagingBefore)) {
+				t.Fatalf("staging names not restored: %v -> %v", keys(stagingBefore), got)
+			}
+			res, err := vhd.Import(context.Background(), w.fsys, w.staging, w.dst, seededImport(32))
+			if err != nil {
+				t.Fatalf("importing the restored set again: %v", err)
+			}
+			got, depth := readChain(t, w.fsys, res.Files[0])
+			if depth != 3 || !bytes.Equal(got, want) {
+				t.Fatalf("re-imported chain: depth %d, equal %v", depth, bytes.Equal(got, want))
+			}
+		})
+	}
+}
