@@ -47,7 +47,8 @@ type StagedFile struct {
 // chain: each disk of the chain, leaf first, gets a hard link
 // <stagingDir>/<seq>.vhd (so staging costs no copy and the SR files stay
 // untouched). The chain is opened through its parent locators and every
-// disk must be a file directly in srDir. stagingDir is created if missing
+// disk must be a file directly in srDir. stagingDir, which must not be
+// srDir itself (a subdirectory of it is fine), is created if missing
 // (mode 0700, like mkdtemp); an existing <seq>.vhd is never replaced. On
 // failure the links made so far are removed.
 func Stage(ctx context.Context, fsys FS, srDir string, leaf UUID, stagingDir string, opts *StageOptions) ([]StagedFile, error) {
@@ -108,6 +109,11 @@ func Stage(ctx context.Context, fsys FS, srDir string, leaf UUID, stagingDir str
 	}
 	if err := ctx.Err(); err != nil {
 		return fail("link", "", err)
+	}
+	if si, err := fsys.Stat(srDir); err == nil && sameDir(fsys, stagingDir, srDir, si) {
+		// Sequence-numbered links in the SR itself would be seen by an SR
+		// scan as VDIs named 0, 1, ...
+		return fail("link", stagingDir, fmt.Errorf("%w: the staging directory is the SR directory", ErrInvalidArgument))
 	}
 	if err := fsys.MkdirAll(stagingDir, 0o700); err != nil {
 		return fail("link", stagingDir, err)

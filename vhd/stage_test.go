@@ -148,6 +148,17 @@ func TestStageRefuses(t *testing.T) {
 			t.Fatalf("staging directory created: %v", err)
 		}
 	})
+	t.Run("staging in the SR itself", func(t *testing.T) {
+		w := newWorld(t)
+		leaf, _ := buildChain(t, w.fsys, w.src, 2, 26)
+		before := dirState(t, w.local(w.src))
+		for _, staging := range []string{w.src, w.src + "/", w.src + "/x/.."} {
+			if _, err := vhd.Stage(ctx, w.fsys, w.src, leaf, staging, nil); !errors.Is(err, vhd.ErrInvalidArgument) {
+				t.Errorf("staging %s: err = %v", staging, err)
+			}
+		}
+		sameState(t, "SR", before, dirState(t, w.local(w.src)))
+	})
 	t.Run("missing leaf", func(t *testing.T) {
 		w := newWorld(t)
 		u, _ := vhd.ParseUUID("11111111-2222-4333-8444-555555555555")
