@@ -350,6 +350,10 @@ func DialSSH(ctx context.Context, addr string, cfg *SSHConfig) (*SSHHost, error)
 			return fail(hkErr)
 		case hctx.Err() != nil:
 			return fail(&OpError{Host: h.name, Op: "dial", Err: fmt.Errorf("%w (%v)", hctx.Err(), err)})
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The connection's deadline is hctx's, and it can fire a moment
+			// before hctx's own timer: the context's deadline passed.
+			return fail(&OpError{Host: h.name, Op: "dial", Err: fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)})
 		case strings.Contains(err.Error(), "unable to authenticate"):
 			return fail(&AuthError{Addr: addr, User: cfg.User, Methods: methods, Err: err})
 		}
