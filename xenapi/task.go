@@ -54,24 +54,12 @@ const cleanupTimeout = 10 * time.Second
 // that error and leaves the task alone: it may still be running, and the
 // caller can wait for it again with the same TaskRef.
 func (c *Client) WaitTask(ctx context.Context, task TaskRef, progress func(float64)) (TaskResult, error) {
+	w := &taskWatch{c: c, task: task, progress: progress, last: -1}
 	if c.taskEvents {
-		return c.waitTaskEvents(ctx, task, progress)
+		return w.followEvents(ctx)
 	}
-	last := -1.0
 	for {
-		rec, err := c.Task.GetRecord(ctx, task)
-		if err != nil {
-			if ctx.Err() != nil {
-				return TaskResult{}, c.abandonTask(ctx, task)
-			}
-			return TaskResult{}, err
-		}
-		if progress != nil && rec.Progress != last {
-			last = rec.Progress
-			progress(rec.Progress)
-		}
-		if done, res, err := c.finished(task, rec); done {
-			c.destroyTask(ctx, task)
+		if done, res, err := w.poll(ctx); done {
 			return res, err
 		}
 		t := time.NewTimer(c.pollInterval)
@@ -84,17 +72,58 @@ func (c *Client) WaitTask(ctx context.Context, task TaskRef, progress func(float
 	}
 }
 
-// taskEventTimeout is how long one event.from call of waitTaskEvents may
+// taskWatch is one WaitTask in progress: the task, the caller's progress
+// callback and the last progress reported to it.
+type taskWatch struct {
+	c        *Client
+	task     TaskRef
+	progress func(float64)
+	last     float64
+}
+
+// observe reports rec's progress when it changed and, when the task is
+// over, destroys it and returns its outcome with done set.
+func (w *taskWatch) observe(ctx context.Context, rec TaskRecord) (done bool, res TaskResult, err error) {
+	if w.progress != nil && rec.Progress != w.last {
+		w.last = rec.Progress
+		w.progress(rec.Progress)
+	}
+	if done, res, err = w.c.finished(w.task, rec); done {
+		w.c.destroyTask(ctx, w.task)
+	}
+	return done, res, err
+}
+
+// poll reads the task once with task.get_record and observes it. A failed
+// read ends the wait (done set): after the context ended, by cancelling the
+// task; otherwise with the read's error, leaving the task alone.
+func (w *taskWatch) poll(ctx context.Context) (done bool, res TaskResult, err error) {
+	rec, err := w.c.Task.GetRecord(ctx, w.task)
+	if err != nil {
+		return true, TaskResult{}, w.readFailed(ctx, err)
+	}
+	return w.observe(ctx, rec)
+}
+
+// readFailed is the error WaitTask returns when reading the task failed.
+func (w *taskWatch) readFailed(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return w.c.abandonTask(ctx, w.task)
+	}
+	return err
+}
+
+// taskEventTimeout is how long one event.from call of followEvents may
 // block on the server.
 const taskEventTimeout = 30.0
 
-// waitTaskEvents is WaitTask on event.from: it subscribes to the one task,
+// followEvents is WaitTask on event.from: it subscribes to the one task,
 // first with token "" and no wait (the task's current state), then
 // blocking until the next change.
-func (c *Client) waitTaskEvents(ctx context.Context, task TaskRef, progress func(float64)) (TaskResult, error) {
+func (w *taskWatch) followEvents(ctx context.Context) (TaskResult, error) {
+	c, task := w.c, w.task
 	sub := []string{"task/" + string(task)}
 	token := ""
-	last := -1.0
 	for first := true; ; first = false {
 		wait := taskEventTimeout
 		if first {
@@ -102,10 +131,7 @@ func (c *Client) waitTaskEvents(ctx context.Context, task TaskRef, progress func
 		}
 		batch, err := c.Event.From(ctx, sub, token, wait)
 		if err != nil {
-			if ctx.Err() != nil {
-				return TaskResult{}, c.abandonTask(ctx, task)
-			}
-			return TaskResult{}, err
+			return TaskResult{}, w.readFailed(ctx, err)
 		}
 		token = batch.Token
 		seen := false
@@ -121,31 +147,14 @@ func (c *Client) waitTaskEvents(ctx context.Context, task TaskRef, progress func
 			if err := ev.DecodeSnapshot(&rec); err != nil {
 				return TaskResult{}, err
 			}
-			if progress != nil && rec.Progress != last {
-				last = rec.Progress
-				progress(rec.Progress)
-			}
-			if done, res, err := c.finished(task, rec); done {
-				c.destroyTask(ctx, task)
+			if done, res, err := w.observe(ctx, rec); done {
 				return res, err
 			}
 		}
 		if first && !seen {
 			// No event for the task from the beginning: read it directly
 			// (HANDLE_INVALID when it does not exist).
-			rec, err := c.Task.GetRecord(ctx, task)
-			if err != nil {
-				if ctx.Err() != nil {
-					return TaskResult{}, c.abandonTask(ctx, task)
-				}
-				return TaskResult{}, err
-			}
-			if progress != nil && rec.Progress != last {
-				last = rec.Progress
-				progress(rec.Progress)
-			}
-			if done, res, err := c.finished(task, rec); done {
-				c.destroyTask(ctx, task)
+			if done, res, err := w.poll(ctx); done {
 				return res, err
 			}
 		}
