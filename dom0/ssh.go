@@ -68,18 +68,21 @@ type SSHConfig struct {
 	// aes128-gcm@openssh.com, the fastest on CPUs with AES instructions).
 	Ciphers []string
 	// SFTPMaxPacket is the payload of one SFTP read request (and of write
-	// requests on files not opened write-only); zero means 65536: OpenSSH's
-	// sftp-server serves 64 KiB reads in every version (before 8.x it cuts
-	// larger ones, and pkg/sftp takes a short read for end of file). Set
-	// 32768 for servers that only promise the SFTP minimum.
+	// requests on files not opened write-only). Zero means the server's own
+	// limit when it gives one (the limits@openssh.com extension, OpenSSH
+	// 8.7 and later: 255 KiB), up to 255 KiB; else 65536, which OpenSSH's
+	// sftp-server serves in every version (older ones cut larger reads
+	// short). Set 32768 for servers that only promise the SFTP minimum.
 	SFTPMaxPacket int
 	// SFTPMaxWritePacket is the payload of one SFTP write request on the
-	// sessions files opened write-only use; zero means 261120 (OpenSSH's
+	// sessions files opened write-only use. Zero means the server's own
+	// limit when it gives one, up to 255 KiB; else 261120 (OpenSSH's
 	// sftp-server accepts messages up to 256 KiB in every version): fewer,
 	// larger requests cost the server and this process less CPU.
 	SFTPMaxWritePacket int
 	// SFTPRequestsPerFile is how many requests may be in flight for one
-	// file; zero means 64.
+	// file; zero means as many as make 2 MiB (32 requests of 64 KiB, 8 of
+	// 255 KiB).
 	SFTPRequestsPerFile int
 	// SFTPSessions is how many SFTP sessions (SSH channels) the connection
 	// carries for reading files, and again for writing them; zero means 2.
@@ -315,7 +318,12 @@ func DialSSH(ctx context.Context, addr string, cfg *SSHConfig) (*SSHHost, error)
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cc)
 	if err == nil {
 		h.client = ssh.NewClient(c, chans, reqs)
-		h.sftp, err = newSFTPSession(h.client, cfg, false)
+		lim, haveLim, lerr := probeSFTPLimits(h.client)
+		if lerr != nil {
+			log.Debug("dom0: SFTP limits unknown, using defaults", "host", h.name, "err", lerr)
+		}
+		pkts := sftpPacketSizes(cfg, lim, haveLim)
+		h.sftp, err = newSFTPSession(h.client, cfg, pkts.read)
 		if err == nil {
 			h.reads = append(h.reads, h.sftp)
 		}
@@ -326,7 +334,11 @@ func DialSSH(ctx context.Context, addr string, cfg *SSHConfig) (*SSHHost, error)
 		for i := 0; i < 2*n-1 && err == nil; i++ {
 			var c *sftp.Client
 			write := i < n
-			c, err = newSFTPSession(h.client, cfg, write)
+			pkt := pkts.read
+			if write {
+				pkt = pkts.write
+			}
+			c, err = newSFTPSession(h.client, cfg, pkt)
 			if err == nil && write {
 				h.writes = append(h.writes, c)
 			} else if err == nil {
@@ -385,33 +397,81 @@ func DialSSH(ctx context.Context, addr string, cfg *SSHConfig) (*SSHHost, error)
 	return h, nil
 }
 
-func sftpOptions(cfg *SSHConfig, write bool) []sftp.ClientOption {
+func sftpOptions(cfg *SSHConfig, pkt int) []sftp.ClientOption {
 	opts := []sftp.ClientOption{sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true)}
 	n := cfg.SFTPRequestsPerFile
 	if n <= 0 {
-		n = 64
-	}
-	pkt := cfg.SFTPMaxPacket
-	if pkt <= 0 {
-		pkt = defaultSFTPPacket
-	}
-	if write {
-		pkt = cfg.SFTPMaxWritePacket
-		if pkt <= 0 {
-			pkt = defaultSFTPWritePacket
-		}
-		// Keep about the same bytes in flight per file.
-		n = max(4, n*32768/pkt)
+		// Keep about 2 MiB in flight per file, whatever the request size.
+		n = max(4, 64*32768/pkt)
 	}
 	return append(opts, sftp.MaxConcurrentRequestsPerFile(n), sftp.MaxPacketUnchecked(pkt))
 }
 
-// defaultSFTPWritePacket stays under OpenSSH sftp-server's 256 KiB message
-// limit with room for the request's header.
-const defaultSFTPWritePacket = 256<<10 - 1024
+// sftpPackets is the payload of one SFTP request on the sessions that read
+// files (and do everything else) and on those that write files opened
+// write-only.
+type sftpPackets struct{ read, write int }
 
-// defaultSFTPPacket is the largest read every OpenSSH sftp-server serves.
-const defaultSFTPPacket = 64 << 10
+// maxSFTPPayload stays under OpenSSH sftp-server's 256 KiB message limit
+// with room for the request's header: the most xenflow puts in one request.
+const maxSFTPPayload = 256<<10 - 1024
+
+// sftpPacketSizes chooses the request sizes: the configuration's, else the
+// server's own limits (limits@openssh.com, lim) up to maxSFTPPayload, else
+// what every OpenSSH sftp-server accepts (64 KiB reads, writes of
+// maxSFTPPayload).
+func sftpPacketSizes(cfg *SSHConfig, lim sftpLimits, haveLim bool) sftpPackets {
+	p := sftpPackets{read: 64 << 10, write: maxSFTPPayload}
+	if haveLim {
+		clamp := func(def int, v uint64) int {
+			if v == 0 {
+				return def
+			}
+			if lim.MaxPacket > 1024 {
+				v = min(v, lim.MaxPacket-1024)
+			}
+			return int(max(min(v, maxSFTPPayload), 4096))
+		}
+		p.read, p.write = clamp(p.read, lim.MaxRead), clamp(p.write, lim.MaxWrite)
+		// The read sessions also write (files not opened write-only).
+		p.read = min(p.read, p.write)
+	}
+	if cfg.SFTPMaxPacket > 0 {
+		p.read = cfg.SFTPMaxPacket
+	}
+	if cfg.SFTPMaxWritePacket > 0 {
+		p.write = cfg.SFTPMaxWritePacket
+	}
+	return p
+}
+
+// probeSFTPLimits asks the server for its SFTP limits on a channel of its
+// own (pkg/sftp cannot send the request). ok is false when the server does
+// not give them.
+func probeSFTPLimits(c *ssh.Client) (lim sftpLimits, ok bool, err error) {
+	s, err := c.NewSession()
+	if err != nil {
+		return lim, false, err
+	}
+	defer s.Close()
+	w, err := s.StdinPipe()
+	if err != nil {
+		return lim, false, err
+	}
+	r, err := s.StdoutPipe()
+	if err != nil {
+		return lim, false, err
+	}
+	if err := s.RequestSubsystem("sftp"); err != nil {
+		return lim, false, err
+	}
+	lim, ok, err = querySFTPLimits(struct {
+		io.Reader
+		io.Writer
+	}{r, w})
+	w.Close()
+	return lim, ok, err
+}
 
 // newSFTPSession opens an SFTP session on the connection, with large write
 // requests if write is set. Requests reach
@@ -420,7 +480,7 @@ const defaultSFTPPacket = 64 << 10
 // separately, which x/crypto/ssh would send as two SSH packets (a tiny one
 // for the header), doubling the packets, encryptions and system calls of a
 // bulk write on both ends.
-func newSFTPSession(c *ssh.Client, cfg *SSHConfig, write bool) (*sftp.Client, error) {
+func newSFTPSession(c *ssh.Client, cfg *SSHConfig, pkt int) (*sftp.Client, error) {
 	s, err := c.NewSession()
 	if err != nil {
 		return nil, err
@@ -439,7 +499,7 @@ func newSFTPSession(c *ssh.Client, cfg *SSHConfig, write bool) (*sftp.Client, er
 		s.Close()
 		return nil, err
 	}
-	cl, err := sftp.NewClientPipe(r, &packetWriter{w: w, session: s}, sftpOptions(cfg, write)...)
+	cl, err := sftp.NewClientPipe(r, &packetWriter{w: w, session: s}, sftpOptions(cfg, pkt)...)
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -447,19 +507,46 @@ func newSFTPSession(c *ssh.Client, cfg *SSHConfig, write bool) (*sftp.Client, er
 	return cl, nil
 }
 
-// packetWriter gathers the pieces of each SFTP packet (a 4-byte length,
-// then the rest) and writes every complete packet in one call. pkg/sftp
+// packetWriter gives the channel each SFTP packet in as few writes as
+// possible. pkg/sftp writes a write request's header (a few dozen bytes)
+// and its data separately, which x/crypto/ssh would send as two SSH
+// packets, a tiny one for the header: doubling the packets, encryptions
+// and system calls of a bulk write on both ends. The header is held back
+// and sent with the first bytes of the data, up to sshPacketData bytes in
+// all (one SSH packet), and the rest of the data goes out as it is, without
+// copying it. Other ways of cutting a packet are gathered whole. pkg/sftp
 // serialises its writes, so no locking is needed here.
 type packetWriter struct {
 	w       io.WriteCloser
 	session *ssh.Session
-	buf     []byte
+	buf     []byte // the start of a packet not yet written
 }
+
+// sshPacketData is the data one SSH channel packet carries to OpenSSH's
+// sshd (its session channels' maximum packet size).
+const sshPacketData = 32 << 10
 
 func (p *packetWriter) Write(b []byte) (int, error) {
 	if len(p.buf) == 0 && len(b) >= 4 && int64(len(b)) == 4+int64(binary.BigEndian.Uint32(b)) {
 		_, err := p.w.Write(b) // already whole
 		return len(b), err
+	}
+	if len(p.buf) >= 4 {
+		if size := 4 + int64(binary.BigEndian.Uint32(p.buf)); int64(len(p.buf))+int64(len(b)) == size && size <= 1<<20 {
+			// The rest of the packet, in one piece: send the held header
+			// with the first bytes of it, then the remainder directly.
+			k := min(len(b), max(sshPacketData-len(p.buf), 0))
+			p.buf = append(p.buf, b[:k]...)
+			_, err := p.w.Write(p.buf)
+			p.buf = p.buf[:0]
+			if err == nil && k < len(b) {
+				_, err = p.w.Write(b[k:])
+			}
+			if err != nil {
+				return 0, err
+			}
+			return len(b), nil
+		}
 	}
 	p.buf = append(p.buf, b...)
 	for len(p.buf) >= 4 {
@@ -476,7 +563,7 @@ func (p *packetWriter) Write(b []byte) (int, error) {
 		rest := copy(p.buf, p.buf[n:])
 		p.buf = p.buf[:rest]
 	}
-	if cap(p.buf) > 1<<17 && len(p.buf) == 0 {
+	if cap(p.buf) > 2*sshPacketData && len(p.buf) == 0 {
 		p.buf = nil
 	}
 	return len(b), nil

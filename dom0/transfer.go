@@ -40,12 +40,16 @@ type Progress struct {
 type VerifyMode int
 
 const (
-	// VerifySHA256Sum computes the copy's SHA-256 on the destination host
-	// with sha256sum, or with openssl when the host has it (XenServer's dom0
-	// has both; openssl uses the CPU's SHA instructions): the file is read
-	// where it lies, and no byte crosses the network again. The file is checked in segments (VerifySegment), each
-	// as soon as it is wholly written, against the controller's SHA-256 of
-	// the same range, so the check overlaps the transfer. It needs Host.Run.
+	// VerifySHA256Sum computes the copy's SHA-256 on the destination host:
+	// the file is read where it lies, and no byte crosses the network
+	// again. The file is checked in segments (VerifySegment), each as soon
+	// as it is wholly written, against the controller's SHA-256 of the same
+	// range, so the check overlaps the transfer. On an SSHHost or a
+	// LocalHost one Python process (dom0 always has Python; its hashlib is
+	// OpenSSL's, with the CPU's SHA instructions) hashes every segment of
+	// a file, reading it directly; on other hosts, or one without Python,
+	// each segment is one command through Host.Run: openssl (or sha256sum)
+	// fed by dd, which costs the host about 60% more CPU.
 	VerifySHA256Sum VerifyMode = iota
 	// VerifyReadBack reads the copy back through the controller and hashes
 	// it: for hosts that cannot run commands; it doubles the traffic.
@@ -56,13 +60,17 @@ const (
 type TransferOptions struct {
 	// ChunkSize is the unit read from the source and written to the
 	// destination in one call (each call is split into SFTP requests that
-	// run concurrently); 0 means 512 KiB.
+	// run concurrently); 0 means 2 MiB. Larger calls cost this process less
+	// CPU per byte (the SFTP client's work is per call as well as per
+	// request).
 	ChunkSize int
 	// Readers and Writers are how many chunk reads and writes of one file
-	// run at once; 0 means 4 each.
+	// run at once; 0 means 2 each.
 	Readers, Writers int
-	// Buffers bounds the chunks of one file held in memory at once; 0 means
-	// Readers+Writers+4. Memory per file is Buffers*ChunkSize.
+	// Buffers bounds the chunks held in memory at once, by all the files
+	// that move at once together; 0 means Readers+Writers+4 (at least 2).
+	// The memory for file data is Buffers*ChunkSize, 16 MiB with the
+	// defaults, whatever the number and size of the files.
 	Buffers int
 	// Files is how many files move at once; 0 means 2.
 	Files int
@@ -74,10 +82,12 @@ type TransferOptions struct {
 	FileSHA256 bool
 	// VerifySegment is, with VerifySHA256Sum, the size of the ranges
 	// checked on the destination as soon as they are written, so that the
-	// check overlaps the transfer; 0 means 256 MiB. It is rounded up to a
-	// multiple of ChunkSize. Each check is one command on the host, which
-	// costs sshd about as much CPU as hashing 100 MiB: smaller segments
-	// overlap better and cost more.
+	// check overlaps the transfer. It is rounded up to a multiple of
+	// ChunkSize. 0 means 32 MiB while the Python hasher runs (a request to
+	// it costs next to nothing, and the last segment, checked after the
+	// transfer, is short) and 256 MiB otherwise: then each check is one
+	// command on the host, which costs about as much CPU as hashing 100
+	// MiB, so smaller segments overlap better and cost more.
 	VerifySegment int64
 	// NoResume starts every file from byte 0 even when an earlier attempt
 	// left a partial copy.
@@ -97,16 +107,16 @@ func (o *TransferOptions) withDefaults() TransferOptions {
 		r = *o
 	}
 	if r.ChunkSize <= 0 {
-		r.ChunkSize = 512 << 10
+		r.ChunkSize = 2 << 20
 	}
 	if r.ChunkSize > 64<<20 {
 		r.ChunkSize = 64 << 20
 	}
 	if r.Readers <= 0 {
-		r.Readers = 4
+		r.Readers = 2
 	}
 	if r.Writers <= 0 {
-		r.Writers = 4
+		r.Writers = 2
 	}
 	if r.Buffers <= 0 {
 		r.Buffers = r.Readers + r.Writers + 4
@@ -114,8 +124,8 @@ func (o *TransferOptions) withDefaults() TransferOptions {
 	if r.Buffers < 2 {
 		r.Buffers = 2
 	}
-	if r.VerifySegment <= 0 {
-		r.VerifySegment = 256 << 20
+	if r.VerifySegment < 0 {
+		r.VerifySegment = 0
 	}
 	if c := int64(r.ChunkSize); r.VerifySegment%c != 0 {
 		r.VerifySegment += c - r.VerifySegment%c
@@ -208,6 +218,7 @@ func Transfer(ctx context.Context, src, dst Host, files []FileCopy, opts *Transf
 		total += fi.Size()
 	}
 	prog := &progress{fn: o.Progress, total: total}
+	bufs := newChunkPool(o.Buffers, o.ChunkSize)
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -227,7 +238,7 @@ func Transfer(ctx context.Context, src, dst Host, files []FileCopy, opts *Transf
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			r, err := copyFile(ctx, src, dst, files[i], sizes[i], &o, prog)
+			r, err := copyFile(ctx, src, dst, files[i], sizes[i], &o, prog, bufs)
 			results[i], errs[i] = r, err
 			if err != nil {
 				cancel(err)
@@ -264,7 +275,7 @@ func (p *progress) add(file string, fileDone *int64, fileSize, n int64) {
 	}
 }
 
-func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *TransferOptions, prog *progress) (res TransferResult, err error) {
+func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *TransferOptions, prog *progress, bufs *chunkPool) (res TransferResult, err error) {
 	res = TransferResult{Src: fc.Src, Dst: fc.Dst, Size: size}
 	sf, err := src.Open(fc.Src)
 	if err != nil {
@@ -343,7 +354,7 @@ func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *Tr
 	onLow := func(int64) {}
 	var ver *segmentVerifier
 	if o.Verify == VerifySHA256Sum {
-		ver = newSegmentVerifier(vctx, vcancel, dst, part, fc.Dst, off, o.VerifySegment, 2)
+		ver = newSegmentVerifier(vctx, vcancel, dst, part, fc.Dst, off, o.VerifySegment, 1)
 		hashed = func(b []byte) {
 			if fileHash {
 				h.Write(b)
@@ -352,7 +363,7 @@ func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *Tr
 		}
 		onLow = ver.setWritten
 	}
-	low, err := pump(vctx, rs, ws, off, size, chunk, o, hashed, onLow, func(n int64) { prog.add(fc.Dst, &fileDone, size, n) })
+	low, err := pump(vctx, rs, ws, off, size, chunk, o, bufs, hashed, onLow, func(n int64) { prog.add(fc.Dst, &fileDone, size, n) })
 	if err != nil {
 		if ver != nil {
 			vcancel(err)
@@ -523,7 +534,7 @@ func parseSHA256Sum(out []byte) ([]byte, error) {
 // grows. At
 // most Buffers chunks are held at once. It returns the length below which
 // every byte was written (for a resume after an error).
-func pump(ctx context.Context, rs []io.ReaderAt, ws []io.WriterAt, off, end, chunk int64, o *TransferOptions, hashed func([]byte), onLow func(int64), written func(int64)) (int64, error) {
+func pump(ctx context.Context, rs []io.ReaderAt, ws []io.WriterAt, off, end, chunk int64, o *TransferOptions, bufs *chunkPool, hashed func([]byte), onLow func(int64), written func(int64)) (int64, error) {
 	if end <= off {
 		return off, ctx.Err()
 	}
@@ -536,10 +547,6 @@ func pump(ctx context.Context, rs []io.ReaderAt, ws []io.WriterAt, off, end, chu
 		b   []byte
 	}
 	nbuf := int(min(int64(o.Buffers), nChunks+1))
-	pool := make(chan []byte, nbuf)
-	for i := 0; i < nbuf; i++ {
-		pool <- make([]byte, min(chunk, end-off))
-	}
 	readDone := make(chan piece, nbuf)
 	writeQ := make(chan piece, nbuf)
 	var next atomic.Int64
@@ -590,17 +597,16 @@ func pump(ctx context.Context, rs []io.ReaderAt, ws []io.WriterAt, off, end, chu
 		go func() {
 			defer wg.Done()
 			for {
-				var b []byte
-				select { // take a buffer before a chunk number: see below
-				case b = <-pool:
-				case <-ctx.Done():
+				// Take a buffer before a chunk number: see below.
+				b, ok := bufs.get(ctx)
+				if !ok {
 					return
 				}
 				// The lowest chunk not yet hashed always belongs to a reader
 				// holding a buffer, so the hasher can always progress.
 				i := next.Add(1) - 1
 				if i >= nChunks {
-					pool <- b
+					bufs.put(b)
 					return
 				}
 				at := off + i*chunk
@@ -611,11 +617,13 @@ func pump(ctx context.Context, rs []io.ReaderAt, ws []io.WriterAt, off, end, chu
 						err = fmt.Errorf("source ended at %d, want %d bytes: %w", at+int64(got), end, io.ErrUnexpectedEOF)
 					}
 					cancel(err)
+					bufs.release() // a late reply may still land in b
 					return
 				}
 				select {
 				case readDone <- piece{i, b[:n]}:
 				case <-ctx.Done():
+					bufs.put(b)
 					return
 				}
 			}
@@ -626,6 +634,11 @@ func pump(ctx context.Context, rs []io.ReaderAt, ws []io.WriterAt, off, end, chu
 		defer wg.Done()
 		defer close(writeQ)
 		pending := map[int64]piece{}
+		defer func() {
+			for _, p := range pending {
+				bufs.put(p.b)
+			}
+		}()
 		for want := int64(0); want < nChunks; {
 			select {
 			case p := <-readDone:
@@ -643,6 +656,7 @@ func pump(ctx context.Context, rs []io.ReaderAt, ws []io.WriterAt, off, end, chu
 				select {
 				case writeQ <- p:
 				case <-ctx.Done():
+					bufs.put(p.b)
 					return
 				}
 				want++
@@ -656,19 +670,24 @@ func pump(ctx context.Context, rs []io.ReaderAt, ws []io.WriterAt, off, end, chu
 			defer wg.Done()
 			for p := range writeQ {
 				if !waitWindow(p.idx) {
+					bufs.put(p.b)
 					continue
 				}
 				if _, err := w.WriteAt(p.b, off+p.idx*chunk); err != nil {
 					cancel(err)
+					bufs.release() // a request may still be sending from p.b
 					continue
 				}
 				markWritten(p.idx)
 				written(int64(len(p.b)))
-				pool <- p.b[:cap(p.b)]
+				bufs.put(p.b)
 			}
 		}()
 	}
 	wg.Wait()
+	for len(readDone) > 0 { // read, never hashed: the hasher stopped
+		bufs.put((<-readDone).b)
+	}
 	lowMu.Lock()
 	lw := min(off+low*chunk, end)
 	lowMu.Unlock()
@@ -676,4 +695,45 @@ func pump(ctx context.Context, rs []io.ReaderAt, ws []io.WriterAt, off, end, chu
 		return lw, err
 	}
 	return lw, nil
+}
+
+// chunkPool holds the chunk buffers of one Transfer, shared by the files
+// that move at once: at most n exist, each of size bytes, made when first
+// needed and reused.
+type chunkPool struct {
+	slots chan struct{} // one token per buffer that may be out
+	free  chan []byte
+	size  int
+}
+
+func newChunkPool(n, size int) *chunkPool {
+	return &chunkPool{slots: make(chan struct{}, n), free: make(chan []byte, n), size: size}
+}
+
+// get returns a buffer of the pool's size, waiting while all are out; ok
+// is false when ctx ends first.
+func (p *chunkPool) get(ctx context.Context) (b []byte, ok bool) {
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, false
+	}
+	select {
+	case b = <-p.free:
+	default:
+		b = make([]byte, p.size)
+	}
+	return b, true
+}
+
+// put gives back a buffer that get returned.
+func (p *chunkPool) put(b []byte) {
+	p.free <- b[:cap(b)]
+	<-p.slots
+}
+
+// release gives back the slot of a buffer that get returned but that must
+// not be reused (an I/O call that failed may still touch it).
+func (p *chunkPool) release() {
+	<-p.slots
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/xenflow/xenflow/vhd"
+	"io"
+	"sync/atomic"
 )
 
 // randomFile writes size pseudo-random bytes at root+name and returns them.
@@ -287,5 +289,66 @@ func TestTransferResumeChecksPrefix(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(filepath.Join(dst.Root(), "b.vhd")); !bytes.Equal(got, want) {
 		t.Fatal("copy differs")
+	}
+}
+
+// failingAt fails the call that touches byte at.
+type failingAt struct {
+	data []byte
+	at   int64
+}
+
+func (f *failingAt) ReadAt(p []byte, off int64) (int, error) {
+	if off <= f.at && f.at < off+int64(len(p)) {
+		return 0, errors.New("read fails here")
+	}
+	return copy(p, f.data[off:]), nil
+}
+
+func (f *failingAt) WriteAt(p []byte, off int64) (int, error) {
+	if off <= f.at && f.at < off+int64(len(p)) {
+		return 0, errors.New("write fails here")
+	}
+	return len(p), nil
+}
+
+// TestPumpReturnsBuffers ends pump by a failed read, a failed write and a
+// cancellation, and checks that every buffer slot of the shared pool is
+// given back: the files still moving must not lose their buffers.
+func TestPumpReturnsBuffers(t *testing.T) {
+	const chunk, size = 4 << 10, 1 << 20
+	data := make([]byte, size)
+	ok := &failingAt{data: data, at: -1}
+	bad := &failingAt{data: data, at: 300 << 10}
+	tests := []struct {
+		name   string
+		r      io.ReaderAt
+		w      io.WriterAt
+		cancel int64 // cancel once this many bytes are written
+	}{
+		{name: "read fails", r: bad, w: ok},
+		{name: "write fails", r: ok, w: bad},
+		{name: "cancelled", r: ok, w: ok, cancel: 200 << 10},
+		{name: "completes", r: ok, w: ok},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := (&TransferOptions{ChunkSize: chunk, Readers: 3, Writers: 3, Buffers: 5}).withDefaults()
+			pool := newChunkPool(o.Buffers, o.ChunkSize)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var done atomic.Int64
+			_, err := pump(ctx, []io.ReaderAt{tt.r}, []io.WriterAt{tt.w}, 0, size, chunk, &o, pool, func([]byte) {}, func(int64) {}, func(n int64) {
+				if tt.cancel > 0 && done.Add(n) >= tt.cancel {
+					cancel()
+				}
+			})
+			if (err == nil) != (tt.name == "completes") {
+				t.Fatalf("pump: %v", err)
+			}
+			if n := len(pool.slots); n != 0 {
+				t.Errorf("%d of %d buffer slots still taken after pump returned", n, o.Buffers)
+			}
+		})
 	}
 }

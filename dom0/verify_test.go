@@ -1,12 +1,17 @@
 package dom0
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // pathHost runs commands with PATH set to one directory.
@@ -53,5 +58,209 @@ func TestRemoteHash(t *testing.T) {
 				t.Errorf("%s: prefix %d: %x %v", name, n, got, err)
 			}
 		}
+	}
+}
+
+// needPython skips, or fails under CI=true, when the machine has no python3
+// for the streaming hasher to run.
+func needPython(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("python3"); err != nil {
+		missingOracle(t, "python3 is needed for the streaming hasher: %v", err)
+	}
+}
+
+// TestStreamHasher asks one hashing process on the host for the SHA-256 of
+// several ranges of a file, over a real sshd and locally, and checks that a
+// range past the end of the file ends it with an error that says so.
+func TestStreamHasher(t *testing.T) {
+	needPython(t)
+	for _, kind := range []string{"local", "ssh"} {
+		t.Run(kind, func(t *testing.T) {
+			_, h, _, root := hostPair(t, kind)
+			if kind == "ssh" {
+				root = t.TempDir()
+			}
+			data := randomFile(t, root, "/f", 3<<20+7, 5)
+			name := "/f"
+			if kind == "ssh" {
+				name = root + "/f"
+			}
+			sh := startStreamHasher(context.Background(), h, name)
+			if sh == nil {
+				t.Fatal("no streaming hasher on a host with python3")
+			}
+			for _, r := range []struct{ off, n int64 }{{0, 0}, {0, 1}, {0, 3<<20 + 7}, {1 << 20, 1 << 20}, {3 << 20, 7}, {12345, 678901}} {
+				got, err := sh.hash(r.off, r.n)
+				if err != nil {
+					t.Fatalf("range %d+%d: %v", r.off, r.n, err)
+				}
+				if want := sha256.Sum256(data[r.off : r.off+r.n]); !bytes.Equal(got, want[:]) {
+					t.Errorf("range %d+%d: wrong hash", r.off, r.n)
+				}
+			}
+			_, err := sh.hash(3<<20, 8)
+			var ee *ExitError
+			if !errors.As(err, &ee) || ee.Code != 3 || !strings.Contains(string(ee.Stderr), "file ends at") {
+				t.Fatalf("range past the end: got %v, want an *ExitError with status 3 saying where the file ends", err)
+			}
+		})
+	}
+}
+
+// TestStreamHasherMissing checks the two cases where no streaming hasher
+// starts and Transfer checks each segment with one command instead: a host
+// without Python, and a file that cannot be opened.
+func TestStreamHasherMissing(t *testing.T) {
+	h := localHost(t)
+	data := randomFile(t, h.Root(), "/f", 1<<20, 5)
+	if sh := startStreamHasher(context.Background(), h, "/missing"); sh != nil {
+		t.Error("a streaming hasher started on a missing file")
+	}
+	noPython := t.TempDir()
+	for _, tool := range []string{"sh", "dd", "openssl", "sha256sum", "tail", "head", "cat", "setsid"} {
+		if p, err := exec.LookPath(tool); err == nil {
+			if err := os.Symlink(p, filepath.Join(noPython, tool)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Setenv("PATH", noPython)
+	if sh := startStreamHasher(context.Background(), h, "/f"); sh != nil {
+		t.Fatal("a streaming hasher started on a host without Python")
+	}
+	dst := localHost(t)
+	if _, err := Transfer(context.Background(), h, dst, []FileCopy{{Src: "/f", Dst: "/g"}}, &TransferOptions{ChunkSize: 64 << 10, VerifySegment: 256 << 10}); err != nil {
+		t.Fatalf("transfer checked by one command per segment: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst.Root(), "g")); !bytes.Equal(got, data) {
+		t.Fatal("copy differs")
+	}
+}
+
+// TestStreamHasherCancel cancels a transfer's context while the hashing
+// process waits for a request: the process must end on the host.
+func TestStreamHasherCancel(t *testing.T) {
+	needPython(t)
+	if _, err := exec.LookPath("pgrep"); err != nil {
+		t.Skip("no pgrep to look for the process")
+	}
+	for _, kind := range []string{"local", "ssh"} {
+		t.Run(kind, func(t *testing.T) {
+			_, h, _, root := hostPair(t, kind)
+			if kind == "ssh" {
+				root = t.TempDir()
+			}
+			randomFile(t, root, "/cancel-me.vhd", 1<<20, 5)
+			name := "/cancel-me.vhd"
+			if kind == "ssh" {
+				name = root + name
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			sh := startStreamHasher(ctx, h, name)
+			if sh == nil {
+				t.Fatal("no streaming hasher")
+			}
+			running := func() bool {
+				return exec.Command("pgrep", "-f", filepath.Join(root, "cancel-me.vhd")+"|"+strings.TrimPrefix(name, "/")).Run() == nil
+			}
+			if !running() {
+				t.Fatal("pgrep does not see the hashing process")
+			}
+			cancel()
+			if _, err := sh.hash(0, 1); err == nil {
+				t.Error("a hash was answered after the context was cancelled")
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for running() {
+				if time.Now().After(deadline) {
+					t.Fatal("the hashing process still runs 10s after its context was cancelled")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// TestTransferStreamVerifyCatchesCorruption damages the copy on the
+// destination's disk behind Transfer's back, after the chunk is written:
+// the streaming hasher (unwrapped hosts, so it is the one used) must see
+// it, and nothing may reach the final name.
+func TestTransferStreamVerifyCatchesCorruption(t *testing.T) {
+	needPython(t)
+	for _, kind := range []string{"local", "ssh"} {
+		t.Run(kind, func(t *testing.T) {
+			src, dst, sr, dr := hostPair(t, kind)
+			prefix := ""
+			if kind == "ssh" {
+				sr, dr = t.TempDir(), t.TempDir()
+				prefix = dr
+			}
+			randomFile(t, sr, "/a.vhd", 4<<20, 1)
+			srcName := "/a.vhd"
+			if kind == "ssh" {
+				srcName = sr + srcName
+			}
+			part := filepath.Join(dr, PartName("/a.vhd"))
+			var once sync.Once
+			_, err := Transfer(context.Background(), src, dst, []FileCopy{{Src: srcName, Dst: prefix + "/a.vhd"}}, &TransferOptions{
+				ChunkSize: 256 << 10, Writers: 1, VerifySegment: 1 << 20,
+				Progress: func(p Progress) {
+					if p.FileDone >= 512<<10 {
+						once.Do(func() {
+							f, err := os.OpenFile(part, os.O_WRONLY, 0)
+							if err != nil {
+								t.Error(err)
+								return
+							}
+							defer f.Close()
+							if _, err := f.WriteAt([]byte{0xff, 0x00, 0xff}, 300<<10); err != nil {
+								t.Error(err)
+							}
+						})
+					}
+				},
+			})
+			var ve *VerifyError
+			if !errors.As(err, &ve) || ve.Offset != 0 || ve.Length != 1<<20 {
+				t.Fatalf("got %v, want a *VerifyError for the first MiB", err)
+			}
+			if ents, _ := os.ReadDir(dr); len(ents) != 0 {
+				t.Errorf("destination keeps %v after a failed verification", ents)
+			}
+		})
+	}
+}
+
+// TestTransferDefaultStreamSegments damages the copy at 40 MiB on disk: with
+// the streaming hasher the default segments are 32 MiB, so the error names
+// bytes 32..64 MiB.
+func TestTransferDefaultStreamSegments(t *testing.T) {
+	needPython(t)
+	src, dst := localHost(t), localHost(t)
+	randomFile(t, src.Root(), "/a.vhd", 72<<20, 3)
+	part := filepath.Join(dst.Root(), PartName("/a.vhd"))
+	var once sync.Once
+	_, err := Transfer(context.Background(), src, dst, []FileCopy{{Src: "/a.vhd", Dst: "/a.vhd"}}, &TransferOptions{
+		Writers: 1,
+		Progress: func(p Progress) {
+			if p.FileDone >= 48<<20 {
+				once.Do(func() {
+					f, err := os.OpenFile(part, os.O_WRONLY, 0)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					defer f.Close()
+					if _, err := f.WriteAt([]byte("xenflow"), 40<<20); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+		},
+	})
+	var ve *VerifyError
+	if !errors.As(err, &ve) || ve.Offset != 32<<20 || ve.Length != 32<<20 {
+		t.Fatalf("got %v, want a *VerifyError for bytes 32..64 MiB", err)
 	}
 }
