@@ -48,25 +48,28 @@
 // Transfer copies files between two hosts through the controller: several
 // files at once, each read and written in chunks by concurrent goroutines,
 // each chunk split by pkg/sftp into concurrent requests (concurrent writes
-// are on). Memory is bounded by TransferOptions.Buffers chunks per file,
-// whatever the file size. Progress is reported per file and overall.
+// are on) of the size the server declares (limits@openssh.com). Memory for
+// file data is bounded by TransferOptions.Buffers chunks for the whole
+// transfer, whatever the number and size of the files. Progress is
+// reported per file and overall.
 //
 // Every file is written under PartName(dst) and renamed to its final name
 // only when complete and verified. The controller computes SHA-256 while
-// reading the source, of each segment (TransferOptions.VerifySegment, 256
-// MiB) and, with VerifyReadBack or TransferOptions.FileSHA256, of the whole
-// file (TransferResult.SHA256). By default
-// (VerifySHA256Sum) each segment is hashed on the destination host as soon
-// as it is wholly written, with sha256sum or, when the host has it, openssl
-// (same digest, a quarter of the CPU time): the copy is read where it lies,
-// no byte crosses the network twice, and the check overlaps the transfer
-// instead of following it. VerifyReadBack reads the copy back through the
-// controller instead, for hosts that cannot run commands. A later Transfer
-// of the same file resumes a part file: its prefix, less the chunks whose
-// writes may have been in flight, is kept if its SHA-256 on the destination
-// equals that of the same prefix of the source (read and hashed by the
-// controller, so the file's hash still covers every byte), and only the
-// rest is sent.
+// reading the source, of each segment (TransferOptions.VerifySegment) and,
+// with VerifyReadBack or TransferOptions.FileSHA256, of the whole file
+// (TransferResult.SHA256). By default (VerifySHA256Sum) each segment is
+// hashed on the destination host as soon as it is wholly written: the copy
+// is read where it lies, no byte crosses the network twice, and the check
+// overlaps the transfer instead of following it. On an SSHHost or a
+// LocalHost one Python process per file (dom0 has Python 2.7 or 3; hashlib
+// uses OpenSSL) reads the part file and answers each segment's request;
+// elsewhere each segment is one command, openssl or sha256sum fed by dd.
+// VerifyReadBack reads the copy back through the controller instead, for
+// hosts that cannot run commands. A later Transfer of the same file
+// resumes a part file: its prefix, less the chunks whose writes may have
+// been in flight, is kept if its SHA-256 on the destination equals that of
+// the same prefix of the source (read and hashed by the controller, so the
+// file's hash still covers every byte), and only the rest is sent.
 //
 // TransferDirect (ChainOptions.Direct) lets the source host push the files
 // with its own scp, as Nova's rsync did, for hosts that trust each other;
