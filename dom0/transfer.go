@@ -68,8 +68,8 @@ type TransferOptions struct {
 	// run at once; 0 means 2 each.
 	Readers, Writers int
 	// Buffers bounds the chunks held in memory at once, by all the files
-	// that move at once together; 0 means Readers+Writers+4 (at least 2).
-	// The memory for file data is Buffers*ChunkSize, 16 MiB with the
+	// that move at once together; 0 means Readers+Writers+2 (at least 2).
+	// The memory for file data is Buffers*ChunkSize, 12 MiB with the
 	// defaults, whatever the number and size of the files.
 	Buffers int
 	// Files is how many files move at once; 0 means 2.
@@ -119,7 +119,7 @@ func (o *TransferOptions) withDefaults() TransferOptions {
 		r.Writers = 2
 	}
 	if r.Buffers <= 0 {
-		r.Buffers = r.Readers + r.Writers + 4
+		r.Buffers = r.Readers + r.Writers + 2
 	}
 	if r.Buffers < 2 {
 		r.Buffers = 2
