@@ -90,7 +90,9 @@ type SSHConfig struct {
 	// per session: every channel has its own 2 MiB flow-control window,
 	// which bounds what one channel moves per round trip (or per
 	// scheduling delay on a busy host). Other operations use the first
-	// session.
+	// session. sshd's MaxSessions (10 by default) bounds the sessions of
+	// one connection: 2*SFTPSessions, plus, on a Transfer's destination,
+	// one per file being verified, plus one per command running.
 	SFTPSessions int
 
 	// Logger receives debug lines (connection, keepalive failures); nil

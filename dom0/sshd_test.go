@@ -145,7 +145,8 @@ KbdInteractiveAuthentication no
 Subsystem sftp internal-sftp
 LogLevel ERROR
 MaxStartups 100
-MaxSessions 100
+# sshd's default, as on XenServer's dom0: every test must fit in it.
+MaxSessions 10
 `, port, filepath.Join(dir, "host_ed25519"), filepath.Join(dir, "host_ecdsa"),
 		filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"))
 	cfgFile := filepath.Join(dir, "sshd_config")
