@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 
@@ -16,11 +17,20 @@ import (
 type process struct {
 	stdin  io.WriteCloser // closing it gives the command end of file
 	stdout io.Reader
-	// wait waits for the command to exit and reports it as Run does (an
-	// *ExitError for a non-zero status).
-	wait func() error
+	// waitFn waits for the command to exit; call wait, which calls it once.
+	waitFn func() error
 	// kill ends the command (or, over SSH, its session) without waiting.
 	kill func()
+
+	waitOnce sync.Once
+	waitErr  error
+}
+
+// wait waits for the command to exit and reports it as Run does (an
+// *ExitError for a non-zero status). Later calls return the same result.
+func (p *process) wait() error {
+	p.waitOnce.Do(func() { p.waitErr = p.waitFn() })
+	return p.waitErr
 }
 
 // starter is a host that can start a command and talk to it: SSHHost and
@@ -64,7 +74,7 @@ func (h *SSHHost) start(ctx context.Context, argv []string) (*process, error) {
 	}
 	stop := context.AfterFunc(ctx, func() { s.Close() })
 	p := &process{stdin: in, stdout: out, kill: func() { s.Close() }}
-	p.wait = func() error {
+	p.waitFn = func() error {
 		err := s.Wait()
 		stop()
 		s.Close()
@@ -113,7 +123,7 @@ func (h *LocalHost) start(ctx context.Context, argv []string) (*process, error) 
 		return nil, &OpError{Host: h.String(), Op: "run", Path: argv[0], Err: err}
 	}
 	p := &process{stdin: in, stdout: out, kill: func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }}
-	p.wait = func() error {
+	p.waitFn = func() error {
 		err := cmd.Wait()
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {

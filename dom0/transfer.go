@@ -441,6 +441,9 @@ func (nopHash) BlockSize() int              { return sha256.BlockSize }
 
 // resumePoint looks for an earlier partial copy and returns how much of it
 // to keep, having fed that prefix of the source to h. Zero means start over.
+// The prefix of the source is hashed on the source host when nothing else
+// needs its bytes (h is a nopHash and the copy is checked on the
+// destination), else read and hashed here.
 func resumePoint(ctx context.Context, src Host, sf io.ReaderAt, dst Host, fc FileCopy, part string, size int64, o *TransferOptions, h hash.Hash) (int64, error) {
 	fi, err := dst.Stat(part)
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
@@ -454,18 +457,55 @@ func resumePoint(ctx context.Context, src Host, sf io.ReaderAt, dst Host, fc Fil
 	if keep <= 0 {
 		return 0, nil
 	}
-	want := sha256.New()
-	if err := hashRange(ctx, sf, 0, keep, chunk, io.MultiWriter(h, want)); err != nil {
-		h.Reset()
-		return 0, fmt.Errorf("dom0: read %s:%s to resume: %w", src, fc.Src, err)
+	var wantSum, got []byte
+	err = nil
+	if _, nop := h.(nopHash); nop && o.Verify == VerifySHA256Sum {
+		// Neither the whole file's hash nor a read-back is wanted: the
+		// prefix is hashed on both hosts at once, and crosses no network.
+		var srcErr error
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wantSum, srcErr = hashPrefixOn(ctx, src, fc.Src, keep)
+		}()
+		got, err = hashPrefixOn(ctx, dst, part, keep)
+		wg.Wait()
+		if srcErr != nil {
+			o.Logger.Debug("dom0: cannot hash the source on its host, reading it", "file", fc.Src, "err", srcErr)
+			wantSum = nil
+		}
 	}
-	got, err := hashOn(ctx, dst, part, keep, o.Verify)
-	if err != nil || !bytes.Equal(got, want.Sum(nil)) {
+	if wantSum == nil {
+		want := sha256.New()
+		if err := hashRange(ctx, sf, 0, keep, chunk, io.MultiWriter(h, want)); err != nil {
+			h.Reset()
+			return 0, fmt.Errorf("dom0: read %s:%s to resume: %w", src, fc.Src, err)
+		}
+		wantSum = want.Sum(nil)
+		if got == nil && err == nil {
+			got, err = hashOn(ctx, dst, part, keep, o.Verify)
+		}
+	}
+	if err != nil || !bytes.Equal(got, wantSum) {
 		o.Logger.Debug("dom0: partial copy does not match, starting over", "file", fc.Dst, "err", err)
 		h.Reset()
 		return 0, ctx.Err()
 	}
 	return keep, nil
+}
+
+// hashPrefixOn returns the SHA-256 of the first n bytes of name, computed
+// on h: by the streaming hasher when h has one, else by one command.
+func hashPrefixOn(ctx context.Context, h Host, name string, n int64) ([]byte, error) {
+	if sh := startStreamHasher(ctx, h, name); sh != nil {
+		sum, err := sh.hash(0, n)
+		if cerr := sh.close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		return sum, err
+	}
+	return hashOn(ctx, h, name, n, VerifySHA256Sum)
 }
 
 // hashRange hashes [off, end) of r into w, reading chunk bytes at a time.

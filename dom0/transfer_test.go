@@ -352,3 +352,66 @@ func TestPumpReturnsBuffers(t *testing.T) {
 		})
 	}
 }
+
+// readCountingHost counts the bytes read from the files it opens.
+type readCountingHost struct {
+	Host
+	n *atomic.Int64
+}
+
+func (h readCountingHost) Open(name string) (vhd.File, error) {
+	f, err := h.Host.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return readCountingFile{f, h.n}, nil
+}
+
+type readCountingFile struct {
+	vhd.File
+	n *atomic.Int64
+}
+
+func (f readCountingFile) ReadAt(p []byte, off int64) (int, error) {
+	k, err := f.File.ReadAt(p, off)
+	f.n.Add(int64(k))
+	return k, err
+}
+
+// TestTransferResumeHashesPrefixOnHosts checks who reads a resumed file's
+// kept prefix: by default both hosts hash it where it lies, so the
+// controller reads only the rest of the source; with FileSHA256 the
+// controller must read the prefix too, to hash the whole file.
+func TestTransferResumeHashesPrefixOnHosts(t *testing.T) {
+	const size, chunk = 4 << 20, 256 << 10
+	for _, fileHash := range []bool{false, true} {
+		src, dst := localHost(t), localHost(t)
+		want := randomFile(t, src.Root(), "/sr/a.vhd", size, 1)
+		if err := os.WriteFile(filepath.Join(dst.Root(), PartName("/a.vhd")), want[:3<<20], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var read atomic.Int64
+		res, err := Transfer(context.Background(), readCountingHost{src, &read}, dst, []FileCopy{{Src: "/sr/a.vhd", Dst: "/a.vhd"}},
+			&TransferOptions{ChunkSize: chunk, Writers: 2, FileSHA256: fileHash})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep := int64(3<<20 - 2*chunk)
+		if res[0].Resumed != keep {
+			t.Fatalf("FileSHA256=%v: resumed %d bytes, want %d", fileHash, res[0].Resumed, keep)
+		}
+		wantRead := size - keep
+		if fileHash {
+			wantRead = size
+			if res[0].SHA256 != sha256.Sum256(want) {
+				t.Errorf("FileSHA256: the file's hash does not cover the kept prefix")
+			}
+		}
+		if got := read.Load(); got != wantRead {
+			t.Errorf("FileSHA256=%v: the controller read %d bytes of the source, want %d", fileHash, got, wantRead)
+		}
+		if got, _ := os.ReadFile(filepath.Join(dst.Root(), "a.vhd")); !bytes.Equal(got, want) {
+			t.Fatalf("FileSHA256=%v: resumed copy differs", fileHash)
+		}
+	}
+}

@@ -105,6 +105,16 @@ func TestStreamHasher(t *testing.T) {
 			if !errors.As(err, &ee) || ee.Code != 3 || !strings.Contains(string(ee.Stderr), "file ends at") {
 				t.Fatalf("range past the end: got %v, want an *ExitError with status 3 saying where the file ends", err)
 			}
+			closed := make(chan error, 1)
+			go func() { closed <- sh.close() }()
+			select {
+			case err := <-closed:
+				if !errors.As(err, &ee) {
+					t.Errorf("close after the failure: %v, want the same *ExitError", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("close after a failed request hangs")
+			}
 		})
 	}
 }
