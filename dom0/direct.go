@@ -50,11 +50,13 @@ func safeWord(s string) bool {
 // TransferDirect copies files from src to dst without passing the data
 // through this process: the source host runs scp to the destination (see
 // DirectOptions). src and dst are still needed, for the commands, the
-// hashes and the final rename. Each file goes to PartName(Dst), then
-// sha256sum runs on both hosts and the part file is renamed to Dst only if
-// the two agree; otherwise it is removed and a *VerifyError returned. The
-// hash comes from sha256sum on the source, not from this process reading
-// the data, since this process never sees it. Files move one at a time;
+// hashes and the final rename. Each file goes to PartName(Dst); its
+// SHA-256 is computed on the source host while scp runs and on the
+// destination host once it is done (openssl or sha256sum, reading the file
+// directly), and the part file is renamed to Dst only if the two agree;
+// otherwise it is removed and a *VerifyError returned. The hash comes from
+// the source host, not from this process reading the data, since this
+// process never sees it. Files move one at a time;
 // progress is reported once per file. Paths must be plain (letters, digits,
 // "-_.:/@").
 func TransferDirect(ctx context.Context, src, dst Host, files []FileCopy, d DirectOptions, opts *TransferOptions) ([]TransferResult, error) {
@@ -99,14 +101,29 @@ func TransferDirect(ctx context.Context, src, dst Host, files []FileCopy, d Dire
 			argv = append(argv, "-o", "UserKnownHostsFile="+RunPath(d.KnownHostsFile))
 		}
 		argv = append(argv, "--", RunPath(f.Src), user+"@"+d.Addr+":"+part)
-		if _, _, err := src.Run(ctx, argv); err != nil {
+		// The source is hashed while scp runs (both read it from the
+		// source's page cache), the copy once scp is done.
+		var want []byte
+		var wantErr error
+		hashed := make(chan struct{})
+		hctx, stopHash := context.WithCancel(ctx)
+		go func() {
+			defer close(hashed)
+			want, wantErr = hashOn(hctx, src, f.Src, sizes[i], VerifySHA256Sum)
+		}()
+		_, _, err := src.Run(ctx, argv)
+		if err != nil {
+			stopHash()
+		}
+		<-hashed
+		stopHash()
+		if err != nil {
 			_ = dst.Remove(part)
 			return done, fmt.Errorf("dom0: direct transfer %s:%s -> %s: %w", src, f.Src, f.Dst, err)
 		}
-		want, err := hashOn(ctx, src, f.Src, sizes[i], VerifySHA256Sum)
-		if err != nil {
+		if wantErr != nil {
 			_ = dst.Remove(part)
-			return done, err
+			return done, wantErr
 		}
 		got, err := hashOn(ctx, dst, part, sizes[i], o.Verify)
 		if err != nil {
