@@ -68,8 +68,11 @@
 // hosts that cannot run commands. A later Transfer of the same file
 // resumes a part file: its prefix, less the chunks whose writes may have
 // been in flight, is kept if its SHA-256 on the destination equals that of
-// the same prefix of the source (read and hashed by the controller, so the
-// file's hash still covers every byte), and only the rest is sent.
+// the same prefix of the source, and only the rest is sent. The source's
+// prefix is hashed on the source host, at the same time as the
+// destination's; when the whole file's hash is wanted (FileSHA256,
+// VerifyReadBack) the controller reads and hashes it instead, so that
+// hash covers every byte.
 //
 // TransferDirect (ChainOptions.Direct) lets the source host push the files
 // with its own scp, as Nova's rsync did, for hosts that trust each other;

@@ -43,8 +43,9 @@ type starter interface {
 // start runs argv on the host (after "cd /", like Run) with its standard
 // input and output connected to the returned process. Cancelling ctx
 // closes the session: the command sees end of file on its input and a
-// broken pipe on its output. Unlike Run, the command is not killed when
-// its input ends: it must exit on end of file itself.
+// broken pipe on its output, but sshd does not kill it. Unlike Run, the
+// command is not killed when its input ends either: it must watch its
+// input and exit at its end, even while busy (streamHashProgram does).
 func (h *SSHHost) start(ctx context.Context, argv []string) (*process, error) {
 	if len(argv) == 0 || argv[0] == "" {
 		return nil, h.opErr("run", "", errors.New("empty command"))

@@ -45,7 +45,9 @@ func querySFTPLimits(rw io.ReadWriter) (lim sftpLimits, ok bool, err error) {
 		return lim, false, &SFTPProtocolError{Field: "type", Msg: fmt.Sprintf("got message %d, want VERSION (2)", typ)}
 	}
 	d := sftpDecoder{b: body}
-	d.uint32("version")
+	if v := d.uint32("version"); d.err == nil && v < 3 {
+		return lim, false, &SFTPProtocolError{Field: "version", Msg: fmt.Sprintf("server speaks SFTP version %d, want 3", v)}
+	}
 	for d.err == nil && len(d.b) > 0 {
 		name := d.string("extension name")
 		d.string("extension data")

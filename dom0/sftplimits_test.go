@@ -55,6 +55,7 @@ func TestQuerySFTPLimits(t *testing.T) {
 		{name: "no limits extension", reply: versionMsg("posix-rename@openssh.com")},
 		{name: "no extensions", reply: versionMsg()},
 		{name: "not VERSION", reply: sftpPacket(sshFxpStatus, make([]byte, 8)), errLike: "VERSION", field: "type"},
+		{name: "old version", reply: sftpPacket(sshFxpVersion, binary.BigEndian.AppendUint32(nil, 2)), errLike: "version 2", field: "version"},
 		{name: "version cut", reply: sftpPacket(sshFxpVersion, []byte{0, 0}), errLike: "version", field: "version"},
 		{name: "extension name cut", reply: sftpPacket(sshFxpVersion, append(binary.BigEndian.AppendUint32(nil, 3), 0, 0, 0, 9, 'a')), field: "extension name"},
 		{name: "extension data missing", reply: sftpPacket(sshFxpVersion, append(binary.BigEndian.AppendUint32(nil, 3), sftpString(limitsExtension)...)), field: "extension data length"},
@@ -117,7 +118,7 @@ func TestSFTPPacketSizes(t *testing.T) {
 		{name: "small packet limit", lim: sftpLimits{MaxPacket: 34000, MaxRead: 1 << 20, MaxWrite: 1 << 20}, haveLim: true, want: sftpPackets{read: 34000 - 1024, write: 34000 - 1024}},
 		{name: "write smaller than read", lim: sftpLimits{MaxRead: 200000, MaxWrite: 100000}, haveLim: true, want: sftpPackets{read: 100000, write: 100000}},
 		{name: "zero means unknown", lim: sftpLimits{}, haveLim: true, want: sftpPackets{read: 64 << 10, write: maxSFTPPayload}},
-		{name: "tiny limit floored", lim: sftpLimits{MaxRead: 10, MaxWrite: 10}, haveLim: true, want: sftpPackets{read: 4096, write: 4096}},
+		{name: "small limits kept", lim: sftpLimits{MaxRead: 1000, MaxWrite: 2000}, haveLim: true, want: sftpPackets{read: 1000, write: 2000}},
 		{name: "configuration wins", cfg: SSHConfig{SFTPMaxPacket: 32768, SFTPMaxWritePacket: 65536}, lim: openssh, haveLim: true, want: sftpPackets{read: 32768, write: 65536}},
 	}
 	for _, tt := range tests {

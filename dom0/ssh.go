@@ -91,8 +91,10 @@ type SSHConfig struct {
 	// which bounds what one channel moves per round trip (or per
 	// scheduling delay on a busy host). Other operations use the first
 	// session. sshd's MaxSessions (10 by default) bounds the sessions of
-	// one connection: 2*SFTPSessions, plus, on a Transfer's destination,
-	// one per file being verified, plus one per command running.
+	// one connection: 2*SFTPSessions, plus one per command running, which
+	// includes Transfer's hashers (one per file being verified on the
+	// destination, and one per file being resumed on each host). DialSSH
+	// briefly uses one more to ask for the server's SFTP limits.
 	SFTPSessions int
 
 	// Logger receives debug lines (connection, keepalive failures); nil
@@ -320,9 +322,14 @@ func DialSSH(ctx context.Context, addr string, cfg *SSHConfig) (*SSHHost, error)
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cc)
 	if err == nil {
 		h.client = ssh.NewClient(c, chans, reqs)
-		lim, haveLim, lerr := probeSFTPLimits(h.client)
-		if lerr != nil {
-			log.Debug("dom0: SFTP limits unknown, using defaults", "host", h.name, "err", lerr)
+		var lim sftpLimits
+		var haveLim bool
+		if cfg.SFTPMaxPacket <= 0 || cfg.SFTPMaxWritePacket <= 0 {
+			var lerr error
+			lim, haveLim, lerr = probeSFTPLimits(h.client)
+			if lerr != nil {
+				log.Debug("dom0: SFTP limits unknown, using defaults", "host", h.name, "err", lerr)
+			}
 		}
 		pkts := sftpPacketSizes(cfg, lim, haveLim)
 		h.sftp, err = newSFTPSession(h.client, cfg, pkts.read)
@@ -432,7 +439,7 @@ func sftpPacketSizes(cfg *SSHConfig, lim sftpLimits, haveLim bool) sftpPackets {
 			if lim.MaxPacket > 1024 {
 				v = min(v, lim.MaxPacket-1024)
 			}
-			return int(max(min(v, maxSFTPPayload), 4096))
+			return int(min(v, maxSFTPPayload))
 		}
 		p.read, p.write = clamp(p.read, lim.MaxRead), clamp(p.write, lim.MaxWrite)
 		// The read sessions also write (files not opened write-only).

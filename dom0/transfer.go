@@ -83,7 +83,7 @@ type TransferOptions struct {
 	// VerifySegment is, with VerifySHA256Sum, the size of the ranges
 	// checked on the destination as soon as they are written, so that the
 	// check overlaps the transfer. It is rounded up to a multiple of
-	// ChunkSize. 0 means 32 MiB while the Python hasher runs (a request to
+	// ChunkSize (the defaults too). 0 means 32 MiB while the Python hasher runs (a request to
 	// it costs next to nothing, and the last segment, checked after the
 	// transfer, is short) and 256 MiB otherwise: then each check is one
 	// command on the host, which costs about as much CPU as hashing 100
@@ -354,7 +354,7 @@ func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *Tr
 	onLow := func(int64) {}
 	var ver *segmentVerifier
 	if o.Verify == VerifySHA256Sum {
-		ver = newSegmentVerifier(vctx, vcancel, dst, part, fc.Dst, off, o.VerifySegment, 1)
+		ver = newSegmentVerifier(vctx, vcancel, dst, part, fc.Dst, off, o.VerifySegment, chunk, 1)
 		hashed = func(b []byte) {
 			if fileHash {
 				h.Write(b)
@@ -637,6 +637,9 @@ func pump(ctx context.Context, rs []io.ReaderAt, ws []io.WriterAt, off, end, chu
 		go func() {
 			defer wg.Done()
 			for {
+				if next.Load() >= nChunks {
+					return // every chunk is taken: leave the buffers to other files
+				}
 				// Take a buffer before a chunk number: see below.
 				b, ok := bufs.get(ctx)
 				if !ok {

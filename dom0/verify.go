@@ -12,12 +12,14 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // segmentVerifier checks the copy while it is being written: the bytes the
 // controller hashed in order are cut into segments; once a segment is wholly
-// written on the destination, sha256sum of that range runs there and must
-// equal the controller's hash of the same range. The hashing on the
+// written on the destination, the SHA-256 of that range is computed there
+// (streamHasher, else one command) and must equal the controller's hash of
+// the same range. The hashing on the
 // destination thus overlaps the transfer instead of following it.
 type segmentVerifier struct {
 	ctx     context.Context
@@ -26,6 +28,7 @@ type segmentVerifier struct {
 	part    string
 	dstName string
 	segSize int64 // 0: chosen by how segments are checked (see size)
+	chunk   int64 // the transfer's chunk size
 	// streaming is 1 once the streaming hasher runs, 2 once it is known
 	// that it does not (0 before).
 	streaming atomic.Int32
@@ -49,9 +52,9 @@ type segment struct {
 	sum    []byte
 }
 
-func newSegmentVerifier(ctx context.Context, fail context.CancelCauseFunc, dst Host, part, dstName string, start, segSize int64, workers int) *segmentVerifier {
+func newSegmentVerifier(ctx context.Context, fail context.CancelCauseFunc, dst Host, part, dstName string, start, segSize, chunk int64, workers int) *segmentVerifier {
 	v := &segmentVerifier{
-		ctx: ctx, fail: fail, dst: dst, part: part, dstName: dstName, segSize: segSize,
+		ctx: ctx, fail: fail, dst: dst, part: part, dstName: dstName, segSize: segSize, chunk: max(chunk, 1),
 		cur: sha256.New(), curStart: start, written: start,
 		jobs: make(chan segment, workers),
 	}
@@ -90,17 +93,24 @@ const (
 	commandSegment = 256 << 20
 )
 
-// size is the length of the segment being hashed.
+// size is the length of the segment being hashed: a multiple of the chunk
+// size, so that one chunk never closes more than one segment (the worker
+// waits for a segment's bytes to be written, and the chunk that would
+// complete a second one is only queued for writing after it is hashed).
 func (v *segmentVerifier) size() int64 {
-	switch {
-	case v.segSize > 0:
-		return v.segSize
-	case v.streaming.Load() == 2:
-		return commandSegment
+	s := v.segSize
+	if s <= 0 {
+		// Streaming, or not known yet: the few segments cut before the
+		// hasher is found missing cost one command each.
+		s = streamSegment
+		if v.streaming.Load() == 2 {
+			s = commandSegment
+		}
 	}
-	// Streaming, or not known yet: the few segments cut before the hasher
-	// is found missing cost one command each.
-	return streamSegment
+	if r := s % v.chunk; r != 0 {
+		s += v.chunk - r
+	}
+	return s
 }
 
 // flush queues the segment hashed so far, if any.
@@ -234,7 +244,11 @@ const streamHashLauncher = `for p in python3 python; do if command -v "$p" >/dev
 // streamHashProgram opens the file, says "ready", then answers each
 // "offset length" line with the SHA-256 of that range; it exits at the end
 // of its input, or with status 3 when the file is shorter than a range.
-const streamHashProgram = `import hashlib, sys
+// Requests and answers alternate, so input that arrives while a range is
+// being hashed can only be its end (the controller went away: sshd closes
+// the command's input when the session closes, and does not kill it): the
+// program looks between reads and exits at once, status 4.
+const streamHashProgram = `import hashlib, select, sys
 f = open(sys.argv[1], "rb", 0)
 b = bytearray(1 << 20)
 m = memoryview(b)
@@ -255,6 +269,8 @@ while True:
             sys.exit(3)
         h.update(m[:k])
         n -= k
+        if n > 0 and select.select([sys.stdin], [], [], 0)[0]:
+            sys.exit(4)
     w.write(h.hexdigest() + "\n")
     w.flush()
 `
@@ -303,6 +319,7 @@ func (s *streamHasher) line() (string, error) {
 // hash returns the SHA-256 of bytes [off, off+n) of the file.
 func (s *streamHasher) hash(off, n int64) ([]byte, error) {
 	if _, err := fmt.Fprintf(s.p.stdin, "%d %d\n", off, n); err != nil {
+		s.p.kill()
 		return nil, s.failed(err)
 	}
 	line, err := s.line()
@@ -312,12 +329,22 @@ func (s *streamHasher) hash(off, n int64) ([]byte, error) {
 	return parseSHA256Sum([]byte(line))
 }
 
-// failed ends the program and returns why it stopped answering: its exit
-// status and message when it exited, else err.
+// failed returns why the program stopped answering: its exit status and
+// message when it exited, else err. It gives the program a moment to exit
+// on its own, so that its exit status arrives (over SSH, killing means
+// closing the session, which can lose it), then kills it.
 func (s *streamHasher) failed(err error) error {
 	s.p.stdin.Close()
-	s.p.kill()
-	if werr := s.p.wait(); werr != nil {
+	exited := make(chan error, 1)
+	go func() { exited <- s.p.wait() }()
+	var werr error
+	select {
+	case werr = <-exited:
+	case <-time.After(5 * time.Second):
+		s.p.kill()
+		werr = <-exited
+	}
+	if werr != nil {
 		return werr
 	}
 	return fmt.Errorf("hash program stopped answering: %w", err)

@@ -1,11 +1,13 @@
 package dom0
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,9 +155,7 @@ func TestStreamHasherMissing(t *testing.T) {
 // process waits for a request: the process must end on the host.
 func TestStreamHasherCancel(t *testing.T) {
 	needPython(t)
-	if _, err := exec.LookPath("pgrep"); err != nil {
-		t.Skip("no pgrep to look for the process")
-	}
+	needPgrep(t)
 	for _, kind := range []string{"local", "ssh"} {
 		t.Run(kind, func(t *testing.T) {
 			_, h, _, root := hostPair(t, kind)
@@ -295,19 +295,110 @@ func TestStreamHashProgramInterpreters(t *testing.T) {
 		}
 		seen[string(ver)] = true
 		cmd := exec.Command(p, "-c", streamHashProgram, filepath.Join(dir, "f"))
-		cmd.Stdin = strings.NewReader("0 3145733\n1048576 7\n3145733 0\n")
-		out, err := cmd.Output()
+		in, err := cmd.StdinPipe()
 		if err != nil {
+			t.Fatal(err)
+		}
+		outPipe, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		out := bufio.NewReader(outPipe)
+		// Requests and answers alternate, as streamHasher sends them.
+		var got []string
+		for _, req := range []string{"", "0 3145733\n", "1048576 7\n", "3145733 0\n"} {
+			if req != "" {
+				if _, err := io.WriteString(in, req); err != nil {
+					t.Fatal(err)
+				}
+			}
+			line, err := out.ReadString('\n')
+			if err != nil {
+				t.Fatalf("Python %s: after %q: %v", bytes.TrimSpace(ver), req, err)
+			}
+			got = append(got, line)
+		}
+		in.Close()
+		if err := cmd.Wait(); err != nil {
 			t.Fatalf("Python %s: %v", bytes.TrimSpace(ver), err)
 		}
-		sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
-		want := "ready\n" + sum(data) + "\n" + sum(data[1<<20:1<<20+7]) + "\n" + sum(nil) + "\n"
-		if string(out) != want {
-			t.Errorf("Python %s printed %q, want %q", bytes.TrimSpace(ver), out, want)
+		sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) + "\n" }
+		want := []string{"ready\n", sum(data), sum(data[1<<20 : 1<<20+7]), sum(nil)}
+		if strings.Join(got, "") != strings.Join(want, "") {
+			t.Errorf("Python %s printed %q, want %q", bytes.TrimSpace(ver), got, want)
 		}
 		t.Logf("Python %s answers right", bytes.TrimSpace(ver))
 	}
 	if len(seen) == 0 {
 		t.Fatal("no working Python interpreter, though python3 is on PATH")
+	}
+}
+
+// TestStreamHasherCancelMidRange cancels while the hasher is busy with a
+// long range (64 GiB of a sparse file, half a minute of hashing or more):
+// the request must fail and the process end within seconds, not when the
+// range is done. sshd does not kill a command whose session closes, so the
+// program itself must notice.
+func TestStreamHasherCancelMidRange(t *testing.T) {
+	needPython(t)
+	needPgrep(t)
+	for _, kind := range []string{"local", "ssh"} {
+		t.Run(kind, func(t *testing.T) {
+			_, h, _, root := hostPair(t, kind)
+			if kind == "ssh" {
+				root = t.TempDir()
+			}
+			const size = 64 << 30
+			file := filepath.Join(root, "sparse-cancel.vhd")
+			if err := os.WriteFile(file, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(file, size); err != nil {
+				t.Fatalf("make a 64 GiB sparse file: %v", err)
+			}
+			name := "/sparse-cancel.vhd"
+			if kind == "ssh" {
+				name = file
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			sh := startStreamHasher(ctx, h, name)
+			if sh == nil {
+				t.Fatal("no streaming hasher")
+			}
+			answered := make(chan error, 1)
+			go func() {
+				_, err := sh.hash(0, size)
+				answered <- err
+			}()
+			time.Sleep(200 * time.Millisecond)
+			cancel()
+			select {
+			case err := <-answered:
+				if err == nil {
+					t.Fatal("the 64 GiB range was answered after the cancellation")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the request still waits 10s after its context was cancelled")
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for exec.Command("pgrep", "-f", "sparse-cancel.vhd").Run() == nil {
+				if time.Now().After(deadline) {
+					t.Fatal("the hashing process still runs 10s after its context was cancelled")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// needPgrep skips, or fails under CI=true, when pgrep (procps) is missing.
+func needPgrep(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("pgrep"); err != nil {
+		missingOracle(t, "pgrep is needed to look for processes on the host: %v (apt-get install procps)", err)
 	}
 }
