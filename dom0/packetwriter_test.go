@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand"
+	"slices"
 	"testing"
 )
 
@@ -61,7 +62,7 @@ func TestPacketWriter(t *testing.T) {
 			for _, w := range rec.writes {
 				sizes = append(sizes, len(w))
 			}
-			if !equalInts(sizes, tt.sizes) {
+			if !slices.Equal(sizes, tt.sizes) {
 				t.Errorf("channel writes of %v bytes, want %v", sizes, tt.sizes)
 			}
 		})
@@ -73,16 +74,4 @@ func TestPacketWriter(t *testing.T) {
 			t.Fatal("a 2 MiB SFTP packet was accepted")
 		}
 	})
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

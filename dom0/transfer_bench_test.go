@@ -171,34 +171,28 @@ func BenchmarkTransfer1GiB(b *testing.B) {
 			b.StartTimer()
 		}
 	})
-	b.Run("xenflow", func(b *testing.B) {
-		b.SetBytes(benchFileSize)
-		var heap, sys float64
-		for i := 0; i < b.N; i++ {
-			h, s := e.xenflow(b, nil, false)
-			heap, sys = max(heap, h), max(sys, s)
-			b.StopTimer()
-			e.clean(b)
-			b.StartTimer()
+	xenflow := func(twoFiles bool) func(*testing.B) {
+		return func(b *testing.B) {
+			b.SetBytes(benchFileSize)
+			if twoFiles {
+				b.SetBytes(2 * benchFileSize)
+			}
+			var heap, sys float64
+			for i := 0; i < b.N; i++ {
+				h, s := e.xenflow(b, nil, twoFiles)
+				heap, sys = max(heap, h), max(sys, s)
+				b.StopTimer()
+				e.clean(b)
+				b.StartTimer()
+			}
+			b.ReportMetric(heap, "peak-heap-MiB")
+			b.ReportMetric(sys, "peak-mapped-MiB")
 		}
-		b.ReportMetric(heap, "peak-heap-MiB")
-		b.ReportMetric(sys, "peak-mapped-MiB")
-	})
+	}
+	b.Run("xenflow", xenflow(false))
 	// Two copies of the file at once (Transfer's default of two files
 	// moving together): the memory bound holds for the whole transfer.
-	b.Run("xenflow-2files", func(b *testing.B) {
-		b.SetBytes(2 * benchFileSize)
-		var heap, sys float64
-		for i := 0; i < b.N; i++ {
-			h, s := e.xenflow(b, nil, true)
-			heap, sys = max(heap, h), max(sys, s)
-			b.StopTimer()
-			e.clean(b)
-			b.StartTimer()
-		}
-		b.ReportMetric(heap, "peak-heap-MiB")
-		b.ReportMetric(sys, "peak-mapped-MiB")
-	})
+	b.Run("xenflow-2files", xenflow(true))
 }
 
 // BenchmarkTransferRatio runs the three ways back to back in each iteration

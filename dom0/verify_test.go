@@ -64,6 +64,19 @@ func TestRemoteHash(t *testing.T) {
 	}
 }
 
+// hasherHost returns a host of the kind named ("local" or "ssh", see
+// hostPair), the directory of this machine where its test files go, and
+// the host's name for the file base in that directory.
+func hasherHost(t *testing.T, kind, base string) (h Host, root, name string) {
+	t.Helper()
+	_, h, _, root = hostPair(t, kind)
+	if kind == "ssh" {
+		root = t.TempDir()
+		return h, root, root + "/" + base
+	}
+	return h, root, "/" + base
+}
+
 // needPython skips, or fails under CI=true, when the machine has no python3
 // for the streaming hasher to run.
 func needPython(t *testing.T) {
@@ -80,15 +93,8 @@ func TestStreamHasher(t *testing.T) {
 	needPython(t)
 	for _, kind := range []string{"local", "ssh"} {
 		t.Run(kind, func(t *testing.T) {
-			_, h, _, root := hostPair(t, kind)
-			if kind == "ssh" {
-				root = t.TempDir()
-			}
+			h, root, name := hasherHost(t, kind, "f")
 			data := randomFile(t, root, "/f", 3<<20+7, 5)
-			name := "/f"
-			if kind == "ssh" {
-				name = root + "/f"
-			}
 			sh := startStreamHasher(context.Background(), h, name)
 			if sh == nil {
 				t.Fatal("no streaming hasher on a host with python3")
@@ -158,15 +164,8 @@ func TestStreamHasherCancel(t *testing.T) {
 	needPgrep(t)
 	for _, kind := range []string{"local", "ssh"} {
 		t.Run(kind, func(t *testing.T) {
-			_, h, _, root := hostPair(t, kind)
-			if kind == "ssh" {
-				root = t.TempDir()
-			}
+			h, root, name := hasherHost(t, kind, "cancel-me.vhd")
 			randomFile(t, root, "/cancel-me.vhd", 1<<20, 5)
-			name := "/cancel-me.vhd"
-			if kind == "ssh" {
-				name = root + name
-			}
 			ctx, cancel := context.WithCancel(context.Background())
 			sh := startStreamHasher(ctx, h, name)
 			if sh == nil {
@@ -347,10 +346,7 @@ func TestStreamHasherCancelMidRange(t *testing.T) {
 	needPgrep(t)
 	for _, kind := range []string{"local", "ssh"} {
 		t.Run(kind, func(t *testing.T) {
-			_, h, _, root := hostPair(t, kind)
-			if kind == "ssh" {
-				root = t.TempDir()
-			}
+			h, root, name := hasherHost(t, kind, "sparse-cancel.vhd")
 			const size = 64 << 30
 			file := filepath.Join(root, "sparse-cancel.vhd")
 			if err := os.WriteFile(file, nil, 0o644); err != nil {
@@ -358,10 +354,6 @@ func TestStreamHasherCancelMidRange(t *testing.T) {
 			}
 			if err := os.Truncate(file, size); err != nil {
 				t.Fatalf("make a 64 GiB sparse file: %v", err)
-			}
-			name := "/sparse-cancel.vhd"
-			if kind == "ssh" {
-				name = file
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
