@@ -157,41 +157,6 @@ func TestStreamHasherMissing(t *testing.T) {
 	}
 }
 
-// TestStreamHasherCancel cancels a transfer's context while the hashing
-// process waits for a request: the process must end on the host.
-func TestStreamHasherCancel(t *testing.T) {
-	needPython(t)
-	needPgrep(t)
-	for _, kind := range []string{"local", "ssh"} {
-		t.Run(kind, func(t *testing.T) {
-			h, root, name := hasherHost(t, kind, "cancel-me.vhd")
-			randomFile(t, root, "/cancel-me.vhd", 1<<20, 5)
-			ctx, cancel := context.WithCancel(context.Background())
-			sh := startStreamHasher(ctx, h, name)
-			if sh == nil {
-				t.Fatal("no streaming hasher")
-			}
-			running := func() bool {
-				return exec.Command("pgrep", "-f", filepath.Join(root, "cancel-me.vhd")+"|"+strings.TrimPrefix(name, "/")).Run() == nil
-			}
-			if !running() {
-				t.Fatal("pgrep does not see the hashing process")
-			}
-			cancel() // acts in the background: a request may still be answered
-			deadline := time.Now().Add(10 * time.Second)
-			for running() {
-				if time.Now().After(deadline) {
-					t.Fatal("the hashing process still runs 10s after its context was cancelled")
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			if _, err := sh.hash(0, 1); err == nil {
-				t.Error("a hash was answered after the process ended")
-			}
-		})
-	}
-}
-
 // TestTransferStreamVerifyCatchesCorruption damages the copy on the
 // destination's disk behind Transfer's back, after the chunk is written:
 // the streaming hasher (unwrapped hosts, so it is the one used) must see
@@ -336,54 +301,72 @@ func TestStreamHashProgramInterpreters(t *testing.T) {
 	}
 }
 
-// TestStreamHasherCancelMidRange cancels while the hasher is busy with a
-// long range (64 GiB of a sparse file, half a minute of hashing or more):
-// the request must fail and the process end within seconds, not when the
-// range is done. sshd does not kill a command whose session closes, so the
+// TestStreamHasherCancel cancels the hasher's context while it waits for a
+// request ("idle") and while it is busy with a long range ("busy": 64 GiB
+// of a sparse file, half a minute of hashing or more). A pending request
+// must fail and the process end on the host within seconds, not when the
+// range is done: sshd does not kill a command whose session closes, so the
 // program itself must notice.
-func TestStreamHasherCancelMidRange(t *testing.T) {
+func TestStreamHasherCancel(t *testing.T) {
 	needPython(t)
 	needPgrep(t)
-	for _, kind := range []string{"local", "ssh"} {
-		t.Run(kind, func(t *testing.T) {
-			h, root, name := hasherHost(t, kind, "sparse-cancel.vhd")
-			const size = 64 << 30
-			file := filepath.Join(root, "sparse-cancel.vhd")
-			if err := os.WriteFile(file, nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Truncate(file, size); err != nil {
-				t.Fatalf("make a 64 GiB sparse file: %v", err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			sh := startStreamHasher(ctx, h, name)
-			if sh == nil {
-				t.Fatal("no streaming hasher")
-			}
-			answered := make(chan error, 1)
-			go func() {
-				_, err := sh.hash(0, size)
-				answered <- err
-			}()
-			time.Sleep(200 * time.Millisecond)
-			cancel()
-			select {
-			case err := <-answered:
-				if err == nil {
-					t.Fatal("the 64 GiB range was answered after the cancellation")
+	for _, busy := range []bool{false, true} {
+		for _, kind := range []string{"local", "ssh"} {
+			t.Run(map[bool]string{false: "idle", true: "busy"}[busy]+"/"+kind, func(t *testing.T) {
+				const base = "cancel-me.vhd"
+				h, root, name := hasherHost(t, kind, base)
+				size := int64(1 << 20)
+				if busy {
+					size = 64 << 30
 				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("the request still waits 10s after its context was cancelled")
-			}
-			deadline := time.Now().Add(10 * time.Second)
-			for exec.Command("pgrep", "-f", "sparse-cancel.vhd").Run() == nil {
-				if time.Now().After(deadline) {
-					t.Fatal("the hashing process still runs 10s after its context was cancelled")
+				file := filepath.Join(root, base)
+				if err := os.WriteFile(file, nil, 0o644); err != nil {
+					t.Fatal(err)
 				}
-				time.Sleep(50 * time.Millisecond)
-			}
-		})
+				if err := os.Truncate(file, size); err != nil {
+					t.Fatalf("make a %d-byte sparse file: %v", size, err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				sh := startStreamHasher(ctx, h, name)
+				if sh == nil {
+					t.Fatal("no streaming hasher")
+				}
+				running := func() bool { return exec.Command("pgrep", "-f", base).Run() == nil }
+				if !running() {
+					t.Fatal("pgrep does not see the hashing process")
+				}
+				answered := make(chan error, 1)
+				if busy {
+					go func() {
+						_, err := sh.hash(0, size)
+						answered <- err
+					}()
+					time.Sleep(200 * time.Millisecond)
+				}
+				cancel() // acts in the background: an idle request may still be answered
+				if busy {
+					select {
+					case err := <-answered:
+						if err == nil {
+							t.Fatal("the 64 GiB range was answered after the cancellation")
+						}
+					case <-time.After(10 * time.Second):
+						t.Fatal("the request still waits 10s after its context was cancelled")
+					}
+				}
+				deadline := time.Now().Add(10 * time.Second)
+				for running() {
+					if time.Now().After(deadline) {
+						t.Fatal("the hashing process still runs 10s after its context was cancelled")
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				if _, err := sh.hash(0, 1); err == nil {
+					t.Error("a hash was answered after the process ended")
+				}
+			})
+		}
 	}
 }
 
