@@ -177,24 +177,9 @@ func TestTransferStreamVerifyCatchesCorruption(t *testing.T) {
 				srcName = sr + srcName
 			}
 			part := filepath.Join(dr, PartName("/a.vhd"))
-			var once sync.Once
 			_, err := Transfer(context.Background(), src, dst, []FileCopy{{Src: srcName, Dst: prefix + "/a.vhd"}}, &TransferOptions{
 				ChunkSize: 256 << 10, Writers: 1, VerifySegment: 1 << 20,
-				Progress: func(p Progress) {
-					if p.FileDone >= 512<<10 {
-						once.Do(func() {
-							f, err := os.OpenFile(part, os.O_WRONLY, 0)
-							if err != nil {
-								t.Error(err)
-								return
-							}
-							defer f.Close()
-							if _, err := f.WriteAt([]byte{0xff, 0x00, 0xff}, 300<<10); err != nil {
-								t.Error(err)
-							}
-						})
-					}
-				},
+				Progress: damageOnDisk(t, part, 512<<10, 300<<10),
 			})
 			var ve *VerifyError
 			if !errors.As(err, &ve) || ve.Offset != 0 || ve.Length != 1<<20 {
@@ -202,6 +187,29 @@ func TestTransferStreamVerifyCatchesCorruption(t *testing.T) {
 			}
 			if ents, _ := os.ReadDir(dr); len(ents) != 0 {
 				t.Errorf("destination keeps %v after a failed verification", ents)
+			}
+		})
+	}
+}
+
+// damageOnDisk returns a Progress callback that, once the file has
+// reached done bytes, overwrites a few bytes at offset at of the file
+// (this machine's path), behind Transfer's back.
+func damageOnDisk(t *testing.T, file string, done, at int64) func(Progress) {
+	var once sync.Once
+	return func(p Progress) {
+		if p.FileDone < done {
+			return
+		}
+		once.Do(func() {
+			f, err := os.OpenFile(file, os.O_WRONLY, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer f.Close()
+			if _, err := f.WriteAt([]byte("xenflow"), at); err != nil {
+				t.Error(err)
 			}
 		})
 	}
@@ -215,24 +223,9 @@ func TestTransferDefaultStreamSegments(t *testing.T) {
 	src, dst := localHost(t), localHost(t)
 	randomFile(t, src.Root(), "/a.vhd", 72<<20, 3)
 	part := filepath.Join(dst.Root(), PartName("/a.vhd"))
-	var once sync.Once
 	_, err := Transfer(context.Background(), src, dst, []FileCopy{{Src: "/a.vhd", Dst: "/a.vhd"}}, &TransferOptions{
 		Writers: 1,
-		Progress: func(p Progress) {
-			if p.FileDone >= 48<<20 {
-				once.Do(func() {
-					f, err := os.OpenFile(part, os.O_WRONLY, 0)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					defer f.Close()
-					if _, err := f.WriteAt([]byte("xenflow"), 40<<20); err != nil {
-						t.Error(err)
-					}
-				})
-			}
-		},
+		Progress: damageOnDisk(t, part, 48<<20, 40<<20),
 	})
 	var ve *VerifyError
 	if !errors.As(err, &ve) || ve.Offset != 32<<20 || ve.Length != 32<<20 {
