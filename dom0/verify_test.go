@@ -224,7 +224,7 @@ func TestTransferDefaultStreamSegments(t *testing.T) {
 	randomFile(t, src.Root(), "/a.vhd", 72<<20, 3)
 	part := filepath.Join(dst.Root(), PartName("/a.vhd"))
 	_, err := Transfer(context.Background(), src, dst, []FileCopy{{Src: "/a.vhd", Dst: "/a.vhd"}}, &TransferOptions{
-		Writers: 1,
+		Writers:  1,
 		Progress: damageOnDisk(t, part, 48<<20, 40<<20),
 	})
 	var ve *VerifyError
