@@ -62,7 +62,8 @@
 // is read where it lies, no byte crosses the network twice, and the check
 // overlaps the transfer instead of following it. On an SSHHost or a
 // LocalHost one Python process per file (dom0 has Python 2.7 or 3; hashlib
-// uses OpenSSL) reads the part file and answers each segment's request;
+// uses OpenSSL) reads the part file and answers each segment's request,
+// then fsyncs it, so the copy reaches the disk while the transfer goes on;
 // elsewhere each segment is one command, openssl or sha256sum fed by dd.
 // VerifyReadBack reads the copy back through the controller instead, for
 // hosts that cannot run commands. A later Transfer of the same file

@@ -47,7 +47,9 @@ const (
 	// range, so the check overlaps the transfer. On an SSHHost or a
 	// LocalHost one Python process (dom0 always has Python; its hashlib is
 	// OpenSSL's, with the CPU's SHA instructions) hashes every segment of
-	// a file, reading it directly; on other hosts, or one without Python,
+	// a file, reading it directly, and fsyncs each segment once checked, so
+	// that the data reaches the disk during the transfer and the fsync that
+	// ends the file is short; on other hosts, or one without Python,
 	// each segment is one command through Host.Run: openssl (or sha256sum)
 	// fed by dd, which costs the host about 60% more CPU.
 	VerifySHA256Sum VerifyMode = iota

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -56,7 +57,7 @@ func newSegmentVerifier(ctx context.Context, fail context.CancelCauseFunc, dst H
 	v := &segmentVerifier{
 		ctx: ctx, fail: fail, dst: dst, part: part, dstName: dstName, segSize: segSize, chunk: max(chunk, 1),
 		cur: sha256.New(), curStart: start, written: start,
-		jobs: make(chan segment, workers),
+		jobs: make(chan segment, workers+3), // room for a slow check or fsync
 	}
 	v.cond = sync.NewCond(&v.mu)
 	v.stop = context.AfterFunc(ctx, func() {
@@ -169,6 +170,11 @@ func (v *segmentVerifier) work() {
 			err = &VerifyError{Host: v.dst.String(), Path: v.dstName, Offset: s.off, Length: s.n,
 				Want: hex.EncodeToString(s.sum), Got: hex.EncodeToString(got)}
 		}
+		if err == nil && sh != nil {
+			// Write the verified bytes out now, while the transfer goes
+			// on, rather than all in the fsync that ends the file.
+			err = sh.sync()
+		}
 		if err != nil {
 			v.mu.Lock()
 			v.errs = append(v.errs, err)
@@ -242,13 +248,15 @@ type streamHasher struct {
 const streamHashLauncher = `for p in python3 python; do if command -v "$p" >/dev/null 2>&1; then exec "$p" -c "$0" "$1"; fi; done; echo none`
 
 // streamHashProgram opens the file, says "ready", then answers each
-// "offset length" line with the SHA-256 of that range; it exits at the end
-// of its input, or with status 3 when the file is shorter than a range.
+// "offset length" line with the SHA-256 of that range, and each "sync"
+// line with "synced" once the file's data is on disk (fsync); it exits at
+// the end of its input, with status 3 when the file is shorter than a
+// range, or 5 when fsync fails.
 // Requests and answers alternate, so input that arrives while a range is
 // being hashed can only be its end (the controller went away: sshd closes
 // the command's input when the session closes, and does not kill it): the
 // program looks between reads and exits at once, status 4.
-const streamHashProgram = `import hashlib, select, sys
+const streamHashProgram = `import hashlib, os, select, sys
 f = open(sys.argv[1], "rb", 0)
 b = bytearray(1 << 20)
 m = memoryview(b)
@@ -259,6 +267,15 @@ while True:
     line = sys.stdin.readline()
     if not line:
         break
+    if line == "sync\n":
+        try:
+            os.fsync(f.fileno())
+        except OSError as e:
+            sys.stderr.write("fsync: %s\n" % e)
+            sys.exit(5)
+        w.write("synced\n")
+        w.flush()
+        continue
     off, n = [int(x) for x in line.split()]
     h = hashlib.sha256()
     f.seek(off)
@@ -327,6 +344,23 @@ func (s *streamHasher) hash(off, n int64) ([]byte, error) {
 		return nil, s.failed(err)
 	}
 	return parseSHA256Sum([]byte(line))
+}
+
+// sync makes the program fsync the file: the bytes written so far are on
+// disk when it returns.
+func (s *streamHasher) sync() error {
+	if _, err := io.WriteString(s.p.stdin, "sync\n"); err != nil {
+		s.p.kill()
+		return s.failed(err)
+	}
+	line, err := s.line()
+	if err != nil {
+		return s.failed(err)
+	}
+	if line != "synced" {
+		return fmt.Errorf("dom0: hash program answered %q to sync", clip(line))
+	}
+	return nil
 }
 
 // failed returns why the program stopped answering: its exit status and

@@ -108,6 +108,9 @@ func TestStreamHasher(t *testing.T) {
 					t.Errorf("range %d+%d: wrong hash", r.off, r.n)
 				}
 			}
+			if err := sh.sync(); err != nil {
+				t.Fatalf("sync: %v", err)
+			}
 			_, err := sh.hash(3<<20, 8)
 			var ee *ExitError
 			if !errors.As(err, &ee) || ee.Code != 3 || !strings.Contains(string(ee.Stderr), "file ends at") {
@@ -266,7 +269,7 @@ func TestStreamHashProgramInterpreters(t *testing.T) {
 		out := bufio.NewReader(outPipe)
 		// Requests and answers alternate, as streamHasher sends them.
 		var got []string
-		for _, req := range []string{"", "0 3145733\n", "1048576 7\n", "3145733 0\n"} {
+		for _, req := range []string{"", "0 3145733\n", "sync\n", "1048576 7\n", "3145733 0\n"} {
 			if req != "" {
 				if _, err := io.WriteString(in, req); err != nil {
 					t.Fatal(err)
@@ -283,7 +286,7 @@ func TestStreamHashProgramInterpreters(t *testing.T) {
 			t.Fatalf("Python %s: %v", bytes.TrimSpace(ver), err)
 		}
 		sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) + "\n" }
-		want := []string{"ready\n", sum(data), sum(data[1<<20 : 1<<20+7]), sum(nil)}
+		want := []string{"ready\n", sum(data), "synced\n", sum(data[1<<20 : 1<<20+7]), sum(nil)}
 		if strings.Join(got, "") != strings.Join(want, "") {
 			t.Errorf("Python %s printed %q, want %q", bytes.TrimSpace(ver), got, want)
 		}
