@@ -61,13 +61,7 @@ func (s *MemoryStore) GetInstance(ctx context.Context, uuid string) (*Instance, 
 	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	inst, ok := s.instances[uuid]
-	if !ok {
-		return nil, &NotFoundError{Kind: KindInstance, ID: uuid}
-	}
-	return inst.Clone(), nil
+	return getRecord(s, instanceTable, uuid)
 }
 
 // ListInstances implements [InstanceStore].
@@ -106,18 +100,7 @@ func (s *MemoryStore) CreateInstance(ctx context.Context, inst *Instance) error 
 	if err := inst.Validate(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.initLocked()
-	defer s.mu.Unlock()
-	if _, ok := s.instances[inst.UUID]; ok {
-		return &AlreadyExistsError{Kind: KindInstance, ID: inst.UUID}
-	}
-	now := s.now()
-	c := inst.Clone()
-	c.CreatedAt, c.UpdatedAt = now, now
-	s.instances[c.UUID] = c
-	inst.CreatedAt, inst.UpdatedAt = now, now
-	return nil
+	return createRecord(s, instanceTable, inst)
 }
 
 // SaveInstance implements [InstanceStore]: compare-and-set on the stored
@@ -135,24 +118,13 @@ func (s *MemoryStore) SaveInstance(ctx context.Context, inst *Instance, expected
 				Reason: "unknown value " + quote(string(t))}
 		}
 	}
-	c := inst.Clone()
-	s.mu.Lock()
-	s.initLocked()
-	defer s.mu.Unlock()
-	cur, ok := s.instances[inst.UUID]
-	if !ok {
-		return &NotFoundError{Kind: KindInstance, ID: inst.UUID}
-	}
-	if len(expectedTaskStates) > 0 && !containsValue(expectedTaskStates, cur.TaskState) {
-		return &UnexpectedTaskStateError{InstanceUUID: inst.UUID,
-			Expected: append([]statemachine.TaskState(nil), expectedTaskStates...), Actual: cur.TaskState}
-	}
-	now := s.now()
-	c.CreatedAt = cur.CreatedAt
-	c.UpdatedAt = now
-	s.instances[c.UUID] = c
-	inst.CreatedAt, inst.UpdatedAt = cur.CreatedAt, now
-	return nil
+	return saveRecord(s, instanceTable, inst, func(cur *Instance) error {
+		if len(expectedTaskStates) > 0 && !containsValue(expectedTaskStates, cur.TaskState) {
+			return &UnexpectedTaskStateError{InstanceUUID: inst.UUID,
+				Expected: append([]statemachine.TaskState(nil), expectedTaskStates...), Actual: cur.TaskState}
+		}
+		return nil
+	})
 }
 
 // GetMigration implements [MigrationStore].
@@ -160,13 +132,7 @@ func (s *MemoryStore) GetMigration(ctx context.Context, uuid string) (*Migration
 	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	m, ok := s.migrations[uuid]
-	if !ok {
-		return nil, &NotFoundError{Kind: KindMigration, ID: uuid}
-	}
-	return m.Clone(), nil
+	return getRecord(s, migrationTable, uuid)
 }
 
 // ListMigrations implements [MigrationStore].
@@ -206,18 +172,7 @@ func (s *MemoryStore) CreateMigration(ctx context.Context, m *Migration) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.initLocked()
-	defer s.mu.Unlock()
-	if _, ok := s.migrations[m.UUID]; ok {
-		return &AlreadyExistsError{Kind: KindMigration, ID: m.UUID}
-	}
-	now := s.now()
-	c := m.Clone()
-	c.CreatedAt, c.UpdatedAt = now, now
-	s.migrations[c.UUID] = c
-	m.CreatedAt, m.UpdatedAt = now, now
-	return nil
+	return createRecord(s, migrationTable, m)
 }
 
 // SaveMigration implements [MigrationStore]: compare-and-set on the stored
@@ -229,24 +184,13 @@ func (s *MemoryStore) SaveMigration(ctx context.Context, m *Migration, expectedS
 	if err := m.Validate(); err != nil {
 		return err
 	}
-	c := m.Clone()
-	s.mu.Lock()
-	s.initLocked()
-	defer s.mu.Unlock()
-	cur, ok := s.migrations[m.UUID]
-	if !ok {
-		return &NotFoundError{Kind: KindMigration, ID: m.UUID}
-	}
-	if len(expectedStatuses) > 0 && !containsValue(expectedStatuses, cur.Status) {
-		return &UnexpectedMigrationStatusError{MigrationUUID: m.UUID,
-			Expected: append([]statemachine.MigrationStatus(nil), expectedStatuses...), Actual: cur.Status}
-	}
-	now := s.now()
-	c.CreatedAt = cur.CreatedAt
-	c.UpdatedAt = now
-	s.migrations[c.UUID] = c
-	m.CreatedAt, m.UpdatedAt = cur.CreatedAt, now
-	return nil
+	return saveRecord(s, migrationTable, m, func(cur *Migration) error {
+		if len(expectedStatuses) > 0 && !containsValue(expectedStatuses, cur.Status) {
+			return &UnexpectedMigrationStatusError{MigrationUUID: m.UUID,
+				Expected: append([]statemachine.MigrationStatus(nil), expectedStatuses...), Actual: cur.Status}
+		}
+		return nil
+	})
 }
 
 // CreateAction implements [ActionStore]. A zero StartTime is set to now.
@@ -409,6 +353,86 @@ func (s *MemoryStore) usable(ctx context.Context) error {
 		return ErrNilStore
 	}
 	return ctx.Err()
+}
+
+// stampedRecord is a record the store keeps by UUID and stamps with
+// CreatedAt and UpdatedAt: *Instance and *Migration.
+type stampedRecord[R any] interface {
+	Clone() R
+	key() string
+	created() time.Time
+	stamp(createdAt, updatedAt time.Time)
+}
+
+func (i *Instance) key() string           { return i.UUID }
+func (i *Instance) created() time.Time    { return i.CreatedAt }
+func (i *Instance) stamp(c, u time.Time)  { i.CreatedAt, i.UpdatedAt = c, u }
+func (m *Migration) key() string          { return m.UUID }
+func (m *Migration) created() time.Time   { return m.CreatedAt }
+func (m *Migration) stamp(c, u time.Time) { m.CreatedAt, m.UpdatedAt = c, u }
+
+// recordTable names the map of one kind of stampedRecord.
+type recordTable[R stampedRecord[R]] struct {
+	kind string
+	m    func(*MemoryStore) map[string]R
+}
+
+var (
+	instanceTable  = recordTable[*Instance]{KindInstance, func(s *MemoryStore) map[string]*Instance { return s.instances }}
+	migrationTable = recordTable[*Migration]{KindMigration, func(s *MemoryStore) map[string]*Migration { return s.migrations }}
+)
+
+// getRecord returns a copy of the record id of table t.
+func getRecord[R stampedRecord[R]](s *MemoryStore, t recordTable[R], id string) (R, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, ok := t.m(s)[id]
+	if !ok {
+		var zero R
+		return zero, &NotFoundError{Kind: t.kind, ID: id}
+	}
+	return r.Clone(), nil
+}
+
+// createRecord stores a copy of r, which must be new, and stamps both with
+// the time now.
+func createRecord[R stampedRecord[R]](s *MemoryStore, t recordTable[R], r R) error {
+	s.mu.Lock()
+	s.initLocked()
+	defer s.mu.Unlock()
+	m := t.m(s)
+	if _, ok := m[r.key()]; ok {
+		return &AlreadyExistsError{Kind: t.kind, ID: r.key()}
+	}
+	now := s.now()
+	c := r.Clone()
+	c.stamp(now, now)
+	m[r.key()] = c
+	r.stamp(now, now)
+	return nil
+}
+
+// saveRecord replaces the stored record with a copy of r if check accepts
+// the stored one (the compare of a compare-and-set), keeping its CreatedAt
+// and stamping UpdatedAt; r gets the same stamps.
+func saveRecord[R stampedRecord[R]](s *MemoryStore, t recordTable[R], r R, check func(cur R) error) error {
+	c := r.Clone()
+	s.mu.Lock()
+	s.initLocked()
+	defer s.mu.Unlock()
+	m := t.m(s)
+	cur, ok := m[r.key()]
+	if !ok {
+		return &NotFoundError{Kind: t.kind, ID: r.key()}
+	}
+	if err := check(cur); err != nil {
+		return err
+	}
+	now := s.now()
+	c.stamp(cur.created(), now)
+	m[r.key()] = c
+	r.stamp(cur.created(), now)
+	return nil
 }
 
 // initLocked makes a zero MemoryStore usable: it creates the maps and the
