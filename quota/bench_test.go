@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/xenflow/xenflow/internal/cputime"
 )
 
 // tickClock is a benchmark clock that moves one microsecond per reading, so
@@ -66,7 +68,7 @@ func BenchmarkReserveCommit(b *testing.B) {
 			l := benchLedger(b, ids.src())
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for i := 0; i < b.N; i++ {
 				if !reserveCommit(b, l, "project", d) {
 					b.FailNow()
@@ -92,7 +94,7 @@ func BenchmarkReserveCommitParallel(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			var wg sync.WaitGroup
 			for w := 0; w < g; w++ {
 				n := b.N / g
@@ -121,7 +123,7 @@ func BenchmarkBaselineMapPair(b *testing.B) {
 	m := map[string]*Reservation{}
 	ids := SequentialIDs("bench")
 	b.ReportAllocs()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		id, _ := ids()
 		mu.Lock()
@@ -140,7 +142,7 @@ func BenchmarkBaselineMapPair(b *testing.B) {
 // threads, garbage collector included), which other loads disturb less.
 func reportPairs(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pairs/s")
-	if cpu := processCPU(); cpu > 0 {
+	if cpu := cputime.Process(); cpu > 0 {
 		b.ReportMetric(float64(cpu-cpu0)/float64(b.N), "cpu-ns/pair")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/xenflow/xenflow/internal/cputime"
 	"github.com/xenflow/xenflow/scheduler"
 	"github.com/xenflow/xenflow/scheduler/schedjson"
 )
@@ -112,18 +113,16 @@ func BenchmarkSelect10000(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0, ok := processCPU()
+	cpu0 := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		if _, err := s.Select(hs, req); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.StopTimer()
-	if cpu1, ok1 := processCPU(); ok && ok1 {
-		// CPU time per selection: unlike ns/op, not inflated when the
-		// machine is shared with other work.
-		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
-	}
+	// CPU time per selection: unlike ns/op, not inflated when the machine
+	// is shared with other work.
+	cputime.Report(b, cpu0, 0)
 }
 
 var novaTiming struct {

@@ -10,6 +10,7 @@ import (
 
 	kolo "github.com/kolo/xmlrpc"
 
+	"github.com/xenflow/xenflow/internal/cputime"
 	"github.com/xenflow/xenflow/xenapi/internal/xmlrpc"
 )
 
@@ -73,7 +74,7 @@ func BenchmarkGetAllRecords10000Typed(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := processCPUTime()
+	cpu0 := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		v, err := d.DecodeResponseBytes(body)
 		if err != nil {
@@ -88,7 +89,7 @@ func BenchmarkGetAllRecords10000Typed(b *testing.B) {
 			b.Fatal(len(recs), err)
 		}
 	}
-	reportCPU(b, cpu0, int64(len(body)))
+	cputime.Report(b, cpu0, int64(len(body)))
 }
 
 // BenchmarkDecodeVMGetRecordTyped is the client's share of one
@@ -102,7 +103,7 @@ func BenchmarkDecodeVMGetRecordTyped(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := processCPUTime()
+	cpu0 := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		v, err := d.DecodeResponseBytes(body)
 		if err != nil {
@@ -113,7 +114,7 @@ func BenchmarkDecodeVMGetRecordTyped(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	reportCPU(b, cpu0, int64(len(body)))
+	cputime.Report(b, cpu0, int64(len(body)))
 }
 
 // benchServer is an httptest server answering VM.get_record with a full
@@ -147,7 +148,7 @@ func BenchmarkVMGetRecordHTTP(b *testing.B) {
 func parallelCalls(b *testing.B, n int, fn func() error) {
 	b.ReportAllocs()
 	b.ResetTimer()
-	start, cpu0 := time.Now(), processCPUTime()
+	start, cpu0 := time.Now(), cputime.Process()
 	var wg sync.WaitGroup
 	var next int64
 	var mu sync.Mutex
@@ -172,7 +173,7 @@ func parallelCalls(b *testing.B, n int, fn func() error) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
-	b.ReportMetric(float64((processCPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/call")
+	b.ReportMetric(float64((cputime.Process()-cpu0).Microseconds())/float64(b.N), "cpu-µs/call")
 }
 
 // BenchmarkConcurrentBlockingCalls runs batches of 8 concurrent calls that

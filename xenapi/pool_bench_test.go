@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xenflow/xenflow/internal/cputime"
 	"github.com/xenflow/xenflow/xenapi"
 	"github.com/xenflow/xenflow/xenapi/xenapitest"
 )
@@ -38,7 +39,7 @@ func BenchmarkPoolVMGetRecord(b *testing.B) {
 	ref := xenapi.VMRef(vm.Ref)
 	b.ReportAllocs()
 	b.ResetTimer()
-	start, cpu0 := time.Now(), xenapi.ProcessCPUTime()
+	start, cpu0 := time.Now(), cputime.Process()
 	var wg sync.WaitGroup
 	work := make(chan struct{}, 64)
 	for g := 0; g < 8; g++ {
@@ -58,5 +59,5 @@ func BenchmarkPoolVMGetRecord(b *testing.B) {
 	close(work)
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
-	b.ReportMetric(float64((xenapi.ProcessCPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/call")
+	b.ReportMetric(float64((cputime.Process()-cpu0).Microseconds())/float64(b.N), "cpu-µs/call")
 }

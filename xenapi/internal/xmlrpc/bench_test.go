@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"testing"
+
+	"github.com/xenflow/xenflow/internal/cputime"
 )
 
 // xapiVMRecord returns a VM record shaped like the ones xapi returns from
@@ -87,13 +89,13 @@ func BenchmarkDecodeVMRecords(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := processCPUTime()
+	cpu0 := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		if _, err := d.DecodeResponseBytes(body); err != nil {
 			b.Fatal(err)
 		}
 	}
-	reportCPU(b, cpu0, int64(len(body)))
+	cputime.Report(b, cpu0, int64(len(body)))
 }
 
 // BenchmarkDecodeVMRecordsStdlibTokens is the baseline for
@@ -104,7 +106,7 @@ func BenchmarkDecodeVMRecordsStdlibTokens(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := processCPUTime()
+	cpu0 := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		d := xml.NewDecoder(bytes.NewReader(body))
 		for {
@@ -117,7 +119,7 @@ func BenchmarkDecodeVMRecordsStdlibTokens(b *testing.B) {
 			}
 		}
 	}
-	reportCPU(b, cpu0, int64(len(body)))
+	cputime.Report(b, cpu0, int64(len(body)))
 }
 
 // BenchmarkDecodeAllRecords10000 decodes get_all_records of 10,000 VMs;
@@ -128,13 +130,13 @@ func BenchmarkDecodeAllRecords10000(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := processCPUTime()
+	cpu0 := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		if _, err := d.DecodeResponseBytes(body); err != nil {
 			b.Fatal(err)
 		}
 	}
-	reportCPU(b, cpu0, int64(len(body)))
+	cputime.Report(b, cpu0, int64(len(body)))
 }
 
 // BenchmarkEncodeVMRecord measures encoding one VM record response.
@@ -145,12 +147,12 @@ func BenchmarkEncodeVMRecord(b *testing.B) {
 	b.SetBytes(size)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := processCPUTime()
+	cpu0 := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		var err error
 		if buf, err = AppendResponse(buf[:0], v); err != nil {
 			b.Fatal(err)
 		}
 	}
-	reportCPU(b, cpu0, size)
+	cputime.Report(b, cpu0, size)
 }

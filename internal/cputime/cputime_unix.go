@@ -1,14 +1,15 @@
 //go:build unix
 
-package quota
+package cputime
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU returns the CPU time the process has used, user plus system.
-func processCPU() time.Duration {
+// Process returns the user plus system CPU time this process has used, or
+// 0 where it cannot be measured.
+func Process() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
