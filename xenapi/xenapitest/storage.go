@@ -320,17 +320,9 @@ func (p *Pool) snapshotVDI(ref string, isSnapshot bool) (string, error) {
 	if err != nil {
 		return "", storageError("snapshot", err)
 	}
-	fields := map[string]any{
-		"name_label":       vdi.str("name_label"),
-		"name_description": vdi.str("name_description"),
-		"type":             vdi.str("type"),
-		"sharable":         vdi.bool("sharable"),
-		"read_only":        vdi.bool("read_only"),
-		"other_config":     copyValue(vdi.f["other_config"]),
-		"xenstore_data":    copyValue(vdi.f["xenstore_data"]),
-		"tags":             copyValue(vdi.f["tags"]),
-		"on_boot":          vdi.str("on_boot"),
-	}
+	fields := copiedVDIFields(vdi)
+	fields["tags"] = copyValue(vdi.f["tags"])
+	fields["on_boot"] = vdi.str("on_boot")
 	if isSnapshot {
 		fields["is_a_snapshot"] = true
 		fields["snapshot_of"] = vdi.ref
@@ -480,15 +472,7 @@ func (p *Pool) copyVDI(ref, srRef, into string) (string, error) {
 		if err != nil {
 			return "", storageError("copy", err)
 		}
-		target = p.newVDIObject(dstSR, uuid, info, map[string]any{
-			"name_label":       vdi.str("name_label"),
-			"name_description": vdi.str("name_description"),
-			"type":             vdi.str("type"),
-			"sharable":         vdi.bool("sharable"),
-			"read_only":        vdi.bool("read_only"),
-			"other_config":     copyValue(vdi.f["other_config"]),
-			"xenstore_data":    copyValue(vdi.f["xenstore_data"]),
-		})
+		target = p.newVDIObject(dstSR, uuid, info, copiedVDIFields(vdi))
 	}
 	buf := make([]byte, 2<<20)
 	zero := make([]byte, len(buf))
@@ -627,5 +611,19 @@ func (p *Pool) CollectGarbage() (int, error) {
 		if n == 0 {
 			return removed, nil
 		}
+	}
+}
+
+// copiedVDIFields returns the fields a VDI made from vdi (by VDI.copy, clone
+// or snapshot) takes from it.
+func copiedVDIFields(vdi *object) map[string]any {
+	return map[string]any{
+		"name_label":       vdi.str("name_label"),
+		"name_description": vdi.str("name_description"),
+		"type":             vdi.str("type"),
+		"sharable":         vdi.bool("sharable"),
+		"read_only":        vdi.bool("read_only"),
+		"other_config":     copyValue(vdi.f["other_config"]),
+		"xenstore_data":    copyValue(vdi.f["xenstore_data"]),
 	}
 }
