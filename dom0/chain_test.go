@@ -121,8 +121,7 @@ func listTree(t *testing.T, dir string) []string {
 func chainPair(t *testing.T, kind string) (src, dst Host, srcRoot, dstRoot string) {
 	t.Helper()
 	if kind == "local" {
-		a, b := localHost(t), localHost(t)
-		return a, b, a.Root(), b.Root()
+		return hostPair(t, kind)
 	}
 	s := startSSHD(t)
 	srcRoot, dstRoot = t.TempDir(), t.TempDir()

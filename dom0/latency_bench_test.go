@@ -2,68 +2,41 @@ package dom0
 
 import (
 	"context"
-	"io"
 	"net"
 	"testing"
 	"time"
-
-	"github.com/pkg/sftp"
 )
 
-// delayProxy forwards TCP connections to target, delivering every byte
-// delay after it arrived in each direction (a link with that one-way
-// latency and no bandwidth limit of its own).
-func delayProxy(tb testing.TB, target string, delay time.Duration) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { l.Close() })
+// delayedPipe copies src to dst, delivering every byte p.delay after it
+// arrived (a link with that one-way latency and no bandwidth limit of its
+// own), then closes both.
+func (p *proxy) delayedPipe(dst, src net.Conn) {
 	type piece struct {
 		at time.Time
 		b  []byte
 	}
-	pipe := func(dst, src net.Conn) {
-		q := make(chan piece, 4096)
-		go func() {
-			defer close(q)
-			for {
-				b := make([]byte, 64<<10)
-				n, err := src.Read(b)
-				if n > 0 {
-					q <- piece{time.Now().Add(delay), b[:n]}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-		for p := range q {
-			time.Sleep(time.Until(p.at))
-			if _, err := dst.Write(p.b); err != nil {
-				break
-			}
-		}
-		dst.Close()
-		src.Close()
-	}
+	q := make(chan piece, 4096)
 	go func() {
+		defer close(q)
 		for {
-			c, err := l.Accept()
+			b := make([]byte, 64<<10)
+			n, err := src.Read(b)
+			if n > 0 {
+				q <- piece{time.Now().Add(p.delay), b[:n]}
+			}
 			if err != nil {
 				return
 			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			go pipe(c, u)
-			go pipe(u, c)
 		}
 	}()
-	return l.Addr().String()
+	for pc := range q {
+		time.Sleep(time.Until(pc.at))
+		if _, err := dst.Write(pc.b); err != nil {
+			break
+		}
+	}
+	dst.Close()
+	src.Close()
 }
 
 // BenchmarkTransferLatency relays a file between two directories of a real
@@ -73,7 +46,7 @@ func delayProxy(tb testing.TB, target string, delay time.Duration) string {
 // iterations. XENFLOW_BENCH_MIB sets the size (default 1 GiB).
 func BenchmarkTransferLatency(b *testing.B) {
 	e := newBenchEnv(b)
-	addr := delayProxy(b, e.sshd.Addr, time.Millisecond)
+	addr := newProxy(b, e.sshd.Addr, time.Millisecond).Addr()
 	cfg := e.sshd.Config()
 	cfg.KnownHostsFiles = []string{knownHostsForTB(b, addr, e.sshd.HostKeys...)}
 	dial := func() *SSHHost {
@@ -88,31 +61,7 @@ func BenchmarkTransferLatency(b *testing.B) {
 	var tDef, tX time.Duration
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		func() {
-			sc, err := sftp.NewClient(src.Client())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer sc.Close()
-			dc, err := sftp.NewClient(dst.Client())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer dc.Close()
-			in, err := sc.Open(e.srcFile)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer in.Close()
-			out, err := dc.Create(e.dstDir + "/default.vhd")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer out.Close()
-			if n, err := io.Copy(out, in); err != nil || n != benchFileSize {
-				b.Fatalf("io.Copy: %d %v", n, err)
-			}
-		}()
+		e.sftpDefaults(b, src, dst)
 		tDef += time.Since(start)
 		e.clean(b)
 		start = time.Now()

@@ -20,23 +20,27 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
-// proxy forwards TCP connections to a target and can cut them (close both
-// ends) or freeze them (stop forwarding, keep them open).
+// proxy forwards TCP connections to a target, after a delay if it has one,
+// and can cut them (close both ends) or freeze them (stop forwarding, keep
+// them open; not with a delay).
 type proxy struct {
 	l      net.Listener
 	target string
+	delay  time.Duration
 	mu     sync.Mutex
 	conns  []net.Conn
 	frozen bool
 }
 
-func startProxy(t testing.TB, target string) *proxy {
+// newProxy starts a proxy to target on 127.0.0.1 that delivers every byte
+// delay after it arrived; it stops when the test ends.
+func newProxy(t testing.TB, target string, delay time.Duration) *proxy {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{l: l, target: target}
+	p := &proxy{l: l, target: target, delay: delay}
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -60,6 +64,10 @@ func startProxy(t testing.TB, target string) *proxy {
 }
 
 func (p *proxy) pipe(dst, src net.Conn) {
+	if p.delay > 0 {
+		p.delayedPipe(dst, src)
+		return
+	}
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := src.Read(buf)
@@ -295,7 +303,7 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 
 func TestKeepaliveDetectsDeadConnection(t *testing.T) {
 	s := startSSHD(t)
-	p := startProxy(t, s.Addr)
+	p := newProxy(t, s.Addr, 0)
 	cfg := s.Config()
 	cfg.KnownHostsFiles = []string{knownHostsFor(t, p.Addr(), s.HostKeys...)}
 	cfg.KeepaliveInterval = 100 * time.Millisecond
@@ -325,7 +333,7 @@ func TestKeepaliveDetectsDeadConnection(t *testing.T) {
 
 func TestTransferResumesAfterDroppedConnection(t *testing.T) {
 	s := startSSHD(t)
-	p := startProxy(t, s.Addr)
+	p := newProxy(t, s.Addr, 0)
 	cfg := s.Config()
 	cfg.KnownHostsFiles = []string{knownHostsFor(t, p.Addr(), s.HostKeys...)}
 	ctx := context.Background()
