@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/xenflow/xenflow/internal/oracle"
 )
 
 func TestQuote(t *testing.T) {
@@ -33,7 +35,7 @@ func TestQuote(t *testing.T) {
 // checks that the program receives exactly the words given.
 func TestQuoteCommandRoundTrip(t *testing.T) {
 	if _, err := exec.LookPath("sh"); err != nil {
-		t.Skip("no sh")
+		oracle.Missing(t, "a POSIX sh is needed: %v", err)
 	}
 	cases := [][]string{
 		{"a b", "it's", "$HOME", "`id`", ";", "&&", "|", "*", "?", "[a]", "", "~", "#x", "\\", "\"", "'", "'\"'", "\t", "new\nline", "x=1", "-n", "--", "ünïcødé", "!", "${IFS}"},

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/xenflow/xenflow/internal/oracle"
 )
 
 // pathHost runs commands with PATH set to one directory.
@@ -36,7 +38,7 @@ func TestRemoteHash(t *testing.T) {
 	for _, tool := range []string{"sh", "tail", "head", "sha256sum"} { // no openssl, no dd
 		p, err := exec.LookPath(tool)
 		if err != nil {
-			t.Skipf("no %s", tool)
+			oracle.Missing(t, "%s is needed: %v", tool, err)
 		}
 		if err := os.Symlink(p, filepath.Join(noSSL, tool)); err != nil {
 			t.Fatal(err)
@@ -82,7 +84,7 @@ func hasherHost(t *testing.T, kind, base string) (h Host, root, name string) {
 func needPython(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("python3"); err != nil {
-		missingOracle(t, "python3 is needed for the streaming hasher: %v", err)
+		oracle.Missing(t, "python3 is needed for the streaming hasher: %v", err)
 	}
 }
 
@@ -370,6 +372,6 @@ func TestStreamHasherCancel(t *testing.T) {
 func needPgrep(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("pgrep"); err != nil {
-		missingOracle(t, "pgrep is needed to look for processes on the host: %v (apt-get install procps)", err)
+		oracle.Missing(t, "pgrep is needed to look for processes on the host: %v (apt-get install procps)", err)
 	}
 }

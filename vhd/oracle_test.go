@@ -34,19 +34,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xenflow/xenflow/internal/oracle"
 	"github.com/xenflow/xenflow/vhd"
 )
 
-// oracle returns the path of an external tool, skipping the test when it
+// lookOracle returns the path of an external tool, skipping the test when it
 // is missing (failing under CI=true).
-func oracle(t *testing.T, name string) string {
+func lookOracle(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("oracle %s not installed (CI=true): %v", name, err)
-		}
-		t.Skipf("oracle %s not installed: %v", name, err)
+		oracle.Missing(t, "%s not installed: %v", name, err)
 	}
 	return p
 }
@@ -135,7 +133,7 @@ func qemuVirtualSize(t *testing.T, qemu, file string) int64 {
 // TestQemuReadsWhatWeWrite: disks created and written by the package,
 // read by qemu-img.
 func TestQemuReadsWhatWeWrite(t *testing.T) {
-	qemu := oracle(t, "qemu-img")
+	qemu := lookOracle(t, "qemu-img")
 	for _, typ := range []vhd.DiskType{vhd.DiskFixed, vhd.DiskDynamic} {
 		t.Run(typ.String(), func(t *testing.T) {
 			dir := t.TempDir()
@@ -186,7 +184,7 @@ func TestQemuReadsWhatWeWrite(t *testing.T) {
 // and filled by qemu-img, read by the package; then written by the package
 // and read back by qemu-img.
 func TestWeReadWhatQemuWrites(t *testing.T) {
-	qemu := oracle(t, "qemu-img")
+	qemu := lookOracle(t, "qemu-img")
 	for _, tc := range []struct{ subformat, opts string }{
 		{"dynamic", ""}, {"dynamic", ",force_size=on"}, {"fixed", ""}, {"fixed", ",force_size=on"},
 	} {
@@ -354,8 +352,8 @@ func noFUSE(t *testing.T, why string) {
 // bytes), confirmed by vhdiinfo and, through vhdimount, byte for byte
 // against the model and against what the package reads.
 func TestLibvhdiReadsOurChains(t *testing.T) {
-	info := oracle(t, "vhdiinfo")
-	mount := oracle(t, "vhdimount")
+	info := lookOracle(t, "vhdiinfo")
+	mount := lookOracle(t, "vhdimount")
 	dir := t.TempDir()
 	fsys := vhd.DirFS(dir)
 	const size = 9 << 20
@@ -531,9 +529,9 @@ func gunzip(t *testing.T, src, dst string) {
 // "qemu", CHS-rounded size), two differencing layers on top written by the
 // package; vhdimount must read every layer as the package does.
 func TestLibvhdiConfirmsChainOnQemuBase(t *testing.T) {
-	qemu := oracle(t, "qemu-img")
-	info := oracle(t, "vhdiinfo")
-	mount := oracle(t, "vhdimount")
+	qemu := lookOracle(t, "qemu-img")
+	info := lookOracle(t, "vhdiinfo")
+	mount := lookOracle(t, "vhdimount")
 	dir := t.TempDir()
 	fsys := vhd.DirFS(dir)
 	rng := rand.New(rand.NewSource(77))
