@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/xenflow/xenflow/statemachine"
 )
@@ -147,3 +148,54 @@ func (e *InstanceFaultRollback) Error() string {
 func (e *InstanceFaultRollback) Unwrap() error { return e.Err }
 
 func quote(s string) string { return strconv.Quote(s) }
+
+// ErrLease matches every lease error: *LeaseHeldError and *LeaseLostError.
+var ErrLease = errors.New("compute: lease")
+
+// UnexpectedStateError is a Transition whose stored state was not the
+// expected one; nothing was written.
+type UnexpectedStateError struct {
+	InstanceUUID string
+	Expected     statemachine.FlowState
+	Actual       statemachine.FlowState
+}
+
+func (e *UnexpectedStateError) Error() string {
+	return fmt.Sprintf("compute: instance %s: expected state %s, found %s", e.InstanceUUID, e.Expected, e.Actual)
+}
+
+// Is makes the error match ErrConflict.
+func (e *UnexpectedStateError) Is(target error) bool { return target == ErrConflict }
+
+// LeaseHeldError is an AcquireLease while another owner holds the lease.
+type LeaseHeldError struct {
+	InstanceUUID string
+	Holder       string
+	Expires      time.Time
+}
+
+func (e *LeaseHeldError) Error() string {
+	return fmt.Sprintf("compute: instance %s: lease held by %s until %s", e.InstanceUUID, e.Holder,
+		e.Expires.UTC().Format(time.RFC3339Nano))
+}
+
+// Is makes the error match ErrLease.
+func (e *LeaseHeldError) Is(target error) bool { return target == ErrLease }
+
+// LeaseLostError is a write or renewal by an owner whose lease expired or
+// passed to another owner (its fence is not the current one).
+type LeaseLostError struct {
+	InstanceUUID string
+	Owner        string
+	Fence        uint64
+	// CurrentFence is the fence of the lease in force (0 when none).
+	CurrentFence uint64
+}
+
+func (e *LeaseLostError) Error() string {
+	return fmt.Sprintf("compute: instance %s: lease of %s (fence %d) lost; current fence %d", e.InstanceUUID,
+		e.Owner, e.Fence, e.CurrentFence)
+}
+
+// Is makes the error match ErrLease.
+func (e *LeaseLostError) Is(target error) bool { return target == ErrLease }

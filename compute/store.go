@@ -104,3 +104,70 @@ type Store interface {
 	ActionStore
 	FaultStore
 }
+
+// TransitionStore writes one flow step atomically: the instance and its
+// migration are compared whole and changed together, or nothing is written.
+// It is the port the flows write every step through (Nova's
+// instance.save(expected_task_state=...) and migration.save(), made one).
+type TransitionStore interface {
+	// Transition reads the instance (and the migration, when
+	// req.MigrationUUID is set), checks that their (vm_state, task_state,
+	// migration status) equals req.Expect and that req.Lease is the
+	// instance's current, unexpired lease, then calls req.Apply with fresh
+	// copies and stores both records in one step. It returns the stored
+	// copies. A state that differs gives an *UnexpectedStateError, a lease
+	// that is not current a *LeaseLostError, Apply's error is returned as
+	// it is; in each case nothing is written. A store may call Apply more
+	// than once (to retry a transaction); only the last call's records are
+	// kept.
+	Transition(ctx context.Context, req TransitionRequest) (*Instance, *Migration, error)
+}
+
+// TransitionRequest is one flow step.
+type TransitionRequest struct {
+	InstanceUUID string
+	// MigrationUUID names the migration the step changes with the
+	// instance; empty for a step without one (rescue, unrescue).
+	MigrationUUID string
+	// Expect is the state the step starts from.
+	Expect statemachine.FlowState
+	// Lease is the caller's lease on the instance; its Fence must be the
+	// current one.
+	Lease Lease
+	// Apply changes the records; mig is nil when MigrationUUID is empty.
+	Apply func(inst *Instance, mig *Migration) error
+}
+
+// LeaseStore hands out leases: an operation on an instance belongs to one
+// owner at a time, and a fencing number that grows with every new lease
+// lets the Store refuse the writes of an owner that lost it.
+type LeaseStore interface {
+	// AcquireLease gives req.Owner the lease on req.InstanceUUID for
+	// req.TTL, when no other owner holds an unexpired one; otherwise it
+	// fails with a *LeaseHeldError. Acquiring again while holding it
+	// renews it with the same fence; every new holder gets a larger
+	// fence.
+	AcquireLease(ctx context.Context, req LeaseRequest) (Lease, error)
+	// RenewLease extends a lease the caller still holds by ttl, or fails
+	// with a *LeaseLostError.
+	RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)
+	// ReleaseLease gives the lease up; releasing a lease that is no longer
+	// held is not an error.
+	ReleaseLease(ctx context.Context, l Lease) error
+}
+
+// LeaseRequest asks for a lease.
+type LeaseRequest struct {
+	InstanceUUID string
+	Owner        string
+	TTL          time.Duration
+}
+
+// Lease is the right to drive an instance's operation until Expires.
+type Lease struct {
+	InstanceUUID string
+	Owner        string
+	// Fence grows with every new holder; step writes carry it.
+	Fence   uint64
+	Expires time.Time
+}
