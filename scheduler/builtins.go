@@ -134,7 +134,7 @@ func (f *builtinFilter) RunFilterOncePerRequest() bool { return onceKinds[f.kind
 func (f *builtinFilter) HostPasses(h *HostState, r *Request) bool {
 	switch f.kind {
 	case fCompute:
-		return h.Enabled && h.Up
+		return !h.Disabled && !h.Down
 	case fAvailabilityZone:
 		if r.AvailabilityZone == "" {
 			return true

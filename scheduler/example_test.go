@@ -11,7 +11,7 @@ import (
 func exampleHosts() []scheduler.HostState {
 	mk := func(name, az string, freeRAM int64, enabled bool) scheduler.HostState {
 		return scheduler.HostState{
-			Host: name, Cell: "cell1", AvailabilityZone: az, Enabled: enabled, Up: true,
+			Host: name, Cell: "cell1", AvailabilityZone: az, Disabled: !enabled,
 			TotalUsableRAMMB: 65536, FreeRAMMB: freeRAM, TotalUsableDiskGB: 1000, FreeDiskMB: 512000,
 			VCPUsTotal: 32, VCPUsUsed: 8, HypervisorType: "xen", HypervisorVersion: 8002000,
 			CPUArch: "x86_64", VMMode: "hvm",

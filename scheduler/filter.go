@@ -105,7 +105,7 @@ func (r *run) filterBuiltin(ids []int32, steps []step, b *bounds) []int32 {
 		h := r.hot(id)
 		fl := flags[id]
 		fail := flagFail[fl&(1<<filterFlagBits-1)] | clsFail[h.class]
-		if bCompute != 0 && !(h.enabled && h.up) {
+		if bCompute != 0 && (h.disabled || h.down) {
 			fail |= bCompute
 		}
 		if bRam != 0 && !h.ramPasses(reqRAM) {
@@ -159,7 +159,7 @@ hosts:
 			var pass bool
 			switch sp.kind {
 			case fCompute:
-				pass = h.enabled && h.up
+				pass = !h.disabled && !h.down
 			case fAvailabilityZone:
 				pass = r.azPass(h.class)
 			case fRam:

@@ -190,7 +190,7 @@ func TestCanonicalNames(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	good := func() HostState {
-		return HostState{Host: "h", Enabled: true, Up: true, TotalUsableRAMMB: 1024, FreeRAMMB: 1024,
+		return HostState{Host: "h", TotalUsableRAMMB: 1024, FreeRAMMB: 1024,
 			TotalUsableDiskGB: 10, FreeDiskMB: 10240, VCPUsTotal: 4}
 	}
 	hostCases := []struct {

@@ -32,8 +32,12 @@ type HostState struct {
 	Node             string // defaults to Host
 	Cell             string // cell UUID or name
 	AvailabilityZone string // an implicit aggregate with metadata availability_zone
-	Enabled          bool   // the compute service is not disabled
-	Up               bool   // the servicegroup sees the service alive
+	// Disabled: the compute service is disabled (Nova's service.disabled).
+	// Down: the servicegroup does not see the service alive. The zero
+	// value, neither, is a usable host: ComputeFilter removes a host only
+	// when one of them is set.
+	Disabled bool
+	Down     bool
 
 	TotalUsableRAMMB  int64
 	FreeRAMMB         int64
@@ -152,7 +156,7 @@ type hostHot struct {
 	cell                  int32 // index into HostSet.cells
 	class                 int32 // index into HostSet.classes
 	mult                  int32 // index into HostSet.mults, or -1
-	enabled, up           bool
+	disabled, down        bool
 }
 
 // newHot packs a host state.
@@ -163,7 +167,7 @@ func newHot(h *HostState, cell, class, mult int32) hostHot {
 		vcpusTotal: h.VCPUsTotal,
 		ioOps:      h.NumIOOps, numInstances: h.NumInstances, failedBuilds: h.FailedBuilds,
 		cell: cell, class: class, mult: mult,
-		enabled: h.Enabled, up: h.Up,
+		disabled: h.Disabled, down: h.Down,
 	}
 	hh.derive(h)
 	return hh

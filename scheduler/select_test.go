@@ -10,7 +10,7 @@ import (
 
 func host(name, cell string, freeRAM int64) scheduler.HostState {
 	return scheduler.HostState{
-		Host: name, Cell: cell, Enabled: true, Up: true,
+		Host: name, Cell: cell,
 		TotalUsableRAMMB: 8192, FreeRAMMB: freeRAM, TotalUsableDiskGB: 100, FreeDiskMB: 51200,
 		VCPUsTotal: 8,
 	}
@@ -132,7 +132,7 @@ func TestSelectBehaviour(t *testing.T) {
 		{
 			name:    "ignore_hosts is case-insensitive and removes every node of the host",
 			cfg:     ramOnly,
-			hosts:   []scheduler.HostState{host("a", "c", 6000), {Host: "B", Node: "n1", Enabled: true, Up: true, TotalUsableRAMMB: 1, FreeRAMMB: 9000, TotalUsableDiskGB: 1, VCPUsTotal: 1}, {Host: "B", Node: "n2", Enabled: true, Up: true, TotalUsableRAMMB: 1, FreeRAMMB: 9000, TotalUsableDiskGB: 1, VCPUsTotal: 1}},
+			hosts:   []scheduler.HostState{host("a", "c", 6000), {Host: "B", Node: "n1", TotalUsableRAMMB: 1, FreeRAMMB: 9000, TotalUsableDiskGB: 1, VCPUsTotal: 1}, {Host: "B", Node: "n2", TotalUsableRAMMB: 1, FreeRAMMB: 9000, TotalUsableDiskGB: 1, VCPUsTotal: 1}},
 			req:     scheduler.Request{IgnoreHosts: []string{"b"}},
 			weighed: "a",
 			chosen:  []string{"a"}, alts: [][]string{{}},
@@ -146,7 +146,7 @@ func TestSelectBehaviour(t *testing.T) {
 			},
 			hosts: func() []scheduler.HostState {
 				a := host("a", "c", 6000)
-				a.Enabled = false
+				a.Disabled = true
 				return []scheduler.HostState{a, host("b", "c", 7000)}
 			}(),
 			req:     scheduler.Request{ForceHosts: []string{"A"}},
@@ -203,7 +203,7 @@ func TestNoValidHostSaysWhichFilter(t *testing.T) {
 	cfg := scheduler.DefaultConfig()
 	cfg.EnabledFilters = []string{scheduler.ComputeFilterName, scheduler.RamFilterName, scheduler.IoOpsFilterName}
 	down := host("down", "c", 8000)
-	down.Up = false
+	down.Down = true
 	small := host("small", "c", 100)
 	small.RAMAllocationRatio = 1.0
 	busy := host("busy", "c", 8000)
@@ -317,5 +317,47 @@ func TestConcurrentSelect(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestZeroHostStateIsUsable: a HostState whose service flags were never
+// set is an enabled, up host; only Disabled or Down take it out.
+func TestZeroHostStateIsUsable(t *testing.T) {
+	base := scheduler.HostState{Host: "h", TotalUsableRAMMB: 4096, FreeRAMMB: 4096, TotalUsableDiskGB: 40, FreeDiskMB: 40960, VCPUsTotal: 4}
+	cfg := scheduler.DefaultConfig()
+	cfg.EnabledFilters = []string{scheduler.ComputeFilterName}
+	tests := []struct {
+		name string
+		edit func(*scheduler.HostState)
+		pass bool
+	}{
+		{"flags never set", func(*scheduler.HostState) {}, true},
+		{"disabled", func(h *scheduler.HostState) { h.Disabled = true }, false},
+		{"down", func(h *scheduler.HostState) { h.Down = true }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := base
+			tt.edit(&h)
+			hs, err := scheduler.NewHostSet([]scheduler.HostState{h})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := scheduler.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.Select(hs, &scheduler.Request{Flavor: scheduler.Flavor{MemoryMB: 512}})
+			if (err == nil) != tt.pass {
+				t.Fatalf("Select: %v, want pass=%v", err, tt.pass)
+			}
+			f, err := scheduler.NewFilter(scheduler.ComputeFilterName, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.HostPasses(&h, &scheduler.Request{}); got != tt.pass {
+				t.Fatalf("ComputeFilter.HostPasses = %v, want %v", got, tt.pass)
+			}
+		})
 	}
 }

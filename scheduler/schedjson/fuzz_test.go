@@ -53,7 +53,7 @@ func TestParseDefaults(t *testing.T) {
 		t.Fatalf("defaults: %+v", in.Config)
 	}
 	h := in.Hosts[0]
-	if !h.Enabled || !h.Up || h.CPUAllocationRatio != 0 {
+	if h.Disabled || h.Down || h.CPUAllocationRatio != 0 {
 		t.Fatalf("host defaults: %+v", h)
 	}
 	out, err := Run(in)

@@ -290,7 +290,7 @@ func (h *HostDoc) state(i int) (scheduler.HostState, error) {
 		return s, err
 	}
 	s.Host, s.Node, s.Cell, s.AvailabilityZone = h.Host, h.Node, h.Cell, h.AvailabilityZone
-	s.Enabled, s.Up = h.Enabled == nil || *h.Enabled, h.Up == nil || *h.Up
+	s.Disabled, s.Down = h.Enabled != nil && !*h.Enabled, h.Up != nil && !*h.Up
 	s.VCPUsUsed, s.NumIOOps, s.NumInstances, s.FailedBuilds = h.VCPUsUsed, h.NumIOOps, h.NumInstances, h.FailedBuilds
 	for _, r := range []struct {
 		name string
