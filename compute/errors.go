@@ -16,6 +16,7 @@ const (
 	KindMigration = "migration"
 	KindAction    = "instance action"
 	KindFault     = "instance fault"
+	KindLease     = "lease"
 )
 
 // Sentinels to test errors with errors.Is.
@@ -24,8 +25,9 @@ var (
 	ErrNotFound = errors.New("compute: not found")
 	// ErrAlreadyExists matches every *AlreadyExistsError.
 	ErrAlreadyExists = errors.New("compute: already exists")
-	// ErrConflict matches *UnexpectedTaskStateError and
-	// *UnexpectedMigrationStatusError: another writer got there first.
+	// ErrConflict matches *UnexpectedTaskStateError,
+	// *UnexpectedMigrationStatusError and *UnexpectedStateError: another
+	// writer got there first.
 	ErrConflict = errors.New("compute: update conflict")
 	// ErrInvalidRecord matches every *InvalidRecordError.
 	ErrInvalidRecord = errors.New("compute: invalid record")
@@ -160,6 +162,7 @@ type UnexpectedStateError struct {
 	Actual       statemachine.FlowState
 }
 
+// Error implements the error interface.
 func (e *UnexpectedStateError) Error() string {
 	return fmt.Sprintf("compute: instance %s: expected state %s, found %s", e.InstanceUUID, e.Expected, e.Actual)
 }
@@ -174,6 +177,7 @@ type LeaseHeldError struct {
 	Expires      time.Time
 }
 
+// Error implements the error interface.
 func (e *LeaseHeldError) Error() string {
 	return fmt.Sprintf("compute: instance %s: lease held by %s until %s", e.InstanceUUID, e.Holder,
 		e.Expires.UTC().Format(time.RFC3339Nano))
@@ -192,6 +196,7 @@ type LeaseLostError struct {
 	CurrentFence uint64
 }
 
+// Error implements the error interface.
 func (e *LeaseLostError) Error() string {
 	return fmt.Sprintf("compute: instance %s: lease of %s (fence %d) lost; current fence %d", e.InstanceUUID,
 		e.Owner, e.Fence, e.CurrentFence)

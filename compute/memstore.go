@@ -10,8 +10,9 @@ import (
 )
 
 // MemoryStore is the embedded in-memory [Store]. It is safe for concurrent
-// use, and its zero value is an empty store that stamps records with
-// time.Now; a nil *MemoryStore returns ErrNilStore. Every record is copied
+// use, and its zero value is an empty store that stamps records and times
+// leases with time.Now (see [WithStoreClock]); a nil *MemoryStore returns
+// ErrNilStore. Every record is copied
 // on the way in and on the way out, so callers never share memory with it;
 // every update is atomic: it is either written whole or not at all.
 type MemoryStore struct {
@@ -22,13 +23,14 @@ type MemoryStore struct {
 	migrations map[string]*Migration
 	actions    map[string][]*InstanceAction // by instance UUID, oldest first
 	faults     map[string][]*Fault          // by instance UUID, oldest first
+	leases     map[string]*leaseRecord      // by instance UUID
 }
 
 // StoreOption configures a MemoryStore.
 type StoreOption func(*MemoryStore)
 
 // WithStoreClock sets the clock the store stamps CreatedAt and UpdatedAt
-// with (time.Now by default).
+// with and measures lease expiry by (time.Now by default).
 func WithStoreClock(now func() time.Time) StoreOption {
 	return func(s *MemoryStore) {
 		if now != nil {
@@ -45,6 +47,7 @@ func NewMemoryStore(opts ...StoreOption) *MemoryStore {
 		migrations: map[string]*Migration{},
 		actions:    map[string][]*InstanceAction{},
 		faults:     map[string][]*Fault{},
+		leases:     map[string]*leaseRecord{},
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -446,5 +449,6 @@ func (s *MemoryStore) initLocked() {
 		s.migrations = map[string]*Migration{}
 		s.actions = map[string][]*InstanceAction{}
 		s.faults = map[string][]*Fault{}
+		s.leases = map[string]*leaseRecord{}
 	}
 }

@@ -97,12 +97,23 @@ type FaultStore interface {
 }
 
 // Store is everything the flows keep: instances, migrations, actions and
-// faults. The embedded default is [NewMemoryStore].
+// faults, the atomic step writes that change an instance and its migration
+// together, and the leases that give an operation to one orchestrator at a
+// time. The embedded default is [NewMemoryStore]; package
+// compute/computetest holds the conformance tests every Store passes.
+//
+// An orchestrator resumes the operations in progress with
+// ListInstances(InstanceFilter{WithTask: true}) and, for each, its
+// migrations (MigrationFilter{InstanceUUID: uuid}), after taking the
+// instance's lease with AcquireLease (a *LeaseHeldError says another
+// orchestrator drives it).
 type Store interface {
 	InstanceStore
 	MigrationStore
 	ActionStore
 	FaultStore
+	TransitionStore
+	LeaseStore
 }
 
 // TransitionStore writes one flow step atomically: the instance and its
@@ -114,12 +125,18 @@ type TransitionStore interface {
 	// req.MigrationUUID is set), checks that their (vm_state, task_state,
 	// migration status) equals req.Expect and that req.Lease is the
 	// instance's current, unexpired lease, then calls req.Apply with fresh
-	// copies and stores both records in one step. It returns the stored
-	// copies. A state that differs gives an *UnexpectedStateError, a lease
-	// that is not current a *LeaseLostError, Apply's error is returned as
-	// it is; in each case nothing is written. A store may call Apply more
-	// than once (to retry a transaction); only the last call's records are
-	// kept.
+	// copies and stores both records in one step, stamping UpdatedAt on
+	// both. It returns the stored copies. The lease is checked first: a
+	// lease that is not current (another fence, or expired) gives a
+	// *LeaseLostError; then a state that differs gives an
+	// *UnexpectedStateError; Apply's error is returned as it is; records
+	// Apply leaves invalid, or whose UUIDs it changed, give an
+	// *InvalidRecordError; a missing record a *NotFoundError. In each
+	// case nothing is written. With req.NewMigration the step creates
+	// the migration (Expect.Migration must be MigrationNone, and an
+	// existing one gives an *AlreadyExistsError). A store may call Apply
+	// more than once (to retry a transaction); only the last call's
+	// records are kept. Apply must not call the store.
 	Transition(ctx context.Context, req TransitionRequest) (*Instance, *Migration, error)
 }
 
@@ -127,14 +144,22 @@ type TransitionStore interface {
 type TransitionRequest struct {
 	InstanceUUID string
 	// MigrationUUID names the migration the step changes with the
-	// instance; empty for a step without one (rescue, unrescue).
+	// instance; empty for a step without one (rescue, unrescue) or one
+	// that creates it (NewMigration).
 	MigrationUUID string
+	// NewMigration, when set, is a migration the step creates with the
+	// instance change (conductor's MigrationTask._execute creating the
+	// pre-migrating record): Apply gets a copy of it as mig, and it is
+	// stored with CreatedAt and UpdatedAt set. MigrationUUID must then be
+	// empty or equal to NewMigration.UUID.
+	NewMigration *Migration
 	// Expect is the state the step starts from.
 	Expect statemachine.FlowState
 	// Lease is the caller's lease on the instance; its Fence must be the
 	// current one.
 	Lease Lease
-	// Apply changes the records; mig is nil when MigrationUUID is empty.
+	// Apply changes the records; mig is nil for a step without a
+	// migration. It is required.
 	Apply func(inst *Instance, mig *Migration) error
 }
 
@@ -145,14 +170,19 @@ type LeaseStore interface {
 	// AcquireLease gives req.Owner the lease on req.InstanceUUID for
 	// req.TTL, when no other owner holds an unexpired one; otherwise it
 	// fails with a *LeaseHeldError. Acquiring again while holding it
-	// renews it with the same fence; every new holder gets a larger
-	// fence.
+	// renews it with the same fence; every new holder (including an
+	// owner whose lease expired or was released) gets a larger fence
+	// than any the instance had. An unknown instance gives a
+	// *NotFoundError; an empty owner or a TTL that is not positive an
+	// *InvalidRecordError.
 	AcquireLease(ctx context.Context, req LeaseRequest) (Lease, error)
-	// RenewLease extends a lease the caller still holds by ttl, or fails
+	// RenewLease sets the expiry of a lease the caller still holds (same
+	// owner and fence, unexpired) to now + ttl and returns it, or fails
 	// with a *LeaseLostError.
 	RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)
-	// ReleaseLease gives the lease up; releasing a lease that is no longer
-	// held is not an error.
+	// ReleaseLease gives the lease up, so that another owner may acquire
+	// it at once; releasing a lease that is no longer held (expired, or
+	// passed to another fence) is not an error and changes nothing.
 	ReleaseLease(ctx context.Context, l Lease) error
 }
 
@@ -163,7 +193,8 @@ type LeaseRequest struct {
 	TTL          time.Duration
 }
 
-// Lease is the right to drive an instance's operation until Expires.
+// Lease is the right to drive an instance's operation until Expires (the
+// lease is lost at Expires: a clock reading equal to it is too late).
 type Lease struct {
 	InstanceUUID string
 	Owner        string
