@@ -51,10 +51,11 @@
 // transaction that changes its state:
 //
 //   - a step that succeeds commits; a step that fails rolls back;
-//   - a retried Commit or Rollback finds the reservation settled and changes
-//     nothing (ErrAlreadyCommitted, ErrAlreadyRolledBack,
-//     ErrReservationExpired say what happened, and a retried step may treat
-//     its own as success);
+//   - a retried Commit or Rollback finds the reservation settled the same
+//     way, succeeds and changes nothing, so a step retried after a crash
+//     never counts twice; the opposite step gets ErrAlreadyCommitted or
+//     ErrAlreadyRolledBack, and either gets ErrReservationExpired when
+//     expiry settled it first (a rollback may treat that as its own);
 //   - a reservation nobody settles is rolled back by Expire, or by the
 //     Commit or Rollback that finds it older than the maximum age (Nova's
 //     reservation_expire, 24 hours by default);

@@ -35,13 +35,13 @@ var (
 	// committed or rolled back. A rollback that meets it can treat it as
 	// success: expiry is a rollback.
 	ErrReservationExpired = errors.New("reservation expired")
-	// ErrAlreadyCommitted: the reservation was already committed. A retried
-	// Commit that meets it can treat it as success; usage did not change
-	// again. A Rollback that meets it must not: the deltas are in usage and
-	// only a new, reverse reservation takes them out.
+	// ErrAlreadyCommitted: a Rollback met a reservation that was already
+	// committed (a retried Commit succeeds instead). The rollback did not
+	// happen: the deltas are in usage and only a new, reverse reservation
+	// takes them out.
 	ErrAlreadyCommitted = errors.New("reservation already committed")
-	// ErrAlreadyRolledBack: the reservation was already rolled back. A
-	// retried Rollback can treat it as success; a Commit cannot.
+	// ErrAlreadyRolledBack: a Commit met a reservation that was already
+	// rolled back (a retried Rollback succeeds instead).
 	ErrAlreadyRolledBack = errors.New("reservation already rolled back")
 	// ErrUnknownProject: a read of a project that has no record.
 	ErrUnknownProject = errors.New("unknown project")

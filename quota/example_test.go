@@ -50,9 +50,8 @@ func Example() {
 	_ = ledger.Commit(ctx, id)
 	show("verify_resize")
 
-	// A retried finish_resize does not count twice.
-	err = ledger.Commit(ctx, id)
-	fmt.Println("retried commit treated as done:", errors.Is(err, quota.ErrAlreadyCommitted))
+	// A retried finish_resize succeeds and does not count twice.
+	fmt.Println("retried commit:", ledger.Commit(ctx, id))
 
 	// Confirm: reserve the downsize, commit when the source is cleaned up.
 	down := quota.DownsizeDelta(newFlavor, oldFlavor)
@@ -66,7 +65,7 @@ func Example() {
 	// reserved cores=+2 as res-2/demo
 	// resize         cores 2 ram 4096 (reserved cores 2)
 	// verify_resize  cores 4 ram 4096 (reserved cores 0)
-	// retried commit treated as done: true
+	// retried commit: <nil>
 	// confirm gave back ram=-2048
 	// confirmed      cores 4 ram 2048 (reserved cores 0)
 }

@@ -71,8 +71,8 @@ func WithMaxAge(d time.Duration) Option { return func(c *ledgerConfig) { c.maxAg
 
 // WithRetention sets how long settled reservations are remembered
 // (DefaultRetention when not given). Zero forgets them at once: a retried
-// Commit then gets ErrUnknownReservation instead of ErrAlreadyCommitted, but
-// still never counts twice. It must not be negative.
+// Commit then gets ErrUnknownReservation instead of success, but still
+// never counts twice. It must not be negative.
 func WithRetention(d time.Duration) Option { return func(c *ledgerConfig) { c.retention = d } }
 
 // WithDefaultLimits sets the limits a project starts with; resources it does
@@ -393,12 +393,13 @@ func splitID(id string) (gen, project string, ok bool) {
 // deltas move from reserved to in_use, negative ones lower in_use (never
 // below zero; what would go below is added to Unders and logged).
 //
-// Commit is idempotent: a retried commit changes nothing and returns an
-// error wrapping ErrAlreadyCommitted, which the caller may treat as success
-// (errors.Is(err, ErrAlreadyCommitted)). Committing a reservation that was
-// rolled back, expired, or never existed returns an error wrapping
-// ErrAlreadyRolledBack, ErrReservationExpired or ErrUnknownReservation and
-// changes nothing. A pending reservation older than the maximum age is
+// Commit is idempotent: committing a reservation that is already
+// committed succeeds and changes nothing, so a step retried after a crash
+// (the id stored with the migration, the commit done but not recorded)
+// needs no special case and never counts twice. Committing a reservation
+// that was rolled back, expired, or never existed (or was settled longer
+// ago than the retention) returns an error wrapping ErrAlreadyRolledBack,
+// ErrReservationExpired or ErrUnknownReservation and changes nothing. A pending reservation older than the maximum age is
 // expired by the call itself (as Expire would) and reported expired.
 func (l *Ledger) Commit(ctx context.Context, id string) error {
 	return l.settle(ctx, "commit", id, Committed)
@@ -407,10 +408,11 @@ func (l *Ledger) Commit(ctx context.Context, id string) error {
 // Rollback settles a reservation by releasing it: its positive deltas leave
 // reserved and usage does not change.
 //
-// Rollback is idempotent: a retried rollback changes nothing and returns an
-// error wrapping ErrAlreadyRolledBack; a rollback of an expired reservation
-// returns one wrapping ErrReservationExpired; the caller may treat both as
-// success. A rollback after a commit returns an error wrapping
+// Rollback is idempotent: rolling back a reservation that is already
+// rolled back succeeds and changes nothing. A rollback of an expired
+// reservation returns an error wrapping ErrReservationExpired, which the
+// caller may treat as success (expiry is a rollback). A rollback after a
+// commit returns an error wrapping
 // ErrAlreadyCommitted and changes nothing: the usage stays charged until a
 // reverse reservation is committed.
 func (l *Ledger) Rollback(ctx context.Context, id string) error {
@@ -469,6 +471,12 @@ func (t *txn) settleFn(pq *ProjectQuota) error {
 	res := pq.Pending[t.gen]
 	if res == nil {
 		if s := pq.Settled[t.gen]; s != nil {
+			if s.State == t.to {
+				// A retry of the step that settled it (a process that
+				// committed and crashed before recording it): done, and
+				// nothing changes.
+				return nil
+			}
 			return &ReservationError{Op: t.op, ID: t.id, State: s.State, Err: settledErr(s.State)}
 		}
 		return &ReservationError{Op: t.op, ID: t.id, Err: ErrUnknownReservation}

@@ -112,8 +112,14 @@ func (m *model) settle(id string, commit bool) error {
 	}
 	switch x.state {
 	case Committed:
+		if commit {
+			return nil // a retried commit succeeds and changes nothing
+		}
 		return ErrAlreadyCommitted
 	case RolledBack:
+		if !commit {
+			return nil // a retried rollback succeeds and changes nothing
+		}
 		return ErrAlreadyRolledBack
 	case Expired:
 		return ErrReservationExpired

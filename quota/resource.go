@@ -3,6 +3,7 @@ package quota
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -87,6 +88,24 @@ func (a Amounts) Deltas() Deltas {
 		}
 	}
 	return d
+}
+
+// String names each amount, in resource order:
+// "[instances=0 cores=2 ram=4096 disk_gb=0]". fmt uses it for Amounts
+// fields too, so a printed Usage or Counters says which figure is which.
+func (a Amounts) String() string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for r, v := range a {
+		if r > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(Resource(r).String())
+		b.WriteByte('=')
+		b.WriteString(strconv.FormatInt(v, 10))
+	}
+	b.WriteByte(']')
+	return b.String()
 }
 
 // IsZero reports whether every amount is zero.
