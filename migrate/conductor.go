@@ -1,0 +1,268 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/xenflow/xenflow/compute"
+	"github.com/xenflow/xenflow/scheduler"
+	sm "github.com/xenflow/xenflow/statemachine"
+)
+
+// ClaimError is Nova's ComputeResourcesUnavailable: the destination has
+// no room for the new flavor any more (nova/compute/claims.py,
+// MoveClaim).
+type ClaimError struct {
+	Host      string
+	Resource  string
+	Requested int64
+	Limit     int64
+	Used      int64
+}
+
+// Error implements the error interface.
+func (e *ClaimError) Error() string {
+	return fmt.Sprintf("migrate: claim on %s failed: %s requested %d, used %d of limit %d", e.Host, e.Resource,
+		e.Requested, e.Used, e.Limit)
+}
+
+// createMigration is the conductor's MigrationTask._execute creating the
+// migration record pre-migrating (_preallocate_migration), with the
+// source, the flavors and the quota reservation, in one write with the
+// instance. Its UUID was chosen by the API step.
+func (r *run) createMigration(ctx context.Context) error {
+	mtype := sm.MigrationTypeMigration
+	if r.op == sm.OpResize {
+		mtype = sm.MigrationTypeResize
+	}
+	m := &compute.Migration{UUID: r.inst.SystemMetadata[SysMetaMigration], InstanceUUID: r.inst.UUID,
+		SourceCompute: r.inst.Host, SourceNode: r.inst.Node, OldFlavor: r.inst.Flavor.Clone(),
+		NewFlavor: r.inst.NewFlavor.Clone(), Status: sm.MigrationPreMigrating, Type: mtype,
+		QuotaReservationID: r.inst.SystemMetadata[SysMetaReservation]}
+	if err := r.write(ctx, []sm.Event{sm.EvConductorCreateMigration}, m, nil); err != nil {
+		return err
+	}
+	r.event(ctx, "conductor_migrate_server", "", nil)
+	return nil
+}
+
+// conduct schedules the move and preps a destination: the selected host,
+// then its alternates when prep fails there (Nova's
+// ComputeTaskManager._cold_migrate with MigrationTask._execute and
+// _reschedule), up to max_attempts hosts.
+func (r *run) conduct(ctx context.Context) error {
+	sel, err := r.o.schedule(ctx, r)
+	if err != nil {
+		if interrupted(ctx, err) {
+			return r.stop(err)
+		}
+		ev := sm.EvConductorError
+		if errors.Is(err, scheduler.ErrNoValidHost) {
+			ev = sm.EvConductorNoValidHost
+		}
+		return r.fail(ctx, ev, "", err, restoreSource)
+	}
+	candidates := append([]scheduler.HostNode{{Host: sel.Host, Node: sel.Node}}, sel.Alternates...)
+	if len(candidates) > r.o.maxTries {
+		candidates = candidates[:r.o.maxTries]
+	}
+	for i, c := range candidates {
+		err = r.prep(ctx, c)
+		if err == nil {
+			return nil
+		}
+		if interrupted(ctx, err) {
+			return r.stop(err)
+		}
+		r.event(ctx, "compute_prep_resize", c.Host, err)
+		if i == len(candidates)-1 {
+			break
+		}
+		r.o.log.Info("migrate: rescheduling", slog.String("instance", r.inst.UUID), slog.String("host", c.Host),
+			slog.Any("err", err))
+		row, ferr := r.o.machines[r.flow].Fire(r.state(), sm.EvDestPrepResizeReschedule, r.inst.Facts())
+		if ferr != nil {
+			return ferr
+		}
+		for _, n := range row.Notifications {
+			r.notify(ctx, n, err)
+		}
+	}
+	ev := sm.EvDestPrepResizeFaultRollback
+	var rb *compute.InstanceFaultRollback
+	if r.o.opts.NovaCompatibleErrors && !errors.As(err, &rb) && !errors.Is(err, compute.ErrNotImplemented) {
+		ev = sm.EvDestPrepResizeError
+	}
+	return r.fail(ctx, ev, r.mig.DestCompute, err, restoreSource)
+}
+
+// prep is ComputeManager._prep_resize on the destination: refuse the
+// instance's own host unless the driver supports it
+// (UnableToMigrateToSelf), claim the new flavor's resources, fill the
+// migration's destination and keep new_flavor and old_vm_state.
+func (r *run) prep(ctx context.Context, dest scheduler.HostNode) error {
+	r.attempts++
+	if dest.Host == r.mig.SourceCompute && !r.o.caps.SupportsMigrateToSameHost {
+		return &compute.InstanceFaultRollback{Err: &UnsupportedError{InstanceUUID: r.inst.UUID,
+			What: "UnableToMigrateToSelf: the driver cannot migrate to the same host " + dest.Host}}
+	}
+	f := schedFlavor(r.inst.NewFlavor)
+	if err := r.o.claim(ctx, r.mig.UUID, dest.Host, f); err != nil {
+		return err
+	}
+	err := r.step(ctx, sm.EvDestPrepResize, func(i *compute.Instance, m *compute.Migration) {
+		m.DestCompute, m.DestNode, m.DestHost = dest.Host, dest.Node, dest.Host
+		if m.DestNode == "" {
+			m.DestNode = dest.Host
+		}
+		setMeta(i, compute.SysMetaOldVMState, string(i.VMState))
+	})
+	if err != nil {
+		r.o.dropClaim(r.mig.UUID)
+		return err
+	}
+	r.event(ctx, "compute_prep_resize", dest.Host, nil)
+	return nil
+}
+
+// schedule asks the scheduler for a destination and its alternates
+// (select_destinations with return_alternates).
+func (o *Orchestrator) schedule(ctx context.Context, r *run) (scheduler.Selection, error) {
+	states, err := o.hostStates(ctx, o.hosts)
+	if err != nil {
+		return scheduler.Selection{}, err
+	}
+	hs, err := scheduler.NewHostSet(states)
+	if err != nil {
+		return scheduler.Selection{}, err
+	}
+	req := &scheduler.Request{Flavor: schedFlavor(r.inst.NewFlavor), InstanceUUID: r.inst.UUID,
+		AvailabilityZone: r.inst.AvailabilityZone, RequestedHost: r.inst.SystemMetadata[SysMetaTargetHost]}
+	sameOK := o.opts.AllowResizeToSameHost
+	if r.op == sm.OpMigrate {
+		sameOK = o.opts.AllowMigrateToSameHost && o.caps.SupportsMigrateToSameHost
+	}
+	if !sameOK {
+		req.IgnoreHosts = []string{r.mig.SourceCompute}
+	}
+	res, err := o.sched.Select(hs, req)
+	if err != nil {
+		return scheduler.Selection{}, err
+	}
+	sel := res.Selections[0]
+	if req.RequestedHost != "" {
+		sel.Alternates = nil // a requested host is not rescheduled (retry popped)
+	}
+	return sel, nil
+}
+
+// hostStates asks the driver for the hosts' states: the watcher when the
+// driver has one, else GetAvailableResource per host (a host that does
+// not answer is left out, as Nova's ComputeFilter drops a service that
+// does not report). The resources this orchestrator has claimed for
+// moves in progress are taken off.
+func (o *Orchestrator) hostStates(ctx context.Context, hosts []string) ([]scheduler.HostState, error) {
+	var states []scheduler.HostState
+	if o.watcher != nil {
+		s, err := o.watcher.HostStates(ctx, hosts)
+		if err != nil {
+			return nil, fmt.Errorf("migrate: host states: %w", err)
+		}
+		states = s
+	} else {
+		states = make([]scheduler.HostState, 0, len(hosts))
+		for _, h := range hosts {
+			s, err := o.driver.GetAvailableResource(ctx, compute.HostRequest{Host: h})
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				o.log.Warn("migrate: host did not report", slog.String("host", h), slog.Any("err", err))
+				continue
+			}
+			states = append(states, s)
+		}
+	}
+	o.claimMu.Lock()
+	defer o.claimMu.Unlock()
+	if len(o.claims) == 0 {
+		return states, nil
+	}
+	for i := range states {
+		for _, c := range o.claims {
+			if c.host == states[i].Host {
+				states[i].FreeRAMMB -= c.flavor.MemoryMB
+				states[i].FreeDiskMB -= (c.flavor.RootGB + c.flavor.EphemeralGB) * 1024
+				states[i].VCPUsUsed += c.flavor.VCPUs
+			}
+		}
+	}
+	return states, nil
+}
+
+// claim checks that dest has room for f within its allocation ratios and
+// holds it for the migration until the move ends.
+func (o *Orchestrator) claim(ctx context.Context, migUUID, dest string, f scheduler.Flavor) error {
+	o.dropClaim(migUUID)
+	states, err := o.hostStates(ctx, []string{dest})
+	if err != nil {
+		return err
+	}
+	if len(states) != 1 {
+		return fmt.Errorf("migrate: destination %s did not report its resources", dest)
+	}
+	if err := fits(states[0], f); err != nil {
+		return err
+	}
+	o.claimMu.Lock()
+	o.claims[migUUID] = claim{host: dest, flavor: f}
+	o.claimMu.Unlock()
+	return nil
+}
+
+func (o *Orchestrator) dropClaim(migUUID string) {
+	o.claimMu.Lock()
+	delete(o.claims, migUUID)
+	o.claimMu.Unlock()
+}
+
+// fits is the MoveClaim test: used + requested <= total × ratio for RAM,
+// vCPUs and disk (a total of 0 is not limited).
+func fits(h scheduler.HostState, f scheduler.Flavor) error {
+	ratio := func(r, def float64) float64 {
+		if r <= 0 {
+			return def
+		}
+		return r
+	}
+	check := func(name string, total int64, r float64, used, req int64) error {
+		if total <= 0 {
+			return nil
+		}
+		limit := int64(float64(total) * r)
+		if used+req > limit {
+			return &ClaimError{Host: h.Host, Resource: name, Requested: req, Limit: limit, Used: used}
+		}
+		return nil
+	}
+	if err := check("memory_mb", h.TotalUsableRAMMB, ratio(h.RAMAllocationRatio, scheduler.DefaultRAMAllocationRatio),
+		h.TotalUsableRAMMB-h.FreeRAMMB, f.MemoryMB); err != nil {
+		return err
+	}
+	if err := check("vcpus", h.VCPUsTotal, ratio(h.CPUAllocationRatio, scheduler.DefaultCPUAllocationRatio),
+		h.VCPUsUsed, f.VCPUs); err != nil {
+		return err
+	}
+	return check("disk_mb", h.TotalUsableDiskGB*1024, ratio(h.DiskAllocationRatio, scheduler.DefaultDiskAllocationRatio),
+		h.TotalUsableDiskGB*1024-h.FreeDiskMB, (f.RootGB+f.EphemeralGB)*1024)
+}
+
+func schedFlavor(f *compute.Flavor) scheduler.Flavor {
+	if f == nil {
+		return scheduler.Flavor{}
+	}
+	return scheduler.Flavor{MemoryMB: int64(f.MemoryMB), VCPUs: int64(f.VCPUs), RootGB: int64(f.RootGB),
+		EphemeralGB: int64(f.EphemeralGB), SwapMB: int64(f.SwapMB)}
+}

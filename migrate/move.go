@@ -1,0 +1,332 @@
+package migrate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/xenflow/xenflow/compute"
+	"github.com/xenflow/xenflow/quota"
+	sm "github.com/xenflow/xenflow/statemachine"
+)
+
+// errNoProgress guards drive against a handler that changes nothing.
+var errNoProgress = errors.New("migrate: a step made no progress")
+
+// drive runs the run's operation from the state it is in to a resting
+// state: VERIFY_RESIZE, or an end of confirm, revert or a failure.
+func (r *run) drive(ctx context.Context) error {
+	for i := 0; ; i++ {
+		if err := ctx.Err(); err != nil {
+			return r.stop(err)
+		}
+		h := r.handler()
+		if h == nil {
+			r.o.dropClaim(r.migUUID())
+			r.finishAction(context.WithoutCancel(ctx), r.inst.SystemMetadata[SysMetaRequestID])
+			return nil
+		}
+		if i > 32 {
+			return fmt.Errorf("%w in state %s", errNoProgress, r.state())
+		}
+		if err := h(ctx); err != nil {
+			if interrupted(ctx, err) {
+				return r.stop(err)
+			}
+			return err
+		}
+	}
+}
+
+// handler returns the step to run from the current state, nil in a
+// resting state.
+func (r *run) handler() func(context.Context) error {
+	s := r.state()
+	switch {
+	case s.Task == sm.TaskResizePrep && s.Migration == sm.MigrationNone:
+		return r.createMigration
+	case s.Task == sm.TaskResizePrep && s.Migration == sm.MigrationPreMigrating && r.mig.DestCompute == "":
+		return r.conduct
+	case s.Task == sm.TaskResizePrep && s.Migration == sm.MigrationPreMigrating:
+		return r.startResize
+	case s.Task == sm.TaskResizeMigrating && s.Migration == sm.MigrationMigrating:
+		return r.migrateDisk
+	case s.Task == sm.TaskResizeMigrated && s.Migration == sm.MigrationPostMigrating:
+		return r.startFinish
+	case s.Task == sm.TaskResizeFinish && s.Migration == sm.MigrationPostMigrating:
+		return r.finishMigration
+	case s.VM != sm.VMResized && s.Task == sm.TaskResizeReverting && s.Migration == sm.MigrationReverting:
+		return r.rollbackToSource
+	case s.VM == sm.VMResized && s.Task == sm.TaskNone && s.Migration == sm.MigrationConfirming:
+		return r.confirmSource
+	case s.VM == sm.VMResized && s.Task == sm.TaskResizeReverting && s.Migration == sm.MigrationReverting:
+		return r.revertDest
+	case s.VM == sm.VMResized && s.Task == sm.TaskResizeReverting && s.Migration == sm.MigrationReverted:
+		return r.finishRevert
+	case s.VM == sm.VMResized && s.Task == sm.TaskPoweringOff && s.Migration == sm.MigrationReverted:
+		return r.stopInstance
+	}
+	return nil
+}
+
+// startResize is the start of ComputeManager._resize_instance on the
+// source: migration migrating, task resize_migrating.
+func (r *run) startResize(ctx context.Context) error {
+	return r.step(ctx, sm.EvSourceResizeInstance, nil)
+}
+
+// migrateDisk is the driver part of _resize_instance:
+// migrate_disk_and_power_off, then migration post-migrating, host and node
+// switched to the destination, old_flavor kept, task resize_migrated.
+func (r *run) migrateDisk(ctx context.Context) error {
+	src, dest := r.mig.SourceCompute, r.mig.DestCompute
+	info, err := r.o.driver.MigrateDiskAndPowerOff(ctx, compute.MigrateDiskRequest{Instance: r.inst, Migration: r.mig,
+		Host: src, DestHost: dest, NewFlavor: r.inst.NewFlavor, CleanShutdown: r.o.opts.CleanShutdown,
+		ShutdownTimeout: r.o.opts.ShutdownTimeout, Suspend: r.inst.SystemMetadata[SysMetaSuspend] == "true",
+		Progress: r.driverProgress(ctx)})
+	if err != nil {
+		if interrupted(ctx, err) {
+			return err
+		}
+		r.event(ctx, "compute_resize_instance", src, err)
+		return r.resizeFailed(ctx, err)
+	}
+	raw, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	err = r.step(ctx, sm.EvSourceMigrateDiskAndPowerOff, func(i *compute.Instance, m *compute.Migration) {
+		i.Host, i.Node = m.DestCompute, m.DestNode
+		i.OldFlavor = i.Flavor.Clone()
+		i.PowerState = sm.PowerShutdown
+		i.Progress = 80
+		setMeta(i, SysMetaDiskInfo, string(raw))
+	})
+	if err != nil {
+		return err
+	}
+	r.event(ctx, "compute_resize_instance", src, nil)
+	r.progress(ctx, 80, "resize_migrated", compute.Progress{BytesSent: info.BytesSent,
+		BytesSentRunning: info.BytesSentRunning, PoweredOff: true})
+	return nil
+}
+
+// resizeFailed is _resize_instance's error path: InstanceFaultRollback
+// (or NotImplementedError) restores the old vm_state (bug 1551703); any
+// other error is vm_state error in Nova's mode, while xenflow restores
+// the source first and keeps the old vm_state when it can.
+func (r *run) resizeFailed(ctx context.Context, cause error) error {
+	src := r.mig.SourceCompute
+	var rb *compute.InstanceFaultRollback
+	if errors.As(cause, &rb) || errors.Is(cause, compute.ErrNotImplemented) {
+		return r.fail(ctx, sm.EvSourceResizeInstanceFaultRollback, src, cause, restoreSource)
+	}
+	if r.o.opts.NovaCompatibleErrors {
+		return r.fail(ctx, sm.EvSourceResizeInstanceError, src, cause, clearMoveKeepFlavor)
+	}
+	err := r.retry(ctx, func() error {
+		if err := r.o.driver.CleanupMigration(ctx, compute.CleanupMigrationRequest{Migration: r.mig,
+			Instance: r.inst, Host: r.mig.DestCompute}); err != nil {
+			return err
+		}
+		return r.o.driver.FinishRevertMigration(ctx, compute.FinishRevertRequest{Instance: r.inst,
+			Migration: r.mig, Host: src, PowerOn: r.powerOn()})
+	})
+	if err != nil {
+		if interrupted(ctx, err) {
+			return err
+		}
+		return r.fail(ctx, sm.EvSourceResizeInstanceError, src, errors.Join(cause, err), clearMoveKeepFlavor)
+	}
+	return r.fail(ctx, sm.EvSourceResizeInstanceFaultRollback, src, cause, restoreSource)
+}
+
+// startFinish is the start of ComputeManager._finish_resize on the
+// destination: the flavor fields := new flavor, task resize_finish.
+func (r *run) startFinish(ctx context.Context) error {
+	return r.step(ctx, sm.EvDestFinishResize, func(i *compute.Instance, _ *compute.Migration) {
+		if i.NewFlavor != nil {
+			i.Flavor = i.NewFlavor.Clone()
+		}
+	})
+}
+
+// finishMigration is the driver part of _finish_resize: finish_migration
+// on the destination, the upsize committed, migration finished and
+// vm_state resized in one write.
+func (r *run) finishMigration(ctx context.Context) error {
+	dest := r.mig.DestCompute
+	var info compute.DiskInfo
+	if raw := r.inst.SystemMetadata[SysMetaDiskInfo]; raw != "" {
+		if err := json.Unmarshal([]byte(raw), &info); err != nil {
+			return fmt.Errorf("migrate: instance %s: stored disk info: %w", r.inst.UUID, err)
+		}
+	}
+	err := r.o.driver.FinishMigration(ctx, compute.FinishMigrationRequest{Instance: r.inst, Migration: r.mig,
+		Host: dest, DiskInfo: info, NewFlavor: r.inst.NewFlavor,
+		ResizeInstance: disksChange(r.mig.OldFlavor, r.mig.NewFlavor), PowerOn: r.powerOn(),
+		Progress: r.driverProgress(ctx)})
+	if err != nil {
+		if interrupted(ctx, err) {
+			return err
+		}
+		r.event(ctx, "compute_finish_resize", dest, err)
+		return r.finishFailed(ctx, err)
+	}
+	if err := r.commitQuota(ctx, r.reservation()); err != nil {
+		return err
+	}
+	power := sm.PowerShutdown
+	if r.powerOn() {
+		power = sm.PowerRunning
+	}
+	err = r.steps(ctx, []sm.Event{sm.EvDestMigrationFinished, sm.EvDestInstanceResized},
+		func(i *compute.Instance, _ *compute.Migration) {
+			i.PowerState = power
+			i.LaunchedAt = r.o.now()
+			i.Progress = 100
+			setMeta(i, SysMetaDiskInfo, "")
+			setMeta(i, SysMetaReservation, "")
+		})
+	if err != nil {
+		return err
+	}
+	r.o.dropClaim(r.mig.UUID)
+	r.event(ctx, "compute_finish_resize", dest, nil)
+	r.progress(ctx, 100, "resize_finish", compute.Progress{})
+	return nil
+}
+
+// finishFailed is _finish_resize's error path. Nova: vm_state error with
+// the flavor reset to the old one and host/node left on the destination
+// (bug 1825537). xenflow: the source guest is intact, so the fault is
+// recorded and the move rolled back to the source.
+func (r *run) finishFailed(ctx context.Context, cause error) error {
+	dest := r.mig.DestCompute
+	if r.o.opts.NovaCompatibleErrors {
+		return r.fail(ctx, sm.EvDestFinishResizeError, dest, cause, resetFlavor)
+	}
+	r.fault(ctx, dest, cause)
+	r.cause = cause
+	if err := r.step(ctx, EvRollbackToSource, nil); err != nil {
+		return err
+	}
+	return nil
+}
+
+// rollbackToSource destroys the destination guest and restores the
+// source guest (started unless it was stopped), then puts the instance
+// back on the source in its old vm_state with the migration in error.
+func (r *run) rollbackToSource(ctx context.Context) error {
+	err := r.retry(ctx, func() error {
+		if err := r.o.driver.Destroy(ctx, compute.DestroyRequest{Instance: r.inst, Host: r.mig.DestCompute,
+			DestroyDisks: true, Migration: r.mig}); err != nil {
+			return err
+		}
+		return r.o.driver.FinishRevertMigration(ctx, compute.FinishRevertRequest{Instance: r.inst,
+			Migration: r.mig, Host: r.mig.SourceCompute, PowerOn: r.powerOn()})
+	})
+	if err != nil {
+		if interrupted(ctx, err) {
+			return err
+		}
+		r.fault(ctx, r.mig.SourceCompute, err)
+		return r.failed(ctx, EvRollbackError, errors.Join(r.causeOr(), err), restoreSource)
+	}
+	power := sm.PowerShutdown
+	if r.powerOn() {
+		power = sm.PowerRunning
+	}
+	r.event(ctx, "compute_finish_revert_resize", r.mig.SourceCompute, nil)
+	return r.failed(ctx, EvRolledBack, r.causeOr(), func(i *compute.Instance, m *compute.Migration) {
+		restoreSource(i, m)
+		i.PowerState = power
+	})
+}
+
+func (r *run) causeOr() error {
+	if r.cause != nil {
+		return r.cause
+	}
+	return errors.New("migrate: the move was rolled back to the source after an interruption")
+}
+
+// fail records cause as an instance fault and ends the run with ev.
+func (r *run) fail(ctx context.Context, ev sm.Event, host string, cause error,
+	apply func(*compute.Instance, *compute.Migration)) error {
+	r.fault(ctx, host, cause)
+	return r.failed(ctx, ev, cause, apply)
+}
+
+// failed writes the failure outcome ev, rolls the pending quota back and
+// keeps the outcome as the run's error.
+func (r *run) failed(ctx context.Context, ev sm.Event, cause error, apply func(*compute.Instance, *compute.Migration)) error {
+	r.cause = cause
+	resID := r.reservation()
+	if err := r.step(ctx, ev, apply); err != nil {
+		return err
+	}
+	r.rollbackQuota(ctx, resID, r.undo())
+	r.o.dropClaim(r.migUUID())
+	r.failure = &OperationError{Op: r.op, InstanceUUID: r.inst.UUID, MigrationUUID: r.migUUID(), State: r.state(),
+		Err: cause}
+	return nil
+}
+
+// undo is what takes the run's reservation out of usage again if an
+// earlier attempt committed it.
+func (r *run) undo() quota.Deltas {
+	if r.mig == nil {
+		return nil
+	}
+	old, nw := quotaFlavor(r.mig.OldFlavor), quotaFlavor(r.mig.NewFlavor)
+	switch r.flow {
+	case sm.FlowConfirm, sm.FlowAutoConfirm:
+		return quota.UpsizeDelta(old, nw)
+	case sm.FlowRevert:
+		return quota.UpsizeDelta(nw, old)
+	}
+	return quota.ReverseUpsizeDelta(nw, old)
+}
+
+// powerOn is Nova's power_on = old_vm_state != stopped.
+func (r *run) powerOn() bool {
+	return sm.VMState(r.inst.SystemMetadata[compute.SysMetaOldVMState]) != sm.VMStopped
+}
+
+// restoreSource puts the instance back on the source with its old flavor
+// and clears what the move kept.
+func restoreSource(i *compute.Instance, m *compute.Migration) {
+	if m != nil && m.SourceCompute != "" {
+		i.Host, i.Node = m.SourceCompute, m.SourceNode
+	}
+	resetFlavor(i, m)
+}
+
+// resetFlavor sets the flavor back to the old one and clears the move.
+func resetFlavor(i *compute.Instance, m *compute.Migration) {
+	if i.OldFlavor != nil {
+		i.Flavor = i.OldFlavor.Clone()
+	}
+	clearMoveKeepFlavor(i, m)
+}
+
+// clearMoveKeepFlavor clears old_flavor, new_flavor, old_vm_state and
+// the keys of the steps (Nova's finally blocks).
+func clearMoveKeepFlavor(i *compute.Instance, _ *compute.Migration) {
+	i.OldFlavor, i.NewFlavor = nil, nil
+	for _, k := range []string{compute.SysMetaOldVMState, SysMetaReservation, SysMetaDiskInfo, SysMetaTargetHost,
+		SysMetaSuspend} {
+		setMeta(i, k, "")
+	}
+}
+
+// disksChange is finish_migration's resize_instance: a root, ephemeral
+// or swap size differs.
+func disksChange(old, nw *compute.Flavor) bool {
+	if old == nil || nw == nil {
+		return false
+	}
+	return old.RootGB != nw.RootGB || old.EphemeralGB != nw.EphemeralGB || old.SwapMB != nw.SwapMB
+}

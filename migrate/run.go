@@ -1,0 +1,258 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/xenflow/xenflow/compute"
+	sm "github.com/xenflow/xenflow/statemachine"
+)
+
+// System metadata keys the orchestrator keeps with an instance while an
+// operation is in progress, so that Resume finds what the steps need.
+const (
+	// SysMetaMigration is the UUID of the instance's current migration.
+	SysMetaMigration = "xenflow_migration"
+	// SysMetaReservation is the quota reservation of a resize before its
+	// migration record exists (it moves to Migration.QuotaReservationID).
+	SysMetaReservation = "xenflow_quota_reservation"
+	// SysMetaRequestID is the request id of the instance action.
+	SysMetaRequestID = "xenflow_request_id"
+	// SysMetaDiskInfo is the JSON of the compute.DiskInfo the source's
+	// MigrateDiskAndPowerOff returned, for FinishMigration.
+	SysMetaDiskInfo = "xenflow_disk_info"
+	// SysMetaTargetHost is the host a cold migration asked for.
+	SysMetaTargetHost = "xenflow_target_host"
+	// SysMetaSuspend is "true" for a cold migration with the guest suspended.
+	SysMetaSuspend = "xenflow_suspend"
+)
+
+// run is one operation on one instance driven by this orchestrator under
+// its lease.
+type run struct {
+	o     *Orchestrator
+	op    sm.Operation
+	flow  sm.FlowName
+	lease compute.Lease
+	inst  *compute.Instance
+	mig   *compute.Migration
+	// facts overrides the instance's facts for the next step when set.
+	facts *sm.Facts
+	// failure is the outcome error of a run that ended in a failure state.
+	failure error
+	// cause is the error that led to the failure outcome in progress.
+	cause error
+	// attempts counts the destinations prepped.
+	attempts int
+}
+
+// acquire takes the lease on an instance; a lease held by another owner
+// is returned as the *compute.LeaseHeldError.
+func (o *Orchestrator) acquire(ctx context.Context, uuid string) (compute.Lease, error) {
+	return o.store.AcquireLease(ctx, compute.LeaseRequest{InstanceUUID: uuid, Owner: o.owner, TTL: o.ttl})
+}
+
+// release gives a lease up; failures only matter to the log, since the
+// lease expires anyway.
+func (o *Orchestrator) release(l compute.Lease) {
+	if err := o.store.ReleaseLease(context.WithoutCancel(context.Background()), l); err != nil {
+		o.log.Warn("migrate: lease release failed", slog.String("instance", l.InstanceUUID), slog.Any("err", err))
+	}
+}
+
+// renew extends the lease once half of it has passed.
+func (r *run) renew(ctx context.Context) error {
+	if r.o.now().Before(r.lease.Expires.Add(-r.o.ttl / 2)) {
+		return nil
+	}
+	l, err := r.o.store.RenewLease(ctx, r.lease, r.o.ttl)
+	if err != nil {
+		return err
+	}
+	r.lease = l
+	return nil
+}
+
+func (r *run) state() sm.FlowState { return r.inst.FlowState(r.mig) }
+
+func (r *run) migUUID() string {
+	if r.mig == nil {
+		return ""
+	}
+	return r.mig.UUID
+}
+
+// step fires ev in the run's flow table and writes the row's target state
+// with apply's changes in one Transition, then sends the row's
+// notifications.
+func (r *run) step(ctx context.Context, ev sm.Event, apply func(*compute.Instance, *compute.Migration)) error {
+	return r.steps(ctx, []sm.Event{ev}, apply)
+}
+
+// steps fires evs one after another from the current state and writes the
+// last target state in one Transition: steps Nova saves separately that
+// are one atomic write here.
+func (r *run) steps(ctx context.Context, evs []sm.Event, apply func(*compute.Instance, *compute.Migration)) error {
+	return r.write(ctx, evs, nil, apply)
+}
+
+// write is steps with, when newMig is set, the migration the step creates.
+func (r *run) write(ctx context.Context, evs []sm.Event, newMig *compute.Migration,
+	apply func(*compute.Instance, *compute.Migration)) error {
+	m := r.o.machines[r.flow]
+	facts := r.inst.Facts()
+	if r.facts != nil {
+		facts, r.facts = *r.facts, nil
+	}
+	from := r.state()
+	to := from
+	var notes []sm.Notification
+	for _, ev := range evs {
+		row, err := m.Fire(to, ev, facts)
+		if err != nil {
+			return fmt.Errorf("migrate: instance %s: %w", r.inst.UUID, err)
+		}
+		to = row.To
+		notes = append(notes, row.Notifications...)
+	}
+	if err := r.renew(ctx); err != nil {
+		return err
+	}
+	inst, mig, err := r.o.store.Transition(ctx, compute.TransitionRequest{
+		InstanceUUID: r.inst.UUID, MigrationUUID: r.migUUID(), NewMigration: newMig, Expect: from, Lease: r.lease,
+		Apply: func(i *compute.Instance, mg *compute.Migration) error {
+			if apply != nil {
+				apply(i, mg)
+			}
+			i.VMState, i.TaskState = to.VM, to.Task
+			if mg != nil {
+				mg.Status = to.Migration
+			}
+			return nil
+		}})
+	if err != nil {
+		return err
+	}
+	r.inst, r.mig = inst, mig
+	for _, n := range notes {
+		r.notify(ctx, n, nil)
+	}
+	return nil
+}
+
+// notify sends one notification about the run's instance; a failure to
+// send is only logged.
+func (r *run) notify(ctx context.Context, n sm.Notification, fault error) {
+	p := compute.NewPayload(r.inst)
+	p.MigrationUUID = r.migUUID()
+	prio := compute.PriorityInfo
+	if n == sm.NotifyResizeError || n == sm.NotifyMigrateServerError {
+		prio = compute.PriorityError
+		if fault == nil {
+			fault = r.cause
+		}
+	}
+	if fault != nil {
+		p.Fault = fault.Error()
+	}
+	service := "compute."
+	if n == sm.NotifyMigrateServerError {
+		service = "conductor."
+	}
+	err := r.o.notifier.Notify(ctx, compute.Notification{EventType: n, Priority: prio,
+		PublisherID: service + r.inst.Host, Timestamp: r.o.now(), Payload: p})
+	if err != nil {
+		r.o.log.Warn("migrate: notification not sent", slog.String("event_type", string(n)), slog.Any("err", err))
+	}
+}
+
+// event records one event of the instance action (Nova's
+// wrap_instance_event): its name, host and result.
+func (r *run) event(ctx context.Context, name, host string, cause error) {
+	rid := r.inst.SystemMetadata[SysMetaRequestID]
+	if rid == "" {
+		return
+	}
+	now := r.o.now()
+	ev := compute.InstanceActionEvent{Event: name, Host: host, StartTime: now, FinishTime: now,
+		Result: compute.EventResultSuccess}
+	if cause != nil {
+		ev.Result, ev.Traceback = compute.EventResultError, cause.Error()
+	}
+	if err := r.o.store.SaveActionEvent(ctx, r.inst.UUID, rid, ev); err != nil {
+		r.o.log.Warn("migrate: action event not saved", slog.String("event", name), slog.Any("err", err))
+	}
+}
+
+// finishAction closes the instance action of the run.
+func (r *run) finishAction(ctx context.Context, rid string) {
+	if rid == "" {
+		return
+	}
+	if err := r.o.store.FinishAction(ctx, r.inst.UUID, rid, r.o.now()); err != nil {
+		r.o.log.Warn("migrate: action not finished", slog.Any("err", err))
+	}
+}
+
+// fault records an instance fault (Nova's add_instance_fault_from_exc).
+func (r *run) fault(ctx context.Context, host string, cause error) {
+	code := 500
+	var rb *compute.InstanceFaultRollback
+	if errors.As(cause, &rb) {
+		code = 400
+	}
+	f := &compute.Fault{InstanceUUID: r.inst.UUID, Code: code, Message: cause.Error(), Host: host,
+		Details: fmt.Sprintf("%T", errors.Unwrap(cause))}
+	if err := r.o.store.AddFault(ctx, f); err != nil {
+		r.o.log.Warn("migrate: fault not recorded", slog.Any("err", err))
+	}
+}
+
+// progress saves percent on the instance when it grew and streams it to
+// the callback.
+func (r *run) progress(ctx context.Context, percent int, step string, p compute.Progress) {
+	if percent > r.inst.Progress && percent <= 100 {
+		inst, mig, err := r.o.store.Transition(ctx, compute.TransitionRequest{InstanceUUID: r.inst.UUID,
+			MigrationUUID: r.migUUID(), Expect: r.state(), Lease: r.lease,
+			Apply: func(i *compute.Instance, _ *compute.Migration) error { i.Progress = percent; return nil }})
+		if err == nil {
+			r.inst, r.mig = inst, mig
+		}
+	}
+	if cb := r.o.opts.Progress; cb != nil {
+		cb(ProgressEvent{InstanceUUID: r.inst.UUID, MigrationUUID: r.migUUID(), Percent: percent, Step: step,
+			State: r.state(), BytesSent: p.BytesSent, BytesSentRunning: p.BytesSentRunning})
+	}
+}
+
+// driverProgress is the ProgressFunc handed to the driver: the driver's
+// percentages (Nova's steps) are saved and streamed like the flow's.
+func (r *run) driverProgress(ctx context.Context) compute.ProgressFunc {
+	return func(p compute.Progress) { r.progress(ctx, p.Percent, p.Step, p) }
+}
+
+// interrupted reports whether err means the run must stop where it is
+// (its context ended or its lease was lost) rather than fail the step.
+func interrupted(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, compute.ErrLease)
+}
+
+// stop wraps an interruption with the state the run stopped in.
+func (r *run) stop(err error) error {
+	return &InterruptedError{InstanceUUID: r.inst.UUID, State: r.state(), Err: err}
+}
+
+// retry calls f up to the orchestrator's RecoveryAttempts times while it
+// fails and the context is live: for steps of a rollback, which have no
+// further way back.
+func (r *run) retry(ctx context.Context, f func() error) error {
+	var err error
+	for i := 0; i < r.o.opts.RecoveryAttempts; i++ {
+		if err = f(); err == nil || interrupted(ctx, err) {
+			return err
+		}
+	}
+	return err
+}
