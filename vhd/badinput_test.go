@@ -123,7 +123,7 @@ func TestOpenBadInput(t *testing.T) {
 		}, ErrCorrupt, "footer.data_offset"},
 		{"block size not a power of two", base, func(b []byte) []byte { setHeader32(b, 32, 3<<20); return b }, ErrCorrupt, "header.block_size"},
 		{"block size absurd", base, func(b []byte) []byte { setHeader32(b, 32, 1<<31); return b }, ErrCorrupt, "header.block_size"},
-		{"absurd table size", base, func(b []byte) []byte { setHeader32(b, 28, 0xFFFFFFF0); return b }, ErrCorrupt, "header.table_offset"},
+		{"absurd table size", base, func(b []byte) []byte { setHeader32(b, 28, 0xFFFFFFF0); return b }, ErrCorrupt, "header.max_table_entries"},
 		{"table too small for the size", base, func(b []byte) []byte { setHeader32(b, 28, 2); return b }, ErrCorrupt, "header.max_table_entries"},
 		{"BAT entry past EOF", base, func(b []byte) []byte {
 			binary.BigEndian.PutUint32(b[batOff+4*allocated[1]:], uint32(len(b)/512+10))

@@ -170,6 +170,10 @@ func (d *Disk) Locators() []string {
 	return out
 }
 
+// maxLocatorPayload bounds the parent locator payload read: a path of
+// PATH_MAX (4096) UTF-16 code units fits many times over.
+const maxLocatorPayload = 64 << 10
+
 func (d *Disk) readLocator(l ParentLocator) (string, error) {
 	switch l.Code {
 	case PlatformMacX, PlatformW2ku, PlatformW2ru:
@@ -177,7 +181,7 @@ func (d *Disk) readLocator(l ParentLocator) (string, error) {
 		return "", fmt.Errorf("%w: locator code %s", ErrUnsupported, l.Code)
 	}
 	n := int64(l.DataLength)
-	if n == 0 || n > l.Space() || n > 64<<10 {
+	if n == 0 || n > l.Space() || n > maxLocatorPayload {
 		return "", d.ferr("parent_locator."+l.Code.String(), int64(l.DataOffset), ErrCorrupt, "invalid data length %d", n)
 	}
 	buf := make([]byte, n)

@@ -275,6 +275,14 @@ func (c *checker) checkTables(ft *Footer, h *Header, hoff int64) error {
 	eof := roundUp(c.eof, SectorSize) - FooterSize
 	tOff := int64(h.TableOffset)
 	n := int64(h.MaxTableEntries)
+	// Bound the table by the virtual size before allocating it.
+	blocks := int64(ft.CurrentSize / uint64(h.BlockSize))
+	if blocks > n {
+		return c.fail("header.max_table_entries", hoff+28, ErrCorrupt, "VHD size (%d blocks) exceeds BAT size (%d)", blocks, n)
+	}
+	if err := checkBATSize(c.name, ft, h, hoff); err != nil {
+		return err
+	}
 	raw := make([]byte, n*4)
 	if err := c.read(raw, tOff, "bat"); err != nil {
 		return err
@@ -321,6 +329,9 @@ func (c *checker) checkTables(ft *Footer, h *Header, hoff int64) error {
 		case bh.Offset > uint64(c.eof) || int64(bh.Offset)+int64(bh.Size)*SectorSize > eof:
 			return c.fail("batmap.size", bmOff+16, ErrCorrupt, "batmap is invalid: invalid batmap size")
 		}
+		if err := checkBatmapSize(c.name, ft, h, bh.Size, bmOff); err != nil {
+			return err
+		}
 		bmap = make([]byte, int64(bh.Size)*SectorSize)
 		if err := c.read(bmap, int64(bh.Offset), "batmap.map"); err != nil {
 			return err
@@ -338,10 +349,6 @@ func (c *checker) checkTables(ft *Footer, h *Header, hoff int64) error {
 	// BAT.
 	spb := int64(h.BlockSize) / SectorSize
 	span := spb + roundUp((spb+7)/8, SectorSize)/SectorSize
-	blocks := int64(ft.CurrentSize / uint64(h.BlockSize))
-	if blocks > n {
-		return c.fail("header.max_table_entries", hoff+28, ErrCorrupt, "VHD size (%d blocks) exceeds BAT size (%d)", blocks, n)
-	}
 	eofS, eohS := eof/SectorSize, eoh/SectorSize
 	type ent struct{ off, i int64 }
 	var used []ent
@@ -438,6 +445,9 @@ func (c *checker) checkLocators(ft *Footer, h *Header, hoff int64) error {
 		n := int64(l.DataLength)
 		if sp := l.Space(); n > sp || sp == 0 {
 			return c.fail(field, loff, ErrCorrupt, "error reading parent locator %d: length %d exceeds space %d", i, n, sp)
+		}
+		if n > maxLocatorPayload {
+			return c.fail(field, loff, ErrCorrupt, "error reading parent locator %d: length %d exceeds %d", i, n, maxLocatorPayload)
 		}
 		buf := make([]byte, n)
 		if err := c.read(buf, int64(l.DataOffset), field); err != nil {

@@ -69,8 +69,13 @@ func Open(fsys FS, name string) (*Disk, error) {
 // validates the footer (falling back to the copy at offset 0 when the
 // primary one is damaged), and for dynamic and differencing disks the
 // header, the BAT (every entry inside the file, none overlapping another or
-// the metadata) and blktap's batmap. Allocation is bounded by the file's
-// size: a 2 TiB sparse disk costs its 4 MiB BAT.
+// the metadata) and blktap's batmap. Before anything is allocated the
+// tables are bounded by the virtual size: a BAT may declare the entries the
+// size needs plus one sector's worth, or 2^20 entries (a 2 TiB disk of
+// 2 MiB blocks, what "vhd-util create -S" prepares) when that is more, and
+// the batmap as many sectors as that BAT needs; a header claiming more is a
+// *FormatError whatever the file's size. A 2 TiB sparse disk costs its
+// 4 MiB BAT.
 func OpenFile(fsys FS, name string, flag int) (*Disk, error) {
 	if flag&^(os.O_RDONLY|os.O_RDWR|os.O_WRONLY) != 0 {
 		return nil, fmt.Errorf("%w: OpenFile flag %#x (want os.O_RDONLY or os.O_RDWR)", ErrInvalidArgument, flag)
@@ -204,9 +209,12 @@ func (d *Disk) loadDynamic() error {
 	if ft.CurrentSize > uint64(bs)<<32 {
 		return d.ferr("footer.current_size", d.footerPos+48, ErrCorrupt, "size %d needs more than 2^32 blocks of %d bytes", ft.CurrentSize, bs)
 	}
-	need := (ft.CurrentSize + uint64(bs) - 1) / uint64(bs)
+	need := blocksFor(ft.CurrentSize, bs)
 	if uint64(h.MaxTableEntries) < need {
 		return d.ferr("header.max_table_entries", hoff+28, ErrCorrupt, "%d entries cannot map a %d-byte disk of %d-byte blocks", h.MaxTableEntries, ft.CurrentSize, bs)
+	}
+	if err := checkBATSize(d.name, ft, h, hoff); err != nil {
+		return err
 	}
 	batBytes := roundUp(int64(h.MaxTableEntries)*4, SectorSize)
 	if h.TableOffset%SectorSize != 0 || h.TableOffset < FooterSize || h.TableOffset > uint64(d.fileSize) || int64(h.TableOffset)+int64(h.MaxTableEntries)*4 > d.footerPos {
@@ -272,6 +280,9 @@ func (d *Disk) loadBatmap(probe bool) error {
 	if bh.Size == 0 || int64(bh.Size)*SectorSize*8 < int64(len(d.bat)) {
 		return d.ferr("batmap.size", d.batmapOff+16, ErrCorrupt, "batmap of %d sectors does not cover %d blocks", bh.Size, len(d.bat))
 	}
+	if err := checkBatmapSize(d.name, &d.footer, &d.header, bh.Size, d.batmapOff); err != nil {
+		return err
+	}
 	mapLen := int64(bh.Size) * SectorSize
 	if bh.Offset%SectorSize != 0 || bh.Offset < uint64(d.batmapOff+batmapHeaderSize) || bh.Offset > uint64(d.fileSize) || int64(bh.Offset)+mapLen > d.footerPos {
 		return d.ferr("batmap.offset", d.batmapOff+8, ErrCorrupt, "batmap of %d sectors at %d does not fit in the file", bh.Size, bh.Offset)
@@ -323,6 +334,66 @@ func (d *Disk) checkBAT() error {
 }
 
 func roundUp(n, m int64) int64 { return (n + m - 1) / m * m }
+
+// Bounds on what a header may make the package allocate. A header claims
+// its table's length (max_table_entries) and a batmap header claims the
+// map's; a sparse file, or a remote one whose size is what the server
+// says, costs nothing to make claim gigabytes. The tables are therefore
+// bounded by the virtual size, which is what they describe, before
+// anything is allocated.
+const (
+	// batSlack is how many BAT entries beyond those the virtual size
+	// needs a header may declare: one sector of the table, what a writer
+	// rounding the table up to whole sectors adds.
+	batSlack = SectorSize / 4
+	// batResizeAhead is how many entries a BAT may declare whatever the
+	// virtual size: a table for a MaxVirtualSize disk of DefaultBlockSize
+	// blocks (2^20 entries, 4 MiB). blktap's "vhd-util create -S MiB"
+	// lays out the metadata for a later, larger size so a resize moves no
+	// block, and XenServer's storage manager creates its VHDs so, with
+	// -S of 2 TiB (MSIZE_MB in sm's vhdutil).
+	batResizeAhead = MaxVirtualSize / DefaultBlockSize
+)
+
+// blocksFor returns how many blocks of bs bytes a virtual size of size
+// bytes needs, without overflowing.
+func blocksFor(size uint64, bs uint32) uint64 {
+	n := size / uint64(bs)
+	if size%uint64(bs) != 0 {
+		n++
+	}
+	return n
+}
+
+// batEntryLimit is the largest max_table_entries accepted for a disk of
+// size bytes in blocks of bs bytes: the entries the size needs plus
+// batSlack, or batResizeAhead when that is more.
+func batEntryLimit(size uint64, bs uint32) uint64 {
+	return max(blocksFor(size, bs)+batSlack, batResizeAhead)
+}
+
+// checkBATSize refuses a header whose BAT is longer than batEntryLimit
+// allows for the footer's virtual size. h.BlockSize must be non-zero.
+func checkBATSize(file string, ft *Footer, h *Header, hoff int64) error {
+	if lim := batEntryLimit(ft.CurrentSize, h.BlockSize); uint64(h.MaxTableEntries) > lim {
+		return formatErr(file, "header.max_table_entries", hoff+28, ErrCorrupt,
+			"%d entries for a %d-byte disk of %d-byte blocks: more than the %d it may declare",
+			h.MaxTableEntries, ft.CurrentSize, h.BlockSize, lim)
+	}
+	return nil
+}
+
+// checkBatmapSize refuses a batmap of more sectors than the largest BAT
+// batEntryLimit allows needs (one bit per entry, whole sectors).
+func checkBatmapSize(file string, ft *Footer, h *Header, secs uint32, bmOff int64) error {
+	lim := max(1, (batEntryLimit(ft.CurrentSize, h.BlockSize)+8*SectorSize-1)/(8*SectorSize))
+	if uint64(secs) > lim {
+		return formatErr(file, "batmap.size", bmOff+16, ErrCorrupt,
+			"batmap of %d sectors for a %d-byte disk of %d-byte blocks: more than the %d it may take",
+			secs, ft.CurrentSize, h.BlockSize, lim)
+	}
+	return nil
+}
 
 // Name returns the name the disk was opened with.
 func (d *Disk) Name() string { return d.name }

@@ -83,9 +83,13 @@
 // ErrTruncated, ErrCorrupt, ErrUnsupported). A broken chain gives a
 // *ParentError wrapping ErrParentNotFound, ErrParentMismatch or
 // ErrParentLoop; a chain longer than the limit wraps ErrChainTooDeep. Bad
-// input never panics, and no allocation is driven by a header field beyond
-// what the file's size bounds: opening a 2 TiB sparse disk costs its 4 MiB
-// BAT and 128 KiB batmap, reading and streaming cost O(block size).
+// input never panics, and no allocation follows a header's claim alone:
+// the BAT and batmap are bounded by the virtual size (the entries it needs
+// plus a sector's worth, or a 2 TiB disk's 2^20 when that is more) and
+// every other table by the block size, before anything is read. A file
+// claiming more is a *FormatError whatever its (possibly sparse, possibly
+// remote) size. Opening a 2 TiB sparse disk costs its 4 MiB BAT and
+// 128 KiB batmap; reading and streaming cost O(block size).
 //
 // Disks and chains are safe for concurrent use; reads run in parallel and
 // writes to one disk are serialised. The package does no network I/O of its
