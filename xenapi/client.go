@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -60,26 +59,29 @@ type Client struct {
 
 // options collects what the Options set.
 type options struct {
-	httpClient   *http.Client
-	roots        *x509.CertPool
-	pins         [][32]byte
-	pinErr       error
-	insecure     bool
-	logger       *slog.Logger
-	callTimeout  time.Duration
-	maxResponse  int64
-	maxDepth     int
-	pollInterval time.Duration
-	dialTimeout  time.Duration
-	taskEvents   bool
+	httpClient    *http.Client
+	roots         *x509.CertPool
+	pins          [][32]byte
+	pinErr        error
+	insecure      bool
+	logger        *slog.Logger
+	callTimeout   time.Duration
+	maxResponse   int64
+	maxDepth      int
+	pollInterval  time.Duration
+	dialTimeout   time.Duration
+	headerTimeout time.Duration
+	taskEvents    bool
 }
 
 // Option configures a Client.
 type Option func(*options)
 
-// WithHTTPClient makes the client send its requests with hc. The TLS
-// options (WithRootCAs, WithPinnedCertificate, InsecureSkipVerify) then have
-// no effect: hc's transport decides.
+// WithHTTPClient makes the client send its requests with (a copy of) hc,
+// whose transport then decides TLS and timeouts. NewClient refuses it
+// together with WithRootCAs, WithPinnedCertificate or InsecureSkipVerify,
+// which only configure the client's own transport. The copy follows no
+// HTTP redirects, whatever hc's CheckRedirect says.
 func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.httpClient = hc } }
 
 // WithRootCAs verifies the server certificate against pool instead of the
@@ -159,10 +161,31 @@ func WithTaskEvents() Option { return func(o *options) { o.taskEvents = true } }
 // WithDialTimeout bounds connecting and the TLS handshake (default 30 s).
 func WithDialTimeout(d time.Duration) Option { return func(o *options) { o.dialTimeout = d } }
 
+// DefaultResponseHeaderTimeout is how long the client waits, after sending
+// a request, for the response headers. xapi answers a synchronous call
+// only when it is done, and its slowest routine one, a clean shutdown,
+// gives the guest 20 minutes; longer work belongs in an Async call
+// followed with WaitTask.
+const DefaultResponseHeaderTimeout = 30 * time.Minute
+
+// expectContinueTimeout is how long a PUT with Expect: 100-continue waits
+// for the server's go-ahead before sending the body anyway.
+const expectContinueTimeout = 10 * time.Second
+
+// WithResponseHeaderTimeout sets how long the client waits for a
+// response's headers after sending a request (default
+// DefaultResponseHeaderTimeout); zero waits for ever. event.from calls
+// need it longer than their own timeout.
+func WithResponseHeaderTimeout(d time.Duration) Option {
+	return func(o *options) { o.headerTimeout = d }
+}
+
 // NewClient returns a client for the pool whose master (or any member: the
 // client follows HOST_IS_SLAVE) is at rawURL, e.g. "https://10.0.0.1".
 // Certificates are verified against the system roots unless an option says
-// otherwise. Call Login before any other call and Close when done.
+// otherwise; the TLS options need an https URL. The client never changes
+// scheme: a HOST_IS_SLAVE answer moves it to another host only. Call Login
+// before any other call and Close when done.
 func NewClient(rawURL string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -182,12 +205,12 @@ func NewClient(rawURL string, opts ...Option) (*Client, error) {
 	if u.Path == "" {
 		u.Path = "/"
 	}
-	o := options{pollInterval: 500 * time.Millisecond, dialTimeout: 30 * time.Second}
+	o := options{pollInterval: 500 * time.Millisecond, dialTimeout: 30 * time.Second, headerTimeout: DefaultResponseHeaderTimeout}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.pinErr != nil {
-		return nil, o.pinErr
+	if err := o.check(u); err != nil {
+		return nil, err
 	}
 	c := &Client{
 		url:          u,
@@ -200,8 +223,10 @@ func NewClient(rawURL string, opts ...Option) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(discardHandler{})
 	}
-	c.hc = o.httpClient
-	if c.hc == nil {
+	if o.httpClient != nil {
+		hc := *o.httpClient // a copy: the caller's client keeps its redirect policy
+		c.hc = &hc
+	} else {
 		if len(o.pins) > 0 {
 			c.pins = make(map[[32]byte]bool, len(o.pins))
 			for _, p := range o.pins {
@@ -210,8 +235,30 @@ func NewClient(rawURL string, opts ...Option) (*Client, error) {
 		}
 		c.hc = &http.Client{Transport: c.newTransport(&o)}
 	}
+	// No HTTP redirects: net/http would re-send a login's body on a 307 or
+	// 308, to any scheme and host. HOST_IS_SLAVE and DoHTTP's 302s are
+	// followed by the client itself, within its scheme.
+	c.hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c.initClasses()
 	return c, nil
+}
+
+// check refuses combinations of options that would silently weaken TLS.
+func (o *options) check(u *url.URL) error {
+	if o.pinErr != nil {
+		return o.pinErr
+	}
+	tlsOpts := o.roots != nil || len(o.pins) > 0 || o.insecure
+	if tlsOpts && o.httpClient != nil {
+		return errors.New("xenapi: WithHTTPClient cannot be combined with WithRootCAs, WithPinnedCertificate or InsecureSkipVerify: the given client's transport would ignore them")
+	}
+	if tlsOpts && u.Scheme != "https" {
+		return fmt.Errorf("xenapi: URL %q: WithRootCAs, WithPinnedCertificate and InsecureSkipVerify need an https URL", u.Redacted())
+	}
+	if o.headerTimeout < 0 || o.dialTimeout < 0 {
+		return errors.New("xenapi: negative timeout")
+	}
+	return nil
 }
 
 func (c *Client) newTransport(o *options) *http.Transport {
@@ -222,30 +269,35 @@ func (c *Client) newTransport(o *options) *http.Transport {
 	if c.pins != nil {
 		// The pin replaces chain verification; VerifyConnection still runs.
 		tc.InsecureSkipVerify = true
-		tc.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("xenapi: server sent no certificate")
-			}
-			sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
-			c.mu.Lock()
-			ok := c.pins[sum]
-			c.mu.Unlock()
-			if !ok {
-				return fmt.Errorf("xenapi: server certificate sha-256:%x is not pinned", sum)
-			}
-			return nil
-		}
+		tc.VerifyConnection = c.verifyPinned
 	}
 	d := &net.Dialer{Timeout: o.dialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         d.DialContext,
-		TLSClientConfig:     tc,
-		TLSHandshakeTimeout: o.dialTimeout,
-		MaxIdleConns:        128,
-		MaxIdleConnsPerHost: 64,
-		IdleConnTimeout:     90 * time.Second,
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           d.DialContext,
+		TLSClientConfig:       tc,
+		TLSHandshakeTimeout:   o.dialTimeout,
+		ResponseHeaderTimeout: o.headerTimeout,
+		ExpectContinueTimeout: expectContinueTimeout,
+		MaxIdleConns:          128,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
 	}
+}
+
+// verifyPinned accepts a TLS peer whose leaf certificate is pinned.
+func (c *Client) verifyPinned(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("xenapi: server sent no certificate")
+	}
+	sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
+	c.mu.Lock()
+	ok := c.pins[sum]
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("xenapi: server certificate sha-256:%x is not pinned", sum)
+	}
+	return nil
 }
 
 // discardHandler is a slog.Handler that drops everything.
@@ -312,7 +364,11 @@ func (c *Client) login(ctx context.Context, user, password, originator string) (
 	for redirected := false; ; redirected = true {
 		v, err := c.rpc(ctx, "session.login_with_password", params)
 		if f, ok := AsFailure(err); ok && f.Code == CodeHostIsSlave && !redirected {
-			if c.redirect(f.Param(0)) {
+			moved, rerr := c.redirect(f)
+			if rerr != nil {
+				return "", &CallError{Method: "session.login_with_password", URL: c.URL(), Err: rerr}
+			}
+			if moved {
 				continue
 			}
 		}
@@ -400,7 +456,11 @@ func (c *Client) call(ctx context.Context, method string, args ...any) (any, err
 		}
 		if ok && f.Code == CodeHostIsSlave && !redirected {
 			redirected = true
-			if c.redirect(f.Param(0)) {
+			moved, rerr := c.redirect(f)
+			if rerr != nil {
+				return nil, &CallError{Method: method, URL: c.URL(), Err: rerr}
+			}
+			if moved {
 				continue
 			}
 		}
@@ -438,40 +498,34 @@ func (c *Client) relogin(ctx context.Context, stale SessionRef) error {
 
 // redirect points the client at the pool master's address, as given in
 // HOST_IS_SLAVE: a bare host or IP keeps the scheme and port of the
-// current URL; "host:port" or a full URL are used as given. It reports
-// whether the URL changed.
-func (c *Client) redirect(master string) bool {
-	master = strings.TrimSpace(master)
-	if master == "" {
-		return false
-	}
+// current URL, "host:port" keeps the scheme. Anything else (a URL with
+// another scheme, user information, a path) is refused with a
+// *RedirectError wrapping f: the client never leaves its scheme, so an
+// https client keeps its TLS verification. It reports whether the URL
+// changed.
+func (c *Client) redirect(f *Failure) (bool, error) {
+	master := f.Param(0)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	nu := *c.url
-	if strings.Contains(master, "://") {
-		mu, err := url.Parse(master)
-		if err != nil || mu.Host == "" {
-			return false
-		}
-		nu.Scheme, nu.Host = mu.Scheme, mu.Host
-	} else if _, _, err := net.SplitHostPort(master); err == nil {
-		nu.Host = master
-	} else {
-		host := strings.Trim(master, "[]")
-		if port := c.url.Port(); port != "" {
-			nu.Host = net.JoinHostPort(host, port)
-		} else if strings.Contains(host, ":") {
-			nu.Host = "[" + host + "]"
-		} else {
-			nu.Host = host
-		}
+	host, reason := redirectHost(c.url, master)
+	if reason != "" {
+		return false, &RedirectError{From: c.url.Redacted(), Target: clipString(master), Reason: reason, Err: f}
 	}
+	nu := withHost(c.url, host)
 	if nu.String() == c.url.String() {
-		return false
+		return false, nil
 	}
 	c.log.Info("xenapi: host is a pool member, following to the master", "from", c.url.Redacted(), "to", nu.Redacted())
-	c.url = &nu
-	return true
+	c.url = nu
+	return true, nil
+}
+
+// clipString shortens what a server sent for an error message.
+func clipString(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
 }
 
 // rpc sends one methodCall and decodes xapi's envelope. Every error comes
@@ -502,8 +556,7 @@ func (c *Client) rpc(ctx context.Context, method string, params []any) (any, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, wrap(&HTTPError{StatusCode: resp.StatusCode, Status: resp.Status, Body: string(snippet)})
+		return nil, wrap(newHTTPError(req, resp))
 	}
 	raw, err := c.dec.ReadBody(resp.Body, resp.ContentLength)
 	if err != nil {

@@ -3,6 +3,8 @@ package xenapi
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -237,20 +239,37 @@ func (e *CallError) Error() string {
 // Unwrap returns the cause.
 func (e *CallError) Unwrap() error { return e.Err }
 
-// HTTPError is a response with a status other than 200, such as xapi's
-// HTML 500 for malformed XML. Body holds the start of the response body.
+// HTTPError is a response with an unexpected status: an XML-RPC call
+// answered with anything but 200 (such as xapi's HTML 500 for malformed
+// XML), or a DoHTTP request answered with anything but 2xx (401 for a
+// session xapi no longer knows, 404 for an unknown VDI or format, ...).
 type HTTPError struct {
-	StatusCode int
-	Status     string
-	Body       string
+	Method string // the HTTP method, e.g. "PUT"
+	Path   string // the URL path, e.g. "/import_raw_vdi"
+	Status int    // the HTTP status code
+	Body   string // the first bytes of the response body
 }
 
 // Error implements error.
 func (e *HTTPError) Error() string {
-	if e.Body == "" {
-		return "HTTP " + e.Status
+	s := fmt.Sprintf("HTTP %d %s", e.Status, http.StatusText(e.Status))
+	if e.Method != "" {
+		s = e.Method + " " + e.Path + ": " + s
 	}
-	return "HTTP " + e.Status + ": " + strconv.Quote(e.Body)
+	if e.Body == "" {
+		return s
+	}
+	return s + ": " + strconv.Quote(e.Body)
+}
+
+// maxErrorBody is how much of an error response's body HTTPError keeps.
+const maxErrorBody = 512
+
+// newHTTPError reads the start of the body of resp, the answer to req,
+// into an *HTTPError.
+func newHTTPError(req *http.Request, resp *http.Response) *HTTPError {
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	return &HTTPError{Method: req.Method, Path: req.URL.Path, Status: resp.StatusCode, Body: string(snippet)}
 }
 
 // DecodeError reports a response body that is not well-formed XML-RPC: the
