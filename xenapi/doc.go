@@ -47,12 +47,26 @@
 //
 // Certificates are verified by default; WithRootCAs, WithPinnedCertificate
 // (SHA-256 of the host certificate, for xapi's self-signed certificates) and,
-// by name only, InsecureSkipVerify change that. With pinning, a pinned
+// by name only, InsecureSkipVerify change that; they need an https URL and
+// cannot be combined with WithHTTPClient. With pinning, a pinned
 // member that answers a login with HOST_IS_SLAVE is asked for the master's
 // fingerprint (xapi's x-xenapi-request-host-certificate-thumbprint header),
-// which is then pinned too. Calls from many goroutines
-// run concurrently over one http.Transport; response bodies are limited
+// which is then pinned too. The client never changes scheme: HOST_IS_SLAVE
+// may name a host or host:port, anything else is refused with a
+// *RedirectError, and HTTP redirects of calls are not followed. Calls from
+// many goroutines run concurrently over one http.Transport; response
+// headers are awaited at most DefaultResponseHeaderTimeout
+// (WithResponseHeaderTimeout), response bodies are limited
 // (WithMaxResponseSize) and decoded with bounded depth.
+//
+// # HTTP handlers
+//
+// Client.DoHTTP reaches xapi's HTTP handlers, such as /export_raw_vdi and
+// /import_raw_vdi, with the client's session and TLS policy. It follows
+// xapi's 302 to the pool member that sees an SR (same scheme, host only),
+// sends a PUT's body with a Content-Length once the server accepted the
+// headers (Expect: 100-continue), logs in again on 401, and returns any
+// other status as an *HTTPError.
 //
 // # Tasks
 //
