@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -28,6 +30,14 @@ type inProcessServer struct {
 }
 
 func startInProcessServer(t *testing.T, password string, userKey ssh.PublicKey) *inProcessServer {
+	t.Helper()
+	return startInProcessServerLimits(t, password, userKey, nil)
+}
+
+// startInProcessServerLimits starts an in-process server whose SFTP
+// sessions, when lim is set, list limits@openssh.com and answer it with lim
+// (pkg/sftp's server does not know the extension).
+func startInProcessServerLimits(t *testing.T, password string, userKey ssh.PublicKey, lim *sftpLimits) *inProcessServer {
 	t.Helper()
 	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
 	hostSigner, _ := ssh.NewSignerFromKey(hostPriv)
@@ -66,13 +76,13 @@ func startInProcessServer(t *testing.T, password string, userKey ssh.PublicKey) 
 			if err != nil {
 				return
 			}
-			go serveConn(c, cfg)
+			go serveConn(c, cfg, lim)
 		}
 	}()
 	return s
 }
 
-func serveConn(c net.Conn, cfg *ssh.ServerConfig) {
+func serveConn(c net.Conn, cfg *ssh.ServerConfig, lim *sftpLimits) {
 	defer c.Close()
 	_, chans, reqs, err := ssh.NewServerConn(c, cfg)
 	if err != nil {
@@ -93,11 +103,7 @@ func serveConn(c net.Conn, cfg *ssh.ServerConfig) {
 				ok := r.Type == "subsystem" && len(r.Payload) > 4 && string(r.Payload[4:]) == "sftp"
 				r.Reply(ok, nil)
 				if ok {
-					srv, err := sftp.NewServer(ch)
-					if err == nil {
-						srv.Serve()
-						srv.Close()
-					}
+					serveSFTP(ch, lim)
 					ch.Close()
 				}
 			}
@@ -173,3 +179,77 @@ func TestDialSSHAgent(t *testing.T) {
 		t.Fatal("UseAgent without SSH_AUTH_SOCK accepted")
 	}
 }
+
+// serveSFTP runs pkg/sftp's server on ch. With lim set, it first answers
+// INIT itself with a VERSION listing limits@openssh.com, and a request for
+// the limits with lim; any other first request goes, after a fresh INIT, to
+// pkg/sftp's server, whose own VERSION is dropped.
+func serveSFTP(ch io.ReadWriteCloser, lim *sftpLimits) {
+	var rw io.ReadWriteCloser = ch
+	var opts []sftp.ServerOption
+	if lim != nil {
+		// Reads as large as OpenSSH's, whatever the lie about limits.
+		opts = append(opts, sftp.WithMaxTxPacket(256<<10))
+		if _, _, err := readSFTPPacket(ch); err != nil { // INIT
+			return
+		}
+		if _, err := ch.Write(versionMsg(limitsExtension)); err != nil {
+			return
+		}
+		typ, body, err := readSFTPPacket(ch)
+		if err != nil {
+			return
+		}
+		if typ == sshFxpExtended && bytes.Contains(body, []byte(limitsExtension)) {
+			id := binary.BigEndian.Uint32(body)
+			ch.Write(limitsReply(id, lim.MaxPacket, lim.MaxRead, lim.MaxWrite, lim.MaxHandles))
+			return
+		}
+		in := io.MultiReader(bytes.NewReader(sftpPacket(sshFxpInit, binary.BigEndian.AppendUint32(nil, 3))),
+			bytes.NewReader(sftpPacket(typ, body)), ch)
+		rw = struct {
+			io.Reader
+			io.WriteCloser
+		}{in, &dropFirstPacket{w: ch}}
+	}
+	srv, err := sftp.NewServer(rw, opts...)
+	if err == nil {
+		srv.Serve()
+		srv.Close()
+	}
+}
+
+// dropFirstPacket discards the first SFTP message written through it.
+type dropFirstPacket struct {
+	w    io.WriteCloser
+	head []byte // the first message's length, as it comes
+	left int64  // bytes of the first message still to drop; -1 once dropped
+}
+
+func (d *dropFirstPacket) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 && d.left >= 0 {
+		if len(d.head) < 4 {
+			k := min(4-len(d.head), len(p))
+			d.head = append(d.head, p[:k]...)
+			p = p[k:]
+			if len(d.head) == 4 {
+				d.left = int64(binary.BigEndian.Uint32(d.head))
+			}
+			continue
+		}
+		k := min(d.left, int64(len(p)))
+		p, d.left = p[k:], d.left-k
+		if d.left == 0 {
+			d.left = -1
+		}
+	}
+	if len(p) > 0 {
+		if _, err := d.w.Write(p); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+func (d *dropFirstPacket) Close() error { return d.w.Close() }

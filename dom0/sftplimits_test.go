@@ -2,11 +2,20 @@ package dom0
 
 import (
 	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // scriptedSFTP is a server that answers with fixed bytes and records what
@@ -103,6 +112,27 @@ func FuzzQuerySFTPLimits(f *testing.F) {
 	})
 }
 
+func TestRequestsPerFile(t *testing.T) {
+	tests := []struct {
+		cfg  SSHConfig
+		pkt  int
+		want int
+	}{
+		{pkt: 64 << 10, want: 32},
+		{pkt: maxSFTPPayload, want: 8},
+		{pkt: 1 << 20, want: 4},
+		{pkt: 4 << 10, want: maxRequestsPerFile},
+		{pkt: 1, want: maxRequestsPerFile},
+		{pkt: 0, want: maxRequestsPerFile},
+		{cfg: SSHConfig{SFTPRequestsPerFile: 100}, pkt: 1, want: 100},
+	}
+	for _, tt := range tests {
+		if got := requestsPerFile(&tt.cfg, tt.pkt); got != tt.want {
+			t.Errorf("requestsPerFile(%+v, %d) = %d, want %d", tt.cfg.SFTPRequestsPerFile, tt.pkt, got, tt.want)
+		}
+	}
+}
+
 func TestSFTPPacketSizes(t *testing.T) {
 	openssh := sftpLimits{MaxPacket: 262144, MaxRead: 261120, MaxWrite: 261120}
 	tests := []struct {
@@ -118,7 +148,11 @@ func TestSFTPPacketSizes(t *testing.T) {
 		{name: "small packet limit", lim: sftpLimits{MaxPacket: 34000, MaxRead: 1 << 20, MaxWrite: 1 << 20}, haveLim: true, want: sftpPackets{read: 34000 - 1024, write: 34000 - 1024}},
 		{name: "write smaller than read", lim: sftpLimits{MaxRead: 200000, MaxWrite: 100000}, haveLim: true, want: sftpPackets{read: 100000, write: 100000}},
 		{name: "zero means unknown", lim: sftpLimits{}, haveLim: true, want: sftpPackets{read: 64 << 10, write: maxSFTPPayload}},
-		{name: "small limits kept", lim: sftpLimits{MaxRead: 1000, MaxWrite: 2000}, haveLim: true, want: sftpPackets{read: 1000, write: 2000}},
+		{name: "small limits kept", lim: sftpLimits{MaxRead: 8192, MaxWrite: 16384}, haveLim: true, want: sftpPackets{read: 8192, write: 16384}},
+		{name: "tiny limits ignored", lim: sftpLimits{MaxRead: 1000, MaxWrite: 2000}, haveLim: true, want: sftpPackets{read: 64 << 10, write: maxSFTPPayload}},
+		{name: "all 1", lim: sftpLimits{MaxPacket: 1, MaxRead: 1, MaxWrite: 1, MaxHandles: 1}, haveLim: true, want: sftpPackets{read: 64 << 10, write: maxSFTPPayload}},
+		{name: "tiny packet limit", lim: sftpLimits{MaxPacket: 1025, MaxRead: 1 << 20, MaxWrite: 1 << 20}, haveLim: true, want: sftpPackets{read: 64 << 10, write: maxSFTPPayload}},
+		{name: "floor", lim: sftpLimits{MaxRead: minSFTPPayload, MaxWrite: minSFTPPayload - 1}, haveLim: true, want: sftpPackets{read: minSFTPPayload, write: maxSFTPPayload}},
 		{name: "configuration wins", cfg: SSHConfig{SFTPMaxPacket: 32768, SFTPMaxWritePacket: 65536}, lim: openssh, haveLim: true, want: sftpPackets{read: 32768, write: 65536}},
 	}
 	for _, tt := range tests {
@@ -169,4 +203,107 @@ func opensshVersion(v string) (major, minor int, ok bool) {
 	major, err1 := strconv.Atoi(maj)
 	minor, err2 := strconv.Atoi(rest[:1])
 	return major, minor, err1 == nil && err2 == nil
+}
+
+// TestHostileSFTPLimits dials a server whose limits@openssh.com reply says
+// every limit is 1 byte, then reads and writes 256 KiB: the requests in
+// flight (one goroutine each in pkg/sftp) and the memory they take must stay
+// bounded, as with an honest server.
+func TestHostileSFTPLimits(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(priv)
+	tests := []struct {
+		name string
+		lim  sftpLimits
+	}{
+		{name: "all 1", lim: sftpLimits{MaxPacket: 1, MaxRead: 1, MaxWrite: 1, MaxHandles: 1}},
+		{name: "packet 1025", lim: sftpLimits{MaxPacket: 1025, MaxRead: 1 << 20, MaxWrite: 1 << 20}},
+		{name: "read 100 write 4095", lim: sftpLimits{MaxRead: 100, MaxWrite: 4095}},
+	}
+	const size = 256 << 10
+	want := bytes.Repeat([]byte("xenflow!"), size/8)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startInProcessServerLimits(t, "", signer.PublicKey(), &tt.lim)
+			h, err := DialSSH(context.Background(), s.addr, &SSHConfig{User: "root", KnownHostsFiles: []string{s.knownHosts}, Signers: []ssh.Signer{signer}, KeepaliveInterval: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "src"), want, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ops := []struct {
+				name string
+				do   func() error
+			}{
+				{"read", func() error {
+					f, err := h.Open(filepath.Join(dir, "src"))
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					got := make([]byte, size)
+					if _, err := f.ReadAt(got, 0); err != nil {
+						return err
+					}
+					if !bytes.Equal(got, want) {
+						return errors.New("read back other bytes")
+					}
+					return nil
+				}},
+				{"write", func() error {
+					f, err := h.OpenFile(filepath.Join(dir, "dst"), os.O_WRONLY|os.O_CREATE, 0o600)
+					if err != nil {
+						return err
+					}
+					if _, err := f.WriteAt(want, 0); err != nil {
+						f.Close()
+						return err
+					}
+					return f.Close()
+				}},
+			}
+			for _, op := range ops {
+				peak, alloc, err := goroutinePeak(op.do)
+				if err != nil {
+					t.Fatalf("%s: %v", op.name, err)
+				}
+				t.Logf("%s of %d KiB: %d more goroutines at the peak, %.1f MiB allocated", op.name, size>>10, peak, float64(alloc)/(1<<20))
+				if peak > 4*maxRequestsPerFile {
+					t.Errorf("%s: %d more goroutines at the peak, want at most %d", op.name, peak, 4*maxRequestsPerFile)
+				}
+				if alloc > 64<<20 {
+					t.Errorf("%s: %d MiB allocated, want at most 64 MiB", op.name, alloc>>20)
+				}
+			}
+		})
+	}
+}
+
+// goroutinePeak runs fn while sampling runtime.NumGoroutine, and returns
+// how far the count rose above where it started and the bytes allocated.
+func goroutinePeak(fn func() error) (peak int, alloc uint64, err error) {
+	var before, after runtime.MemStats
+	base := runtime.NumGoroutine()
+	stop, sampled := make(chan struct{}), make(chan int)
+	go func() {
+		top := 0
+		for {
+			top = max(top, runtime.NumGoroutine())
+			select {
+			case <-stop:
+				sampled <- top
+				return
+			default:
+				time.Sleep(50 * time.Microsecond)
+			}
+		}
+	}()
+	runtime.ReadMemStats(&before)
+	err = fn()
+	runtime.ReadMemStats(&after)
+	close(stop)
+	return <-sampled - base - 1, after.TotalAlloc - before.TotalAlloc, err
 }

@@ -70,7 +70,8 @@ type SSHConfig struct {
 	// SFTPMaxPacket is the payload of one SFTP read request (and of write
 	// requests on files not opened write-only). Zero means the server's own
 	// limit when it gives one (the limits@openssh.com extension, OpenSSH
-	// 8.7 and later: 255 KiB), up to 255 KiB; else 65536, which OpenSSH's
+	// 8.7 and later: 255 KiB), up to 255 KiB (a limit under 4 KiB is not
+	// believed: the default is used); else 65536, which OpenSSH's
 	// sftp-server serves in every version (older ones cut larger reads
 	// short). Set 32768 for servers that only promise the SFTP minimum.
 	SFTPMaxPacket int
@@ -82,7 +83,7 @@ type SSHConfig struct {
 	SFTPMaxWritePacket int
 	// SFTPRequestsPerFile is how many requests may be in flight for one
 	// file; zero means as many as make 2 MiB (32 requests of 64 KiB, 8 of
-	// 255 KiB).
+	// 255 KiB), at least 4 and at most 64.
 	SFTPRequestsPerFile int
 	// SFTPSessions is how many SFTP sessions (SSH channels) the connection
 	// carries for reading files, and again for writing them; zero means 2.
@@ -408,12 +409,22 @@ func DialSSH(ctx context.Context, addr string, cfg *SSHConfig) (*SSHHost, error)
 
 func sftpOptions(cfg *SSHConfig, pkt int) []sftp.ClientOption {
 	opts := []sftp.ClientOption{sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true)}
-	n := cfg.SFTPRequestsPerFile
-	if n <= 0 {
-		// Keep about 2 MiB in flight per file, whatever the request size.
-		n = max(4, 64*32768/pkt)
+	return append(opts, sftp.MaxConcurrentRequestsPerFile(requestsPerFile(cfg, pkt)), sftp.MaxPacketUnchecked(pkt))
+}
+
+// maxRequestsPerFile bounds the requests in flight for one file when the
+// configuration does not say: pkg/sftp runs one goroutine per request in
+// flight, and 64 is its own default.
+const maxRequestsPerFile = 64
+
+// requestsPerFile is how many requests of pkt bytes may be in flight for one
+// file: the configuration's, else as many as keep about 2 MiB in flight,
+// between 4 and maxRequestsPerFile.
+func requestsPerFile(cfg *SSHConfig, pkt int) int {
+	if cfg.SFTPRequestsPerFile > 0 {
+		return cfg.SFTPRequestsPerFile
 	}
-	return append(opts, sftp.MaxConcurrentRequestsPerFile(n), sftp.MaxPacketUnchecked(pkt))
+	return min(max(4, 64*32768/max(pkt, 1)), maxRequestsPerFile)
 }
 
 // sftpPackets is the payload of one SFTP request on the sessions that read
@@ -425,10 +436,17 @@ type sftpPackets struct{ read, write int }
 // with room for the request's header: the most xenflow puts in one request.
 const maxSFTPPayload = 256<<10 - 1024
 
+// minSFTPPayload is the smallest request size taken from a server's
+// limits@openssh.com reply. A smaller limit (every SFTP server must accept
+// 32 KiB messages, draft-ietf-secsh-filexfer-02 section 3) is not believed:
+// a hostile server answering 1 would otherwise have the controller split a
+// file into millions of requests. The defaults are used instead.
+const minSFTPPayload = 4 << 10
+
 // sftpPacketSizes chooses the request sizes: the configuration's, else the
-// server's own limits (limits@openssh.com, lim) up to maxSFTPPayload, else
-// what every OpenSSH sftp-server accepts (64 KiB reads, writes of
-// maxSFTPPayload).
+// server's own limits (limits@openssh.com, lim) between minSFTPPayload and
+// maxSFTPPayload, else what every OpenSSH sftp-server accepts (64 KiB
+// reads, writes of maxSFTPPayload).
 func sftpPacketSizes(cfg *SSHConfig, lim sftpLimits, haveLim bool) sftpPackets {
 	p := sftpPackets{read: 64 << 10, write: maxSFTPPayload}
 	if haveLim {
@@ -438,6 +456,9 @@ func sftpPacketSizes(cfg *SSHConfig, lim sftpLimits, haveLim bool) sftpPackets {
 			}
 			if lim.MaxPacket > 1024 {
 				v = min(v, lim.MaxPacket-1024)
+			}
+			if v < minSFTPPayload {
+				return def
 			}
 			return int(min(v, maxSFTPPayload))
 		}
