@@ -41,6 +41,7 @@ func New(cfg Config) (*Driver, error) {
 	for name, ep := range cfg.Inventory.Pools {
 		d.pools[name] = &poolConn{name: name, ep: ep, originator: cfg.Originator}
 	}
+	d.transports[TransportXAPI] = &xapiTransport{cfg: cfg.Transfer}
 	for name, t := range cfg.Transports {
 		d.transports[name] = t
 	}

@@ -1,0 +1,215 @@
+package xenserver
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/xenflow/xenflow/compute"
+	"github.com/xenflow/xenflow/statemachine"
+)
+
+var (
+	small = &compute.Flavor{ID: "small", MemoryMB: 256, VCPUs: 1, RootGB: 1}
+	large = &compute.Flavor{ID: "large", MemoryMB: 512, VCPUs: 2, RootGB: 2}
+)
+
+// resizeRun is one resize of a guest from compute1 to dest, with guest
+// writes while it runs.
+type resizeRun struct {
+	e     *testEnv
+	g     *guest
+	dest  string
+	mig   *compute.Migration
+	info  compute.DiskInfo
+	steps []compute.Progress
+}
+
+// migrate runs MigrateDiskAndPowerOff; the guest writes after the
+// snapshot and after the base was sent, so only the deltas carry them.
+func (r *resizeRun) migrate(t *testing.T) {
+	t.Helper()
+	write := func(step string, off int64) {
+		if !r.steps[len(r.steps)-1].PoweredOff && r.steps[len(r.steps)-1].Step == step {
+			r.e.write(r.g, 0, off, pattern("written during "+step, 3<<20), false)
+		}
+	}
+	info, err := r.e.d.MigrateDiskAndPowerOff(context.Background(), compute.MigrateDiskRequest{
+		Instance: r.g.inst, Migration: r.mig, Host: r.g.host, DestHost: r.dest, NewFlavor: r.mig.NewFlavor,
+		CleanShutdown: true,
+		Progress: func(p compute.Progress) {
+			r.steps = append(r.steps, p)
+			write("snapshot", 1<<20)
+			write("send-base", 6<<20)
+		},
+	})
+	if err != nil {
+		t.Fatalf("MigrateDiskAndPowerOff: %v", err)
+	}
+	r.info = info
+}
+
+func (r *resizeRun) finish(t *testing.T, powerOn bool) {
+	t.Helper()
+	err := r.e.d.FinishMigration(context.Background(), compute.FinishMigrationRequest{Instance: r.g.inst,
+		Migration: r.mig, Host: r.dest, DiskInfo: r.info, NewFlavor: r.mig.NewFlavor, ResizeInstance: true, PowerOn: powerOn})
+	if err != nil {
+		t.Fatalf("FinishMigration: %v", err)
+	}
+}
+
+func newResize(t *testing.T, l layout, dest string, running bool) *resizeRun {
+	e := newEnv(t, l, envOptions{})
+	g := e.addGuest("compute1", guestSpec{running: running, flavor: small, disks: []int64{16 << 20, 8 << 20}})
+	return &resizeRun{e: e, g: g, dest: dest, mig: newMigration(g, dest, large)}
+}
+
+func TestResizeUpConfirm(t *testing.T) {
+	for _, l := range layouts {
+		t.Run(string(l), func(t *testing.T) {
+			r := newResize(t, l, "compute2", true)
+			r.migrate(t)
+			e, ctx := r.e, context.Background()
+			if r.info.Transport != TransportXAPI || len(r.info.Disks) != 2 || r.info.BytesSentRunning == 0 ||
+				r.info.BytesSent <= r.info.BytesSentRunning {
+				t.Fatalf("DiskInfo = %+v", r.info)
+			}
+			checkSteps(t, r.steps)
+			// The source is kept as -orig, halted, claiming nothing.
+			src := e.vms("compute1")
+			orig, ok := src[r.g.inst.Name+origSuffix]
+			if !ok || orig.Rec.PowerState != "Halted" || orig.Rec.OtherConfig[KeyNovaUUID] != "" ||
+				orig.Rec.OtherConfig[KeyOrigOf] != r.g.inst.UUID {
+				t.Fatalf("source VMs after the move: %+v", src)
+			}
+			for i, d := range r.info.Disks {
+				e.checkDisk(r.dest, d.VDI, r.g.disks[i])
+			}
+			r.finish(t, true)
+			info, err := e.d.GetInfo(ctx, compute.InstanceRequest{Instance: r.g.inst, Host: r.dest})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info != (compute.InstanceInfo{PowerState: statemachine.PowerRunning, MemoryMB: 512, VCPUs: 2}) {
+				t.Fatalf("destination GetInfo = %+v", info)
+			}
+			checkRootSize(t, e, r.dest, r.info.Disks[0].VDI, 2<<30)
+			for i, d := range r.info.Disks {
+				e.checkDisk(r.dest, d.VDI, r.g.disks[i])
+			}
+			for i := 0; i < 2; i++ {
+				if err := e.d.ConfirmMigration(ctx, compute.ConfirmMigrationRequest{Instance: r.g.inst, Migration: r.mig, Host: "compute1"}); err != nil {
+					t.Fatalf("ConfirmMigration %d: %v", i, err)
+				}
+			}
+			if _, ok := e.vms("compute1")[r.g.inst.Name+origSuffix]; ok {
+				t.Fatal("the -orig VM survived the confirm")
+			}
+			for _, vdi := range r.g.vm.VDIs {
+				if _, err := e.poolOf["compute1"].Record(vdi); err == nil {
+					t.Errorf("source VDI %s survived the confirm", vdi)
+				}
+			}
+			// The destination is untouched.
+			for i, d := range r.info.Disks {
+				e.checkDisk(r.dest, d.VDI, r.g.disks[i])
+			}
+		})
+	}
+}
+
+func checkSteps(t *testing.T, steps []compute.Progress) {
+	t.Helper()
+	var names []string
+	off := false
+	for _, p := range steps {
+		names = append(names, p.Step)
+		if off && !p.PoweredOff {
+			t.Errorf("progress went from powered off back to running: %+v", steps)
+		}
+		off = p.PoweredOff
+	}
+	got := strings.Join(names, ",")
+	if !strings.HasPrefix(got, "snapshot,send-base,") || !strings.HasSuffix(got, "power-off,send-delta,finish") {
+		t.Errorf("progress steps %s", got)
+	}
+}
+
+func checkRootSize(t *testing.T, e *testEnv, host, uuid string, want int64) {
+	t.Helper()
+	tg, err := e.d.pool(context.Background(), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := tg.Client.VDI.GetByUUID(context.Background(), uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := tg.Client.VDI.GetVirtualSize(context.Background(), ref)
+	if err != nil || size != want {
+		t.Fatalf("root VDI size %d (%v), want %d", size, err, want)
+	}
+}
+
+func TestResizeUpRevert(t *testing.T) {
+	for _, l := range layouts {
+		t.Run(string(l), func(t *testing.T) {
+			r := newResize(t, l, "compute2", true)
+			r.migrate(t)
+			r.finish(t, true)
+			e, ctx := r.e, context.Background()
+			for i := 0; i < 2; i++ {
+				err := e.d.Destroy(ctx, compute.DestroyRequest{Instance: r.g.inst, Host: r.dest, DestroyDisks: true, Migration: r.mig})
+				if err != nil {
+					t.Fatalf("Destroy %d: %v", i, err)
+				}
+			}
+			if _, err := e.d.GetInfo(ctx, compute.InstanceRequest{Instance: r.g.inst, Host: r.dest}); !errors.Is(err, compute.ErrNotFound) {
+				t.Fatalf("destination VM after Destroy: %v", err)
+			}
+			for i := 0; i < 2; i++ {
+				err := e.d.FinishRevertMigration(ctx, compute.FinishRevertRequest{Instance: r.g.inst, Migration: r.mig, Host: "compute1", PowerOn: true})
+				if err != nil {
+					t.Fatalf("FinishRevertMigration %d: %v", i, err)
+				}
+			}
+			info, err := e.d.GetInfo(ctx, compute.InstanceRequest{Instance: r.g.inst, Host: "compute1"})
+			if err != nil || info.PowerState != statemachine.PowerRunning || info.MemoryMB != 256 {
+				t.Fatalf("source after revert: %+v, %v", info, err)
+			}
+			vms := e.vms("compute1")
+			if _, ok := vms[r.g.inst.Name]; !ok {
+				t.Fatalf("the source VM is not named %s again: %v", r.g.inst.Name, vms)
+			}
+			for i, vdi := range r.g.vm.VDIs {
+				rec, err := e.poolOf["compute1"].Record(vdi)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.checkDisk("compute1", rec["uuid"].(string), r.g.disks[i])
+			}
+		})
+	}
+}
+
+func TestColdMigrateHaltedGuest(t *testing.T) {
+	for _, l := range layouts {
+		t.Run(string(l), func(t *testing.T) {
+			r := newResize(t, l, "compute2", false)
+			r.mig.NewFlavor = small
+			r.migrate(t)
+			if r.info.BytesSentRunning != 0 || r.info.BytesSent == 0 {
+				t.Fatalf("DiskInfo = %+v", r.info)
+			}
+			r.finish(t, false)
+			info, err := r.e.d.GetInfo(context.Background(), compute.InstanceRequest{Instance: r.g.inst, Host: r.dest})
+			if err != nil || info.PowerState != statemachine.PowerShutdown {
+				t.Fatalf("destination: %+v, %v", info, err)
+			}
+			for i, d := range r.info.Disks {
+				r.e.checkDisk(r.dest, d.VDI, r.g.disks[i])
+			}
+		})
+	}
+}
