@@ -34,6 +34,39 @@
 // master's address, so set addresses (Host.SetAddress, or Serve) to what a
 // client can reach.
 //
+// # Disk data over HTTP
+//
+// Every host's Handler also serves xapi's disk handlers (export_raw_vdi.ml,
+// import_raw_vdi.ml), with vhd-tool's stream format:
+//
+//	GET /export_raw_vdi?session_id=S&vdi=V[&format=raw|vhd][&base=B][&task_id=T]
+//	PUT /import_raw_vdi?session_id=S&vdi=V[&format=raw|vhd][&task_id=T]
+//
+// V and B are refs or uuids; parameters may also come as cookies, and HTTP
+// basic auth may stand for session_id (a session made for the request).
+// format=raw (the default) sends or writes the virtual disk's bytes;
+// format=vhd sends a dynamic VHD of the blocks the VDI's chain holds, or
+// with base a differencing VHD (parent = B's file) of every 2 MiB block
+// allocated in either chain above the disk the two share, read from V;
+// a VHD import writes the sectors the stream's bitmaps hold and nothing
+// else, ignoring the stream's parent. Checked in xapi's order: credentials
+// (401 with WWW-Authenticate), the VDI (HTTP 500 naming
+// UUID_INVALID [VDI, v]), the host (302 to the host that sees the SR,
+// same path and query), the format (404), for a VHD import any
+// Transfer-Encoding (403), VDI_TOO_LARGE [vdi, 2190433320960] for VHDs
+// over MaxVHDSize. Errors are HTTP 500 with an HTML body holding
+// "Server_error(CODE, [ p1; p2 ])". A base on another SR or chain is
+// VDI_IO_ERROR ["Device I/O errors"] (vhd-tool fails), a malformed stream
+// too. Every request runs under a task: task_id's (which task.cancel
+// stops, even before the request starts), or one the pool makes and names
+// in the "task-id" header; the task gets the progress and the outcome. An
+// export's body ends when the connection closes, as xapi's does (no
+// Content-Length unless Options.ExportContentLength); an export that fails
+// or is cancelled after its 200 cuts the connection, and only the task
+// tells why. Where xapi answers an import with 200 before reading it, the
+// pool answers after, with 500 on failure. Requests appear in the call log
+// as ExportRawVDIAction and ImportRawVDIAction and take faults like calls.
+//
 // # What xapi does that the pool does too
 //
 //   - The dispatcher: MESSAGE_METHOD_UNKNOWN [method];

@@ -18,6 +18,7 @@ const (
 	ErrVDIInUse                      = "VDI_IN_USE"
 	ErrVDIMissing                    = "VDI_MISSING"
 	ErrVDINotManaged                 = "VDI_NOT_MANAGED"
+	ErrVDIReadOnly                   = "VDI_READONLY"
 	ErrSRFull                        = "SR_FULL"
 	ErrMessageMethodUnknown          = "MESSAGE_METHOD_UNKNOWN"
 	ErrMessageParameterCountMismatch = "MESSAGE_PARAMETER_COUNT_MISMATCH"

@@ -53,6 +53,14 @@ func (h *Host) Handler() http.Handler { return hostHandler{h} }
 type hostHandler struct{ h *Host }
 
 func (hh hostHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case ExportRawVDIPath:
+		hh.h.serveDisk(w, r, true)
+		return
+	case ImportRawVDIPath:
+		hh.h.serveDisk(w, r, false)
+		return
+	}
 	if r.URL.Path == "/jsonrpc" {
 		http.Error(w, "JSON-RPC is not simulated; use XML-RPC", http.StatusNotFound)
 		return

@@ -60,6 +60,10 @@ type Options struct {
 	Clock func() time.Time
 	// Rand is the source of UUIDs; nil means crypto/rand.
 	Rand io.Reader
+	// ExportContentLength makes /export_raw_vdi send a Content-Length.
+	// xapi sends none (the body ends when the connection closes), and
+	// neither does the pool by default.
+	ExportContentLength bool
 	// Logger receives a debug line per call; nil discards.
 	Logger *slog.Logger
 }

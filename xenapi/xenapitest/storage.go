@@ -3,6 +3,7 @@ package xenapitest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"strconv"
 	"strings"
@@ -46,6 +47,20 @@ type diskStore interface {
 	exists(name string) bool
 	// list returns the names of the *.vhd files.
 	list() ([]string, error)
+	// chainFiles returns the files of a chain, leaf first.
+	chainFiles(name string) ([]string, error)
+	// blocks reports which 2 MiB blocks one file (not its parents) holds.
+	blocks(name string) (map[uint32]bool, error)
+	// openChain opens a chain for reading, or for writing at its leaf.
+	openChain(name string, writable bool) (diskChain, error)
+	// identity returns what a differencing stream over name records of it.
+	identity(name string) (*streamParent, error)
+}
+
+// diskChain is an open chain: reads through it, writes at its leaf.
+type diskChain interface {
+	vhdWriter
+	io.Closer
 }
 
 // srState is an SR's storage: its directory and the host that can see it.

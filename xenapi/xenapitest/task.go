@@ -146,12 +146,16 @@ func (t methodTable) addTask() {
 			return nil, err
 		}
 		ts := c.p.tasks[task.ref]
-		if task.str("status") != "pending" || ts == nil {
+		if task.str("status") != "pending" {
 			return nil, fail(ErrOperationNotAllowed, "task "+task.ref+" is not pending and cannot be cancelled")
 		}
 		task.f["status"] = "cancelling"
 		c.p.touch(task)
-		close(ts.cancel)
+		if ts != nil {
+			close(ts.cancel)
+		}
+		// A task made by task.create and not yet used by a transfer stays
+		// cancelling: the transfer that names it stops at once.
 		return nil, nil
 	}, "task")
 	t.sessionCall("task.destroy", false, func(c *call, a *args) (any, error) {

@@ -124,3 +124,35 @@ func (s *vhdStore) list() ([]string, error) {
 	sort.Strings(out)
 	return out, nil
 }
+
+func (s *vhdStore) chainFiles(name string) ([]string, error) {
+	c, err := vhd.OpenChain(s.fsys, name)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var out []string
+	for _, d := range c.Disks() {
+		out = append(out, path.Base(path.Clean(d.Name())))
+	}
+	return out, nil
+}
+
+func (s *vhdStore) blocks(name string) (map[uint32]bool, error) { return layerBlocks(s.fsys, name) }
+
+func (s *vhdStore) openChain(name string, writable bool) (diskChain, error) {
+	return vhd.OpenChainWithOptions(s.fsys, name, &vhd.ChainOptions{Writable: writable})
+}
+
+func (s *vhdStore) identity(name string) (*streamParent, error) {
+	d, err := vhd.Open(s.fsys, name)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	fi, err := s.fsys.Stat(name)
+	if err != nil {
+		return nil, err
+	}
+	return &streamParent{uuid: d.UUID(), name: name, timestamp: vhd.Timestamp(fi.ModTime())}, nil
+}
