@@ -190,6 +190,7 @@ func (o *Orchestrator) hostStates(ctx context.Context, hosts []string) ([]schedu
 	if len(o.claims) == 0 {
 		return states, nil
 	}
+	states = append([]scheduler.HostState(nil), states...) // the watcher's slice is not ours to change
 	for i := range states {
 		for _, c := range o.claims {
 			if c.host == states[i].Host {

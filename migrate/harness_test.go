@@ -73,10 +73,61 @@ type traceStore struct {
 	steps      int
 	crashAfter int
 	cancel     context.CancelFunc
-	fences     map[string]map[uint64]string // instance -> fence -> owner
+	// dropRelease makes ReleaseLease do nothing, as a process that
+	// stopped never releases its leases.
+	dropRelease bool
+	// writes are the owners and fences of every step, per instance, in
+	// the order the store applied them.
+	writes map[string][]compute.Lease
+}
+
+func (s *traceStore) ReleaseLease(ctx context.Context, l compute.Lease) error {
+	s.mu.Lock()
+	drop := s.dropRelease
+	s.mu.Unlock()
+	if drop {
+		return nil
+	}
+	return s.Store.ReleaseLease(ctx, l)
+}
+
+// fenceViolations checks the writes of every instance: each fence written
+// by one owner only, and never a write with an older fence after a newer
+// one (an owner that lost its lease writing on).
+func (s *traceStore) fenceViolations() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for id, ws := range s.writes {
+		owner := map[uint64]string{}
+		var last uint64
+		for _, w := range ws {
+			if o, ok := owner[w.Fence]; ok && o != w.Owner {
+				out = append(out, fmt.Sprintf("%s: fence %d written by %s and %s", id, w.Fence, o, w.Owner))
+			}
+			owner[w.Fence] = w.Owner
+			if w.Fence < last {
+				out = append(out, fmt.Sprintf("%s: fence %d written after fence %d", id, w.Fence, last))
+			}
+			last = max(last, w.Fence)
+		}
+	}
+	return out
 }
 
 func (s *traceStore) Transition(ctx context.Context, req compute.TransitionRequest) (*compute.Instance, *compute.Migration, error) {
+	apply := req.Apply
+	req.Apply = func(i *compute.Instance, m *compute.Migration) error {
+		// Apply runs inside the store's write, so the order recorded here
+		// is the order of the writes.
+		s.mu.Lock()
+		if s.writes == nil {
+			s.writes = map[string][]compute.Lease{}
+		}
+		s.writes[req.InstanceUUID] = append(s.writes[req.InstanceUUID], req.Lease)
+		s.mu.Unlock()
+		return apply(i, m)
+	}
 	inst, mig, err := s.Store.Transition(ctx, req)
 	if err != nil {
 		return inst, mig, err
@@ -87,18 +138,6 @@ func (s *traceStore) Transition(ctx context.Context, req compute.TransitionReque
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fences == nil {
-		s.fences = map[string]map[uint64]string{}
-	}
-	byFence := s.fences[req.InstanceUUID]
-	if byFence == nil {
-		byFence = map[uint64]string{}
-		s.fences[req.InstanceUUID] = byFence
-	}
-	if o, ok := byFence[req.Lease.Fence]; ok && o != req.Lease.Owner {
-		panic(fmt.Sprintf("fence %d of %s written by %s and %s", req.Lease.Fence, req.InstanceUUID, o, req.Lease.Owner))
-	}
-	byFence[req.Lease.Fence] = req.Lease.Owner
 	s.steps++
 	if s.crashAfter > 0 && s.steps == s.crashAfter && s.cancel != nil {
 		s.cancel()

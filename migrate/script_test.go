@@ -231,8 +231,9 @@ func typeName(err error) string {
 		held *compute.LeaseHeldError
 		st   *compute.UnexpectedStateError
 		cl   *ClaimError
+		ie   *InterruptedError
 	)
-	for _, target := range []any{&over, &nvh, &rb, &held, &st, &cl} {
+	for _, target := range []any{&over, &nvh, &rb, &held, &st, &cl, &ie} {
 		if errors.As(err, target) {
 			return fmt.Sprintf("%T", reflect.ValueOf(target).Elem().Interface())
 		}
