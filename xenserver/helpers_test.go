@@ -39,6 +39,7 @@ type testEnv struct {
 type envOptions struct {
 	hostMemory int64
 	srSize     int64
+	srSizes    map[string]int64 // by pool name, over srSize
 	config     func(*Config)
 }
 
@@ -78,7 +79,11 @@ func newEnv(t testing.TB, l layout, o envOptions) *testEnv {
 
 func (e *testEnv) addPool(name string, hosts int, o envOptions) *xenapitest.Pool {
 	e.t.Helper()
-	p, err := xenapitest.NewPool(xenapitest.Options{Dir: e.t.TempDir(), Hosts: hosts, HostMemory: o.hostMemory, SRSize: o.srSize})
+	size := o.srSize
+	if s, ok := o.srSizes[name]; ok {
+		size = s
+	}
+	p, err := xenapitest.NewPool(xenapitest.Options{Dir: e.t.TempDir(), Hosts: hosts, HostMemory: o.hostMemory, SRSize: size})
 	if err != nil {
 		e.t.Fatalf("NewPool: %v", err)
 	}

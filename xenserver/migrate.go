@@ -122,6 +122,7 @@ type move struct {
 	disks      []vmDisk
 	moves      []DiskMove
 	snaps      []xenapi.VDIRef // the last snapshot of each disk
+	leafSize   []int64         // each disk's leaf size just after it
 	info       compute.DiskInfo
 	offAt      time.Time
 	percent    int
@@ -172,6 +173,7 @@ func (m *move) run(ctx context.Context) (compute.DiskInfo, error) {
 	}
 	m.disks = disks
 	m.snaps = make([]xenapi.VDIRef, len(disks))
+	m.leafSize = make([]int64, len(disks))
 	if err := m.discardLeftovers(ctx); err != nil {
 		return compute.DiskInfo{}, err
 	}
@@ -462,6 +464,9 @@ func (m *move) snapshotAll(ctx context.Context) error {
 			return fmt.Errorf("xenserver: snapshot VDI %s: %w", disk.VDIRec.UUID, err)
 		}
 		m.snaps[i] = snap
+		if m.leafSize[i], err = c.VDI.GetPhysicalUtilisation(ctx, disk.VDI); err != nil {
+			return fmt.Errorf("xenserver: physical utilisation of VDI %s: %w", disk.VDIRec.UUID, err)
+		}
 		err = updateVDIOtherConfig(ctx, c, snap, func(oc map[string]string) {
 			for _, k := range []string{KeyUserdevice, KeyComplete, KeySHA256, KeyVMTemplate} {
 				delete(oc, k)
@@ -475,16 +480,25 @@ func (m *move) snapshotAll(ctx context.Context) error {
 	return nil
 }
 
-// dirtyBytes is what the guest wrote since the last snapshots: the
-// physical size of each disk's leaf.
+// dirtyBytes is what the guest wrote since the last snapshots: how much
+// each disk's leaf grew since then. xapi refreshes physical_utilisation
+// on SR.scan, so each disk's SR is scanned first.
 func (m *move) dirtyBytes(ctx context.Context) (int64, error) {
+	c := m.src.Client
+	scanned := map[xenapi.SRRef]bool{}
 	var n int64
-	for _, disk := range m.disks {
-		u, err := m.src.Client.VDI.GetPhysicalUtilisation(ctx, disk.VDI)
+	for i, disk := range m.disks {
+		if sr := disk.VDIRec.SR; !scanned[sr] {
+			if err := c.SR.Scan(ctx, sr); err != nil {
+				return 0, fmt.Errorf("xenserver: scan SR %s: %w", sr, err)
+			}
+			scanned[sr] = true
+		}
+		u, err := c.VDI.GetPhysicalUtilisation(ctx, disk.VDI)
 		if err != nil {
 			return 0, fmt.Errorf("xenserver: physical utilisation of VDI %s: %w", disk.VDIRec.UUID, err)
 		}
-		n += u
+		n += max(0, u-m.leafSize[i])
 	}
 	return n, nil
 }

@@ -3,6 +3,7 @@ package xenserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -210,6 +211,118 @@ func TestColdMigrateHaltedGuest(t *testing.T) {
 			for i, d := range r.info.Disks {
 				r.e.checkDisk(r.dest, d.VDI, r.g.disks[i])
 			}
+		})
+	}
+}
+
+// While the guest writes more than the threshold between snapshots, the
+// move sends more deltas with the guest running, at most MaxPreCopyRounds.
+func TestPreCopyRounds(t *testing.T) {
+	tests := []struct {
+		name       string
+		rounds     int
+		writes     int // rounds in which the guest writes 3 MiB
+		wantDeltas int // pre-copy deltas sent while running
+	}{
+		{"quiet guest", 3, 0, 0},
+		{"busy guest", 3, 2, 2},
+		{"bounded", 1, 3, 1},
+		{"none", -1, 2, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, standalone, envOptions{config: func(c *Config) {
+				c.Migrate.PreCopyThreshold = 1 << 20
+				c.Migrate.MaxPreCopyRounds = tt.rounds
+			}})
+			g := e.addGuest("compute1", guestSpec{running: true, flavor: small})
+			mig := newMigration(g, "compute2", large)
+			writes, deltas := 0, 0
+			info, err := e.d.MigrateDiskAndPowerOff(context.Background(), compute.MigrateDiskRequest{
+				Instance: g.inst, Migration: mig, Host: "compute1", DestHost: "compute2", NewFlavor: large,
+				Progress: func(p compute.Progress) {
+					if p.PoweredOff || (p.Step != "send-base" && p.Step != "send-delta") {
+						return
+					}
+					if p.Step == "send-delta" {
+						deltas++
+					}
+					if writes < tt.writes {
+						writes++
+						e.write(g, 0, int64(writes)<<20, pattern(fmt.Sprint("round ", writes), 3<<20), false)
+					}
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if deltas != tt.wantDeltas {
+				t.Errorf("%d pre-copy deltas, want %d", deltas, tt.wantDeltas)
+			}
+			e.checkDisk("compute2", info.Disks[0].VDI, g.disks[0])
+			// Only the migration's copy is left tagged: its snapshots are gone.
+			tg, _ := e.d.pool(context.Background(), "compute1")
+			if snaps, _ := taggedVDIs(context.Background(), tg.Client, "", mig.UUID, RoleSnapshot); len(snaps) != 0 {
+				t.Errorf("%d snapshots left on the source", len(snaps))
+			}
+		})
+	}
+}
+
+func TestResizeDown(t *testing.T) {
+	base := compute.Flavor{ID: "m", MemoryMB: 1024, VCPUs: 4, RootGB: 2, EphemeralGB: 1}
+	tests := []struct {
+		name  string
+		edit  func(*compute.Flavor)
+		field string // "" when the resize goes ahead
+	}{
+		{"memory and vcpus shrink", func(f *compute.Flavor) { f.MemoryMB, f.VCPUs = 256, 1 }, ""},
+		{"root shrinks", func(f *compute.Flavor) { f.RootGB = 1 }, "root_gb"},
+		{"root to zero", func(f *compute.Flavor) { f.RootGB = 0 }, "root_gb"},
+		{"ephemeral shrinks", func(f *compute.Flavor) { f.EphemeralGB = 0 }, "ephemeral_gb"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, standalone, envOptions{})
+			old := base
+			g := e.addGuest("compute1", guestSpec{running: true, flavor: &old})
+			nf := base
+			nf.ID = "n"
+			tt.edit(&nf)
+			mig := newMigration(g, "compute2", &nf)
+			before := e.poolOf["compute1"].CallCount("VM.set_other_config")
+			info, err := e.d.MigrateDiskAndPowerOff(context.Background(), compute.MigrateDiskRequest{
+				Instance: g.inst, Migration: mig, Host: "compute1", DestHost: "compute2", NewFlavor: &nf})
+			if tt.field != "" {
+				var rb *compute.InstanceFaultRollback
+				var rr *ResizeRefusedError
+				if !errors.As(err, &rb) || !errors.As(err, &rr) || rr.Field != tt.field {
+					t.Fatalf("MigrateDiskAndPowerOff: %v, want a rollback refusing %s", err, tt.field)
+				}
+				// Nothing was touched: not even a session was opened.
+				for _, p := range e.pools {
+					if n := len(p.Calls()); n != 0 {
+						t.Fatalf("%d calls made before the refusal:\n%s", n, p.CallsSummary())
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.poolOf["compute1"].CallCount("VM.set_other_config") == before {
+				t.Fatal("the move did not run")
+			}
+			err = e.d.FinishMigration(context.Background(), compute.FinishMigrationRequest{Instance: g.inst, Migration: mig,
+				Host: "compute2", DiskInfo: info, NewFlavor: &nf, PowerOn: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := e.d.GetInfo(context.Background(), compute.InstanceRequest{Instance: g.inst, Host: "compute2"})
+			if err != nil || got.MemoryMB != 256 || got.VCPUs != 1 || got.PowerState != statemachine.PowerRunning {
+				t.Fatalf("destination: %+v, %v", got, err)
+			}
+			e.checkDisk("compute2", info.Disks[0].VDI, g.disks[0])
 		})
 	}
 }

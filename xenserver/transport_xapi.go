@@ -262,7 +262,7 @@ func (b *relayBody) Read(p []byte) (int, error) {
 			b.progress(b.n)
 		}
 	}
-	if err == io.EOF && b.n < b.want {
+	if (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)) && b.n < b.want {
 		err = &ShortBodyError{Want: b.want, Got: b.n}
 	}
 	if err != nil && err != io.EOF {
