@@ -17,6 +17,7 @@ const (
 	fIoOps
 	fNumInstances
 	fRetry
+	fCapabilities
 	numFilterKinds
 )
 
@@ -34,12 +35,13 @@ var filterKinds = map[string]filterKind{
 	IoOpsFilterName:                   fIoOps,
 	NumInstancesFilterName:            fNumInstances,
 	RetryFilterName:                   fRetry,
+	ComputeCapabilitiesFilterName:     fCapabilities,
 }
 
 // onceKinds are Nova's run_filter_once_per_request filters.
 var onceKinds = [numFilterKinds]bool{
 	fCompute: true, fAvailabilityZone: true, fImageProperties: true,
-	fSameHost: true, fDifferentHost: true,
+	fSameHost: true, fDifferentHost: true, fCapabilities: true,
 }
 
 type weigherKind int8
@@ -191,6 +193,8 @@ func (f *builtinFilter) HostPasses(h *HostState, r *Request) bool {
 		return h.NumIOOps < int64(f.p.cfg.MaxIOOpsPerHost)
 	case fNumInstances:
 		return h.NumInstances < int64(f.p.cfg.MaxInstancesPerHost)
+	case fCapabilities:
+		return capabilitiesPass(h, capSpecs(r.Flavor.ExtraSpecs))
 	case fRetry:
 		for _, t := range r.TriedHosts {
 			if t.Host == h.Host && t.Node == h.Node {

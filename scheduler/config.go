@@ -19,6 +19,7 @@ const (
 	IoOpsFilterName                   = "IoOpsFilter"
 	NumInstancesFilterName            = "NumInstancesFilter"
 	RetryFilterName                   = "RetryFilter"
+	ComputeCapabilitiesFilterName     = "ComputeCapabilitiesFilter"
 )
 
 // Weigher names (Nova's class names).
@@ -40,7 +41,7 @@ var allFilters = [...]string{
 	ComputeFilterName, AvailabilityZoneFilterName, RamFilterName, CoreFilterName, DiskFilterName,
 	ImagePropertiesFilterName, SameHostFilterName, DifferentHostFilterName,
 	ServerGroupAffinityFilterName, ServerGroupAntiAffinityFilterName,
-	IoOpsFilterName, NumInstancesFilterName, RetryFilterName,
+	IoOpsFilterName, NumInstancesFilterName, RetryFilterName, ComputeCapabilitiesFilterName,
 }
 
 // AllWeighers returns every built-in weigher name, in the order Nova's
@@ -81,7 +82,8 @@ var multiplierKeys = [numMultipliers]string{
 }
 
 // Config holds the [filter_scheduler] and [scheduler] options. Start from
-// DefaultConfig, which has Nova's (Zed) defaults.
+// DefaultConfig, which has Nova's (Zed) defaults except for the filters
+// (DefaultEnabledFilters).
 type Config struct {
 	// EnabledFilters are run in this order. Names are Nova's class names
 	// or the Name of a filter given with WithFilter.
@@ -111,17 +113,19 @@ type Config struct {
 	ImagePropertiesDefaultArchitecture string // "" (unset)
 }
 
-// DefaultEnabledFilters returns Nova Zed's default enabled_filters without
-// ComputeCapabilitiesFilter, which matches flavor extra specs this model
-// does not carry.
+// DefaultEnabledFilters returns the default enabled_filters: Nova's
+// defaults from before Placement (Ocata) with CoreFilter after DiskFilter.
+// Nova Zed's shorter list leaves RAM, disk and vCPUs to Placement, which
+// a standalone scheduler does not have; see the package documentation.
 func DefaultEnabledFilters() []string { return append([]string(nil), defaultEnabledFilters[:]...) }
 
 var defaultEnabledFilters = [...]string{
-	ComputeFilterName, ImagePropertiesFilterName,
+	RetryFilterName, AvailabilityZoneFilterName, RamFilterName, DiskFilterName, CoreFilterName,
+	ComputeFilterName, ComputeCapabilitiesFilterName, ImagePropertiesFilterName,
 	ServerGroupAntiAffinityFilterName, ServerGroupAffinityFilterName,
 }
 
-// DefaultConfig returns Nova's defaults.
+// DefaultConfig returns Nova's defaults, with DefaultEnabledFilters.
 func DefaultConfig() Config {
 	return Config{
 		EnabledFilters:                     DefaultEnabledFilters(),

@@ -14,10 +14,24 @@
 //   - Filters run in Config.EnabledFilters order and stop when no host is
 //     left: ComputeFilter, AvailabilityZoneFilter, RamFilter, CoreFilter,
 //     DiskFilter (the pre-placement rules with allocation ratios),
-//     ImagePropertiesFilter, SameHostFilter, DifferentHostFilter,
-//     ServerGroupAffinityFilter, ServerGroupAntiAffinityFilter,
-//     IoOpsFilter, NumInstancesFilter and RetryFilter. The filters Nova
-//     marks run_filter_once_per_request run for the first instance only.
+//     ComputeCapabilitiesFilter (flavor extra specs scoped
+//     "capabilities:" against the host's attributes, with the operators
+//     of nova/scheduler/filters/extra_specs_ops.py), ImagePropertiesFilter,
+//     SameHostFilter, DifferentHostFilter, ServerGroupAffinityFilter,
+//     ServerGroupAntiAffinityFilter, IoOpsFilter, NumInstancesFilter and
+//     RetryFilter. The filters Nova marks run_filter_once_per_request run
+//     for the first instance only.
+//   - Default filters: Nova's defaults from before Placement (Ocata:
+//     RetryFilter, AvailabilityZoneFilter, RamFilter, DiskFilter,
+//     ComputeFilter, ComputeCapabilitiesFilter, ImagePropertiesFilter,
+//     ServerGroupAntiAffinityFilter, ServerGroupAffinityFilter) with
+//     CoreFilter. Nova Zed's shorter list relies on Placement to claim
+//     RAM, disk and vCPUs and on its request filters for the availability
+//     zone; a scheduler without Placement that used it would place a
+//     2 GiB instance on a host with 100 MiB free, or in the wrong zone.
+//     CoreFilter is added because nothing else here counts vCPUs. The
+//     default RAM allocation ratio is 1.0 (DefaultRAMAllocationRatio):
+//     xapi does not overcommit memory.
 //   - Weighers: RAMWeigher, DiskWeigher, CPUWeigher, IoOpsWeigher,
 //     BuildFailureWeigher, CrossCellWeigher and the two server-group soft
 //     weighers. Raw weights are clamped to minval/maxval, normalised to
@@ -43,6 +57,9 @@
 //
 // The results equal Nova's own code (python3-nova, Zed): the tests feed
 // random documents to both and compare hosts, order, selections,
-// alternates and weights (to 1e-9). The package scheduler/schedjson reads
+// alternates and weights (to 1e-9). Zed no longer ships RamFilter,
+// CoreFilter, DiskFilter and RetryFilter; for those the test states
+// each rule as Nova's last version applied it, inside Nova's own
+// filter handler, weighers and selection code. The package scheduler/schedjson reads
 // and writes the JSON documents of examples/schedule.
 package scheduler

@@ -40,7 +40,7 @@ func (o opaqueWeigher) Bounds() scheduler.Bounds {
 // (every built-in called through the public Filter and Weigher
 // interfaces on HostState, as a caller's plugins are).
 func TestPathsAgree(t *testing.T) {
-	g := gen{r: rand.New(rand.NewSource(7)), legacy: true}
+	g := gen{r: rand.New(rand.NewSource(7))}
 	for i := 0; i < 600; i++ {
 		doc := g.document(1 + g.r.Intn(40))
 		in, err := doc.Input()

@@ -25,8 +25,8 @@ func exampleHosts() []scheduler.HostState {
 	}
 }
 
-// Select with Nova's default filters and weighers, plus the
-// availability-zone filter. The weight is 3: RAM, disk and CPU each
+// Select with the default filters (AvailabilityZoneFilter among them) and
+// Nova's default weighers. The weight is 3: RAM, disk and CPU each
 // normalise to 1 for the best host (equal free disk and vCPUs normalise to
 // 1 too, since those weighers have minval 0).
 func ExampleScheduler_Select() {
@@ -35,7 +35,6 @@ func ExampleScheduler_Select() {
 		panic(err)
 	}
 	cfg := scheduler.DefaultConfig()
-	cfg.EnabledFilters = append(cfg.EnabledFilters, scheduler.AvailabilityZoneFilterName)
 	s, err := scheduler.New(cfg, scheduler.WithRand(rand.New(rand.NewSource(1)).Intn))
 	if err != nil {
 		panic(err)
@@ -57,8 +56,8 @@ func ExampleScheduler_Select() {
 	}
 	// Output:
 	// xs2 (weight 3.000), alternates [{xs1 xs1}]
-	// ComputeFilter removed 1
 	// AvailabilityZoneFilter removed 1
+	// ComputeFilter removed 1
 }
 
 // maintenanceFilter is a filter of the caller's own: hosts whose name is in a

@@ -59,7 +59,7 @@ func (r *run) filterBuiltin(ids []int32, steps []step, b *bounds) []int32 {
 	}
 	bCompute, bAZ, bRam, bCore, bDisk := bit[fCompute], bit[fAvailabilityZone], bit[fRam], bit[fCore], bit[fDisk]
 	bImg, bSame, bDiff, bAff, bAnti := bit[fImageProperties], bit[fSameHost], bit[fDifferentHost], bit[fGroupAffinity], bit[fGroupAntiAffinity]
-	bIO, bInst, bRetry := bit[fIoOps], bit[fNumInstances], bit[fRetry]
+	bIO, bInst, bRetry, bCap := bit[fIoOps], bit[fNumInstances], bit[fRetry], bit[fCapabilities]
 	f := &r.req.Flavor
 	reqRAM, reqVCPUs, reqDisk := f.MemoryMB, f.VCPUs, requestedDiskMB(f)
 	maxIO := int64(r.s.p.cfg.MaxIOOpsPerHost)
@@ -123,6 +123,9 @@ func (r *run) filterBuiltin(ids []int32, steps []step, b *bounds) []int32 {
 		if bInst != 0 && !(h.numInstances < maxInst) {
 			fail |= bInst
 		}
+		if bCap != 0 && !capabilitiesPass(r.hostState(id), r.caps) {
+			fail |= bCap
+		}
 		if fail != 0 {
 			r.removed(id, steps[bits.TrailingZeros64(fail)].idx)
 			continue
@@ -184,6 +187,8 @@ hosts:
 				pass = h.numInstances < maxInst
 			case fRetry:
 				pass = fl&bitTried == 0
+			case fCapabilities:
+				pass = capabilitiesPass(r.hostState(id), r.caps)
 			default:
 				pass = s.filters[sp.idx].HostPasses(r.hostState(id), r.pluginReq())
 			}
@@ -220,6 +225,8 @@ func (r *run) filterActive(k filterKind) bool {
 		return r.groupPolicy == PolicyAntiAffinity
 	case fRetry:
 		return r.triedActive
+	case fCapabilities:
+		return len(r.caps) > 0
 	}
 	return true
 }

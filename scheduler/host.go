@@ -5,11 +5,15 @@ import (
 	"strings"
 )
 
-// Nova's Zed defaults for a compute node that reports no allocation
-// ratio (initial_cpu/ram/disk_allocation_ratio).
+// The allocation ratios of a compute node that reports none. CPU and disk
+// are Nova's (Zed) initial_cpu_allocation_ratio and
+// initial_disk_allocation_ratio. RAM is 1.0, not Nova's 1.5: xapi does
+// not overcommit memory (VM.start on a host without the free memory fails
+// with HOST_NOT_ENOUGH_FREE_MEMORY), so a larger ratio would place
+// instances that cannot start.
 const (
 	DefaultCPUAllocationRatio  = 16.0
-	DefaultRAMAllocationRatio  = 1.5
+	DefaultRAMAllocationRatio  = 1.0
 	DefaultDiskAllocationRatio = 1.0
 )
 
@@ -26,7 +30,7 @@ type Aggregate struct {
 //
 // FreeRAMMB and FreeDiskMB may be negative (an overcommitted host); the
 // totals and counters may not. A zero allocation ratio means Nova's
-// default (16.0 CPU, 1.5 RAM, 1.0 disk).
+// default (16.0 CPU, 1.0 RAM, 1.0 disk).
 type HostState struct {
 	Host             string
 	Node             string // defaults to Host
@@ -55,8 +59,10 @@ type HostState struct {
 
 	HypervisorType    string
 	HypervisorVersion int64 // Nova's integer form: 8002000 is 8.2.0
-	CPUArch           string
-	VMMode            string
+	// CPUArch is also what ComputeCapabilitiesFilter finds at
+	// "capabilities:cpu_info:arch" (cpu_info is {"arch": CPUArch}).
+	CPUArch string
+	VMMode  string
 	// SupportedInstances are the (architecture, hypervisor type, VM mode)
 	// triples the host advertises. When nil, the single triple
 	// (CPUArch, HypervisorType, VMMode) is used if any of them is set.

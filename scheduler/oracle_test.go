@@ -65,15 +65,8 @@ func runNova(tb testing.TB, docs []map[string]any) []json.RawMessage {
 	return res.Results
 }
 
-// The filters and weighers that Nova Zed (python3-nova 26.x) still ships.
+// multiplierNames are Nova's weight multiplier options.
 var (
-	oracleFilters = []string{
-		scheduler.ComputeFilterName, scheduler.AvailabilityZoneFilterName,
-		scheduler.ImagePropertiesFilterName, scheduler.SameHostFilterName,
-		scheduler.DifferentHostFilterName, scheduler.ServerGroupAffinityFilterName,
-		scheduler.ServerGroupAntiAffinityFilterName, scheduler.IoOpsFilterName,
-		scheduler.NumInstancesFilterName,
-	}
 	multiplierNames = []string{
 		"ram_weight_multiplier", "disk_weight_multiplier", "cpu_weight_multiplier",
 		"io_ops_weight_multiplier", "build_failure_weight_multiplier",
@@ -82,11 +75,9 @@ var (
 	}
 )
 
-// gen makes random documents; with legacy set it also uses the filters
-// Nova no longer ships and tried hosts.
+// gen makes random documents using every built-in filter.
 type gen struct {
-	r      *rand.Rand
-	legacy bool
+	r *rand.Rand
 }
 
 func (g gen) pick(s ...string) string { return s[g.r.Intn(len(s))] }
@@ -180,10 +171,7 @@ func (g gen) document(nHosts int) schedjson.Document {
 		doc.Hosts = append(doc.Hosts, h)
 	}
 	cfg := &schedjson.ConfigDoc{}
-	fl := append([]string(nil), oracleFilters...)
-	if g.legacy {
-		fl = scheduler.AllFilters()
-	}
+	fl := scheduler.AllFilters()
 	r.Shuffle(len(fl), func(i, j int) { fl[i], fl[j] = fl[j], fl[i] })
 	cfg.EnabledFilters = fl[:1+r.Intn(len(fl))]
 	ws := scheduler.AllWeighers()
@@ -247,7 +235,8 @@ func (g gen) document(nHosts int) schedjson.Document {
 	doc.Config = cfg
 
 	req := &schedjson.RequestDoc{
-		Flavor: schedjson.FlavorDoc{MemoryMB: r.Int63n(4096), VCPUs: r.Int63n(4), RootGB: r.Int63n(40), EphemeralGB: r.Int63n(5), Swap: r.Int63n(1024)},
+		Flavor: schedjson.FlavorDoc{MemoryMB: r.Int63n(4096), VCPUs: r.Int63n(4), RootGB: r.Int63n(40), EphemeralGB: r.Int63n(5), Swap: r.Int63n(1024),
+			ExtraSpecs: g.extraSpecs()},
 	}
 	if g.chance(0.4) {
 		req.NumInstances = 1 + r.Intn(3)
@@ -320,7 +309,7 @@ func (g gen) document(nHosts int) schedjson.Document {
 		req.RequestedCell = cells[r.Intn(len(cells))]
 		req.AllowCrossCellMove = g.chance(0.7)
 	}
-	if g.legacy && g.chance(0.5) {
+	if g.chance(0.5) {
 		for j := 0; j < 2; j++ {
 			k := r.Intn(nHosts)
 			req.TriedHosts = append(req.TriedHosts, schedjson.HostNodeDoc{Host: names[k], Node: fmt.Sprintf("node%d", k)})
@@ -328,6 +317,52 @@ func (g gen) document(nHosts int) schedjson.Document {
 	}
 	doc.Request = req
 	return doc
+}
+
+// extraSpecs returns, half of the time, flavor extra specs for
+// ComputeCapabilitiesFilter: keys of each kind (scoped to capabilities,
+// unscoped host attributes, other scopes, unknown attributes) with each
+// operator of extra_specs_ops, numeric operators on numeric attributes
+// only (on anything else Nova raises).
+func (g gen) extraSpecs() map[string]string {
+	if !g.chance(0.5) {
+		return nil
+	}
+	choices := []struct {
+		key  string
+		reqs []string
+	}{
+		{"capabilities:hypervisor_type", []string{"s== xen", "xen", "<or> kvm <or> xen", "s!= qemu", "<in> e", "s< l"}},
+		{"capabilities:hypervisor_version", []string{">= 7001000", "= 8002000", "<= 8002000", "== 0", "!= 6000000"}},
+		{"capabilities:cpu_info:arch", []string{"x86_64", "s== i686", "<or> x86_64 <or> aarch64", "<all-in> x 64"}},
+		{"capabilities:cpu_info", []string{"<in> x86", `{"arch": "x86_64"}`}},
+		{"capabilities:free_ram_mb", []string{">= 2048", "<= 0", "= 4000"}},
+		{"vcpus_total", []string{">= 8", "s== 0"}},
+		{"num_io_ops", []string{"<= 3"}},
+		{"capabilities:cpu_allocation_ratio", []string{"s== 16.0", "== 16", ">= 2", "0.5"}},
+		{"capabilities:ram_allocation_ratio", []string{"1.0", "== 1"}},
+		{"capabilities:disk_allocation_ratio", []string{"s== 1.0"}},
+		{"capabilities:num_instances", []string{"<= 10"}},
+		{"capabilities:nodename", []string{"<in> node1", "s>= node2"}},
+		{"capabilities:host", []string{"s>= host2", "<or> host1 <or> host3"}},
+		{"capabilities:total_usable_disk_gb", []string{">= 50"}},
+		{"capabilities:vcpus_used", []string{"<= 9"}},
+		{"capabilities:failed_builds", []string{"== 0"}},
+		{"capabilities:total_usable_ram_mb", []string{">= 4096"}},
+		{"capabilities:free_disk_mb", []string{">= 0"}},
+		{"capabilities:no_such_attribute", []string{"x"}},
+		{"hw:cpu_policy", []string{"dedicated"}},
+		{"trust", []string{"trusted"}},
+	}
+	m := map[string]string{}
+	for i, n := 0, 1+g.r.Intn(3); i < n; i++ {
+		c := choices[g.r.Intn(len(choices))]
+		if c.key == "capabilities:no_such_attribute" && !g.chance(0.2) {
+			continue // it removes every host
+		}
+		m[c.key] = c.reqs[g.r.Intn(len(c.reqs))]
+	}
+	return m
 }
 
 // compare checks our output against Nova's for one case.
@@ -469,20 +504,10 @@ func TestNovaOracle(t *testing.T) {
 		docJSON = append(docJSON, b)
 		outs = append(outs, out)
 	}
-	// Two large documents: the benchmark's request on 2,000 hosts with the
-	// filters Nova still ships, for one instance and for three instances
-	// with a host subset of 4.
+	// Two large documents: the benchmark's request on 2,000 hosts, for
+	// one instance and for three instances with a host subset of 4.
 	for j := 0; j < 2; j++ {
 		doc := benchDocument(2000)
-		var fl []string
-		for _, f := range doc.Config.EnabledFilters {
-			switch f {
-			case scheduler.RamFilterName, scheduler.CoreFilterName, scheduler.DiskFilterName, scheduler.RetryFilterName:
-			default:
-				fl = append(fl, f)
-			}
-		}
-		doc.Config.EnabledFilters = fl
 		if j == 1 {
 			doc.Request.NumInstances = 3
 			four := 4
@@ -511,14 +536,27 @@ func TestNovaOracle(t *testing.T) {
 	}
 	results := runNova(t, docs)
 	noValid, multi := 0, 0
+	removing := map[string]int{} // filter -> cases with a selection where it removed a host
 	for i := range docs {
 		compare(t, i, docJSON[i], outs[i], results[i])
 		if outs[i].Error != "" {
 			noValid++
+			continue
 		}
 		if len(outs[i].Selected) > 1 {
 			multi++
 		}
+		for f, hosts := range outs[i].FilteredOut {
+			if len(hosts) > 0 {
+				removing[f]++
+			}
+		}
 	}
-	t.Logf("%d cases (seed %d) and 2 of 2,000 hosts equal to Nova's in %v: %d no valid host, %d multi-instance", cases, seed, time.Since(start), noValid, multi)
+	for _, f := range scheduler.AllFilters() {
+		if removing[f] < 5 {
+			t.Errorf("%s removed hosts in only %d cases that found a host: the documents do not exercise it", f, removing[f])
+		}
+	}
+	t.Logf("%d cases (seed %d) and 2 of 2,000 hosts equal to Nova's in %v: %d no valid host, %d multi-instance; cases with a selection where each filter removed hosts: %v",
+		cases, seed, time.Since(start), noValid, multi, removing)
 }

@@ -23,6 +23,10 @@ type Flavor struct {
 	RootGB      int64
 	EphemeralGB int64
 	SwapMB      int64
+	// ExtraSpecs are the flavor's extra specs; ComputeCapabilitiesFilter
+	// reads the keys scoped "capabilities:" and the unscoped keys that
+	// name a host attribute.
+	ExtraSpecs map[string]string
 }
 
 // InstanceGroup is a server group: its policy, the hosts its members run

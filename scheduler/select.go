@@ -179,6 +179,7 @@ type run struct {
 	groupPolicy string
 	affActive   bool // affinity with a non-empty host list
 	triedActive bool
+	caps        []capSpec // the extra specs ComputeCapabilitiesFilter checks
 	maxPerHost  int64
 	reqCell     int32 // -1 when no cross-cell weighing
 	crossCell   bool
@@ -290,6 +291,7 @@ func (s *Scheduler) Select(hs *HostSet, req *Request) (*Result, error) {
 func (r *run) prepare() {
 	req, hs, st := r.req, r.hs, r.st
 	r.imgActive = r.img.active()
+	r.caps = capSpecs(req.Flavor.ExtraSpecs)
 	r.azActive = req.AvailabilityZone != ""
 	r.reqCell = -1
 	if req.RequestedCell != "" && req.AllowCrossCellMove {

@@ -29,8 +29,11 @@ func TestRun(t *testing.T) {
 			selected: []string{"b"},
 		},
 		{
-			name:     "two instances, RAM consumed between picks",
-			in:       `{"config":{"weighers":["RAMWeigher"]},"hosts":` + hostsJSON + `,"request":{"flavor":{"memory_mb":7000},"num_instances":2}}`,
+			name: "two instances, RAM consumed between picks",
+			in: `{"config":{"weighers":["RAMWeigher"]},"hosts":[
+ {"host":"a","total_usable_ram_mb":8192,"free_ram_mb":6000,"total_usable_disk_gb":100,"free_disk_mb":51200,"vcpus_total":8},
+ {"host":"b","total_usable_ram_mb":8192,"free_ram_mb":8000,"total_usable_disk_gb":100,"free_disk_mb":51200,"vcpus_total":8}],
+ "request":{"flavor":{"memory_mb":4000},"num_instances":2}}`,
 			code:     0,
 			selected: []string{"b", "a"},
 		},
@@ -42,13 +45,13 @@ func TestRun(t *testing.T) {
 		},
 		{
 			name: "unknown filter",
-			in:   `{"config":{"enabled_filters":["ComputeFilter","FancyFilter"]},"hosts":` + hostsJSON + `}`,
+			in:   `{"config":{"enabled_filters":["ComputeFilter","FancyFilter"]},"hosts":` + hostsJSON + `,"request":{"flavor":{"memory_mb":1}}}`,
 			code: 2,
 			want: []string{`config.enabled_filters[1]`, `unknown filter`},
 		},
 		{
 			name: "unknown weigher",
-			in:   `{"config":{"weighers":["MetricsWeigher"]},"hosts":` + hostsJSON + `}`,
+			in:   `{"config":{"weighers":["MetricsWeigher"]},"hosts":` + hostsJSON + `,"request":{"flavor":{"memory_mb":1}}}`,
 			code: 2,
 			want: []string{`unknown weigher`},
 		},
@@ -65,6 +68,12 @@ func TestRun(t *testing.T) {
 			want: []string{`"error"`},
 		},
 		{
+			name: "no request",
+			in:   `{"hosts":` + hostsJSON + `}`,
+			code: 2,
+			want: []string{`request: missing request`},
+		},
+		{
 			name: "zero hosts",
 			in:   `{"hosts":[]}`,
 			code: 2,
@@ -72,7 +81,7 @@ func TestRun(t *testing.T) {
 		},
 		{
 			name: "duplicate host",
-			in:   `{"hosts":[` + strings.Repeat(`{"host":"a","total_usable_ram_mb":1,"free_ram_mb":1,"total_usable_disk_gb":1,"free_disk_mb":1,"vcpus_total":1},`, 2) + `{"host":"b","total_usable_ram_mb":1,"free_ram_mb":1,"total_usable_disk_gb":1,"free_disk_mb":1,"vcpus_total":1}]}`,
+			in:   `{"hosts":[` + strings.Repeat(`{"host":"a","total_usable_ram_mb":1,"free_ram_mb":1,"total_usable_disk_gb":1,"free_disk_mb":1,"vcpus_total":1},`, 2) + `{"host":"b","total_usable_ram_mb":1,"free_ram_mb":1,"total_usable_disk_gb":1,"free_disk_mb":1,"vcpus_total":1}],"request":{"flavor":{"memory_mb":1}}}`,
 			code: 2,
 			want: []string{`hosts[1].host`, `duplicate`},
 		},

@@ -13,7 +13,7 @@ func ExampleRun() {
 	doc := `{
 	  "config": {"enabled_filters": ["ComputeFilter", "RamFilter"], "weighers": ["RAMWeigher"]},
 	  "hosts": [
-	    {"host": "h1", "total_usable_ram_mb": 8192, "free_ram_mb": 1024,
+	    {"host": "h1", "total_usable_ram_mb": 8192, "free_ram_mb": 3072,
 	     "total_usable_disk_gb": 100, "free_disk_mb": 51200, "vcpus_total": 8},
 	    {"host": "h2", "total_usable_ram_mb": 8192, "free_ram_mb": 6144,
 	     "total_usable_disk_gb": 100, "free_disk_mb": 51200, "vcpus_total": 8},
@@ -46,7 +46,7 @@ func ExampleRun() {
 	//     {
 	//       "host": "h1",
 	//       "node": "h1",
-	//       "weight": 0.16666666666666666
+	//       "weight": 0.5
 	//     }
 	//   ],
 	//   "selected": [

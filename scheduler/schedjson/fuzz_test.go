@@ -7,10 +7,10 @@ import (
 	"github.com/xenflow/xenflow/scheduler"
 )
 
-const seedDoc = `{"config":{"enabled_filters":["ComputeFilter","AvailabilityZoneFilter","RamFilter","CoreFilter","DiskFilter","ImagePropertiesFilter","SameHostFilter","DifferentHostFilter","ServerGroupAffinityFilter","ServerGroupAntiAffinityFilter","IoOpsFilter","NumInstancesFilter","RetryFilter"],"host_subset_size":2,"seed":3},
+const seedDoc = `{"config":{"enabled_filters":["ComputeFilter","AvailabilityZoneFilter","RamFilter","CoreFilter","DiskFilter","ImagePropertiesFilter","SameHostFilter","DifferentHostFilter","ServerGroupAffinityFilter","ServerGroupAntiAffinityFilter","IoOpsFilter","NumInstancesFilter","RetryFilter","ComputeCapabilitiesFilter"],"host_subset_size":2,"seed":3},
 "hosts":[{"host":"a","cell":"c1","availability_zone":"az1","total_usable_ram_mb":4096,"free_ram_mb":1024,"total_usable_disk_gb":100,"free_disk_mb":50000,"vcpus_total":8,"cpu_arch":"x86_64","hypervisor_type":"xen","vm_mode":"hvm","hypervisor_version":8002000,"instances":["i1"],"aggregates":[{"name":"g","metadata":{"ram_weight_multiplier":"2"}}]},
 {"host":"b","cell":"c1","total_usable_ram_mb":4096,"free_ram_mb":3072,"total_usable_disk_gb":100,"free_disk_mb":10000,"vcpus_total":8}],
-"request":{"flavor":{"memory_mb":512,"vcpus":1,"root_gb":10},"num_instances":2,"availability_zone":"az1","image_properties":{"hw_architecture":"amd64","img_hv_requested_version":">=8.0"},"scheduler_hints":{"different_host":"i9"},"instance_group":{"policy":"anti-affinity","members":["i1"]},"tried_hosts":[["b","b"]]}}`
+"request":{"flavor":{"memory_mb":512,"vcpus":1,"root_gb":10,"extra_specs":{"capabilities:hypervisor_type":"s== xen","capabilities:cpu_info:arch":"<or> x86_64 <or> i686","free_ram_mb":">= 512","hw:cpu_policy":"dedicated"}},"num_instances":2,"availability_zone":"az1","image_properties":{"hw_architecture":"amd64","img_hv_requested_version":">=8.0"},"scheduler_hints":{"different_host":"i9"},"instance_group":{"policy":"anti-affinity","members":["i1"]},"tried_hosts":[["b","b"]]}}`
 
 // FuzzParse: any input document is parsed and scheduled without a panic;
 // failures are bad input, and no valid host is reported in the output.
@@ -43,7 +43,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func TestParseDefaults(t *testing.T) {
-	in, err := Parse([]byte(`{"hosts":[{"host":"a","total_usable_ram_mb":1,"free_ram_mb":1,"total_usable_disk_gb":1,"free_disk_mb":1,"vcpus_total":1}]}`))
+	in, err := Parse([]byte(`{"hosts":[{"host":"a","total_usable_ram_mb":1,"free_ram_mb":1,"total_usable_disk_gb":1,"free_disk_mb":1,"vcpus_total":1}],"request":{"flavor":{"memory_mb":1}}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,5 +59,28 @@ func TestParseDefaults(t *testing.T) {
 	out, err := Run(in)
 	if err != nil || len(out.Selected) != 1 || out.Selected[0].Host != "a" || out.Selected[0].Node != "a" {
 		t.Fatalf("run: %+v %v", out, err)
+	}
+}
+
+// TestParseRefuses: documents that cannot be scheduled are bad input
+// naming the field, never a selection.
+func TestParseRefuses(t *testing.T) {
+	const host = `{"host":"a","total_usable_ram_mb":1024,"free_ram_mb":1024,"total_usable_disk_gb":10,"free_disk_mb":10240,"vcpus_total":1}`
+	tests := []struct {
+		name, doc, field string
+	}{
+		{"no request", `{"hosts":[` + host + `]}`, "request"},
+		{"null request", `{"hosts":[` + host + `],"request":null}`, "request"},
+		{"no hosts", `{"hosts":[],"request":{"flavor":{"memory_mb":1}}}`, "hosts"},
+		{"unknown key", `{"hosts":[` + host + `],"request":{"flavor":{"memory_mb":1,"extra_spec":{}}}}`, "document"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, err := Parse([]byte(tt.doc))
+			var bad *scheduler.BadInputError
+			if !errors.As(err, &bad) || bad.Field != tt.field {
+				t.Fatalf("Parse = %+v, %v; want *BadInputError on %q", in, err, tt.field)
+			}
+		})
 	}
 }

@@ -53,7 +53,8 @@ type AggregateDoc struct {
 
 // HostDoc is one host. The capacities (total_usable_ram_mb, free_ram_mb,
 // total_usable_disk_gb, free_disk_mb, vcpus_total) are required; enabled
-// and up default to true, the allocation ratios to Nova's defaults.
+// and up default to true, the allocation ratios to scheduler.DefaultCPUAllocationRatio,
+// DefaultRAMAllocationRatio and DefaultDiskAllocationRatio.
 type HostDoc struct {
 	Host                string         `json:"host"`
 	Node                string         `json:"node,omitempty"`
@@ -89,6 +90,9 @@ type FlavorDoc struct {
 	RootGB      int64 `json:"root_gb"`
 	EphemeralGB int64 `json:"ephemeral_gb"`
 	Swap        int64 `json:"swap"`
+	// ExtraSpecs are the flavor's extra specs (ComputeCapabilitiesFilter
+	// reads "capabilities:<attribute>" keys).
+	ExtraSpecs map[string]string `json:"extra_specs,omitempty"`
 }
 
 // Hint is a scheduler hint value: a string or a list of strings.
@@ -255,9 +259,12 @@ func (doc *Document) Input() (*Input, error) {
 		}
 		in.Hosts[i] = h
 	}
-	if r := doc.Request; r != nil {
-		in.Request = r.request()
+	if doc.Request == nil {
+		// Without a request there is nothing to place: scheduling an
+		// empty flavor would answer a selection nobody asked for.
+		return nil, &scheduler.BadInputError{Field: "request", Reason: "missing request"}
 	}
+	in.Request = doc.Request.request()
 	if err := in.Request.Validate(); err != nil {
 		return nil, err
 	}
@@ -305,7 +312,7 @@ func (h *HostDoc) state(i int) (scheduler.HostState, error) {
 			continue
 		}
 		if *r.v == 0 {
-			return s, &scheduler.BadInputError{Field: f(r.name), Reason: "allocation ratio 0 (leave it out for Nova's default)"}
+			return s, &scheduler.BadInputError{Field: f(r.name), Reason: "allocation ratio 0 (leave it out for the default)"}
 		}
 		*r.dst = *r.v
 	}
@@ -322,7 +329,7 @@ func (r *RequestDoc) request() scheduler.Request {
 	q := scheduler.Request{
 		Flavor: scheduler.Flavor{
 			MemoryMB: r.Flavor.MemoryMB, VCPUs: r.Flavor.VCPUs, RootGB: r.Flavor.RootGB,
-			EphemeralGB: r.Flavor.EphemeralGB, SwapMB: r.Flavor.Swap,
+			EphemeralGB: r.Flavor.EphemeralGB, SwapMB: r.Flavor.Swap, ExtraSpecs: r.Flavor.ExtraSpecs,
 		},
 		NumInstances:       r.NumInstances,
 		InstanceUUID:       r.InstanceUUID,

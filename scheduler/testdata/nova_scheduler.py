@@ -12,7 +12,16 @@ It loads Nova's filters, weighers, HostState, RequestSpec and the
 SchedulerManager's selection code (the placement-free path,
 _legacy_find_hosts, which the placement path equals when every claim
 succeeds) from the installed python3-nova, with oslo.config defaults, and
-no database or RPC. A document may carry "_choices": the numbers the Go
+no database or RPC.
+
+Nova Zed no longer ships RamFilter, CoreFilter, DiskFilter (removed in
+Train) and RetryFilter (removed in Victoria). When the installed Nova lacks
+one, LEGACY_FILTERS below states its rule as Nova's last version of it
+applied it (the overcommit limit total x ratio less what is used, and no
+instance larger than the whole host; tried (host, node) pairs from
+RequestSpec.retry), as a filter on the installed BaseHostFilter, so the
+rest of the run (filter handler, weighers, selection, consumption between
+picks) is still Nova's own code. A document may carry "_choices": the numbers the Go
 side drew (for host_subset_size and shuffle_best_same_weighed_hosts),
 replayed here instead of random.choice and random.shuffle.
 """
@@ -43,7 +52,11 @@ MULTIPLIERS = [
     'cross_cell_move_weight_multiplier', 'soft_affinity_weight_multiplier',
     'soft_anti_affinity_weight_multiplier',
 ]
-DEFAULT_FILTERS = ['ComputeFilter', 'ImagePropertiesFilter',
+# The Go package's default enabled_filters: Nova's pre-Placement defaults
+# (Ocata) with CoreFilter.
+DEFAULT_FILTERS = ['RetryFilter', 'AvailabilityZoneFilter', 'RamFilter',
+                   'DiskFilter', 'CoreFilter', 'ComputeFilter',
+                   'ComputeCapabilitiesFilter', 'ImagePropertiesFilter',
                    'ServerGroupAntiAffinityFilter', 'ServerGroupAffinityFilter']
 
 
@@ -69,7 +82,62 @@ def configure(cfg):
                           cfg['default_availability_zone'])
 
 
-FILTER_CLASSES = {c.__name__: c for c in nova_filters.all_filters()}
+class RamFilter(nova_filters.BaseHostFilter):
+    RUN_ON_REBUILD = False
+
+    def host_passes(self, host_state, spec_obj):
+        want = spec_obj.memory_mb
+        total = host_state.total_usable_ram_mb
+        if total < want:
+            return False
+        limit = total * host_state.ram_allocation_ratio
+        return limit - (total - host_state.free_ram_mb) >= want
+
+
+class CoreFilter(nova_filters.BaseHostFilter):
+    RUN_ON_REBUILD = False
+
+    def host_passes(self, host_state, spec_obj):
+        total = host_state.vcpus_total
+        if not total:
+            return True  # no vCPU count reported: assumed broken, passes
+        want = spec_obj.vcpus
+        limit = total * host_state.cpu_allocation_ratio
+        if limit > 0 and want > total:
+            return False
+        return not (limit - host_state.vcpus_used < want)
+
+
+class DiskFilter(nova_filters.BaseHostFilter):
+    RUN_ON_REBUILD = False
+
+    def host_passes(self, host_state, spec_obj):
+        want = 1024 * (spec_obj.root_gb + spec_obj.ephemeral_gb) + spec_obj.swap
+        total = host_state.total_usable_disk_gb * 1024
+        if total < want:
+            return False
+        limit = total * host_state.disk_allocation_ratio
+        return limit - (total - host_state.free_disk_mb) >= want
+
+
+class RetryFilter(nova_filters.BaseHostFilter):
+    RUN_ON_REBUILD = False
+
+    def host_passes(self, host_state, spec_obj):
+        retry = spec_obj.retry
+        if not retry:
+            return True
+        tried = [[cn.host, cn.hypervisor_hostname] for cn in retry.hosts]
+        return [host_state.host, host_state.nodename] not in tried
+
+
+LEGACY_FILTERS = {'RamFilter': RamFilter, 'CoreFilter': CoreFilter,
+                  'DiskFilter': DiskFilter,
+                  'RetryFilter': RetryFilter}
+FILTER_CLASSES = dict(LEGACY_FILTERS)
+FILTER_CLASSES.update({c.__name__: c for c in nova_filters.all_filters()})
+# The filters of this list that stand in for ones the installed Nova lacks.
+RESTATED = [n for n, c in FILTER_CLASSES.items() if c in LEGACY_FILTERS.values()]
 WEIGHER_CLASSES = {c.__name__: c for c in nova_weights.all_weighers()}
 
 
@@ -86,11 +154,17 @@ def make_host(h, now):
     hs.num_io_ops = h.get('num_io_ops', 0)
     hs.num_instances = h.get('num_instances', 0)
     hs.failed_builds = h.get('failed_builds', 0)
-    hs.ram_allocation_ratio = h.get('ram_allocation_ratio', 1.5)
-    hs.cpu_allocation_ratio = h.get('cpu_allocation_ratio', 16.0)
-    hs.disk_allocation_ratio = h.get('disk_allocation_ratio', 1.0)
+    # Floats, as Nova's ComputeNode fields are (str() of them is what
+    # ComputeCapabilitiesFilter matches); the defaults are the Go side's.
+    hs.ram_allocation_ratio = float(h.get('ram_allocation_ratio', 1.0))
+    hs.cpu_allocation_ratio = float(h.get('cpu_allocation_ratio', 16.0))
+    hs.disk_allocation_ratio = float(h.get('disk_allocation_ratio', 1.0))
     hs.hypervisor_type = h.get('hypervisor_type')
     hs.hypervisor_version = h.get('hypervisor_version', 0)
+    # What ComputeCapabilitiesFilter sees as cpu_info: the libvirt form's
+    # JSON object, with the architecture only.
+    if h.get('cpu_arch'):
+        hs.cpu_info = json.dumps({'arch': h['cpu_arch']})
     if 'supported_instances' in h:
         hs.supported_instances = [tuple(t) for t in h['supported_instances']]
     else:
@@ -118,12 +192,15 @@ def make_host(h, now):
 
 def make_spec(r):
     f = r.get('flavor') or {}
+    flavor = objects.Flavor(memory_mb=f.get('memory_mb', 0),
+                            vcpus=f.get('vcpus', 0),
+                            root_gb=f.get('root_gb', 0),
+                            ephemeral_gb=f.get('ephemeral_gb', 0),
+                            swap=f.get('swap', 0))
+    if 'extra_specs' in f:
+        flavor.extra_specs = dict(f['extra_specs'])
     kw = dict(
-        flavor=objects.Flavor(memory_mb=f.get('memory_mb', 0),
-                              vcpus=f.get('vcpus', 0),
-                              root_gb=f.get('root_gb', 0),
-                              ephemeral_gb=f.get('ephemeral_gb', 0),
-                              swap=f.get('swap', 0)),
+        flavor=flavor,
         num_instances=r.get('num_instances') or len(r.get('instance_uuids') or []) or 1,
         image=objects.ImageMeta.from_dict(
             {'properties': r.get('image_properties') or {}}),
@@ -165,6 +242,16 @@ def make_spec(r):
         dest['host'] = r['requested_host']
         dest['node'] = r.get('requested_node') or None
     kw['requested_destination'] = objects.Destination(**dest) if dest else None
+    tried = r.get('tried_hosts') or []
+    kw['retry'] = None
+    if tried:
+        kw['retry'] = objects.SchedulerRetries(
+            num_attempts=len(tried) + 1,
+            hosts=objects.ComputeNodeList(objects=[
+                objects.ComputeNode(host=t['host'], hypervisor_hostname=t['node'])
+                if isinstance(t, dict) else
+                objects.ComputeNode(host=t[0], hypervisor_hostname=t[1])
+                for t in tried]))
     return objects.RequestSpec(**kw)
 
 
@@ -199,9 +286,8 @@ def build(doc, record, skip_missing=False):
     wnames = (cfg['weighers'] if 'weighers' in cfg
               else [c.__name__ for c in nova_weights.all_weighers()])
     if skip_missing:
-        # Timing only: leave out the filters Nova no longer ships
-        # (RamFilter, CoreFilter, DiskFilter, RetryFilter).
-        names = [n for n in names if n in FILTER_CLASSES]
+        # Timing only: leave out the filters Nova no longer ships.
+        names = [n for n in names if n not in RESTATED]
     removed = {}
     hm = host_manager.HostManager.__new__(host_manager.HostManager)
     hm.filter_handler = nova_filters.HostFilterHandler()
