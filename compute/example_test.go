@@ -2,7 +2,6 @@ package compute_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -37,30 +36,9 @@ func ExampleMemoryStore_SaveInstance() {
 	// stored task_state: resize_prep
 }
 
-// A call waits for the reply until the context's deadline.
-func ExampleLocalBus_Call() {
-	bus := compute.NewLocalBus()
-	defer bus.Close()
-	cancel, _ := bus.Subscribe("compute.host2", func(ctx context.Context, m compute.Message) (json.RawMessage, error) {
-		var req struct{ InstanceUUID string }
-		if err := m.Decode(&req); err != nil {
-			return nil, err
-		}
-		return json.Marshal("claimed for " + req.InstanceUUID)
-	})
-	defer cancel()
-
-	ctx, done := context.WithTimeout(context.Background(), 5*time.Second)
-	defer done()
-	msg, _ := compute.NewMessage("compute.host2", "prep_resize", struct{ InstanceUUID string }{"9f4c"})
-	reply, err := bus.Call(ctx, msg)
-	fmt.Println(string(reply), err)
-	// Output: "claimed for 9f4c" <nil>
-}
-
 // The statemachine tables and the Store together: check the API
-// precondition, ask the resize table what comes next, and save it with a
-// compare-and-set on the task_state.
+// precondition, ask the resize table what comes next, and write it as one
+// step under the instance's lease.
 func Example_resizeStep() {
 	ctx := context.Background()
 	store := compute.NewMemoryStore()
@@ -70,10 +48,15 @@ func Example_resizeStep() {
 		fmt.Println(err)
 		return
 	}
-	flow, _ := statemachine.LookupFlow(statemachine.FlowResize)
-	m, _ := flow.Machine()
-	next, _ := m.Next(inst.FlowState(nil), statemachine.EvAPIResize, inst.Facts())
-	inst.TaskState = next.Task
-	fmt.Println(next, store.SaveInstance(ctx, inst, statemachine.TaskNone))
-	// Output: active/resize_prep/none <nil>
+	lease, _ := store.AcquireLease(ctx, compute.LeaseRequest{InstanceUUID: "9f4c", Owner: "api", TTL: time.Minute})
+	from := inst.FlowState(nil)
+	row, _ := statemachine.LookupFlow(statemachine.FlowResize).Machine().Fire(from, statemachine.EvAPIResize, inst.Facts())
+	inst, _, err := store.Transition(ctx, compute.TransitionRequest{InstanceUUID: "9f4c", Expect: from, Lease: lease,
+		Apply: func(i *compute.Instance, m *compute.Migration) error {
+			i.SetFlowState(m, row.To)
+			i.Progress = 0
+			return nil
+		}})
+	fmt.Println(row.Step, inst.FlowState(nil), err)
+	// Output: compute_api.resize active/resize_prep/none <nil>
 }

@@ -558,3 +558,28 @@ func TestStoreZeroAndNil(t *testing.T) {
 		}
 	}
 }
+
+func TestFlowStateRoundTrip(t *testing.T) {
+	states := []statemachine.FlowState{
+		{VM: statemachine.VMActive},
+		{VM: statemachine.VMActive, Task: statemachine.TaskResizePrep, Migration: statemachine.MigrationPreMigrating,
+			Phase: statemachine.PhaseRescheduling},
+		{VM: statemachine.VMResized, Migration: statemachine.MigrationFinished, Phase: statemachine.PhaseMappingSwapped},
+	}
+	for _, s := range states {
+		inst, m := testInstance("u1"), &Migration{UUID: "m1", InstanceUUID: "u1", Type: statemachine.MigrationTypeResize}
+		inst.SetFlowState(m, s)
+		if got := inst.FlowState(m); got != s {
+			t.Errorf("SetFlowState(%s) then FlowState = %s", s, got)
+		}
+		if err := m.Validate(); s.Migration != statemachine.MigrationNone && err != nil {
+			t.Errorf("%s: %v", s, err)
+		}
+	}
+	bad := &Migration{UUID: "m1", InstanceUUID: "u1", Status: statemachine.MigrationMigrating,
+		Type: statemachine.MigrationTypeResize, Phase: "halfway"}
+	var inv *InvalidRecordError
+	if err := bad.Validate(); !errors.As(err, &inv) || inv.Field != "phase" {
+		t.Errorf("Validate of an unknown phase: %v", err)
+	}
+}

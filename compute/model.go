@@ -112,17 +112,32 @@ func (i *Instance) Subject(admin bool) statemachine.Subject {
 		Launched: i.Launched(), Locked: i.Locked, Admin: admin}
 }
 
-// FlowState returns the flow state of the instance with migration m
-// (statemachine.MigrationNone when m is nil).
+// FlowState returns the flow state of the instance with migration m: its
+// vm_state and task_state, m's status and phase (statemachine.MigrationNone
+// and no phase when m is nil). It is what TransitionStore.Transition
+// compares with TransitionRequest.Expect.
 func (i *Instance) FlowState(m *Migration) statemachine.FlowState {
 	var s statemachine.FlowState
 	if i != nil {
 		s.VM, s.Task = i.VMState, i.TaskState
 	}
 	if m != nil {
-		s.Migration = m.Status
+		s.Migration, s.Phase = m.Status, m.Phase
 	}
 	return s
+}
+
+// SetFlowState writes s into the records: vm_state and task_state into i,
+// status and phase into m (when m is not nil), so that i.FlowState(m) is s.
+// A TransitionRequest.Apply calls it with the target state of the flow row
+// it writes.
+func (i *Instance) SetFlowState(m *Migration, s statemachine.FlowState) {
+	if i != nil {
+		i.VMState, i.TaskState = s.VM, s.Task
+	}
+	if m != nil {
+		m.Status, m.Phase = s.Migration, s.Phase
+	}
 }
 
 // Facts returns the facts the flow tables' guards read: old_vm_state from
@@ -212,7 +227,11 @@ type Migration struct {
 	NewFlavor *Flavor
 
 	Status statemachine.MigrationStatus
-	Type   statemachine.MigrationType
+	// Phase tells apart the steps Nova runs within one status (e.g. the
+	// destination claimed while pre-migrating); the flows set it with
+	// the status through Instance.SetFlowState.
+	Phase statemachine.MovePhase
+	Type  statemachine.MigrationType
 	// CrossCellMove is true for a cross-cell resize or migration.
 	CrossCellMove bool
 
@@ -247,7 +266,7 @@ func (m *Migration) IsResize() bool {
 }
 
 // Validate checks that m can be stored: not nil, a UUID, an instance UUID,
-// a known status and type.
+// a known status, phase and type.
 func (m *Migration) Validate() error {
 	if m == nil {
 		return &InvalidRecordError{Kind: KindMigration, Field: "record", Reason: "nil"}
@@ -265,6 +284,10 @@ func (m *Migration) Validate() error {
 	if !m.Type.Valid() {
 		return &InvalidRecordError{Kind: KindMigration, ID: m.UUID, Field: "migration_type",
 			Reason: "unknown value " + quote(string(m.Type))}
+	}
+	if !m.Phase.Valid() {
+		return &InvalidRecordError{Kind: KindMigration, ID: m.UUID, Field: "phase",
+			Reason: "unknown value " + quote(string(m.Phase))}
 	}
 	if err := validateFlavor(KindMigration, m.UUID, "old_flavor", m.OldFlavor); err != nil {
 		return err

@@ -20,12 +20,17 @@
 //     resize down, confirm, revert, auto-confirm, rescue/unrescue, compute
 //     restart recovery and cross-cell resize, each including its error
 //     outcomes. A flow's state is the tuple (vm_state, task_state, migration
-//     status) ([FlowState]); each row names the Nova step that makes the
-//     change and the notifications Nova sends there;
+//     status) with the migration's [MovePhase] where Nova runs several steps
+//     in one status ([FlowState]); each row names the Nova step that makes
+//     the change and the notifications Nova sends there, and no row leads
+//     from a state back to itself: what leaves a state as it is (a skip, a
+//     repeated confirm, a state left stuck) is a [NoOp] of the flow;
 //   - Mermaid stateDiagram-v2 renderings of those tables ([Flow.Mermaid],
 //     [Flow.Markdown]).
 //
 // The package is pure: no I/O, no clock, no package-level mutable state.
-// Every table is built afresh by the function that returns it, so callers
-// may modify what they get.
+// The flow tables and their machines are built once when the package is
+// initialised and never change; [LookupFlow] and [Flows] hand out copies
+// of the tables (callers may modify them) that share the immutable
+// machines.
 package statemachine

@@ -16,6 +16,9 @@ const (
 	EvConductorCreateMigration Event = "conductor.create_migration"
 	EvConductorNoValidHost     Event = "conductor.no_valid_host"
 	EvConductorError           Event = "conductor.error"
+	// EvConductorReschedule is MigrationTask._reschedule casting prep to
+	// the next alternate after a destination's claim failed.
+	EvConductorReschedule Event = "conductor.reschedule"
 
 	// Destination compute, same cell.
 	EvDestPrepResize              Event = "dest.prep_resize"
@@ -46,11 +49,19 @@ const (
 	EvPeriodicPollRescuedInstances        Event = "periodic.poll_rescued_instances"
 
 	// Rescue on the instance's compute host.
-	EvComputeRescue                 Event = "compute.rescue_instance"
-	EvComputeRescueError            Event = "compute.rescue_instance.error"
+	EvComputeRescue      Event = "compute.rescue_instance"
+	EvComputeRescueError Event = "compute.rescue_instance.error"
+	// EvComputeRescueRollback is a failed rescue whose driver put the
+	// original guest back (InstanceFaultRollback): xenflow restores the
+	// vm_state where Nova sets error.
+	EvComputeRescueRollback         Event = "compute.rescue_instance.rollback"
 	EvComputeUnrescue               Event = "compute.unrescue_instance"
 	EvComputeUnrescueNotImplemented Event = "compute.unrescue_instance.not_implemented"
 	EvComputeUnrescueError          Event = "compute.unrescue_instance.error"
+	// EvComputeUnrescueRollback is a failed unrescue whose driver left the
+	// rescue guest as it was (InstanceFaultRollback): the instance stays
+	// rescued where Nova sets error.
+	EvComputeUnrescueRollback Event = "compute.unrescue_instance.rollback"
 
 	// Compute service start (_init_instance).
 	EvStartupInitInstance Event = "startup.init_instance"

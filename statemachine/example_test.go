@@ -70,8 +70,8 @@ func ExampleMachine() {
 // The flow tables drive the same machine: here a revert of an instance that
 // was stopped before its resize.
 func ExampleFlow_Machine() {
-	f, _ := statemachine.LookupFlow(statemachine.FlowRevert)
-	m, _ := f.Machine()
+	f := statemachine.LookupFlow(statemachine.FlowRevert)
+	m := f.Machine()
 	facts := statemachine.Facts{OldVMState: statemachine.VMStopped}
 	s := f.Initial[0]
 	for _, ev := range []statemachine.Event{statemachine.EvAPIRevertResize, statemachine.EvDestRevertResize,

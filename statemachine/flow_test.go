@@ -30,13 +30,19 @@ func TestFlowTablesWellFormed(t *testing.T) {
 		if f.Title == "" || f.Reference == "" || len(f.Initial) == 0 || len(f.Final) == 0 || len(f.Transitions) == 0 {
 			t.Errorf("flow %s incomplete", f.Name)
 		}
-		m, err := f.Machine()
-		if err != nil {
-			t.Fatalf("flow %s: %v", f.Name, err)
+		m := f.Machine()
+		if m == nil {
+			t.Fatalf("flow %s has no machine", f.Name)
 		}
 		for i, r := range f.Transitions {
+			if r.From == r.To {
+				t.Errorf("flow %s row %d (%s) loops back to %v: a step must change the state", f.Name, i, r.Event, r.From)
+			}
+			if _, ok := f.NoOp(r.From, r.Event); ok {
+				t.Errorf("flow %s row %d: %v --%s--> is also a no-op", f.Name, i, r.From, r.Event)
+			}
 			for _, s := range []FlowState{r.From, r.To} {
-				if !s.VM.Valid() || !s.Task.Valid() || (s.Migration != MigrationNone && !s.Migration.Valid()) {
+				if !s.VM.Valid() || !s.Task.Valid() || (s.Migration != MigrationNone && !s.Migration.Valid()) || !s.Phase.Valid() {
 					t.Errorf("flow %s row %d: state %v uses a value Nova does not define", f.Name, i, s)
 				}
 				if _, err := s.Status(); err != nil {
@@ -71,9 +77,17 @@ func TestFlowTablesWellFormed(t *testing.T) {
 		if !names[n] {
 			t.Errorf("flow %s missing from Flows()", n)
 		}
-		f, err := LookupFlow(n)
-		if err != nil || f.Name != n {
-			t.Errorf("LookupFlow(%s): %v", n, err)
+		f := LookupFlow(n)
+		if f.Name != n || f.Machine() == nil || len(f.Transitions) == 0 {
+			t.Errorf("LookupFlow(%s) = %+v", n, f)
+		}
+		if got, err := ParseFlowName(string(n)); err != nil || got != n {
+			t.Errorf("ParseFlowName(%s) = %s, %v", n, got, err)
+		}
+		for _, no := range f.NoOps {
+			if no.Step == "" || no.Note == "" || f.Machine().Can(no.State, no.Event, Facts{}) {
+				t.Errorf("flow %s: no-op %v --%s-- has a row, or no step or note", n, no.State, no.Event)
+			}
 		}
 	}
 }
@@ -85,10 +99,7 @@ func TestFlowTablesWellFormed(t *testing.T) {
 func TestFlowPathsLegal(t *testing.T) {
 	for _, f := range Flows() {
 		t.Run(string(f.Name), func(t *testing.T) {
-			m, err := f.Machine()
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := f.Machine()
 			used := make([]bool, len(f.Transitions))
 			reachedFinal := map[FlowState]bool{}
 			paths := 0
@@ -177,10 +188,7 @@ func TestFlowIllegalRefused(t *testing.T) {
 	events := allEvents()
 	refused := 0
 	for _, f := range Flows() {
-		m, err := f.Machine()
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := f.Machine()
 		type key struct {
 			s FlowState
 			e Event
@@ -242,8 +250,7 @@ func TestFlowIllegalRefused(t *testing.T) {
 // TestResizeHappyPath pins the same-cell resize to Nova's sequence of states
 // and notifications.
 func TestResizeHappyPath(t *testing.T) {
-	f, _ := LookupFlow(FlowResize)
-	m, _ := f.Machine()
+	m := LookupFlow(FlowResize).Machine()
 	steps := []struct {
 		ev   Event
 		want FlowState
@@ -251,7 +258,7 @@ func TestResizeHappyPath(t *testing.T) {
 	}{
 		{EvAPIResize, st(VMActive, TaskResizePrep, MigrationNone), nil},
 		{EvConductorCreateMigration, st(VMActive, TaskResizePrep, MigrationPreMigrating), nil},
-		{EvDestPrepResize, st(VMActive, TaskResizePrep, MigrationPreMigrating), []Notification{NotifyExists, NotifyResizePrepStart, NotifyResizePrepEnd}},
+		{EvDestPrepResize, phased(st(VMActive, TaskResizePrep, MigrationPreMigrating), PhaseDestClaimed), []Notification{NotifyExists, NotifyResizePrepStart, NotifyResizePrepEnd}},
 		{EvSourceResizeInstance, st(VMActive, TaskResizeMigrating, MigrationMigrating), []Notification{NotifyResizeStart}},
 		{EvSourceMigrateDiskAndPowerOff, st(VMActive, TaskResizeMigrated, MigrationPostMigrating), []Notification{NotifyResizeEnd}},
 		{EvDestFinishResize, st(VMActive, TaskResizeFinish, MigrationPostMigrating), []Notification{NotifyFinishResizeStart}},
@@ -292,7 +299,11 @@ func TestGuardedOutcomes(t *testing.T) {
 		{FlowRevert, st(VMResized, TaskPoweringOff, MigrationReverted), EvSourceStopInstance, Facts{}, st(VMStopped, TaskNone, MigrationReverted)},
 		{FlowCrossCellResize, st(VMResized, TaskResizeReverting, MigrationReverting), EvCrossCellRevert, Facts{OldVMState: VMStopped}, st(VMStopped, TaskNone, MigrationReverted)},
 		{FlowResize, st(VMStopped, TaskResizeMigrating, MigrationMigrating), EvSourceResizeInstanceFaultRollback, Facts{}, st(VMStopped, TaskNone, MigrationError)},
-		{FlowResize, st(VMActive, TaskResizePrep, MigrationPreMigrating), EvDestPrepResizeReschedule, Facts{}, st(VMActive, TaskResizePrep, MigrationPreMigrating)},
+		{FlowResize, st(VMActive, TaskResizePrep, MigrationPreMigrating), EvDestPrepResizeReschedule, Facts{}, phased(st(VMActive, TaskResizePrep, MigrationPreMigrating), PhaseRescheduling)},
+		{FlowResize, phased(st(VMActive, TaskResizePrep, MigrationPreMigrating), PhaseRescheduling), EvConductorReschedule, Facts{}, st(VMActive, TaskResizePrep, MigrationPreMigrating)},
+		{FlowResize, phased(st(VMStopped, TaskResizePrep, MigrationPreMigrating), PhaseRescheduling), EvConductorNoValidHost, Facts{}, st(VMStopped, TaskNone, MigrationError)},
+		{FlowRescue, st(VMStopped, TaskRescuing, MigrationNone), EvComputeRescueRollback, Facts{}, st(VMStopped, TaskNone, MigrationNone)},
+		{FlowRescue, st(VMRescued, TaskUnrescuing, MigrationNone), EvComputeUnrescueRollback, Facts{}, st(VMRescued, TaskNone, MigrationNone)},
 		{FlowResize, st(VMActive, TaskResizePrep, MigrationPreMigrating), EvConductorNoValidHost, Facts{}, st(VMActive, TaskNone, MigrationError)},
 		{FlowResize, st(VMActive, TaskResizeFinish, MigrationPostMigrating), EvDestFinishResizeError, Facts{}, st(VMError, TaskNone, MigrationError)},
 		{FlowResize, st(VMDeleted, TaskNone, MigrationError), EvPeriodicCleanupIncompleteMigrations, Facts{}, st(VMDeleted, TaskNone, MigrationFailed)},
@@ -303,20 +314,16 @@ func TestGuardedOutcomes(t *testing.T) {
 		{FlowRescue, st(VMRescued, TaskUnrescuing, MigrationNone), EvComputeUnrescueNotImplemented, Facts{}, st(VMActive, TaskNone, MigrationNone)},
 		{FlowRescue, st(VMRescued, TaskUnrescuing, MigrationNone), EvComputeUnrescueError, Facts{}, st(VMError, TaskNone, MigrationNone)},
 		{FlowComputeRestart, st(VMError, TaskResizeMigrating, MigrationMigrating), EvStartupInitInstance, Facts{}, st(VMError, TaskNone, MigrationMigrating)},
-		{FlowComputeRestart, st(VMActive, TaskResizeFinish, MigrationPostMigrating), EvStartupInitInstance, Facts{}, st(VMActive, TaskResizeFinish, MigrationPostMigrating)},
+		{FlowComputeRestart, phased(st(VMActive, TaskResizePrep, MigrationPreMigrating), PhaseDestClaimed), EvStartupInitInstance, Facts{}, phased(st(VMActive, TaskNone, MigrationPreMigrating), PhaseDestClaimed)},
 	}
 	for _, c := range cases {
-		f, _ := LookupFlow(c.flow)
-		m, _ := f.Machine()
-		got, err := m.Next(c.from, c.ev, c.facts)
+		got, err := LookupFlow(c.flow).Machine().Next(c.from, c.ev, c.facts)
 		if err != nil || got != c.want {
 			t.Errorf("%s: %v --%s %+v--> %v (%v), want %v", c.flow, c.from, c.ev, c.facts, got, err, c.want)
 		}
 	}
 	// The rescue flow refuses an unrescue of an instance that is not rescued.
-	f, _ := LookupFlow(FlowRescue)
-	m, _ := f.Machine()
-	if m.Can(st(VMActive, TaskNone, MigrationNone), EvAPIUnrescue, Facts{}) {
+	if LookupFlow(FlowRescue).Machine().Can(st(VMActive, TaskNone, MigrationNone), EvAPIUnrescue, Facts{}) {
 		t.Error("unrescue of an active instance allowed")
 	}
 }

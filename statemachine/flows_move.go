@@ -1,8 +1,8 @@
 package statemachine
 
 // sameCellMoveFlow returns the table of a same-cell resize (up), cold
-// migration or resize down: the same states and steps (reference §1.2–§1.4),
-// the error outcomes of §1.9, and the cleanup of a failed move whose
+// migration or resize down: the same states and steps, the error outcomes
+// of nova/compute/manager.py and nova/conductor/manager.py, and the cleanup of a failed move whose
 // instance is deleted. The variants differ in the API event and in what the
 // notes say.
 func sameCellMoveFlow(name FlowName) Flow {
@@ -14,10 +14,10 @@ func sameCellMoveFlow(name FlowName) Flow {
 	switch name {
 	case FlowResize:
 		f.Title = "Resize up (same cell)"
-		f.Reference = "nova/compute/api.py resize, conductor MigrationTask, compute manager prep_resize, resize_instance, finish_resize (reference §1.2, §1.9)"
+		f.Reference = "nova/compute/api.py resize, conductor MigrationTask, compute manager prep_resize, resize_instance, finish_resize"
 	case FlowMigrate:
 		f.Title = "Cold migrate (same cell)"
-		f.Reference = "nova/compute/api.py resize with flavor_id=None (reference §1.3, §1.9)"
+		f.Reference = "nova/compute/api.py resize with flavor_id=None"
 		apiEvent = EvAPIMigrate
 		apiNote = "task_state resize_prep saved with expected_task_state [None]; instance action migrate; no quota check; new flavor = current flavor"
 		finishNote = "driver.finish_migration(resize_instance=false, power_on=old_vm_state != stopped); flavor unchanged"
@@ -26,7 +26,7 @@ func sameCellMoveFlow(name FlowName) Flow {
 			"the same host is refused in prep_resize with UnableToMigrateToSelf (an InstanceFaultRollback), as XenAPI does not support migrating to the same host")
 	case FlowResizeDown:
 		f.Title = "Resize down (same cell)"
-		f.Reference = "same states as resize up (reference §1.4, §4.1, §4.3)"
+		f.Reference = "nova/compute/manager.py prep_resize, resize_instance, finish_resize with a smaller flavor; nova/virt/xenapi/vmops.py _migrate_disk_resizing_down"
 		rollbackNote = "XenAPI refuses what it cannot shrink (ResizeError for ephemeral shrink or root_gb to 0, CannotResizeDisk without a single ext3/ext4 partition) as InstanceFaultRollback: vm_state restored to old_vm_state"
 		f.Notes = append(f.Notes,
 			"the quota check finds no positive delta",
@@ -34,7 +34,7 @@ func sameCellMoveFlow(name FlowName) Flow {
 	}
 	f.Notes = append(f.Notes,
 		"old_vm_state (active or stopped) is kept in system_metadata by prep_resize; rows are given for both",
-		"dest.prep_resize changes no part of the state: it fills the migration's dest_compute/node and claims resources",
+		"Nova's state (vm_state, task_state, status) does not change in dest.prep_resize or in a reschedule; the migration's phase does (dest_claimed, rescheduling), so that every step is a change a resumed flow can see",
 		"migration finished is saved before the instance becomes resized; auto-confirm skips an instance caught between the two")
 
 	for _, old := range []VMState{VMActive, VMStopped} {
@@ -42,6 +42,8 @@ func sameCellMoveFlow(name FlowName) Flow {
 		start := st(old, TaskNone, MigrationNone)
 		prep := st(old, TaskResizePrep, MigrationNone)
 		pre := st(old, TaskResizePrep, MigrationPreMigrating)
+		claimed := phased(pre, PhaseDestClaimed)
+		rescheduling := phased(pre, PhaseRescheduling)
 		migrating := st(old, TaskResizeMigrating, MigrationMigrating)
 		migrated := st(old, TaskResizeMigrated, MigrationPostMigrating)
 		finish := st(old, TaskResizeFinish, MigrationPostMigrating)
@@ -60,21 +62,29 @@ func sameCellMoveFlow(name FlowName) Flow {
 			FlowTransition{From: pre, Event: EvConductorError, To: rolledBack, Step: "ComputeTaskManager._cold_migrate",
 				Notifications: notes(NotifyMigrateServerError),
 				Note:          "any other conductor exception: vm_state refreshed from the database (unchanged), task None; migration error; allocations reverted"},
-			FlowTransition{From: pre, Event: EvDestPrepResize, To: pre, Step: "prep_resize",
+			FlowTransition{From: pre, Event: EvDestPrepResize, To: claimed, Step: "prep_resize",
 				Notifications: notes(NotifyExists, NotifyResizePrepStart, NotifyResizePrepEnd),
-				Note:          "resize claim (MoveClaim) and migration context on the destination; new_flavor and old_vm_state saved"},
-			FlowTransition{From: pre, Event: EvDestPrepResizeReschedule, To: pre, Step: "prep_resize",
+				Note:          "resize claim (MoveClaim) and migration context on the destination; the migration's dest_compute/dest_node filled; new_flavor and old_vm_state saved; migration phase dest_claimed"},
+			FlowTransition{From: pre, Event: EvDestPrepResizeReschedule, To: rescheduling, Step: "prep_resize",
 				Notifications: notes(NotifyResizeError),
-				Note:          "claim failed with retry present: destination allocation reverted; the conductor pops the next alternate, claims it and reuses the pre-migrating migration"},
+				Note:          "claim failed with retry present (_reschedule_resize_or_reraise): destination allocation reverted; migration phase rescheduling"},
+			FlowTransition{From: rescheduling, Event: EvConductorReschedule, To: pre, Step: "MigrationTask._reschedule",
+				Note: "the conductor pops the next alternate, claims it in placement and casts prep_resize to it, reusing the pre-migrating migration (phase cleared)"},
+			FlowTransition{From: rescheduling, Event: EvConductorNoValidHost, To: rolledBack, Step: "ComputeTaskManager._cold_migrate",
+				Notifications: notes(NotifyMigrateServerError),
+				Note:          "MaxRetriesExceeded: no alternate left that fits; vm_state unchanged, task None, migration error, allocations reverted"},
+			FlowTransition{From: rescheduling, Event: EvConductorError, To: rolledBack, Step: "ComputeTaskManager._cold_migrate",
+				Notifications: notes(NotifyMigrateServerError),
+				Note:          "any other exception while rescheduling: vm_state unchanged, task None, migration error, allocations reverted"},
 			FlowTransition{From: pre, Event: EvDestPrepResizeFaultRollback, To: rolledBack, Step: "prep_resize",
 				Notifications: notes(NotifyResizeError),
 				Note:          "no retry or alternates exhausted, InstanceFaultRollback or NotImplementedError: vm_state restored, migration error, allocations reverted"},
 			FlowTransition{From: pre, Event: EvDestPrepResizeError, To: errored, Step: "prep_resize",
 				Notifications: notes(NotifyResizeError),
 				Note:          "no retry or alternates exhausted, any other exception: vm_state error, migration error, allocations reverted"},
-			FlowTransition{From: pre, Event: EvSourceResizeInstance, To: migrating, Step: "resize_instance",
+			FlowTransition{From: claimed, Event: EvSourceResizeInstance, To: migrating, Step: "resize_instance",
 				Notifications: notes(NotifyResizeStart),
-				Note:          "migration migrating, then task resize_migrating saved with expected_task_state resize_prep"},
+				Note:          "prep_resize cast resize_instance to the source: migration migrating (phase cleared), then task resize_migrating saved with expected_task_state resize_prep"},
 			FlowTransition{From: migrating, Event: EvSourceMigrateDiskAndPowerOff, To: migrated, Step: "resize_instance",
 				Notifications: notes(NotifyResizeEnd),
 				Note:          "driver.migrate_disk_and_power_off; migration post-migrating; host/node := destination; old_flavor := flavor; task resize_migrated saved with expected_task_state resize_migrating"},

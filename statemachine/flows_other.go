@@ -9,14 +9,14 @@ func rescueFlow() Flow {
 	f := Flow{
 		Name:      FlowRescue,
 		Title:     "Rescue, unrescue and the rescue timeout",
-		Reference: "nova/compute/api.py rescue/unrescue, compute manager rescue_instance/unrescue_instance/_poll_rescued_instances (reference §1.8, §4.4)",
+		Reference: "nova/compute/api.py rescue/unrescue, compute manager rescue_instance/unrescue_instance/_poll_rescued_instances",
 		Notes: []string{
 			"XenAPI: rescue hard-shuts the VM down, bootlocks it (blocked_operations start) and boots <name>-rescue with the original root disk as a second disk; unrescue destroys the rescue VM (not the original's VDIs), releases the bootlock and starts the original",
 			"unrescue makes the instance active even if it was stopped before the rescue",
 			"rescue_timeout is 0 (off) by default; when set, rescued instances whose launched_at is older are unrescued through the compute API",
 		},
 		Initial: []FlowState{active, st(VMStopped, TaskNone, none), errored},
-		Final:   []FlowState{rescued, active, errored},
+		Final:   []FlowState{rescued, active, st(VMStopped, TaskNone, none), errored},
 	}
 	for _, v := range []VMState{VMActive, VMStopped, VMError} {
 		from := st(v, TaskNone, none)
@@ -29,6 +29,8 @@ func rescueFlow() Flow {
 				Note:          "rescue image: the request's, else image_base_image_ref, else image_ref; power off; driver.rescue; vm_state rescued, task None (expected rescuing), power_state from the driver, launched_at now"},
 			FlowTransition{From: rescuing, Event: EvComputeRescueError, To: errored, Step: "rescue_instance",
 				Note: "driver.rescue failed: vm_state error, InstanceNotRescuable; reverts_task_state clears the task"},
+			FlowTransition{From: rescuing, Event: EvComputeRescueRollback, To: from, Step: "rescue_instance",
+				Note: "beyond Nova: driver.rescue failed but the original guest was put back (InstanceFaultRollback, or the driver's unrescue undid the part done): vm_state restored, task None, fault recorded, InstanceNotRescuable returned"},
 		)
 	}
 	f.Transitions = append(f.Transitions,
@@ -43,6 +45,8 @@ func rescueFlow() Flow {
 			Note: "NotImplementedError: vm_state active, task None"},
 		FlowTransition{From: unrescuing, Event: EvComputeUnrescueError, To: errored, Step: "unrescue_instance",
 			Note: "any other exception: vm_state error, task cleared"},
+		FlowTransition{From: unrescuing, Event: EvComputeUnrescueRollback, To: rescued, Step: "unrescue_instance",
+			Note: "beyond Nova: driver.unrescue failed but left the rescue as it was (InstanceFaultRollback): still rescued, task None, fault recorded"},
 	)
 	return f
 }
@@ -53,7 +57,7 @@ func computeRestartFlow() Flow {
 	f := Flow{
 		Name:      FlowComputeRestart,
 		Title:     "Recovery of interrupted moves and rescues when a compute service starts",
-		Reference: "nova/compute/manager.py _init_instance (reference §1.8)",
+		Reference: "nova/compute/manager.py _init_instance",
 		Notes: []string{
 			"resize_migrated, resize_finish, resize_reverting, rescuing and unrescuing are not handled: the instance stays as it is until an admin runs reset-state",
 			"an instance in vm_state error is skipped unless its task is resize_migrating (or deleting)",
@@ -70,8 +74,10 @@ func computeRestartFlow() Flow {
 		}
 	}
 	for _, v := range []VMState{VMActive, VMStopped} {
-		for _, m := range []MigrationStatus{MigrationNone, MigrationPreMigrating} {
-			add(st(v, TaskResizePrep, m), st(v, TaskNone, m), "resize_prep: task cleared")
+		add(st(v, TaskResizePrep, MigrationNone), st(v, TaskNone, MigrationNone), "resize_prep: task cleared")
+		for _, p := range []MovePhase{PhaseNone, PhaseDestClaimed, PhaseRescheduling} {
+			s := phased(st(v, TaskResizePrep, MigrationPreMigrating), p)
+			add(s, phased(st(v, TaskNone, MigrationPreMigrating), p), "resize_prep: task cleared; the migration is left as it is")
 		}
 	}
 	for _, v := range []VMState{VMActive, VMStopped, VMError} {
@@ -80,17 +86,19 @@ func computeRestartFlow() Flow {
 	}
 	add(st(VMResized, TaskPoweringOff, MigrationReverted), st(VMStopped, TaskNone, MigrationReverted),
 		"powering-off (a revert of a stopped instance): stop_instance is retried")
-	stuck := "not handled: stays stuck until reset-state"
-	for _, v := range []VMState{VMActive, VMStopped} {
-		add(st(v, TaskResizeMigrated, MigrationPostMigrating), st(v, TaskResizeMigrated, MigrationPostMigrating), stuck)
-		add(st(v, TaskResizeFinish, MigrationPostMigrating), st(v, TaskResizeFinish, MigrationPostMigrating), stuck)
+	stuck := func(s FlowState) {
+		f.NoOps = append(f.NoOps, NoOp{State: s, Event: ev, Step: step, Note: "not handled: stays stuck until reset-state"})
 	}
-	add(st(VMResized, TaskResizeReverting, MigrationReverting), st(VMResized, TaskResizeReverting, MigrationReverting), stuck)
-	add(st(VMResized, TaskResizeReverting, MigrationReverted), st(VMResized, TaskResizeReverting, MigrationReverted), stuck)
 	for _, v := range []VMState{VMActive, VMStopped} {
-		add(st(v, TaskRescuing, MigrationNone), st(v, TaskRescuing, MigrationNone), stuck)
+		stuck(st(v, TaskResizeMigrated, MigrationPostMigrating))
+		stuck(st(v, TaskResizeFinish, MigrationPostMigrating))
 	}
-	add(st(VMRescued, TaskUnrescuing, MigrationNone), st(VMRescued, TaskUnrescuing, MigrationNone), stuck)
+	stuck(st(VMResized, TaskResizeReverting, MigrationReverting))
+	stuck(st(VMResized, TaskResizeReverting, MigrationReverted))
+	for _, v := range []VMState{VMActive, VMStopped} {
+		stuck(st(v, TaskRescuing, MigrationNone))
+	}
+	stuck(st(VMRescued, TaskUnrescuing, MigrationNone))
 	return f
 }
 
@@ -100,7 +108,7 @@ func crossCellResizeFlow() Flow {
 	f := Flow{
 		Name:      FlowCrossCellResize,
 		Title:     "Cross-cell resize or cold migration, with its confirm and revert",
-		Reference: "nova/conductor/tasks/cross_cell_migrate.py and the compute *_snapshot_based_resize_* methods (reference §1.10)",
+		Reference: "nova/conductor/tasks/cross_cell_migrate.py and the compute *_snapshot_based_resize_* methods",
 		Notes: []string{
 			"the conductor drives every step with synchronous calls; computes of different cells never talk to each other",
 			"TargetDBSetupTask copies the instance into the target cell with hidden=true; after FinishResizeAtDestTask the hidden flags and the instance mapping are swapped, and confirm or revert swap them back as needed",
@@ -117,6 +125,8 @@ func crossCellResizeFlow() Flow {
 		start := st(old, TaskNone, MigrationNone)
 		prep := st(old, TaskResizePrep, MigrationNone)
 		pre := st(old, TaskResizePrep, MigrationPreMigrating)
+		cellReady := phased(pre, PhaseTargetCellReady)
+		claimed := phased(pre, PhaseDestClaimed)
 		srcPrep := st(old, TaskResizeMigrating, MigrationPreMigrating)
 		srcMigrating := st(old, TaskResizeMigrating, MigrationMigrating)
 		migrated := st(old, TaskResizeMigrated, MigrationPostMigrating)
@@ -133,15 +143,15 @@ func crossCellResizeFlow() Flow {
 			FlowTransition{From: pre, Event: EvConductorNoValidHost, To: rolledBack, Step: "ComputeTaskManager._cold_migrate",
 				Notifications: notes(NotifyMigrateServerError),
 				Note:          "no host: vm_state unchanged, task None, migration error"},
-			FlowTransition{From: pre, Event: EvCrossCellTargetDBSetup, To: pre, Step: "TargetDBSetupTask",
-				Note: "instance (hidden=true) and migration copied into the target cell database"},
-			FlowTransition{From: pre, Event: EvCrossCellPrepAtDest, To: pre, Step: "PrepResizeAtDestTask",
-				Note: "inactive port bindings and empty volume attachments for the destination; prep_snapshot_based_resize_at_dest claims resources and makes the migration context"},
-			FlowTransition{From: pre, Event: EvCrossCellPrepAtDestError, To: rolledBack, Step: "PrepResizeAtDestTask",
+			FlowTransition{From: pre, Event: EvCrossCellTargetDBSetup, To: cellReady, Step: "TargetDBSetupTask",
+				Note: "instance (hidden=true) and migration copied into the target cell database; migration phase target_cell_ready"},
+			FlowTransition{From: cellReady, Event: EvCrossCellPrepAtDest, To: claimed, Step: "PrepResizeAtDestTask",
+				Note: "inactive port bindings and empty volume attachments for the destination; prep_snapshot_based_resize_at_dest claims resources and makes the migration context; migration phase dest_claimed"},
+			FlowTransition{From: cellReady, Event: EvCrossCellPrepAtDestError, To: rolledBack, Step: "PrepResizeAtDestTask",
 				Notifications: notes(NotifyMigrateServerError),
 				Note:          "the tasks roll back (target cell records hard-deleted, bindings and attachments removed); vm_state unchanged, task None, migration error"},
-			FlowTransition{From: pre, Event: EvCrossCellPrepAtSource, To: srcPrep, Step: "PrepResizeAtSourceTask",
-				Note: "old_vm_state stashed in system_metadata; task resize_migrating (expected resize_prep)"},
+			FlowTransition{From: claimed, Event: EvCrossCellPrepAtSource, To: srcPrep, Step: "PrepResizeAtSourceTask",
+				Note: "old_vm_state stashed in system_metadata; task resize_migrating (expected resize_prep); phase cleared"},
 			FlowTransition{From: srcPrep, Event: EvCrossCellSourceMigrating, To: srcMigrating, Step: "prep_snapshot_based_resize_at_source",
 				Note: "migration migrating"},
 			FlowTransition{From: srcPrep, Event: EvCrossCellPrepAtSourceError, To: errored, Step: "prep_snapshot_based_resize_at_source",
@@ -170,10 +180,11 @@ func crossCellResizeFlow() Flow {
 	}
 	confirming := st(VMResized, TaskNone, MigrationConfirming)
 	reverting := st(VMResized, TaskResizeReverting, MigrationReverting)
+	swapped := phased(resized, PhaseMappingSwapped)
 	f.Transitions = append(f.Transitions,
-		FlowTransition{From: resized, Event: EvCrossCellSwapHidden, To: resized, Step: "FinishResizeAtDestTask",
-			Note: "target cell instance hidden=false, source cell instance hidden=true; instance mapping points at the target cell"},
-		FlowTransition{From: resized, Event: EvAPIConfirmResize, To: confirming, Step: "compute_api.confirm_resize",
+		FlowTransition{From: resized, Event: EvCrossCellSwapHidden, To: swapped, Step: "FinishResizeAtDestTask",
+			Note: "target cell instance hidden=false, source cell instance hidden=true; instance mapping points at the target cell; migration phase mapping_swapped"},
+		FlowTransition{From: swapped, Event: EvAPIConfirmResize, To: confirming, Step: "compute_api.confirm_resize",
 			Note: "migration confirming; instance action confirmResize; cast to the conductor's ConfirmResizeTask"},
 		FlowTransition{From: confirming, Event: EvCrossCellConfirm, To: st(VMStopped, TaskNone, MigrationConfirmed), Guard: GuardPowerShutdown(),
 			Step: "ConfirmResizeTask", Notifications: notes(NotifyResizeConfirmStart, NotifyResizeConfirmEnd),
@@ -184,7 +195,7 @@ func crossCellResizeFlow() Flow {
 		FlowTransition{From: confirming, Event: EvCrossCellConfirmError, To: errored, Step: "ConfirmResizeTask",
 			Notifications: notes(NotifyMigrateServerError),
 			Note:          "vm_state error, task None, migration error"},
-		FlowTransition{From: resized, Event: EvAPIRevertResize, To: reverting, Step: "compute_api.revert_resize",
+		FlowTransition{From: swapped, Event: EvAPIRevertResize, To: reverting, Step: "compute_api.revert_resize",
 			Note: "task resize_reverting, migration reverting; instance action revertResize; cast to the conductor's RevertResizeTask"},
 		FlowTransition{From: reverting, Event: EvCrossCellRevert, To: st(VMActive, TaskNone, MigrationReverted), Guard: GuardOldVMStateNotStopped(),
 			Step: "RevertResizeTask", Notifications: notes(NotifyResizeRevertStart, NotifyResizeRevertEnd),

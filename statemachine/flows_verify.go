@@ -18,18 +18,25 @@ func confirmRows() []FlowTransition {
 			Note:          "as above; vm_state active because the guest is not shut down"},
 		{From: confirming, Event: EvSourceConfirmResizeError, To: st(VMError, TaskNone, MigrationError), Step: "confirm_resize",
 			Note: "vm_state error, migration error (bug 1821594); the migration allocations are still deleted (finally)"},
-		{From: active, Event: EvSourceConfirmResize, To: active, Step: "confirm_resize",
-			Note: "the migration is already confirmed: the source returns without doing anything"},
-		{From: stopped, Event: EvSourceConfirmResize, To: stopped, Step: "confirm_resize",
-			Note: "the migration is already confirmed: the source returns without doing anything"},
 	}
+}
+
+// confirmNoOps are the confirms that find the migration confirmed already:
+// the source returns without doing anything.
+func confirmNoOps() []NoOp {
+	var out []NoOp
+	for _, v := range []VMState{VMActive, VMStopped} {
+		out = append(out, NoOp{State: st(v, TaskNone, MigrationConfirmed), Event: EvSourceConfirmResize,
+			Step: "confirm_resize", Note: "the migration is already confirmed: the source returns without doing anything"})
+	}
+	return out
 }
 
 func confirmFlow() Flow {
 	return Flow{
 		Name:      FlowConfirm,
 		Title:     "Confirm a resize or cold migration (VERIFY_RESIZE → ACTIVE or SHUTOFF)",
-		Reference: "nova/compute/api.py confirm_resize, compute manager confirm_resize/_confirm_resize (reference §1.5, §1.9)",
+		Reference: "nova/compute/api.py confirm_resize, compute manager confirm_resize/_confirm_resize",
 		Notes: []string{
 			"resize_confirming is defined by Nova but nothing sets it: a confirm shows only in the migration status",
 			"the resulting vm_state follows the power_state, not old_vm_state",
@@ -38,6 +45,7 @@ func confirmFlow() Flow {
 		Final: []FlowState{st(VMActive, TaskNone, MigrationConfirmed), st(VMStopped, TaskNone, MigrationConfirmed),
 			st(VMError, TaskNone, MigrationError)},
 		Transitions: confirmRows(),
+		NoOps:       confirmNoOps(),
 	}
 }
 
@@ -50,7 +58,7 @@ func revertFlow() Flow {
 	return Flow{
 		Name:      FlowRevert,
 		Title:     "Revert a resize or cold migration (VERIFY_RESIZE → REVERT_RESIZE → ACTIVE or SHUTOFF)",
-		Reference: "nova/compute/api.py revert_resize, compute manager revert_resize (dest) and finish_revert_resize (source) (reference §1.6, §1.9)",
+		Reference: "nova/compute/api.py revert_resize, compute manager revert_resize (dest) and finish_revert_resize (source)",
 		Notes: []string{
 			"the destination sets the migration reverted before the source has done anything",
 			"an instance stopped before the move is powered on by nothing: task powering-off, then stop_instance makes it stopped",
@@ -90,7 +98,7 @@ func autoConfirmFlow() Flow {
 	f := Flow{
 		Name:      FlowAutoConfirm,
 		Title:     "Auto-confirm of resizes left in VERIFY_RESIZE (resize_confirm_window)",
-		Reference: "nova/compute/manager.py _poll_unconfirmed_resizes, a periodic task on the destination compute (reference §1.7)",
+		Reference: "nova/compute/manager.py _poll_unconfirmed_resizes, a periodic task on the destination compute",
 		Notes: []string{
 			"off when resize_confirm_window is 0, the default",
 			"selects migrations in finished whose dest_compute is this host and whose updated_at <= now - window",
@@ -100,10 +108,6 @@ func autoConfirmFlow() Flow {
 		Initial: []FlowState{resized,
 			st(VMDeleted, TaskNone, MigrationFinished),
 			st(VMError, TaskNone, MigrationFinished),
-			st(VMResized, TaskDeleting, MigrationFinished),
-			st(VMResized, TaskSoftDeleting, MigrationFinished),
-			st(VMActive, TaskResizeFinish, MigrationFinished),
-			st(VMStopped, TaskResizeFinish, MigrationFinished),
 			st(VMActive, TaskNone, MigrationFinished),
 			st(VMStopped, TaskNone, MigrationFinished),
 			st(VMResized, TaskResizeReverting, MigrationFinished),
@@ -118,14 +122,6 @@ func autoConfirmFlow() Flow {
 				Note: "leftover instance files removed on the other host; migration failed"},
 			{From: st(VMError, TaskNone, MigrationFinished), Event: poll, To: st(VMError, TaskNone, MigrationError), Step: step,
 				Note: "instance in vm_state error: migration error"},
-			{From: st(VMResized, TaskDeleting, MigrationFinished), Event: poll, To: st(VMResized, TaskDeleting, MigrationFinished), Step: step,
-				Note: "task deleting: skipped"},
-			{From: st(VMResized, TaskSoftDeleting, MigrationFinished), Event: poll, To: st(VMResized, TaskSoftDeleting, MigrationFinished), Step: step,
-				Note: "task soft-deleting: skipped"},
-			{From: st(VMActive, TaskResizeFinish, MigrationFinished), Event: poll, To: st(VMActive, TaskResizeFinish, MigrationFinished), Step: step,
-				Note: "task resize_finish: finish_resize saved the migration but not yet the instance; skipped"},
-			{From: st(VMStopped, TaskResizeFinish, MigrationFinished), Event: poll, To: st(VMStopped, TaskResizeFinish, MigrationFinished), Step: step,
-				Note: "task resize_finish: finish_resize saved the migration but not yet the instance; skipped"},
 			{From: st(VMActive, TaskNone, MigrationFinished), Event: poll, To: st(VMActive, TaskNone, MigrationError), Step: step,
 				Note: "vm_state is not resized (e.g. after reset-state): migration error"},
 			{From: st(VMStopped, TaskNone, MigrationFinished), Event: poll, To: st(VMStopped, TaskNone, MigrationError), Step: step,
@@ -139,11 +135,16 @@ func autoConfirmFlow() Flow {
 			f.Transitions = append(f.Transitions, r)
 		}
 	}
+	skipped := func(s FlowState, note string) NoOp { return NoOp{State: s, Event: poll, Step: step, Note: note} }
+	f.NoOps = append([]NoOp{
+		skipped(st(VMResized, TaskDeleting, MigrationFinished), "task deleting: skipped"),
+		skipped(st(VMResized, TaskSoftDeleting, MigrationFinished), "task soft-deleting: skipped"),
+		skipped(st(VMActive, TaskResizeFinish, MigrationFinished), "task resize_finish: finish_resize saved the migration but not yet the instance; skipped"),
+		skipped(st(VMStopped, TaskResizeFinish, MigrationFinished), "task resize_finish: finish_resize saved the migration but not yet the instance; skipped"),
+	}, confirmNoOps()...)
 	f.Final = []FlowState{
 		st(VMActive, TaskNone, MigrationConfirmed), st(VMStopped, TaskNone, MigrationConfirmed),
 		st(VMError, TaskNone, MigrationError), st(VMDeleted, TaskNone, MigrationFailed),
-		st(VMResized, TaskDeleting, MigrationFinished), st(VMResized, TaskSoftDeleting, MigrationFinished),
-		st(VMActive, TaskResizeFinish, MigrationFinished), st(VMStopped, TaskResizeFinish, MigrationFinished),
 		st(VMActive, TaskNone, MigrationError), st(VMStopped, TaskNone, MigrationError),
 		st(VMResized, TaskResizeReverting, MigrationError),
 	}

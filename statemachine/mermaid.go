@@ -21,7 +21,11 @@ func stateID(s FlowState) string {
 
 // stateLabel returns the label shown for s.
 func stateLabel(s FlowState) string {
-	return s.VM.String() + " / " + s.Task.String() + " / " + s.Migration.String()
+	l := s.VM.String() + " / " + s.Task.String() + " / " + s.Migration.String()
+	if s.Phase != PhaseNone {
+		l += " / " + string(s.Phase)
+	}
+	return l
 }
 
 // transitionLabel returns the label of a row's arrow.
@@ -34,7 +38,8 @@ func transitionLabel(t FlowTransition) string {
 }
 
 // Mermaid renders the flow as Mermaid stateDiagram-v2 text. States are
-// labelled "vm_state / task_state / migration status"; [*] leads to each
+// labelled "vm_state / task_state / migration status", followed by
+// " / phase" when the migration's phase is set; [*] leads to each
 // initial state and from each final state. The output depends only on the
 // table, so it is stable from run to run.
 func (f Flow) Mermaid() string {
@@ -72,13 +77,14 @@ func (f Flow) Mermaid() string {
 }
 
 // Markdown renders the flow as a Markdown page: title, source, notes, the
-// Mermaid diagram and the table with each row's step, notifications and note.
+// Mermaid diagram, the table with each row's step, notifications and note,
+// and the events that change nothing.
 func (f Flow) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s\n\n", f.Title)
 	fmt.Fprintf(&b, "Flow `%s`. Generated from `statemachine.Flows()` by `go run ./examples/statediagram`; do not edit by hand.\n\n", f.Name)
 	fmt.Fprintf(&b, "Source: %s.\n\n", f.Reference)
-	b.WriteString("A state is `vm_state / task_state / migration status`; `None` is Nova's empty task_state and `none` means no migration record.\n\n")
+	b.WriteString("A state is `vm_state / task_state / migration status`, followed by `/ phase` when the migration's phase is set; `None` is Nova's empty task_state and `none` means no migration record. No row leads from a state back to itself.\n\n")
 	if len(f.Notes) > 0 {
 		for _, n := range f.Notes {
 			fmt.Fprintf(&b, "- %s\n", cell(n))
@@ -98,6 +104,13 @@ func (f Flow) Markdown() string {
 		fmt.Fprintf(&b, "| %d | %s | `%s` | %s | %s | `%s` | %s | %s |\n", i+1,
 			cell(stateLabel(t.From)), t.Event, cell(t.Guard.Name), cell(stateLabel(t.To)),
 			t.Step, strings.Join(ns, "<br>"), cell(t.Note))
+	}
+	if len(f.NoOps) > 0 {
+		b.WriteString("\nEvents that change nothing (no row: the machine refuses them, and the flow has nothing to do):\n\n")
+		b.WriteString("| state | event | step | note |\n|---|---|---|---|\n")
+		for _, n := range f.NoOps {
+			fmt.Fprintf(&b, "| %s | `%s` | `%s` | %s |\n", cell(stateLabel(n.State)), n.Event, n.Step, cell(n.Note))
+		}
 	}
 	return b.String()
 }

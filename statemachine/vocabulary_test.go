@@ -96,7 +96,8 @@ func TestParseUnknown(t *testing.T) {
 		{"migration_type", func() error { _, err := ParseMigrationType("cold"); return err }()},
 		{"instance action", func() error { _, err := ParseAction("confirm_resize"); return err }()},
 		{"notification", func() error { _, err := ParseNotification("compute.instance.teleport"); return err }()},
-		{"flow", func() error { _, err := LookupFlow("teleport"); return err }()},
+		{"flow", func() error { _, err := ParseFlowName("teleport"); return err }()},
+		{"move phase", func() error { _, err := ParseMovePhase("halfway"); return err }()},
 		{"operation", func() error { _, err := LookupPrecondition("teleport"); return err }()},
 	}
 	for _, c := range cases {
@@ -181,5 +182,21 @@ func TestStatus(t *testing.T) {
 	}
 	if got, err := Status(VMActive, "bogus"); got != StatusUnknown || err == nil {
 		t.Errorf("unknown task_state: %s %v", got, err)
+	}
+}
+
+func TestMovePhases(t *testing.T) {
+	for _, p := range append([]MovePhase{PhaseNone}, MovePhases()...) {
+		got, err := ParseMovePhase(string(p))
+		if err != nil || got != p {
+			t.Errorf("ParseMovePhase(%q) = %q, %v", p, got, err)
+		}
+	}
+	s := FlowState{VM: VMActive, Task: TaskResizePrep, Migration: MigrationPreMigrating, Phase: PhaseDestClaimed}
+	if got, want := s.String(), "active/resize_prep/pre-migrating+dest_claimed"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	if got := PhaseNone.String(); got != "none" {
+		t.Errorf("PhaseNone.String() = %q", got)
 	}
 }

@@ -233,6 +233,10 @@ func toMigrating(inst *compute.Instance, mig *compute.Migration) error {
 	return nil
 }
 
+// claimed is prep_resize's step: same Nova state, the phase changes.
+var claimed = statemachine.FlowState{VM: statemachine.VMActive, Task: statemachine.TaskResizePrep,
+	Migration: statemachine.MigrationPreMigrating, Phase: statemachine.PhaseDestClaimed}
+
 func testTransition(t *testing.T, newStore NewStore) {
 	f := newFixture(t, newStore)
 	lease := f.resizePrep(t)
@@ -262,6 +266,32 @@ func testTransition(t *testing.T, newStore NewStore) {
 		t.Fatalf("stored state differs from the returned one: %s", d)
 	}
 	testTransitionCreatesMigration(t, f)
+	testTransitionPhase(t, f)
+}
+
+// testTransitionPhase writes a step that changes only the migration's
+// phase: the stored state is the new one, and the old one is refused.
+func testTransitionPhase(t *testing.T, f *fixture) {
+	inst := Instance("i3")
+	inst.TaskState = statemachine.TaskResizePrep
+	f.createInstance(t, inst)
+	f.createMigration(t, Migration("m3", "i3"))
+	lease := f.acquire(t, "i3", "o1", time.Minute)
+	req := compute.TransitionRequest{InstanceUUID: "i3", MigrationUUID: "m3", Expect: preMigrating, Lease: lease,
+		Apply: func(i *compute.Instance, m *compute.Migration) error {
+			i.SetFlowState(m, claimed)
+			m.DestCompute = "host-b"
+			return nil
+		}}
+	if _, _, err := f.store.Transition(f.ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	stored, storedMig := f.snapshot(t, "i3", "m3")
+	if got := stored.FlowState(storedMig); got != claimed {
+		t.Fatalf("stored %s, want %s", got, claimed)
+	}
+	_, _, err := f.store.Transition(f.ctx, req)
+	wantErr[*compute.UnexpectedStateError](t, err)
 }
 
 // testTransitionCreatesMigration runs a step that creates its migration
@@ -306,6 +336,9 @@ func testTransitionErrors(t *testing.T, newStore NewStore) {
 				t.Errorf("UnexpectedStateError.Actual = %s, want %s (and ErrConflict)", e.Actual, preMigrating)
 			}
 		}},
+		{"another phase", func(_ *fixture, req *compute.TransitionRequest) {
+			req.Expect.Phase = statemachine.PhaseDestClaimed
+		}, func(t *testing.T, err error) { wantErr[*compute.UnexpectedStateError](t, err) }},
 		{"no lease", func(_ *fixture, req *compute.TransitionRequest) { req.Lease = compute.Lease{} },
 			wantLost(-1)},
 		{"fence of another holder", func(_ *fixture, req *compute.TransitionRequest) { req.Lease.Fence++ },
