@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -13,11 +14,24 @@ import (
 )
 
 // Decoder decodes XML-RPC bodies within limits. The zero Decoder uses
-// DefaultMaxBodySize and DefaultMaxDepth. A Decoder holds no state between
-// calls and may be used from many goroutines.
+// DefaultMaxBodySize, DefaultMaxDepth and DefaultMaxValues. A Decoder holds
+// no state between calls and may be used from many goroutines.
 type Decoder struct {
 	MaxBodySize int64 // bytes; 0 means DefaultMaxBodySize
 	MaxDepth    int   // nesting of structs and arrays; 0 means DefaultMaxDepth
+	MaxValues   int   // values (scalars, structs, arrays) in one body; 0 means one per 32 bytes of MaxBodySize
+}
+
+// bytesPerValue is the fewest body bytes per value a zero MaxValues
+// allows. xapi's VM records average about 70 (a struct member holding an
+// empty string takes 45); an empty <value/> takes 8.
+const bytesPerValue = 32
+
+func (d *Decoder) maxValues() int {
+	if d == nil || d.MaxValues <= 0 {
+		return int(min(d.maxBody()/bytesPerValue, math.MaxInt32))
+	}
+	return d.MaxValues
 }
 
 func (d *Decoder) maxBody() int64 {
@@ -78,7 +92,7 @@ func (d *Decoder) DecodeResponseBytes(b []byte) (Value, error) {
 	if int64(len(b)) > d.maxBody() {
 		return nil, &DecodeError{Offset: d.maxBody(), What: fmt.Sprintf("body exceeds %d bytes", d.maxBody()), Err: ErrTooLarge}
 	}
-	p := newParser(b, d.maxDepth())
+	p := d.newParser(b)
 	v, err := p.response()
 	if err != nil {
 		return nil, p.wrap(err)
@@ -101,7 +115,7 @@ func (d *Decoder) DecodeCallBytes(b []byte) (method string, params []Value, err 
 	if int64(len(b)) > d.maxBody() {
 		return "", nil, &DecodeError{Offset: d.maxBody(), What: fmt.Sprintf("body exceeds %d bytes", d.maxBody()), Err: ErrTooLarge}
 	}
-	p := newParser(b, d.maxDepth())
+	p := d.newParser(b)
 	method, params, err = p.call()
 	if err != nil {
 		return "", nil, p.wrap(err)
@@ -115,7 +129,7 @@ func (d *Decoder) DecodeValueString(s string) (Value, error) {
 	if int64(len(s)) > d.maxBody() {
 		return nil, &DecodeError{Offset: d.maxBody(), What: fmt.Sprintf("value exceeds %d bytes", d.maxBody()), Err: ErrTooLarge}
 	}
-	p := newParser([]byte(s), d.maxDepth())
+	p := d.newParser([]byte(s))
 	if err := p.skipMisc(); err != nil {
 		return nil, p.wrap(err)
 	}
@@ -144,17 +158,27 @@ func DecodeValueString(s string) (Value, error) { return (&Decoder{}).DecodeValu
 
 // parser is a recursive-descent parser over a complete body.
 type parser struct {
-	b        []byte
-	i        int
-	depth    int
-	maxDepth int
-	names    map[string]string // interned member names
-	vals     map[string]Value  // interned short untyped values, boxed
-	members  int               // members parsed so far
+	b         []byte
+	i         int
+	depth     int
+	maxDepth  int
+	values    int // values parsed so far
+	maxValues int
+	names     map[string]string // interned member names
+	vals      map[string]Value  // interned short untyped values, boxed
+	elems     stack[Value]      // elements of the arrays being parsed
+	members   stack[member]     // members of the structs being parsed
+	emptyArr  Value             // one boxed empty Array, shared: it cannot be changed
 }
 
-// internAfter is how many struct members a body must have before the
-// parser starts interning: a single record gains nothing from it, a
+// member is a struct member parsed but not yet in its map.
+type member struct {
+	name string
+	v    Value
+}
+
+// internAfter is how many values a body must have before the parser
+// starts interning: a single record gains nothing from it, a
 // get_all_records response gains much.
 const internAfter = 256
 
@@ -169,8 +193,8 @@ func (e *syntaxErr) Error() string { return e.what }
 
 const maxInterned = 4096
 
-func newParser(b []byte, maxDepth int) *parser {
-	return &parser{b: b, maxDepth: maxDepth}
+func (d *Decoder) newParser(b []byte) *parser {
+	return &parser{b: b, maxDepth: d.maxDepth(), maxValues: d.maxValues()}
 }
 
 func (p *parser) errAt(at int, cause error, format string, args ...any) error {
@@ -536,9 +560,14 @@ func (p *parser) call() (string, []Value, error) {
 
 // value parses <value>…</value> at the current position.
 func (p *parser) value() (Value, error) {
+	at := p.i
 	sc, err := p.expect("value")
 	if err != nil {
 		return nil, err
+	}
+	p.values++
+	if p.values > p.maxValues {
+		return nil, p.errAt(at, ErrTooLarge, "more than %d values", p.maxValues)
 	}
 	if sc {
 		return "", nil
@@ -594,7 +623,7 @@ const maxInternedValue = 16
 // boxed copy of short values that repeat (xapi records are full of "",
 // "false", "0", "OpaqueRef:NULL", ...).
 func (p *parser) untyped(raw []byte, at int) (Value, error) {
-	if len(raw) > maxInternedValue || p.members < internAfter || bytes.IndexByte(raw, '&') >= 0 {
+	if len(raw) > maxInternedValue || p.values < internAfter || bytes.IndexByte(raw, '&') >= 0 {
 		return p.unescape(raw, at)
 	}
 	if p.vals == nil {
@@ -835,41 +864,58 @@ func (p *parser) enter(at int) error {
 	return nil
 }
 
+// structBody parses the members of a <struct> onto p.members, then moves
+// them into a map of the right size: no map grows member by member, and an
+// empty struct costs no buckets.
 func (p *parser) structBody(at int) (Value, error) {
 	if err := p.enter(at); err != nil {
 		return nil, err
 	}
-	m := make(Struct, 8)
+	base := p.members.len()
 	for !p.atClose("struct") {
-		if _, err := p.expectOpen("member"); err != nil {
-			return nil, err
-		}
-		sc, err := p.expect("name")
+		m, err := p.member()
 		if err != nil {
 			return nil, err
 		}
-		var key string
-		if !sc {
-			if key, err = p.memberName(); err != nil {
-				return nil, err
-			}
-			if err := p.close("name"); err != nil {
-				return nil, err
-			}
-		}
-		v, err := p.value()
-		if err != nil {
-			return nil, err
-		}
-		if err := p.close("member"); err != nil {
-			return nil, err
-		}
-		m[key] = v // duplicate names: the last one wins
+		p.members.push(m)
 	}
 	if err := p.close("struct"); err != nil {
 		return nil, err
 	}
 	p.depth--
+	m := make(Struct, p.members.len()-base)
+	for i := base; i < p.members.len(); i++ {
+		e := p.members.at(i)
+		m[e.name] = e.v // duplicate names: the last one wins
+	}
+	p.members.truncate(base)
+	return m, nil
+}
+
+// member parses one <member><name>…</name><value>…</value></member>.
+func (p *parser) member() (member, error) {
+	if _, err := p.expectOpen("member"); err != nil {
+		return member{}, err
+	}
+	sc, err := p.expect("name")
+	if err != nil {
+		return member{}, err
+	}
+	var m member
+	if !sc {
+		if m.name, err = p.memberName(); err != nil {
+			return member{}, err
+		}
+		if err := p.close("name"); err != nil {
+			return member{}, err
+		}
+	}
+	if m.v, err = p.value(); err != nil {
+		return member{}, err
+	}
+	if err := p.close("member"); err != nil {
+		return member{}, err
+	}
 	return m, nil
 }
 
@@ -886,8 +932,7 @@ func (p *parser) memberName() (string, error) {
 		return p.text()
 	}
 	p.i = start + j
-	p.members++
-	if p.members < internAfter {
+	if p.values < internAfter {
 		return string(raw), nil
 	}
 	if p.names == nil {
@@ -903,11 +948,13 @@ func (p *parser) memberName() (string, error) {
 	return s, nil
 }
 
+// arrayBody parses the elements of an <array> onto p.elems, then copies
+// them into an Array of the right size.
 func (p *parser) arrayBody(at int) (Value, error) {
 	if err := p.enter(at); err != nil {
 		return nil, err
 	}
-	a := Array{}
+	base := p.elems.len()
 	if !p.atClose("array") {
 		sc, err := p.expect("data")
 		if err != nil {
@@ -919,7 +966,7 @@ func (p *parser) arrayBody(at int) (Value, error) {
 				if err != nil {
 					return nil, err
 				}
-				a = append(a, v)
+				p.elems.push(v)
 			}
 			if err := p.close("data"); err != nil {
 				return nil, err
@@ -930,7 +977,59 @@ func (p *parser) arrayBody(at int) (Value, error) {
 		return nil, err
 	}
 	p.depth--
+	n := p.elems.len() - base
+	if n == 0 {
+		return p.emptyArray(), nil
+	}
+	a := make(Array, n)
+	for i := range a {
+		a[i] = p.elems.at(base + i)
+	}
+	p.elems.truncate(base)
 	return a, nil
+}
+
+// emptyArray returns the parse's one boxed empty Array: boxing a slice
+// allocates, and appending to an empty Array copies it anyway.
+func (p *parser) emptyArray() Value {
+	if p.emptyArr == nil {
+		p.emptyArr = Array{}
+	}
+	return p.emptyArr
+}
+
+// chunkLen is how many items a stack chunk holds.
+const chunkLen = 256
+
+// stack holds the items of the containers being parsed, innermost last, in
+// fixed-size chunks that are reused for the whole body: a container's
+// items are copied out once it is closed, so nothing is allocated twice
+// the way append's growth does.
+type stack[T any] struct {
+	chunks [][]T
+	n      int
+}
+
+func (s *stack[T]) len() int { return s.n }
+
+func (s *stack[T]) push(v T) {
+	c := s.n / chunkLen
+	if c == len(s.chunks) {
+		s.chunks = append(s.chunks, make([]T, chunkLen))
+	}
+	s.chunks[c][s.n%chunkLen] = v
+	s.n++
+}
+
+func (s *stack[T]) at(i int) T { return s.chunks[i/chunkLen][i%chunkLen] }
+
+// truncate drops the items from n on, clearing them for the collector.
+func (s *stack[T]) truncate(n int) {
+	var zero T
+	for i := n; i < s.n; i++ {
+		s.chunks[i/chunkLen][i%chunkLen] = zero
+	}
+	s.n = n
 }
 
 // ParseDateTime parses an XML-RPC dateTime.iso8601 the way xapi writes and

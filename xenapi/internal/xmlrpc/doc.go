@@ -37,8 +37,12 @@
 //
 // # Bounds
 //
-// A Decoder reads at most MaxBodySize bytes and nests at most MaxDepth
-// structs and arrays. Every problem is reported as a *DecodeError carrying
+// A Decoder reads at most MaxBodySize bytes, nests at most MaxDepth
+// structs and arrays and accepts at most MaxValues values (by default one
+// per 32 bytes of MaxBodySize), so that what a body costs in memory is
+// bounded by its size whatever it holds. Arrays and structs are built at
+// their final size from elements collected on a reused stack, never grown
+// element by element. Every problem is reported as a *DecodeError carrying
 // the byte offset, the line and what was wrong; no input makes the decoder
 // panic. Faults are reported as *Fault.
 package xmlrpc
