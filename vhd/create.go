@@ -44,7 +44,8 @@ type CreateOptions struct {
 	// Overwrite replaces an existing file; by default creating over an
 	// existing file fails with an error matching fs.ErrExist.
 	Overwrite bool
-	// Perm is the new file's permission bits; 0 means 0644.
+	// Perm is the new file's permission bits; 0 means 0600: a disk image
+	// holds a guest's data, readable by root alone as on a host's SR.
 	Perm fs.FileMode
 }
 
@@ -63,7 +64,7 @@ func (o *CreateOptions) orDefault() CreateOptions {
 		c.Timestamp = c.Now()
 	}
 	if c.Perm == 0 {
-		c.Perm = 0o644
+		c.Perm = 0o600
 	}
 	return c
 }

@@ -39,7 +39,9 @@ func (e *NameError) Unwrap() error { return ErrUnsafeName }
 // directory), "a/../b" is "b", and a name that climbs out of dir with ".." or
 // reaches outside it through a symbolic link is refused with a *NameError,
 // as is removing or renaming dir itself.
-// Files are *os.File.
+// Files are *os.File; files OpenFile creates are private to their owner
+// (perm without group and other bits), and Stat's Sys() is the system's
+// (on Unix a *syscall.Stat_t, whose Nlink Import reads).
 //
 // The symbolic-link check is made when a name is resolved; a link swapped in
 // between the check and the system call is not caught. DirFS is meant for
@@ -149,13 +151,15 @@ func (d dirFS) Open(name string) (File, error) {
 	return f, nil
 }
 
-// OpenFile opens a file with os.OpenFile's flags.
+// OpenFile opens a file with os.OpenFile's flags. A file it creates gets
+// perm without the group and other bits: DirFS holds disk images, which
+// are the owner's alone.
 func (d dirFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) {
 	p, err := d.resolve("open", name, true)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(p, flag, perm)
+	f, err := os.OpenFile(p, flag, perm&^0o077)
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,11 @@ var (
 	// rewrite its twin too, so Import refuses it. Copy the set instead, as
 	// rsync does between hosts.
 	ErrHardLinked = errors.New("vhd: staged file has other hard links")
+	// ErrLinkCountUnknown: the file system does not report a staged
+	// file's hard link count (an SFTP server whose attributes carry none,
+	// say), so Import cannot rule out that the file is still linked into
+	// the SR it was staged from, and refuses it rather than guess.
+	ErrLinkCountUnknown = errors.New("vhd: staged file's hard link count is unknown")
 	// ErrExists: a file a move or link would create already exists; it is
 	// never replaced.
 	ErrExists = errors.New("vhd: target file exists")
@@ -117,10 +122,11 @@ type ImportResult struct {
 //
 // The steps: list and number the files (refusing a gap, a name that is not
 // a sequence number, a symbolic link or directory, a number past
-// MaxDepth); open and check each file (refusing one with other hard links,
-// where the FS reports link counts, a corrupt one, a hidden
-// leaf, a non-differencing child, a differencing base and, unless
-// TrustOrder, a child whose recorded parent UUID is not the next file's);
+// MaxDepth); open and check each file (refusing one with other hard links
+// (ErrHardLinked) or whose link count the FS does not report
+// (ErrLinkCountUnknown), a corrupt one, a hidden leaf, a non-differencing
+// child, a differencing base and, unless TrustOrder, a child whose
+// recorded parent UUID is not the next file's);
 // rename each k.vhd to <new-uuid>.vhd in the staging directory; relink from
 // the base up with SetParent, so every parent locator names its new file;
 // Check every file and open the whole chain through its locators; then move
@@ -457,7 +463,10 @@ func primaryFooter(fsys FS, name string) error {
 	if !fi.Mode().IsRegular() {
 		return &NameError{Op: "import", Dir: path.Dir(name), Name: path.Base(name), Reason: "not a regular file"}
 	}
-	if n := linkCount(fi); n > 1 {
+	switch n := linkCount(fi); {
+	case n == 0:
+		return fmt.Errorf("%w: %s: the file system reports no link count, so whether the file is still linked into another SR, whose file relinking it would rewrite too, cannot be told", ErrLinkCountUnknown, name)
+	case n > 1:
 		return fmt.Errorf("%w: %s has %d links", ErrHardLinked, name, n)
 	}
 	if fi.Size() < FooterSize {
@@ -474,8 +483,10 @@ func primaryFooter(fsys FS, name string) error {
 	return nil
 }
 
-// linkCount returns the number of hard links fi's Sys() reports (the Nlink
-// field of a syscall.Stat_t on Unix), or 0 when it does not say.
+// linkCount returns the number of hard links fi's Sys() reports, or 0 when
+// it does not say. It reads a field named Nlink of Sys() (or of what Sys()
+// points to), any integer type: a syscall.Stat_t on Unix, and what an FS
+// over another transport reports the same way.
 func linkCount(fi fs.FileInfo) uint64 {
 	v := reflect.ValueOf(fi.Sys())
 	if v.Kind() == reflect.Pointer && !v.IsNil() {

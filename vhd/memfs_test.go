@@ -7,6 +7,8 @@ import (
 	"path"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -21,6 +23,27 @@ type memData struct {
 	mu    sync.RWMutex
 	b     []byte
 	mtime time.Time
+	// links counts the names the file has, as a Unix inode's st_nlink
+	// does; Stat reports it through Sys().(*memStat).Nlink.
+	links atomic.Int64
+}
+
+// memStat is what memFS's FileInfo.Sys returns: the link count, in the
+// field Import reads (as syscall.Stat_t names it).
+type memStat struct{ Nlink uint64 }
+
+// bind gives name to d (nil: a new file), unlinking what name named.
+// The caller holds m.mu.
+func (m *memFS) bind(name string, d *memData) *memData {
+	if d == nil {
+		d = &memData{mtime: time.Unix(1700000000, 0)}
+	}
+	if old, ok := m.files[name]; ok {
+		old.links.Add(-1)
+	}
+	d.links.Add(1)
+	m.files[name] = d
+	return d
 }
 
 func newMemFS() *memFS { return &memFS{files: map[string]*memData{}} }
@@ -28,7 +51,7 @@ func newMemFS() *memFS { return &memFS{files: map[string]*memData{}} }
 func (m *memFS) put(name string, b []byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.files[path.Clean(name)] = &memData{b: b, mtime: time.Unix(1700000000, 0)}
+	m.bind(path.Clean(name), nil).b = b
 }
 
 func (m *memFS) bytes(name string) []byte {
@@ -53,8 +76,7 @@ func (m *memFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) 
 	case !ok && flag&os.O_CREATE == 0:
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 	case !ok:
-		d = &memData{mtime: time.Unix(1700000000, 0)}
-		m.files[name] = d
+		d = m.bind(name, nil)
 	}
 	if flag&os.O_TRUNC != 0 {
 		d.b = nil
@@ -80,8 +102,12 @@ func (m *memFS) Rename(o, n string) error {
 	if !ok {
 		return &fs.PathError{Op: "rename", Path: o, Err: fs.ErrNotExist}
 	}
+	if path.Clean(o) == path.Clean(n) {
+		return nil
+	}
 	delete(m.files, path.Clean(o))
-	m.files[path.Clean(n)] = d
+	m.bind(path.Clean(n), d)
+	d.links.Add(-1)
 	return nil
 }
 
@@ -92,14 +118,20 @@ func (m *memFS) Link(o, n string) error {
 	if !ok {
 		return &fs.PathError{Op: "link", Path: o, Err: fs.ErrNotExist}
 	}
-	m.files[path.Clean(n)] = d
+	if _, ok := m.files[path.Clean(n)]; ok {
+		return &fs.PathError{Op: "link", Path: n, Err: fs.ErrExist}
+	}
+	m.bind(path.Clean(n), d)
 	return nil
 }
 
 func (m *memFS) Remove(name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.files, path.Clean(name))
+	if d, ok := m.files[path.Clean(name)]; ok {
+		d.links.Add(-1)
+		delete(m.files, path.Clean(name))
+	}
 	return nil
 }
 
@@ -122,6 +154,7 @@ type memInfo struct {
 	name  string
 	size  int64
 	mtime time.Time
+	links int64
 }
 
 func (i memInfo) Name() string       { return path.Base(i.name) }
@@ -129,12 +162,12 @@ func (i memInfo) Size() int64        { return i.size }
 func (i memInfo) Mode() fs.FileMode  { return 0o644 }
 func (i memInfo) ModTime() time.Time { return i.mtime }
 func (i memInfo) IsDir() bool        { return false }
-func (i memInfo) Sys() any           { return nil }
+func (i memInfo) Sys() any           { return &memStat{Nlink: uint64(i.links)} }
 
 func (d *memData) info(name string) fs.FileInfo {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	return memInfo{name, int64(len(d.b)), d.mtime}
+	return memInfo{name, int64(len(d.b)), d.mtime, d.links.Load()}
 }
 
 type memFile struct {
@@ -192,3 +225,39 @@ func (f *memFile) Truncate(size int64) error {
 func (f *memFile) Stat() (fs.FileInfo, error) { return f.d.info(f.name), nil }
 func (f *memFile) Sync() error                { return nil }
 func (f *memFile) Close() error               { return nil }
+
+// TestMemFSLinkCount: memFS reports link counts as a Unix file system does,
+// through the Nlink field Import reads.
+func TestMemFSLinkCount(t *testing.T) {
+	m := newMemFS()
+	m.put("a.vhd", []byte("x"))
+	steps := []struct {
+		do   func() error
+		name string
+		want uint64
+	}{
+		{func() error { return nil }, "a.vhd", 1},
+		{func() error { return m.Link("a.vhd", "b.vhd") }, "a.vhd", 2},
+		{func() error { return m.Rename("b.vhd", "c.vhd") }, "c.vhd", 2},
+		{func() error { m.put("c.vhd", []byte("y")); return nil }, "a.vhd", 1},
+		{func() error { return m.Link("a.vhd", "d.vhd") }, "d.vhd", 2},
+		{func() error { return m.Remove("a.vhd") }, "d.vhd", 1},
+	}
+	for i, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		fi, err := m.Stat(s.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := m.Open(s.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ffi, _ := f.Stat()
+		if got, fgot := linkCount(fi), linkCount(ffi); got != s.want || fgot != s.want {
+			t.Errorf("step %d: %s has %d links (file: %d), want %d", i, s.name, got, fgot, s.want)
+		}
+	}
+}
