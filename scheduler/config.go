@@ -164,6 +164,18 @@ func (c *Config) Validate() error {
 			return badInput("config."+multiplierKeys[k], "multiplier %v is not finite", v)
 		}
 	}
+	// Normalised weights lie in [0, 1], so a host's total is at most the
+	// sum of the enabled weighers' |multiplier|: when that sum overflows,
+	// totals can be infinite and no ranking means anything.
+	sum := 0.0
+	for _, name := range c.Weighers {
+		if k, ok := weigherKinds[name]; ok {
+			sum += math.Abs(m[weigherMult[k]])
+		}
+	}
+	if math.IsInf(sum, 0) {
+		return badInput("config.weighers", "the multipliers of the enabled weighers add up to more than %g: weights would not be finite", math.MaxFloat64)
+	}
 	if c.SoftAffinityWeightMultiplier < 0 {
 		return badInput("config.soft_affinity_weight_multiplier", "must be >= 0, got %v", c.SoftAffinityWeightMultiplier)
 	}

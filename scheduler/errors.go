@@ -32,6 +32,28 @@ func badInput(field, format string, args ...any) error {
 	return &BadInputError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
+// ErrNonFiniteWeight is matched (with errors.Is) by every
+// *NonFiniteWeightError.
+var ErrNonFiniteWeight = errors.New("scheduler: weight is not finite")
+
+// NonFiniteWeightError reports a host whose total weight came out
+// infinite or NaN: per-aggregate multipliers (or a caller's weigher) so
+// large that the sum overflows. No ranking is returned: Select refuses
+// rather than choose by a meaningless order.
+type NonFiniteWeightError struct {
+	Host   string
+	Node   string
+	Weight float64
+}
+
+// Error implements error.
+func (e *NonFiniteWeightError) Error() string {
+	return fmt.Sprintf("scheduler: weight of host %q node %q is %v: lower the weight multipliers (configured or per aggregate)", e.Host, e.Node, e.Weight)
+}
+
+// Is makes errors.Is(err, ErrNonFiniteWeight) true.
+func (e *NonFiniteWeightError) Is(target error) bool { return target == ErrNonFiniteWeight }
+
 // FilterCount says how many hosts one filter removed, in the order the
 // filters ran.
 type FilterCount struct {

@@ -179,6 +179,7 @@ type run struct {
 	groupPolicy string
 	affActive   bool // affinity with a non-empty host list
 	triedActive bool
+	badWeight   int32     // a host whose total weight is not finite, or -1
 	caps        []capSpec // the extra specs ComputeCapabilitiesFilter checks
 	maxPerHost  int64
 	reqCell     int32 // -1 when no cross-cell weighing
@@ -198,7 +199,9 @@ type run struct {
 
 // Select picks a host for each instance of req. A *NoValidHostError
 // (errors.Is ErrNoValidHost) says which filter removed how many hosts; a
-// *BadInputError names a request field that cannot be used. hs is not
+// *BadInputError names a request field that cannot be used; a
+// *NonFiniteWeightError (errors.Is ErrNonFiniteWeight) says that weight
+// multipliers made a host's weight infinite. hs is not
 // modified: resources consumed between the picks of a multi-create live
 // in this call only (apply them to hs with Consume).
 func (s *Scheduler) Select(hs *HostSet, req *Request) (*Result, error) {
@@ -217,7 +220,7 @@ func (s *Scheduler) Select(hs *HostSet, req *Request) (*Result, error) {
 	}
 	st := s.getState(hs)
 	defer s.putState(st)
-	r := &run{s: s, hs: hs, req: req, st: st, img: im}
+	r := &run{s: s, hs: hs, req: req, st: st, img: im, badWeight: -1}
 	r.prepare()
 
 	numInst := req.numInstances()
@@ -241,6 +244,9 @@ func (s *Scheduler) Select(hs *HostSet, req *Request) (*Result, error) {
 			st.pick.reset(s.p.cfg.HostSubsetSize, numAlts+1, len(hs.cells))
 		}
 		r.weigh(ids, &r.bounds)
+		if r.badWeight >= 0 {
+			return nil, r.nonFinite()
+		}
 		var chosen int32
 		if fast {
 			chosen = r.chooseTop(ids)
@@ -272,6 +278,9 @@ func (s *Scheduler) Select(hs *HostSet, req *Request) (*Result, error) {
 				order = r.filter(order, numInst-1, &r.bounds)
 				if len(order) > 0 {
 					r.weigh(order, &r.bounds)
+					if r.badWeight >= 0 {
+						return nil, r.nonFinite()
+					}
 					r.sort(order)
 					r.choose(order)
 				}
@@ -497,6 +506,11 @@ func (r *run) consume(id int32, k int) {
 			}
 		}
 	}
+}
+
+func (r *run) nonFinite() error {
+	h := &r.hs.states[r.badWeight]
+	return &NonFiniteWeightError{Host: h.Host, Node: h.Node, Weight: r.st.total[r.badWeight]}
 }
 
 func (r *run) noValidHost(k, numInst int) error {

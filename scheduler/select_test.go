@@ -361,3 +361,49 @@ func TestZeroHostStateIsUsable(t *testing.T) {
 		})
 	}
 }
+
+// TestNonFiniteWeights: multipliers whose weights cannot be finite are
+// refused, by Validate when the configured ones overflow together and by
+// Select when per-aggregate overrides do, never returned as a ranking.
+func TestNonFiniteWeights(t *testing.T) {
+	huge := func(c *scheduler.Config) {
+		c.RAMWeightMultiplier, c.DiskWeightMultiplier, c.CPUWeightMultiplier = 1e308, 1e308, 1e308
+	}
+	if err := func() error { c := scheduler.DefaultConfig(); huge(&c); return c.Validate() }(); !errors.Is(err, scheduler.ErrBadInput) {
+		t.Fatalf("Validate of multipliers summing past MaxFloat64: %v", err)
+	} else if bad := new(scheduler.BadInputError); !errors.As(err, &bad) || bad.Field != "config.weighers" {
+		t.Fatalf("field: %v", err)
+	}
+	// The same multipliers with only one of their weighers enabled are fine.
+	c := scheduler.DefaultConfig()
+	huge(&c)
+	c.Weighers = []string{scheduler.RAMWeigherName}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("one huge multiplier: %v", err)
+	}
+
+	agg := []scheduler.Aggregate{{Name: "big", Metadata: map[string]string{
+		"ram_weight_multiplier": "1e308", "disk_weight_multiplier": "1e308"}}}
+	a, b := host("a", "c", 8000), host("b", "c", 2000)
+	a.Aggregates, b.Aggregates = agg, agg
+	b.FreeDiskMB = 1000
+	hs, err := scheduler.NewHostSet([]scheduler.HostState{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, explain := range []bool{false, true} {
+		opts := []scheduler.Option{}
+		if explain {
+			opts = append(opts, scheduler.WithExplain())
+		}
+		s, err := scheduler.New(scheduler.DefaultConfig(), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.Select(hs, &scheduler.Request{Flavor: scheduler.Flavor{MemoryMB: 512}})
+		var nf *scheduler.NonFiniteWeightError
+		if !errors.As(err, &nf) || !errors.Is(err, scheduler.ErrNonFiniteWeight) || nf.Host != "a" {
+			t.Fatalf("explain=%v: Select = %+v, %v; want *NonFiniteWeightError on host a", explain, res, err)
+		}
+	}
+}

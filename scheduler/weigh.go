@@ -288,6 +288,9 @@ func (r *run) weigh(ids []int32, b *bounds) {
 			}
 		}
 		total[id] = t
+		if t-t != 0 && r.badWeight < 0 { // ±Inf or NaN
+			r.badWeight = id
+		}
 		if pick {
 			if c := h.cell; t > pk.gTail || t > pk.cTail[c] {
 				pk.offer(id, t, c)

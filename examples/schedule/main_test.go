@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/xenflow/xenflow/scheduler/schedjson"
 )
 
 const hostsJSON = `[
@@ -68,6 +72,21 @@ func TestRun(t *testing.T) {
 			want: []string{`"error"`},
 		},
 		{
+			name: "multipliers whose sum overflows",
+			in:   `{"config":{"ram_weight_multiplier":1e308,"disk_weight_multiplier":1e308},"hosts":` + hostsJSON + `,"request":{"flavor":{"memory_mb":1}}}`,
+			code: 2,
+			want: []string{`config.weighers`, `not be finite`},
+		},
+		{
+			name: "per-aggregate multipliers whose sum overflows",
+			in: `{"hosts":[
+ {"host":"a","total_usable_ram_mb":8192,"free_ram_mb":8192,"total_usable_disk_gb":100,"free_disk_mb":51200,"vcpus_total":8,"aggregates":[{"name":"x","metadata":{"ram_weight_multiplier":"1e308","disk_weight_multiplier":"1e308"}}]},
+ {"host":"b","total_usable_ram_mb":8192,"free_ram_mb":1024,"total_usable_disk_gb":100,"free_disk_mb":1024,"vcpus_total":8}],
+ "request":{"flavor":{"memory_mb":1}}}`,
+			code: 2,
+			want: []string{`weight of host \"a\"`, `+Inf`},
+		},
+		{
 			name: "no request",
 			in:   `{"hosts":` + hostsJSON + `}`,
 			code: 2,
@@ -107,7 +126,7 @@ func TestRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := run(strings.NewReader(tt.in), &stdout, &stderr)
+			code := run(nil, strings.NewReader(tt.in), &stdout, &stderr)
 			if code != tt.code {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout.String(), stderr.String())
 			}
@@ -136,5 +155,117 @@ func TestRun(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFlags: -h prints the usage to stdout and exits 0 without reading
+// stdin; bad flags and arguments exit 2 with the usage on stderr.
+func TestFlags(t *testing.T) {
+	tests := []struct {
+		args        []string
+		code        int
+		stdout      string
+		stderr      string
+		emptyStdout bool
+		emptyStderr bool
+	}{
+		{args: []string{"-h"}, code: 0, stdout: "usage: schedule", emptyStderr: true},
+		{args: []string{"--help"}, code: 0, stdout: "-in FILE", emptyStderr: true},
+		{args: []string{"-bogus"}, code: 2, stderr: "usage: schedule", emptyStdout: true},
+		{args: []string{"extra"}, code: 2, stderr: `unexpected arguments ["extra"]`, emptyStdout: true},
+		{args: []string{"-in", filepath.Join(t.TempDir(), "missing.json")}, code: 2, stderr: "missing.json", emptyStdout: true},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(tt.args, blockingReader{t}, &stdout, &stderr)
+			if code != tt.code || !strings.Contains(stdout.String(), tt.stdout) || !strings.Contains(stderr.String(), tt.stderr) ||
+				(tt.emptyStdout && stdout.Len() > 0) || (tt.emptyStderr && stderr.Len() > 0) {
+				t.Fatalf("exit %d (want %d)\nstdout: %s\nstderr: %s", code, tt.code, stdout.String(), stderr.String())
+			}
+		})
+	}
+}
+
+// blockingReader fails the test when read: stdin must not be touched.
+type blockingReader struct{ t *testing.T }
+
+func (b blockingReader) Read([]byte) (int, error) {
+	b.t.Error("stdin was read")
+	return 0, os.ErrClosed
+}
+
+// TestShippedExample runs testdata/request.json, the example the README
+// and the package doc point at, from -in and from stdin, and compares the
+// result with testdata/request.out.json.
+func TestShippedExample(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join("testdata", "request.out.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join("testdata", "request.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		args  []string
+		stdin string
+	}{
+		{"-in", []string{"-in", filepath.Join("testdata", "request.json")}, ""},
+		{"stdin", nil, string(doc)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(tt.args, strings.NewReader(tt.stdin), &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d: %s%s", code, stdout.String(), stderr.String())
+			}
+			if stdout.String() != string(want) {
+				t.Fatalf("output differs from testdata/request.out.json:\n%s", stdout.String())
+			}
+		})
+	}
+}
+
+// TestDocTemplate: the input template in the package documentation is a
+// valid document that schedules.
+func TestDocTemplate(t *testing.T) {
+	src, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmpl strings.Builder
+	in := false
+	for _, line := range strings.Split(string(src), "\n") {
+		switch {
+		case strings.HasPrefix(line, "//\t{") && !in:
+			in = true
+		case in && !strings.HasPrefix(line, "//\t"):
+			in = false
+		}
+		if in {
+			tmpl.WriteString(strings.TrimPrefix(line, "//\t"))
+			tmpl.WriteByte('\n')
+		}
+	}
+	if tmpl.Len() == 0 {
+		t.Fatal("no template found in doc.go")
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(tmpl.String()), &v); err != nil {
+		t.Fatalf("template is not JSON: %v\n%s", err, tmpl.String())
+	}
+	parsed, err := schedjson.Parse([]byte(tmpl.String()))
+	if err != nil {
+		t.Fatalf("template is not a valid document: %v", err)
+	}
+	out, err := schedjson.Run(parsed)
+	if err != nil || out.Error != "" || len(out.Selected) != 1 {
+		t.Fatalf("template does not schedule: %+v, %v", out, err)
+	}
+	for _, key := range []string{"config", "hosts", "request"} {
+		if _, ok := v[key]; !ok {
+			t.Errorf("template lacks %q", key)
+		}
 	}
 }
