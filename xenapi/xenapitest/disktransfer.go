@@ -144,7 +144,7 @@ func (p *Pool) divergence(plan *diskPlan, files []string, base *object) ([]strin
 }
 
 // visibleFrom reports whether host h can see the SR.
-func (st *srState) visibleFrom(h *Host) bool { return st.host == h }
+func (st *srState) visibleFrom(h *Host) bool { return st.shared || st.host == h }
 
 // sendExport streams the VDI. It reports whether the 200 was sent.
 func (op *diskOp) sendExport(plan *diskPlan) (bool, error) {

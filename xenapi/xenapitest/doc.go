@@ -124,6 +124,28 @@
 //   - event.from with tokens, "*", class and class/ref subscriptions,
 //     blocking until a change or the timeout, without holding up other
 //     calls; event.inject.
+//   - Shared SRs (Options.SharedSR): one "nfs" SR every host sees, the
+//     pool's default_SR and suspend_image_SR; a VM whose disks are on it
+//     starts, resumes and plugs on any host.
+//   - Host memory as xapi counts it: host.compute_free_memory and
+//     host_metrics.memory_free are the host's RAM minus the control
+//     domain's and every resident VM's memory_target (plus overheads);
+//     a start that does not fit memory_static_max answers
+//     HOST_NOT_ENOUGH_FREE_MEMORY [needed, available].
+//   - Networks and VIFs: the default network (DefaultNetworkName, bridge
+//     xenbr0), network.create/destroy (NETWORK_CONTAINS_VIF [vifs]),
+//     VIF.create (INVALID_DEVICE, DEVICE_ALREADY_EXISTS, MAC_INVALID, a
+//     made-up MAC for ""), VIF.destroy, plug, unplug; VIFs are attached
+//     while their VM runs, copied by VM.snapshot (same MAC) and
+//     VM.clone/copy (new MAC), destroyed with their VM.
+//   - Suspend images: VM.suspend writes the domain's state into a new VDI
+//     of type suspend and of the VM's memory size (on the VM's suspend_SR,
+//     else the pool's suspend_image_SR, else the host's, whichever the
+//     host sees) named by suspend_VDI; VM.resume and resume_on check and
+//     consume it (the VM runs where the image and the disks are seen);
+//     VM.hard_shutdown and VM.destroy of a suspended VM destroy it;
+//     VM.set_suspend_VDI takes only a VDI of identical content
+//     (SUSPEND_VDI_REPLACEMENT_IS_NOT_IDENTICAL ["uuid : md5", ...]).
 //   - host.call_plugin with plugins a test registers (RegisterPlugin):
 //     XENAPI_MISSING_PLUGIN naming the plugin for others, a plugin's *Failure
 //     passed through, any other plugin error as XENAPI_PLUGIN_FAILURE
@@ -146,11 +168,12 @@
 // # What is not simulated
 //
 // JSON-RPC (/jsonrpc), TLS (serve the Handler with httptest.NewTLSServer
-// if needed), networks, VIFs, PIFs, consoles, metrics objects, templates
-// and VM.provision, live migration (VM.pool_migrate, migrate_send),
-// VDI.introduce, suspend images (a suspended VM has no suspend_VDI), the
-// storage garbage collector's coalescing (Pool.CollectGarbage only deletes
-// orphaned base copies, when a test asks), shared SRs,
+// if needed), PIFs, consoles, metrics objects other than host_metrics,
+// templates and VM.provision, live migration (VM.pool_migrate,
+// migrate_send), VDI.introduce, ballooning, the storage garbage
+// collector's coalescing (Pool.CollectGarbage only deletes orphaned base
+// copies, when a test asks), choosing a host by free memory (a VM with
+// nothing but shared disks starts on its affinity host, else the master),
 // current_operations and the allowed_operations of classes other than VM
 // (left empty or fixed), RBAC, session limits and task expiry, and HA. Wrong parameter types answer
 // FIELD_TYPE_ERROR [parameter], where xapi's answer varies.

@@ -44,6 +44,11 @@ const (
 	ErrXenAPIMissingPlugin           = "XENAPI_MISSING_PLUGIN"
 	ErrXenAPIPluginFailure           = "XENAPI_PLUGIN_FAILURE"
 	ErrSRBackendFailure              = "SR_BACKEND_FAILURE"
+	ErrNetworkContainsVIF            = "NETWORK_CONTAINS_VIF"
+	ErrInvalidDevice                 = "INVALID_DEVICE"
+	ErrMACInvalid                    = "MAC_INVALID"
+	ErrSuspendVDIReplacement         = "SUSPEND_VDI_REPLACEMENT_IS_NOT_IDENTICAL"
+	ErrSRNotFound                    = "SR_NOT_FOUND"
 )
 
 // Failure is a XenAPI error as the pool reports it: the code and its

@@ -19,6 +19,12 @@ type VMSpec struct {
 	// Disks are virtual sizes in bytes; disk i is attached at userdevice
 	// i, the first one bootable.
 	Disks []int64
+	// SR is the ref of the SR that holds the disks (Pool.SharedSR, for
+	// one); "" is the local SR of Host.
+	SR string
+	// Networks are refs of networks the VM gets a VIF on, device i on
+	// Networks[i], with a made-up MAC.
+	Networks []string
 	// Running starts the VM.
 	Running bool
 	// OtherConfig is the VM's other_config.
@@ -30,6 +36,7 @@ type VMInfo struct {
 	Ref, UUID string
 	VBDs      []string // VBD refs, by userdevice
 	VDIs      []string // VDI refs, by userdevice
+	VIFs      []string // VIF refs, by device
 }
 
 // AddVM builds a VM with disks the way a client would (VM.create,
@@ -73,9 +80,23 @@ func (p *Pool) AddVM(spec VMSpec) (VMInfo, error) {
 		return VMInfo{}, fmt.Errorf("xenapitest: AddVM %q: %w", spec.Name, err)
 	}
 	info := VMInfo{Ref: vmRef.(string)}
+	sr := spec.SR
+	if sr == "" {
+		sr = host.srRef
+	}
+	for i, network := range spec.Networks {
+		vif, err := p.internal("VIF.create", map[string]any{
+			"device": strconv.Itoa(i), "network": network, "VM": info.Ref, "MAC": "", "MTU": "1500",
+			"other_config": map[string]any{}, "qos_algorithm_type": "", "qos_algorithm_params": map[string]any{},
+		})
+		if err != nil {
+			return info, fmt.Errorf("xenapitest: AddVM %q VIF %d: %w", spec.Name, i, err)
+		}
+		info.VIFs = append(info.VIFs, vif.(string))
+	}
 	for i, size := range spec.Disks {
 		vdi, err := p.internal("VDI.create", map[string]any{
-			"name_label": fmt.Sprintf("%s disk %d", spec.Name, i), "name_description": "", "SR": host.srRef,
+			"name_label": fmt.Sprintf("%s disk %d", spec.Name, i), "name_description": "", "SR": sr,
 			"virtual_size": strconv.FormatInt(size, 10), "type": "user", "sharable": false, "read_only": false,
 			"other_config": map[string]any{},
 		})

@@ -60,6 +60,13 @@ type Options struct {
 	Clock func() time.Time
 	// Rand is the source of UUIDs; nil means crypto/rand.
 	Rand io.Reader
+	// SharedSR adds an SR that every host sees (type "nfs", shared), as a
+	// pool with shared storage has: a VM whose disks are on it starts on
+	// any host, and its disks move with it without copying. It becomes the
+	// pool's default_SR and suspend_image_SR. Its directory is
+	// <Dir>/shared-storage/<sr-uuid>, reached from every host's root as
+	// /var/run/sr-mount/<sr-uuid> through a symbolic link.
+	SharedSR bool
 	// ExportContentLength makes /export_raw_vdi send a Content-Length.
 	// xapi sends none (the body ends when the connection closes), and
 	// neither does the pool by default.
@@ -97,6 +104,8 @@ type Pool struct {
 	tasks    map[string]*taskState
 	plugins  map[string]PluginFunc
 	servers  []*http.Server
+	network  string // the default network's ref
+	sharedSR string // the shared SR's ref, "" without Options.SharedSR
 	wg       sync.WaitGroup
 	taskWait sync.WaitGroup
 }
@@ -190,11 +199,22 @@ func NewPool(opts Options) (*Pool, error) {
 		}
 	}
 	master := p.hosts[0]
+	p.network = p.addNetwork(DefaultNetworkName, "xenbr0").ref
+	defaultSR := master.srRef
+	if opts.SharedSR {
+		if err := p.addSharedSR(); err != nil {
+			if p.tempDir {
+				_ = os.RemoveAll(p.dir)
+			}
+			return nil, err
+		}
+		defaultSR = p.sharedSR
+	}
 	p.poolObj = p.newObject(classPool, map[string]any{
 		"name_label":       "",
 		"master":           master.ref,
-		"default_SR":       master.srRef,
-		"suspend_image_SR": master.srRef,
+		"default_SR":       defaultSR,
+		"suspend_image_SR": defaultSR,
 		"crash_dump_SR":    master.srRef,
 		"restrictions":     map[string]string{"restrict_pool_size": "false"},
 	})
@@ -285,9 +305,62 @@ func (p *Pool) addHost(i int, name string) error {
 	})
 	ho.f["control_domain"] = dom0.ref
 	ho.addToSet("resident_VMs", dom0.ref)
+	p.addHostMetrics(ho)
 	p.srs[sr.ref] = &srState{ref: sr.ref, dir: h.srPath, host: h, disks: newDiskStore(h.srPath, p.opts.Rand, p.opts.Clock)}
 	p.hosts = append(p.hosts, h)
 	return nil
+}
+
+// addSharedSR makes the SR every host sees. The caller holds p.mu.
+func (p *Pool) addSharedSR() error {
+	uuid := p.newUUID()
+	dir := filepath.Join(p.dir, "shared-storage", uuid)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("xenapitest: make shared SR directory: %w", err)
+	}
+	sr := p.newObject(classSR, map[string]any{
+		"uuid":             uuid,
+		"name_label":       "Shared storage",
+		"name_description": "NFS SR [192.0.2.100:/export]",
+		"allowed_operations": []string{
+			"vdi_create", "vdi_destroy", "vdi_resize", "vdi_clone", "vdi_snapshot", "scan", "forget",
+		},
+		"physical_size": p.opts.SRSize,
+		"type":          "nfs",
+		"content_type":  "user",
+		"shared":        true,
+	})
+	for _, h := range p.hosts {
+		link := filepath.Join(h.root, "var", "run", "sr-mount", uuid)
+		if err := os.Symlink(dir, link); err != nil {
+			return fmt.Errorf("xenapitest: link shared SR into %s: %w", h.name, err)
+		}
+		pbd := p.newObject(classPBD, map[string]any{
+			"host":               h.ref,
+			"SR":                 sr.ref,
+			"device_config":      map[string]string{"server": "192.0.2.100", "serverpath": "/export"},
+			"currently_attached": true,
+		})
+		sr.addToSet("PBDs", pbd.ref)
+		if ho, ok := p.objs[h.ref]; ok {
+			ho.addToSet("PBDs", pbd.ref)
+		}
+	}
+	p.srs[sr.ref] = &srState{ref: sr.ref, dir: dir, host: p.hosts[0], shared: true, disks: newDiskStore(dir, p.opts.Rand, p.opts.Clock)}
+	p.sharedSR = sr.ref
+	return nil
+}
+
+// SharedSR returns the ref of the SR every host sees (Options.SharedSR),
+// or "" when the pool has none.
+func (p *Pool) SharedSR() string { return p.sharedSR }
+
+// SharedSRPath returns the shared SR's directory on this machine, or "".
+func (p *Pool) SharedSRPath() string {
+	if st := p.srs[p.sharedSR]; st != nil {
+		return st.dir
+	}
+	return ""
 }
 
 // Close stops the servers Serve started, waits for running tasks, and

@@ -27,6 +27,7 @@ func (p *Pool) buildMethods() methodTable {
 	t.addHost()
 	t.addVM()
 	t.addVBD()
+	t.addNetwork()
 	t.addStorage()
 	t.addTask()
 	t.addEvent()
@@ -78,13 +79,7 @@ func (t methodTable) addHost() {
 		if err != nil {
 			return nil, err
 		}
-		used := int64(0)
-		for _, r := range h.set("resident_VMs") {
-			if o, ok := c.p.objs[r]; ok {
-				used += o.int("memory_static_max")
-			}
-		}
-		return strconv.FormatInt(c.p.opts.HostMemory-used, 10), nil
+		return strconv.FormatInt(c.p.hostFreeMemory(h), 10), nil
 	}, "host")
 	t.sessionCall("host.get_servertime", false, func(c *call, a *args) (any, error) {
 		if _, err := c.p.get(classHost, a.str(0)); err != nil {

@@ -63,12 +63,14 @@ type diskChain interface {
 	io.Closer
 }
 
-// srState is an SR's storage: its directory and the host that can see it.
+// srState is an SR's storage: its directory and the host that can see it
+// (for a shared SR, every host does; host is the master).
 type srState struct {
-	ref   string
-	dir   string
-	host  *Host
-	disks diskStore
+	ref    string
+	dir    string
+	host   *Host
+	shared bool
+	disks  diskStore
 }
 
 const vhdRounding = 2 << 20 // SM rounds VHD virtual sizes up to 2 MiB
@@ -190,6 +192,35 @@ func (p *Pool) hasChildren(srObj *object, vdi *object) bool {
 	return false
 }
 
+// createVDI makes a VDI of size bytes (rounded up to 2 MiB) on an SR, with
+// fields from a create record. The caller holds p.mu.
+func (p *Pool) createVDI(srObj *object, size int64, f map[string]any) (*object, error) {
+	st := p.srs[srObj.ref]
+	rounded := roundVHDSize(size)
+	if rounded <= 0 {
+		return nil, fail(ErrInvalidValue, "virtual_size", strconv.FormatInt(size, 10))
+	}
+	if err := p.checkSRSpace(srObj, rounded); err != nil {
+		return nil, err
+	}
+	uuid := p.newUUID()
+	if err := st.disks.create(uuid+".vhd", rounded); err != nil {
+		return nil, storageError("create", err)
+	}
+	info, err := st.disks.query(uuid + ".vhd")
+	if err != nil {
+		return nil, storageError("query", err)
+	}
+	sm := map[string]string{}
+	if m, ok := f["sm_config"].(map[string]string); ok {
+		sm = m
+	}
+	f["sm_config"] = sm
+	vdi := p.newVDIObject(srObj, uuid, info, f)
+	p.refreshSR(srObj)
+	return vdi, nil
+}
+
 func (p *Pool) checkSRSpace(srObj *object, grow int64) error {
 	size := srObj.int("physical_size")
 	if grow > size-srObj.int("physical_utilisation") {
@@ -208,30 +239,12 @@ func (t methodTable) addStorage() {
 		if err != nil {
 			return nil, err
 		}
-		st := c.p.srs[srObj.ref]
-		size := roundVHDSize(f["virtual_size"].(int64))
-		if size <= 0 {
-			return nil, fail(ErrInvalidValue, "virtual_size", strconv.FormatInt(f["virtual_size"].(int64), 10))
-		}
-		if err := c.p.checkSRSpace(srObj, size); err != nil {
+		size := f["virtual_size"].(int64)
+		delete(f, "virtual_size")
+		vdi, err := c.p.createVDI(srObj, size, f)
+		if err != nil {
 			return nil, err
 		}
-		uuid := c.p.newUUID()
-		if err := st.disks.create(uuid+".vhd", size); err != nil {
-			return nil, storageError("create", err)
-		}
-		info, err := st.disks.query(uuid + ".vhd")
-		if err != nil {
-			return nil, storageError("query", err)
-		}
-		delete(f, "virtual_size")
-		sm := map[string]string{}
-		if m, ok := f["sm_config"].(map[string]string); ok {
-			sm = m
-		}
-		f["sm_config"] = sm
-		vdi := c.p.newVDIObject(srObj, uuid, info, f)
-		c.p.refreshSR(srObj)
 		return vdi.ref, nil
 	}, "args")
 	t.sessionCall("VDI.snapshot", true, func(c *call, a *args) (any, error) {

@@ -95,7 +95,7 @@ func (t methodTable) addVBD() {
 			if err != nil {
 				return nil, err
 			}
-			if st.host.ref != vm.str("resident_on") {
+			if !st.shared && st.host.ref != vm.str("resident_on") {
 				return nil, fail(ErrVMRequiresSR, vm.ref, srObj.ref)
 			}
 			if !st.disks.exists(vdiFile(vdi)) {

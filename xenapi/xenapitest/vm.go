@@ -191,6 +191,7 @@ func (t methodTable) addVM() {
 		if err != nil {
 			return nil, err
 		}
+		c.p.dropSuspendImage(vm)
 		c.p.destroyVM(vm)
 		return nil, nil
 	}, "self")
@@ -217,7 +218,7 @@ func (t methodTable) addVM() {
 		if err != nil {
 			return nil, err
 		}
-		return nil, c.p.bootVM(vm, "", a.bool(1), "resume")
+		return nil, c.p.resumeVM(vm, "", a.bool(1), "resume")
 	}, "vm", "start_paused", "force")
 	t.sessionCall("VM.resume_on", true, func(c *call, a *args) (any, error) {
 		vm, err := getVM(c, a, "resume_on")
@@ -228,7 +229,7 @@ func (t methodTable) addVM() {
 		if err != nil {
 			return nil, err
 		}
-		return nil, c.p.bootVM(vm, h.ref, a.bool(2), "resume_on")
+		return nil, c.p.resumeVM(vm, h.ref, a.bool(2), "resume_on")
 	}, "vm", "host", "start_paused", "force")
 	for _, op := range []string{"clean_shutdown", "hard_shutdown", "shutdown"} {
 		t.sessionCall("VM."+op, true, func(c *call, a *args) (any, error) {
@@ -237,6 +238,7 @@ func (t methodTable) addVM() {
 				return nil, err
 			}
 			c.p.haltVM(vm, "Halted")
+			c.p.dropSuspendImage(vm)
 			return nil, nil
 		}, "vm")
 	}
@@ -258,9 +260,15 @@ func (t methodTable) addVM() {
 		if err != nil {
 			return nil, err
 		}
-		c.p.haltVM(vm, "Suspended")
-		return nil, nil
+		return nil, c.p.suspendVM(vm)
 	}, "vm")
+	t.sessionCall("VM.set_suspend_VDI", false, func(c *call, a *args) (any, error) {
+		vm, err := getVM(c, a, "")
+		if err != nil {
+			return nil, err
+		}
+		return nil, c.p.setSuspendVDI(vm, a.str(1))
+	}, "self", "value")
 	t.sessionCall("VM.pause", true, func(c *call, a *args) (any, error) {
 		vm, err := getVM(c, a, "pause")
 		if err != nil {
@@ -418,60 +426,16 @@ func (p *Pool) vmDisks(vm *object) []*object {
 }
 
 // bootVM runs a halted or suspended VM on a host: on hostRef if given,
-// else on the host whose local SR holds its disks, else on the master.
+// else on the host whose local SR holds its disks (or suspend image), else
+// on its affinity host, else on the master.
 func (p *Pool) bootVM(vm *object, hostRef string, paused bool, op string) error {
-	need := ""
-	for _, vbd := range p.vmDisks(vm) {
-		vdi, ok := p.objs[vbd.str("VDI")]
-		if !ok {
-			return fail(ErrHandleInvalid, "VDI", vbd.str("VDI"))
-		}
-		st, srObj, err := p.srOf(vdi)
-		if err != nil {
-			return err
-		}
-		if vdi.bool("missing") || !st.disks.exists(vdiFile(vdi)) {
-			return fail(ErrVDIMissing, srObj.ref, vdi.ref)
-		}
-		if vbd.str("mode") == "RW" && !vdi.bool("sharable") {
-			for _, other := range vdi.set("VBDs") {
-				if o, ok := p.objs[other]; ok && o != vbd && o.bool("currently_attached") {
-					return fail(ErrVDIInUse, vdi.ref, op)
-				}
-			}
-		}
-		h := st.host.ref
-		switch {
-		case hostRef != "" && hostRef != h:
-			return fail(ErrVMRequiresSR, vm.ref, srObj.ref)
-		case need != "" && need != h:
-			return fail(ErrVMRequiresSR, vm.ref, srObj.ref)
-		}
-		need = h
-	}
-	if hostRef == "" {
-		hostRef = need
-	}
-	if hostRef == "" {
-		if a := vm.str("affinity"); a != nullRef {
-			if _, ok := p.objs[a]; ok {
-				hostRef = a
-			}
-		}
-	}
-	if hostRef == "" {
-		hostRef = p.hosts[0].ref
+	hostRef, err := p.placeVM(vm, hostRef, op)
+	if err != nil {
+		return err
 	}
 	host := p.objs[hostRef]
-	var used int64
-	for _, r := range host.set("resident_VMs") {
-		if o, ok := p.objs[r]; ok {
-			used += o.int("memory_static_max")
-		}
-	}
-	free := p.opts.HostMemory - used
-	if vm.int("memory_static_max") > free {
-		return fail(ErrHostNotEnoughFreeMemory, strconv.FormatInt(vm.int("memory_static_max"), 10), strconv.FormatInt(free, 10))
+	if err := p.checkHostMemory(vm, host); err != nil {
+		return err
 	}
 	state := "Running"
 	if paused {
@@ -483,11 +447,13 @@ func (p *Pool) bootVM(vm *object, hostRef string, paused bool, op string) error 
 	vm.f["resident_on"] = hostRef
 	vm.f["last_booted_record"] = ""
 	host.addToSet("resident_VMs", vm.ref)
+	p.updateHostMetrics(host)
 	p.touch(host)
 	for _, vbd := range p.vmDisks(vm) {
 		vbd.f["currently_attached"] = true
 		p.touch(vbd)
 	}
+	p.setVIFsAttached(vm, true)
 	p.touch(vm)
 	return nil
 }
@@ -497,6 +463,7 @@ func (p *Pool) bootVM(vm *object, hostRef string, paused bool, op string) error 
 func (p *Pool) haltVM(vm *object, state string) {
 	if host, ok := p.objs[vm.str("resident_on")]; ok {
 		host.removeFromSet("resident_VMs", vm.ref)
+		p.updateHostMetrics(host)
 		p.touch(host)
 	}
 	vm.f["power_state"] = state
@@ -508,14 +475,20 @@ func (p *Pool) haltVM(vm *object, state string) {
 			p.touch(vbd)
 		}
 	}
+	p.setVIFsAttached(vm, false)
 	p.touch(vm)
 }
 
-// destroyVM removes a VM and its VBDs (not its VDIs).
+// destroyVM removes a VM, its VBDs and VIFs (not its VDIs).
 func (p *Pool) destroyVM(vm *object) {
 	for _, ref := range vm.set("VBDs") {
 		if vbd, ok := p.objs[ref]; ok {
 			p.removeVBD(vbd)
+		}
+	}
+	for _, ref := range vm.set("VIFs") {
+		if vif, ok := p.objs[ref]; ok {
+			p.removeVIF(vif)
 		}
 	}
 	if of, ok := p.objs[vm.str("snapshot_of")]; ok {
@@ -524,6 +497,7 @@ func (p *Pool) destroyVM(vm *object) {
 	}
 	if host, ok := p.objs[vm.str("resident_on")]; ok {
 		host.removeFromSet("resident_VMs", vm.ref)
+		p.updateHostMetrics(host)
 		p.touch(host)
 	}
 	p.deleteObject(vm)
@@ -585,6 +559,8 @@ func (p *Pool) duplicateVM(vm *object, name string, isSnapshot bool, dup func(vd
 	f["domid"] = int64(-1)
 	f["resident_on"] = nullRef
 	f["VBDs"] = []string{}
+	f["VIFs"] = []string{}
+	f["suspend_VDI"] = nullRef
 	f["snapshots"] = []string{}
 	f["children"] = []string{}
 	f["blocked_operations"] = map[string]string{}
@@ -615,10 +591,84 @@ func (p *Pool) duplicateVM(vm *object, name string, isSnapshot bool, dup func(vd
 			p.touch(vdi)
 		}
 	}
+	p.copyVIFs(vm, clone, isSnapshot)
 	if isSnapshot {
 		vm.addToSet("snapshots", clone.ref)
 		p.touch(vm)
 	}
 	p.touch(clone)
 	return clone.ref, nil
+}
+
+// placeVM checks that the VM's disks (and, resuming, its suspend image)
+// can be used on hostRef, or chooses the host: the one whose local SR
+// holds them, else the VM's affinity, else the master. Shared SRs are seen
+// by every host.
+func (p *Pool) placeVM(vm *object, hostRef, op string) (string, error) {
+	need := ""
+	use := func(vdi *object, srObj *object, st *srState) error {
+		if st.shared {
+			return nil
+		}
+		h := st.host.ref
+		if (hostRef != "" && hostRef != h) || (need != "" && need != h) {
+			return fail(ErrVMRequiresSR, vm.ref, srObj.ref)
+		}
+		need = h
+		return nil
+	}
+	for _, vbd := range p.vmDisks(vm) {
+		vdi, srObj, st, err := p.usableVDI(vbd.str("VDI"))
+		if err != nil {
+			return "", err
+		}
+		if vbd.str("mode") == "RW" && !vdi.bool("sharable") {
+			for _, other := range vdi.set("VBDs") {
+				if o, ok := p.objs[other]; ok && o != vbd && o.bool("currently_attached") {
+					return "", fail(ErrVDIInUse, vdi.ref, op)
+				}
+			}
+		}
+		if err := use(vdi, srObj, st); err != nil {
+			return "", err
+		}
+	}
+	if op == "resume" || op == "resume_on" {
+		vdi, srObj, st, err := p.usableVDI(vm.str("suspend_VDI"))
+		if err != nil {
+			return "", err
+		}
+		if err := use(vdi, srObj, st); err != nil {
+			return "", err
+		}
+	}
+	switch {
+	case hostRef != "":
+	case need != "":
+		hostRef = need
+	default:
+		hostRef = p.hosts[0].ref
+		if a := vm.str("affinity"); a != nullRef {
+			if _, ok := p.objs[a]; ok {
+				hostRef = a
+			}
+		}
+	}
+	return hostRef, nil
+}
+
+// usableVDI returns a VDI whose file exists, with its SR.
+func (p *Pool) usableVDI(ref string) (*object, *object, *srState, error) {
+	vdi, ok := p.objs[ref]
+	if !ok || vdi.cls != classVDI {
+		return nil, nil, nil, fail(ErrHandleInvalid, "VDI", ref)
+	}
+	st, srObj, err := p.srOf(vdi)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if vdi.bool("missing") || !st.disks.exists(vdiFile(vdi)) {
+		return nil, nil, nil, fail(ErrVDIMissing, srObj.ref, vdi.ref)
+	}
+	return vdi, srObj, st, nil
 }
