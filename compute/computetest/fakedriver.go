@@ -277,39 +277,25 @@ func (d *FakeDriver) Guests(host string) []Guest {
 }
 
 // VDIs returns copies of host's disks, by UUID.
-func (d *FakeDriver) VDIs(host string) []VDI {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	h, ok := d.hosts[host]
-	if !ok {
-		return nil
-	}
-	out := make([]VDI, 0, len(h.vdis))
-	for _, v := range h.vdis {
-		out = append(out, *v)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].UUID < out[j].UUID })
-	return out
-}
+func (d *FakeDriver) VDIs(host string) []VDI { return d.listVDIs(host, false) }
 
 // Orphans returns the disks on host no guest uses: what a finished or
 // cleaned-up flow must not leave behind.
-func (d *FakeDriver) Orphans(host string) []VDI {
+func (d *FakeDriver) Orphans(host string) []VDI { return d.listVDIs(host, true) }
+
+// listVDIs returns copies of host's disks (only those no guest uses, when
+// orphans), by UUID.
+func (d *FakeDriver) listVDIs(host string, orphans bool) []VDI {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	h, ok := d.hosts[host]
 	if !ok {
 		return nil
 	}
-	used := map[string]bool{}
-	for _, g := range h.guests {
-		for _, id := range g.VDIs {
-			used[id] = true
-		}
-	}
-	var out []VDI
+	used := usedVDIs(h)
+	out := []VDI{}
 	for id, v := range h.vdis {
-		if !used[id] {
+		if !orphans || !used[id] {
 			out = append(out, *v)
 		}
 	}
@@ -408,6 +394,57 @@ func stepName(step string) string {
 		return "start"
 	}
 	return step
+}
+
+// onHost begins call c, returns invalid when the request is bad (checked
+// before anything is touched), and runs fn with the driver locked and c's
+// host.
+func (d *FakeDriver) onHost(ctx context.Context, c Call, invalid error, fn func(h *fakeHost) error) error {
+	if _, err := d.begin(ctx, c); err != nil {
+		return err
+	}
+	return d.locked(c.Host, invalid, fn)
+}
+
+// onGuest is onHost for a call on inst's own guest on c's host.
+func (d *FakeDriver) onGuest(ctx context.Context, c Call, inst *compute.Instance, fn func(h *fakeHost, g *Guest) error) error {
+	if _, err := d.begin(ctx, c); err != nil {
+		return err
+	}
+	return d.lockedGuest(c.Host, inst, fn)
+}
+
+// locked returns invalid, or runs fn with the driver locked and host.
+func (d *FakeDriver) locked(host string, invalid error, fn func(h *fakeHost) error) error {
+	if invalid != nil {
+		return invalid
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h, err := d.hostLocked(host)
+	if err != nil {
+		return err
+	}
+	return fn(h)
+}
+
+// lockedGuest runs fn with the driver locked and inst's guest on host.
+func (d *FakeDriver) lockedGuest(host string, inst *compute.Instance, fn func(h *fakeHost, g *Guest) error) error {
+	return d.locked(host, nilInstance(inst), func(h *fakeHost) error {
+		g, ok := h.guests[guestName(inst)]
+		if !ok {
+			return &compute.NotFoundError{Kind: "guest", ID: host + "/" + guestName(inst)}
+		}
+		return fn(h, g)
+	})
+}
+
+// nilInstance is the error of a request without its instance.
+func nilInstance(inst *compute.Instance) error {
+	if inst == nil {
+		return &compute.InvalidRecordError{Kind: compute.KindInstance, Field: "record", Reason: "nil"}
+	}
+	return nil
 }
 
 // hostLocked returns the host, or a *NotFoundError.

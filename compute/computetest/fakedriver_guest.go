@@ -24,16 +24,12 @@ func (d *FakeDriver) Capabilities() compute.DriverCapabilities {
 
 // GetInfo implements [compute.Driver].
 func (d *FakeDriver) GetInfo(ctx context.Context, req compute.InstanceRequest) (compute.InstanceInfo, error) {
-	if _, err := d.begin(ctx, instanceCall(MethodGetInfo, req.Host, req.Instance, nil)); err != nil {
-		return compute.InstanceInfo{}, err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_, g, err := d.guestLocked(req.Host, req.Instance, "")
-	if err != nil {
-		return compute.InstanceInfo{}, err
-	}
-	return compute.InstanceInfo{PowerState: g.Power, MemoryMB: g.Flavor.MemoryMB, VCPUs: g.Flavor.VCPUs}, nil
+	var info compute.InstanceInfo
+	err := d.onGuest(ctx, instanceCall(MethodGetInfo, req.Host, req.Instance, nil), req.Instance, func(_ *fakeHost, g *Guest) error {
+		info = compute.InstanceInfo{PowerState: g.Power, MemoryMB: g.Flavor.MemoryMB, VCPUs: g.Flavor.VCPUs}
+		return nil
+	})
+	return info, err
 }
 
 // GetAvailableResource implements [compute.Driver]: the host's configured
@@ -110,20 +106,13 @@ func (d *FakeDriver) PowerOn(ctx context.Context, req compute.InstanceRequest) e
 }
 
 func (d *FakeDriver) setPower(ctx context.Context, c Call, inst *compute.Instance, p statemachine.PowerState) error {
-	if _, err := d.begin(ctx, c); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_, g, err := d.guestLocked(c.Host, inst, "")
-	if err != nil {
-		return err
-	}
-	if p == statemachine.PowerRunning && g.Bootlocked && g.Power != p {
-		return fmt.Errorf("%s on %s: %w", g.Name, c.Host, ErrBootlocked)
-	}
-	g.Power = p
-	return nil
+	return d.onGuest(ctx, c, inst, func(_ *fakeHost, g *Guest) error {
+		if p == statemachine.PowerRunning && g.Bootlocked && g.Power != p {
+			return fmt.Errorf("%s on %s: %w", g.Name, c.Host, ErrBootlocked)
+		}
+		g.Power = p
+		return nil
+	})
 }
 
 // Rescue implements [compute.Driver] as vmops.py rescue does: hard
@@ -136,23 +125,24 @@ func (d *FakeDriver) Rescue(ctx context.Context, req compute.RescueRequest) erro
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	h, g, err := d.guestLocked(req.Host, req.Instance, "")
-	if err == nil {
-		if _, ok := h.guests[g.Name+RescueSuffix]; ok {
-			d.mu.Unlock()
-			return nil // already rescued
+	var name string
+	done := false
+	err = d.lockedGuest(req.Host, req.Instance, func(h *fakeHost, g *Guest) error {
+		name = g.Name
+		r, ok := h.guests[name+RescueSuffix]
+		done = ok && r.Power == statemachine.PowerRunning
+		if !done {
+			g.Power = statemachine.PowerShutdown // hard shutdown
 		}
-		g.Power = statemachine.PowerShutdown
-	}
-	d.mu.Unlock()
-	if err != nil {
+		return nil
+	})
+	if err != nil || done {
 		return err
 	}
 	for _, step := range []string{"bootlock", "create-rescue", "start-rescue"} {
 		if err := d.step(ctx, c, step); err != nil {
 			if !isCancel(err) {
-				d.undoRescue(req.Host, g.Name)
+				d.undoRescue(req.Host, name)
 			}
 			return err
 		}
@@ -213,81 +203,64 @@ func (d *FakeDriver) removeRescueLocked(h *fakeHost, name string) {
 // Unrescue implements [compute.Driver]: the rescue guest goes, the
 // bootlock is released and the original starts.
 func (d *FakeDriver) Unrescue(ctx context.Context, req compute.InstanceRequest) error {
-	if _, err := d.begin(ctx, instanceCall(MethodUnrescue, req.Host, req.Instance, nil)); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	h, g, err := d.guestLocked(req.Host, req.Instance, "")
-	if err != nil {
-		return err
-	}
-	d.removeRescueLocked(h, g.Name)
-	g.Bootlocked = false
-	g.Power = statemachine.PowerRunning
-	return nil
+	return d.onGuest(ctx, instanceCall(MethodUnrescue, req.Host, req.Instance, nil), req.Instance, func(h *fakeHost, g *Guest) error {
+		d.removeRescueLocked(h, g.Name)
+		g.Bootlocked = false
+		g.Power = statemachine.PowerRunning
+		return nil
+	})
 }
 
 // Snapshot implements [compute.Driver]: the root disk goes to the image
 // store as req.ImageID.
 func (d *FakeDriver) Snapshot(ctx context.Context, req compute.SnapshotRequest) error {
-	if err := d.crossCell(ctx, instanceCall(MethodSnapshot, req.Host, req.Instance, nil)); err != nil {
-		return err
+	c := instanceCall(MethodSnapshot, req.Host, req.Instance, nil)
+	if err := d.crossCell(c); err != nil {
+		return d.onHost(ctx, c, err, nil)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	h, g, err := d.guestLocked(req.Host, req.Instance, "")
-	if err != nil {
-		return err
-	}
-	root := *h.vdis[g.VDIs[0]]
-	root.UUID, root.Host, root.MigrationUUID = "", "", ""
-	d.images[req.ImageID] = root
-	return nil
+	return d.onGuest(ctx, c, req.Instance, func(h *fakeHost, g *Guest) error {
+		root := *h.vdis[g.VDIs[0]]
+		root.UUID, root.Host, root.MigrationUUID = "", "", ""
+		d.images[req.ImageID] = root
+		return nil
+	})
 }
 
 // Spawn implements [compute.Driver]: a guest from an image of the store;
 // a guest that exists already is only powered as asked.
 func (d *FakeDriver) Spawn(ctx context.Context, req compute.SpawnRequest) error {
-	if err := d.crossCell(ctx, instanceCall(MethodSpawn, req.Host, req.Instance, nil)); err != nil {
-		return err
+	c := instanceCall(MethodSpawn, req.Host, req.Instance, nil)
+	invalid := d.crossCell(c)
+	if invalid == nil && req.Flavor == nil {
+		invalid = &compute.InvalidRecordError{Kind: compute.KindInstance, ID: req.Instance.UUID, Field: "flavor", Reason: "nil"}
 	}
-	if req.Flavor == nil {
-		return &compute.InvalidRecordError{Kind: compute.KindInstance, ID: req.Instance.UUID, Field: "flavor", Reason: "nil"}
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	h, err := d.hostLocked(req.Host)
-	if err != nil {
-		return err
-	}
-	img, ok := d.images[req.ImageRef]
-	if !ok {
-		return &compute.NotFoundError{Kind: "image", ID: req.ImageRef}
-	}
-	name := guestName(req.Instance)
-	g, ok := h.guests[name]
-	if !ok {
-		img.Label = req.Instance.UUID
-		g = &Guest{Name: name, InstanceUUID: req.Instance.UUID, Host: req.Host, Flavor: *req.Flavor.Clone(),
-			VDIs: []string{d.newVDILocked(h, img)}}
-		h.guests[name] = g
-	}
-	g.Power = powerFor(req.PowerOn)
-	return nil
+	return d.onHost(ctx, c, invalid, func(h *fakeHost) error {
+		img, ok := d.images[req.ImageRef]
+		if !ok {
+			return &compute.NotFoundError{Kind: "image", ID: req.ImageRef}
+		}
+		name := guestName(req.Instance)
+		g, ok := h.guests[name]
+		if !ok {
+			img.Label = req.Instance.UUID
+			g = &Guest{Name: name, InstanceUUID: req.Instance.UUID, Host: req.Host, Flavor: *req.Flavor.Clone(),
+				VDIs: []string{d.newVDILocked(h, img)}}
+			h.guests[name] = g
+		}
+		g.Power = powerFor(req.PowerOn)
+		return nil
+	})
 }
 
-// crossCell starts a Snapshot or Spawn call, refused with
-// compute.ErrNotImplemented when the capabilities say so.
-func (d *FakeDriver) crossCell(ctx context.Context, c Call) error {
-	if _, err := d.begin(ctx, c); err != nil {
-		return err
-	}
+// crossCell refuses a Snapshot or Spawn call c with
+// compute.ErrNotImplemented when the capabilities say so, or without its
+// instance.
+func (d *FakeDriver) crossCell(c Call) error {
 	if !d.Capabilities().SupportsCrossCell {
 		return fmt.Errorf("computetest: %s: %w", c.Method, compute.ErrNotImplemented)
 	}
 	if c.InstanceUUID == "" {
-		return &compute.InvalidRecordError{Kind: compute.KindInstance, Field: "record", Reason: "nil"}
+		return nilInstance(nil)
 	}
 	return nil
 }
@@ -295,8 +268,8 @@ func (d *FakeDriver) crossCell(ctx context.Context, c Call) error {
 // guestLocked returns the host and the instance's guest on it, the one
 // named with suffix ("" for the instance's own).
 func (d *FakeDriver) guestLocked(host string, inst *compute.Instance, suffix string) (*fakeHost, *Guest, error) {
-	if inst == nil {
-		return nil, nil, &compute.InvalidRecordError{Kind: compute.KindInstance, Field: "record", Reason: "nil"}
+	if err := nilInstance(inst); err != nil {
+		return nil, nil, err
 	}
 	h, err := d.hostLocked(host)
 	if err != nil {

@@ -326,26 +326,25 @@ func (d *FakeDriver) removeMigrationGuests(host, mig string) {
 // ConfirmMigration implements [compute.Driver]: the <name>-orig guest of
 // the migration and its disks are destroyed; none left is no error.
 func (d *FakeDriver) ConfirmMigration(ctx context.Context, req compute.ConfirmMigrationRequest) error {
-	if _, err := d.begin(ctx, instanceCall(MethodConfirmMigration, req.Host, req.Instance, req.Migration)); err != nil {
-		return err
-	}
-	if req.Instance == nil || req.Migration == nil {
-		return &compute.InvalidRecordError{Kind: compute.KindMigration, Field: "request", Reason: "instance and migration are required"}
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	h, orig, err := d.guestLocked(req.Host, req.Instance, OrigSuffix)
-	var nf *compute.NotFoundError
-	switch {
-	case errors.As(err, &nf) && h != nil:
+	c := instanceCall(MethodConfirmMigration, req.Host, req.Instance, req.Migration)
+	return d.onHost(ctx, c, needMigration(req.Instance, req.Migration), func(h *fakeHost) error {
+		orig, ok := h.guests[guestName(req.Instance)+OrigSuffix]
+		if !ok || orig.MigrationUUID != req.Migration.UUID {
+			return nil // done already, or kept by another migration: not this confirm's to destroy
+		}
+		d.destroyGuestLocked(h, orig, true)
+		delete(d.moves, req.Migration.UUID)
 		return nil
-	case err != nil:
-		return err
-	case orig.MigrationUUID != req.Migration.UUID:
-		return nil // kept by another migration: not this confirm's to destroy
+	})
+}
+
+// needMigration is the error of a request without its instance or
+// migration.
+func needMigration(inst *compute.Instance, m *compute.Migration) error {
+	if inst == nil || m == nil {
+		return &compute.InvalidRecordError{Kind: compute.KindMigration, ID: migrationUUID(m), Field: "request",
+			Reason: "instance and migration are required"}
 	}
-	d.destroyGuestLocked(h, orig, true)
-	delete(d.moves, req.Migration.UUID)
 	return nil
 }
 
@@ -357,8 +356,8 @@ func (d *FakeDriver) FinishRevertMigration(ctx context.Context, req compute.Fini
 	if err != nil {
 		return err
 	}
-	if req.Instance == nil || req.Migration == nil {
-		return &compute.InvalidRecordError{Kind: compute.KindMigration, Field: "request", Reason: "instance and migration are required"}
+	if err := needMigration(req.Instance, req.Migration); err != nil {
+		return err
 	}
 	if err := d.restoreOrig(req); err != nil {
 		return err
@@ -414,35 +413,26 @@ func (d *FakeDriver) restoreOrig(req compute.FinishRevertRequest) error {
 // without one, the instance's guest and its rescue guest. Nothing to
 // destroy is no error.
 func (d *FakeDriver) Destroy(ctx context.Context, req compute.DestroyRequest) error {
-	if _, err := d.begin(ctx, instanceCall(MethodDestroy, req.Host, req.Instance, req.Migration)); err != nil {
-		return err
-	}
-	if req.Instance == nil {
-		return &compute.InvalidRecordError{Kind: compute.KindInstance, Field: "record", Reason: "nil"}
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	h, err := d.hostLocked(req.Host)
-	if err != nil {
-		return err
-	}
-	name := guestName(req.Instance)
-	if req.Migration == nil {
-		d.removeRescueLocked(h, name)
-		if g, ok := h.guests[name]; ok {
-			d.destroyGuestLocked(h, g, req.DestroyDisks)
+	c := instanceCall(MethodDestroy, req.Host, req.Instance, req.Migration)
+	return d.onHost(ctx, c, nilInstance(req.Instance), func(h *fakeHost) error {
+		name := guestName(req.Instance)
+		if req.Migration == nil {
+			d.removeRescueLocked(h, name)
+			if g, ok := h.guests[name]; ok {
+				d.destroyGuestLocked(h, g, req.DestroyDisks)
+			}
+			return nil
+		}
+		for _, g := range h.guests {
+			if g.MigrationUUID == req.Migration.UUID && !strings.HasSuffix(g.Name, OrigSuffix) {
+				d.destroyGuestLocked(h, g, req.DestroyDisks)
+			}
+		}
+		if req.DestroyDisks {
+			d.removeUnusedLocked(h, req.Migration.UUID)
 		}
 		return nil
-	}
-	for _, g := range h.guests {
-		if g.MigrationUUID == req.Migration.UUID && !strings.HasSuffix(g.Name, OrigSuffix) {
-			d.destroyGuestLocked(h, g, req.DestroyDisks)
-		}
-	}
-	if req.DestroyDisks {
-		d.removeUnusedLocked(h, req.Migration.UUID)
-	}
-	return nil
+	})
 }
 
 // destroyGuestLocked removes g and, with disks, those of its disks no
@@ -487,28 +477,23 @@ func usedVDIs(h *fakeHost) map[string]bool {
 // <name>-orig while the instance has no guest of its own anywhere (the only
 // copy of its disks).
 func (d *FakeDriver) CleanupMigration(ctx context.Context, req compute.CleanupMigrationRequest) error {
-	if _, err := d.begin(ctx, instanceCall(MethodCleanupMigration, req.Host, req.Instance, req.Migration)); err != nil {
-		return err
-	}
+	c := instanceCall(MethodCleanupMigration, req.Host, req.Instance, req.Migration)
+	var invalid error
 	if req.Migration == nil {
-		return &compute.InvalidRecordError{Kind: compute.KindMigration, Field: "record", Reason: "nil"}
+		invalid = &compute.InvalidRecordError{Kind: compute.KindMigration, Field: "record", Reason: "nil"}
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	h, err := d.hostLocked(req.Host)
-	if err != nil {
-		return err
-	}
-	for _, g := range h.guests {
-		if g.MigrationUUID == req.Migration.UUID && !d.neededLocked(g, req.Instance) {
-			d.destroyGuestLocked(h, g, true)
+	return d.onHost(ctx, c, invalid, func(h *fakeHost) error {
+		for _, g := range h.guests {
+			if g.MigrationUUID == req.Migration.UUID && !d.neededLocked(g, req.Instance) {
+				d.destroyGuestLocked(h, g, true)
+			}
 		}
-	}
-	d.removeUnusedLocked(h, req.Migration.UUID)
-	if _, kept := h.guests[guestNameOf(req)+OrigSuffix]; !kept {
-		delete(d.moves, req.Migration.UUID)
-	}
-	return nil
+		d.removeUnusedLocked(h, req.Migration.UUID)
+		if _, kept := h.guests[guestNameOf(req)+OrigSuffix]; !kept {
+			delete(d.moves, req.Migration.UUID)
+		}
+		return nil
+	})
 }
 
 func guestNameOf(req compute.CleanupMigrationRequest) string {

@@ -514,3 +514,73 @@ func TestFakeDriverConcurrent(t *testing.T) {
 		t.Errorf("%d migrate calls logged, want %d", got, n)
 	}
 }
+
+// TestFakeDriverFaultAtStart fails every method at its start: it returns
+// the injected error and changes nothing; the call is logged.
+func TestFakeDriverFaultAtStart(t *testing.T) {
+	ctx := context.Background()
+	calls := map[Method]func(p *pool) error{
+		MethodGetInfo: func(p *pool) error {
+			_, err := p.d.GetInfo(ctx, compute.InstanceRequest{Instance: p.inst, Host: "host-a"})
+			return err
+		},
+		MethodGetAvailableResource: func(p *pool) error {
+			_, err := p.d.GetAvailableResource(ctx, compute.HostRequest{Host: "host-a"})
+			return err
+		},
+		MethodMigrateDiskAndPowerOff: func(p *pool) error {
+			_, err := p.d.MigrateDiskAndPowerOff(ctx, p.migrateReq())
+			return err
+		},
+		MethodFinishMigration: func(p *pool) error { return p.d.FinishMigration(ctx, p.finishReq(compute.DiskInfo{})) },
+		MethodConfirmMigration: func(p *pool) error {
+			return p.d.ConfirmMigration(ctx, compute.ConfirmMigrationRequest{Instance: p.inst, Migration: p.mig, Host: "host-a"})
+		},
+		MethodFinishRevertMigration: func(p *pool) error {
+			return p.d.FinishRevertMigration(ctx, compute.FinishRevertRequest{Instance: p.inst, Migration: p.mig, Host: "host-a"})
+		},
+		MethodDestroy: func(p *pool) error {
+			return p.d.Destroy(ctx, compute.DestroyRequest{Instance: p.inst, Host: "host-a", DestroyDisks: true})
+		},
+		MethodPowerOff: func(p *pool) error {
+			return p.d.PowerOff(ctx, compute.PowerOffRequest{Instance: p.inst, Host: "host-a"})
+		},
+		MethodPowerOn: func(p *pool) error {
+			return p.d.PowerOn(ctx, compute.InstanceRequest{Instance: p.inst, Host: "host-a"})
+		},
+		MethodRescue: func(p *pool) error {
+			return p.d.Rescue(ctx, compute.RescueRequest{Instance: p.inst, Host: "host-a", ImageRef: "img"})
+		},
+		MethodUnrescue: func(p *pool) error {
+			return p.d.Unrescue(ctx, compute.InstanceRequest{Instance: p.inst, Host: "host-a"})
+		},
+		MethodSnapshot: func(p *pool) error {
+			return p.d.Snapshot(ctx, compute.SnapshotRequest{Instance: p.inst, Host: "host-a", ImageID: "s"})
+		},
+		MethodSpawn: func(p *pool) error {
+			return p.d.Spawn(ctx, compute.SpawnRequest{Instance: Instance("i2"), Host: "host-b", ImageRef: "s", Flavor: p.up})
+		},
+		MethodCleanupMigration: func(p *pool) error {
+			return p.d.CleanupMigration(ctx, compute.CleanupMigrationRequest{Migration: p.mig, Host: "host-a"})
+		},
+	}
+	for m, call := range calls {
+		t.Run(string(m), func(t *testing.T) {
+			p := newPool(t)
+			before := p.world()
+			p.d.InjectFault(Fault{Method: m, Nth: 1})
+			if err := call(p); !errors.Is(err, ErrInjected) {
+				t.Fatalf("error %v, want the injected one", err)
+			}
+			if d := cmp.Diff(before, p.world()); d != "" {
+				t.Fatalf("a call failed at its start changed the pool:\n%s", d)
+			}
+			if log := p.d.Calls(); len(log) != 1 || log[0].Method != m {
+				t.Fatalf("call log %+v", log)
+			}
+		})
+	}
+	if len(calls) != 14 {
+		t.Fatalf("%d methods tried, want every method of compute.Driver but Capabilities", len(calls))
+	}
+}
