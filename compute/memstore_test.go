@@ -532,6 +532,19 @@ func TestStoreZeroAndNil(t *testing.T) {
 	if err := zf.AddFault(ctx, &Fault{InstanceUUID: "u1"}); err != nil {
 		t.Fatalf("zero store AddFault: %v", err)
 	}
+	lease, err := zero.AcquireLease(ctx, LeaseRequest{InstanceUUID: "u1", Owner: "o", TTL: time.Hour})
+	if err != nil || lease.Fence != 1 {
+		t.Fatalf("zero store AcquireLease: %+v %v", lease, err)
+	}
+	if _, _, err := zero.Transition(ctx, TransitionRequest{InstanceUUID: "u1", Lease: lease,
+		Expect: statemachine.FlowState{VM: statemachine.VMActive, Task: statemachine.TaskResizePrep},
+		Apply:  func(i *Instance, _ *Migration) error { i.TaskState = statemachine.TaskNone; return nil }}); err != nil {
+		t.Fatalf("zero store Transition: %v", err)
+	}
+	var zl MemoryStore
+	if err := zl.ReleaseLease(ctx, Lease{InstanceUUID: "u1"}); err != nil {
+		t.Fatalf("zero store ReleaseLease: %v", err)
+	}
 
 	var s *MemoryStore
 	in := testInstance("u1")
@@ -552,6 +565,11 @@ func TestStoreZeroAndNil(t *testing.T) {
 	calls["FinishAction"] = s.FinishAction(ctx, "u1", "r", time.Time{})
 	calls["AddFault"] = s.AddFault(ctx, &Fault{InstanceUUID: "u1"})
 	_, calls["ListFaults"] = s.ListFaults(ctx, "u1")
+	_, _, calls["Transition"] = s.Transition(ctx, TransitionRequest{InstanceUUID: "u1",
+		Apply: func(*Instance, *Migration) error { return nil }})
+	_, calls["AcquireLease"] = s.AcquireLease(ctx, LeaseRequest{InstanceUUID: "u1", Owner: "o", TTL: time.Second})
+	_, calls["RenewLease"] = s.RenewLease(ctx, Lease{InstanceUUID: "u1", Owner: "o"}, time.Second)
+	calls["ReleaseLease"] = s.ReleaseLease(ctx, Lease{InstanceUUID: "u1", Owner: "o"})
 	for name, err := range calls {
 		if !errors.Is(err, ErrNilStore) {
 			t.Errorf("nil store %s: %v, want ErrNilStore", name, err)

@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"maps"
 	"time"
 
 	"github.com/xenflow/xenflow/statemachine"
@@ -399,13 +400,4 @@ func (f *Fault) Validate() error {
 	return nil
 }
 
-func cloneMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	c := make(map[string]string, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
-}
+func cloneMap(m map[string]string) map[string]string { return maps.Clone(m) }

@@ -102,11 +102,14 @@ type FaultStore interface {
 // time. The embedded default is [NewMemoryStore]; package
 // compute/computetest holds the conformance tests every Store passes.
 //
-// An orchestrator resumes the operations in progress with
-// ListInstances(InstanceFilter{WithTask: true}) and, for each, its
-// migrations (MigrationFilter{InstanceUUID: uuid}), after taking the
-// instance's lease with AcquireLease (a *LeaseHeldError says another
-// orchestrator drives it).
+// An orchestrator finds the operations to resume with
+// ListInstances(InstanceFilter{WithTask: true}) (every step but a confirm
+// runs with a task_state) and ListMigrations(MigrationFilter{InProgress:
+// true}) (a confirm runs with task_state None and the migration
+// confirming; a finished one waits for the user), reads each instance's
+// migrations with MigrationFilter{InstanceUUID: uuid}, and drives one only
+// after taking the instance's lease with AcquireLease (a *LeaseHeldError
+// says another orchestrator drives it).
 type Store interface {
 	InstanceStore
 	MigrationStore
