@@ -3,12 +3,16 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
+	"flag"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,9 +90,139 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-hosts", "0"}, {"-nosuchflag"}, {"extra"}} {
-		if err := run(context.Background(), args, io.Discard, io.Discard); err == nil {
-			t.Errorf("%q: no error", args)
+	for _, args := range [][]string{
+		{"-hosts", "0"}, {"-nosuchflag"}, {"extra"}, {"-pools", "0"},
+		{"-fault", "VM.start"}, {"-fault", "VM.start:x:HOST_OFFLINE"}, {"-fault", "VM.start:-1:HOST_OFFLINE"}, {"-fault", ":1:X"},
+		{"-listen", "127.0.0.1"},
+	} {
+		if err := run(context.Background(), args, io.Discard, io.Discard); err == nil || errors.Is(err, flag.ErrHelp) {
+			t.Errorf("%q: error %v", args, err)
+		}
+	}
+}
+
+// TestHelp: -h prints the usage, naming every flag, and is not an error
+// for main.
+func TestHelp(t *testing.T) {
+	var stderr strings.Builder
+	err := run(context.Background(), []string{"-h"}, io.Discard, &stderr)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("run -h: %v", err)
+	}
+	for _, f := range []string{"-fault", "-pools", "-hosts", "-listen", "-shared-sr", "METHOD:N:CODE"} {
+		if !strings.Contains(stderr.String(), f) {
+			t.Errorf("usage does not mention %s:\n%s", f, stderr.String())
+		}
+	}
+}
+
+// start runs the program with args until the test ends and returns the
+// url lines it printed.
+func start(t *testing.T, args []string, lines int) []string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, args, pw, io.Discard)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		go io.Copy(io.Discard, pr)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("run did not return after cancel")
+		}
+	})
+	r := bufio.NewReader(pr)
+	var out []string
+	for i := 0; i < lines; i++ {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, strings.TrimSuffix(line, "\n"))
+	}
+	return out
+}
+
+// TestRunPools serves three standalone pools on consecutive ports.
+func TestRunPools(t *testing.T) {
+	lines := start(t, []string{"-pools", "3", "-hosts", "1", "-dir", t.TempDir()}, 3)
+	var ports []int
+	uuids := map[string]bool{}
+	for _, line := range lines {
+		m := urlLine.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("line %q", line)
+		}
+		check(t, m[1], m[2], m[3], 1)
+		u, err := url.Parse(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		port, _ := strconv.Atoi(u.Port())
+		ports = append(ports, port)
+		c, err := xenapi.NewClient(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Login(context.Background(), m[2], m[3], "fakepool-test"); err != nil {
+			t.Fatal(err)
+		}
+		pools, err := c.Call(context.Background(), "pool.get_all_records")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range pools.(map[string]any) {
+			uuids[r.(map[string]any)["uuid"].(string)] = true
+		}
+		c.Close(context.Background())
+	}
+	if ports[1] != ports[0]+1 || ports[2] != ports[0]+2 {
+		t.Fatalf("ports %v are not consecutive", ports)
+	}
+	if len(uuids) != 3 {
+		t.Fatalf("%d distinct pools, want 3", len(uuids))
+	}
+}
+
+// TestRunFault injects failures from the command line: the N-th call
+// fails with the code and parameters, the others succeed.
+func TestRunFault(t *testing.T) {
+	lines := start(t, []string{"-hosts", "1", "-fault", "VM.get_all_records:2:HOST_OFFLINE:OpaqueRef:x", "-fault", "VM.get_all:0:INTERNAL_ERROR"}, 1)
+	m := urlLine.FindStringSubmatch(lines[0])
+	if m == nil {
+		t.Fatalf("line %q", lines[0])
+	}
+	ctx := context.Background()
+	c, err := xenapi.NewClient(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(ctx, m[2], m[3], "fakepool-test"); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	for i, want := range []string{"", "HOST_OFFLINE", ""} {
+		_, err := c.VM.GetAllRecords(ctx)
+		var f *xenapi.Failure
+		switch {
+		case want == "" && err != nil:
+			t.Fatalf("call %d: %v", i+1, err)
+		case want != "" && (!errors.As(err, &f) || f.Code != want || len(f.Params) != 2 || f.Params[0] != "OpaqueRef"):
+			t.Fatalf("call %d: %v, want %s [OpaqueRef x]", i+1, err, want)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		var f *xenapi.Failure
+		if _, err := c.Call(ctx, "VM.get_all"); !errors.As(err, &f) || f.Code != "INTERNAL_ERROR" {
+			t.Fatalf("VM.get_all with N 0, call %d: %v", i+1, err)
 		}
 	}
 }
@@ -102,6 +236,10 @@ func TestBinarySignal(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "fakepool")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	help := exec.Command(bin, "-h")
+	if out, err := help.CombinedOutput(); err != nil || !strings.Contains(string(out), "-pools") {
+		t.Fatalf("fakepool -h: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin, "-hosts", "1")
 	stdout, err := cmd.StdoutPipe()
