@@ -290,6 +290,55 @@ func (c *Chain) WriteTo(w io.Writer) (int64, error) {
 	return written, nil
 }
 
+// Allocated reports whether any disk of the chain holds data in the
+// virtual range [off, off+n): an allocated block of a dynamic or
+// differencing disk, or any byte of a fixed disk or raw image, within that
+// disk's size. false means the range reads as zeros, without reading it:
+// a copy can leave a hole there, as qemu-img convert does with the block
+// status of its source.
+func (c *Chain) Allocated(off, n int64) (bool, error) {
+	if c.closed {
+		return false, ErrClosed
+	}
+	if off < 0 || n < 0 {
+		return false, fmt.Errorf("vhd: Allocated(%d, %d): %w", off, n, ErrOutOfRange)
+	}
+	for _, d := range c.disks {
+		d.mu.RLock()
+		held, closed := d.holds(off, off+n), d.closed
+		d.mu.RUnlock()
+		if closed {
+			return false, ErrClosed
+		}
+		if held {
+			return true, nil
+		}
+		if d.footer.DiskType != DiskDifferencing {
+			break
+		}
+	}
+	return false, nil
+}
+
+// holds reports whether d itself allocates any of the virtual range
+// [a, b). The caller holds d.mu.
+func (d *Disk) holds(a, b int64) bool {
+	b = min(b, int64(d.footer.CurrentSize))
+	if a >= b {
+		return false
+	}
+	if d.footer.DiskType == DiskFixed {
+		return true
+	}
+	last := min((b-1)>>d.blockShift, int64(len(d.bat))-1)
+	for blk := a >> d.blockShift; blk <= last; blk++ {
+		if d.bat[blk] != unusedBAT {
+			return true
+		}
+	}
+	return false
+}
+
 // Close closes every disk of the chain.
 func (c *Chain) Close() error {
 	if c.closed {

@@ -8,7 +8,7 @@
 //	vhdutil set      -n FILE -f hidden -v 0|1
 //	vhdutil check    -n FILE [-t] [-I] [-b]       "FILE is valid" or the reason
 //	vhdutil coalesce -n FILE                      FILE's sectors into its parent
-//	vhdutil read     -n FILE -o RAW               the chain's virtual disk as raw
+//	vhdutil read     -n FILE -o RAW|-             the chain's virtual disk as raw
 //	vhdutil write    -n FILE -i RAW -O OFFSET     raw bytes into FILE at OFFSET
 //	vhdutil resize   -n FILE -s MiB               grow the virtual size
 //	vhdutil import   -d STAGING_DIR -s SR_DIR     staged chain into an SR; prints the leaf UUID
@@ -22,6 +22,12 @@
 // as vhd-util's callers do ("-vsfp"). check's -t ignores timestamps in the
 // future, -I skips the parent UUID comparison, -b looks for data where the
 // sector bitmap is clear, as vhd-util check's flags of the same names.
+//
+// read writes a regular file sparsely, as qemu-img convert does: blocks no
+// disk of the chain allocates are not read, blocks that read as zeros are
+// not written, and the file is then truncated to the virtual size, so an
+// empty 2 TiB disk costs no space. "-o -" writes to stdout; a pipe or a
+// device named by -o gets every byte. The output file is created 0600.
 //
 // Exit status: 0 on success; 22 (EINVAL, as vhd-util) when a VHD is invalid
 // or a parent cannot be found; 2 for a usage error; 1 for any other

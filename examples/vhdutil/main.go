@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -35,7 +36,7 @@ commands:
   set      -n FILE -f hidden -v 0|1
   check    -n FILE [-t] [-I] [-b]
   coalesce -n FILE
-  read     -n FILE -o RAW
+  read     -n FILE -o RAW|-     (a file is written sparsely; - is stdout)
   write    -n FILE -i RAW -O BYTE_OFFSET
   resize   -n FILE -s MiB
   import   -d STAGING_DIR -s SR_DIR
@@ -346,7 +347,7 @@ var commands = map[string]func(c *cmdline) func() error{
 			if err != nil {
 				return err
 			}
-			return readRaw(names[0], *o)
+			return readRaw(names[0], *o, c.stdout)
 		}
 	},
 	"write": func(c *cmdline) func() error {
@@ -460,14 +461,19 @@ func b2i(b bool) int {
 	return 0
 }
 
-// readRaw writes the virtual disk of the chain whose leaf is name to the
-// local file out.
-func readRaw(name, out string) (err error) {
+// readRaw writes the virtual disk of the chain whose leaf is name to out:
+// "-" is stdout, anything else a local file (created 0600: it holds a
+// guest's disk).
+func readRaw(name, out string, stdout io.Writer) (err error) {
 	c, err := vhd.OpenChain(localFS, name)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	if out == "-" {
+		_, err = c.WriteTo(stdout)
+		return err
+	}
 	// Truncating the output must not destroy the chain being read.
 	if oi, err := os.Stat(out); err == nil {
 		for _, d := range c.Disks() {
@@ -476,7 +482,7 @@ func readRaw(name, out string) (err error) {
 			}
 		}
 	}
-	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
@@ -485,8 +491,55 @@ func readRaw(name, out string) (err error) {
 			err = cerr
 		}
 	}()
-	_, err = c.WriteTo(f)
-	return err
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		// A pipe, a terminal or a device: every byte must be written.
+		_, err = c.WriteTo(f)
+		return err
+	}
+	return writeSparse(c, f)
+}
+
+// sparseFile is a freshly truncated regular file.
+type sparseFile interface {
+	io.WriterAt
+	Truncate(size int64) error
+}
+
+// writeSparse copies the chain's virtual disk into f (empty), as qemu-img
+// convert does: a block no disk of the chain allocates is not read, a
+// block that reads as zeros is not written, and the file is truncated to
+// the virtual size at the end, so both stay holes.
+func writeSparse(c *vhd.Chain, f sparseFile) error {
+	size := c.Size()
+	chunk := c.Leaf().BlockSize()
+	if chunk == 0 {
+		chunk = vhd.DefaultBlockSize
+	}
+	buf, zero := make([]byte, chunk), make([]byte, chunk)
+	for off := int64(0); off < size; off += chunk {
+		n := min(chunk, size-off)
+		used, err := c.Allocated(off, n)
+		if err != nil {
+			return err
+		}
+		if !used {
+			continue
+		}
+		if _, err := c.ReadAt(buf[:n], off); err != nil && err != io.EOF {
+			return err
+		}
+		if bytes.Equal(buf[:n], zero[:n]) {
+			continue
+		}
+		if _, err := f.WriteAt(buf[:n], off); err != nil {
+			return err
+		}
+	}
+	return f.Truncate(size)
 }
 
 // writeRaw copies the local file in into name's virtual disk at off,
