@@ -139,7 +139,7 @@ func (d *FakeDriver) Rescue(ctx context.Context, req compute.RescueRequest) erro
 	if err != nil || done {
 		return err
 	}
-	for _, step := range []string{"bootlock", "create-rescue", "start-rescue"} {
+	for _, step := range rescueSteps {
 		if err := d.step(ctx, c, step); err != nil {
 			if !isCancel(err) {
 				d.undoRescue(req.Host, name)
@@ -152,6 +152,9 @@ func (d *FakeDriver) Rescue(ctx context.Context, req compute.RescueRequest) erro
 	}
 	return nil
 }
+
+// rescueSteps are the steps of Rescue after the hard shutdown.
+var rescueSteps = []string{"bootlock", "create-rescue", "start-rescue"}
 
 // rescueStep does one step of Rescue, finding it done when it is.
 func (d *FakeDriver) rescueStep(req compute.RescueRequest, step string) error {

@@ -25,6 +25,30 @@ var finishSteps = []struct {
 	percent int
 }{{"import", 25}, {"create", 50}, {"resize-disks", 75}, {"power-on", 100}}
 
+// The step of FinishRevertMigration after the rename.
+var revertSteps = []string{"power-on"}
+
+// MethodSteps returns the steps of method m a [Fault] or the hook can fail
+// at, in order, after its start (Step ""); nil for a method without steps.
+func MethodSteps(m Method) []string {
+	var out []string
+	switch m {
+	case MethodMigrateDiskAndPowerOff:
+		for _, s := range migrateSteps {
+			out = append(out, s.name)
+		}
+	case MethodFinishMigration:
+		for _, s := range finishSteps {
+			out = append(out, s.name)
+		}
+	case MethodRescue:
+		out = append(out, rescueSteps...)
+	case MethodFinishRevertMigration:
+		out = append(out, revertSteps...)
+	}
+	return out
+}
+
 // migrateJob is one MigrateDiskAndPowerOff call.
 type migrateJob struct {
 	req compute.MigrateDiskRequest
@@ -362,7 +386,7 @@ func (d *FakeDriver) FinishRevertMigration(ctx context.Context, req compute.Fini
 	if err := d.restoreOrig(req); err != nil {
 		return err
 	}
-	if err := d.step(ctx, c, "power-on"); err != nil {
+	if err := d.step(ctx, c, revertSteps[0]); err != nil {
 		return err
 	}
 	d.mu.Lock()

@@ -213,7 +213,7 @@ func TestFakeDriverIdempotent(t *testing.T) {
 // its points: the source is as it was, nothing is left on the destination,
 // and the next call succeeds.
 func TestFakeDriverMigrateRollback(t *testing.T) {
-	for _, step := range append([]string{""}, "snapshot", "send-base", "power-off", "send-delta", "rename-orig") {
+	for _, step := range append([]string{""}, MethodSteps(MethodMigrateDiskAndPowerOff)...) {
 		t.Run(stepName(step), func(t *testing.T) {
 			ctx := context.Background()
 			p := newPool(t)
@@ -245,7 +245,7 @@ func TestFakeDriverCrashResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, step := range []string{"snapshot", "send-base", "power-off", "send-delta", "rename-orig"} {
+	for _, step := range MethodSteps(MethodMigrateDiskAndPowerOff) {
 		t.Run(step, func(t *testing.T) {
 			p := newPool(t)
 			ctx, cancel := context.WithCancel(context.Background())
@@ -582,5 +582,52 @@ func TestFakeDriverFaultAtStart(t *testing.T) {
 	}
 	if len(calls) != 14 {
 		t.Fatalf("%d methods tried, want every method of compute.Driver but Capabilities", len(calls))
+	}
+}
+
+// TestFakeDriverStepSweep fails each step MethodSteps names, once: the call
+// returns the injected error, and the same call again succeeds.
+func TestFakeDriverStepSweep(t *testing.T) {
+	ctx := context.Background()
+	calls := map[Method]func(p *pool, info compute.DiskInfo) error{
+		MethodMigrateDiskAndPowerOff: func(p *pool, _ compute.DiskInfo) error {
+			_, err := p.d.MigrateDiskAndPowerOff(ctx, p.migrateReq())
+			return err
+		},
+		MethodFinishMigration: func(p *pool, info compute.DiskInfo) error { return p.d.FinishMigration(ctx, p.finishReq(info)) },
+		MethodFinishRevertMigration: func(p *pool, _ compute.DiskInfo) error {
+			return p.d.FinishRevertMigration(ctx, compute.FinishRevertRequest{Instance: p.inst, Migration: p.mig, Host: "host-a", PowerOn: true})
+		},
+		MethodRescue: func(p *pool, _ compute.DiskInfo) error {
+			return p.d.Rescue(ctx, compute.RescueRequest{Instance: p.inst, Host: "host-a", ImageRef: "img"})
+		},
+	}
+	for m, call := range calls {
+		steps := MethodSteps(m)
+		if len(steps) == 0 {
+			t.Fatalf("%s: no steps", m)
+		}
+		for _, step := range steps {
+			t.Run(string(m)+"/"+step, func(t *testing.T) {
+				p := newPool(t)
+				var info compute.DiskInfo
+				if m != MethodMigrateDiskAndPowerOff && m != MethodRescue {
+					var err error
+					if info, err = p.d.MigrateDiskAndPowerOff(ctx, p.migrateReq()); err != nil {
+						t.Fatal(err)
+					}
+				}
+				p.d.InjectFault(Fault{Method: m, Step: step, Nth: 1})
+				if err := call(p, info); !errors.Is(err, ErrInjected) {
+					t.Fatalf("error %v, want the injected one", err)
+				}
+				if err := call(p, info); err != nil {
+					t.Fatalf("again: %v", err)
+				}
+			})
+		}
+	}
+	if MethodSteps(MethodPowerOn) != nil {
+		t.Error("PowerOn has no steps")
 	}
 }

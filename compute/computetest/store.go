@@ -17,7 +17,7 @@ import (
 // expiry) is now.
 type NewStore func(t *testing.T, now func() time.Time) compute.Store
 
-// Epoch is the time a suite's [Clock] starts at.
+// epoch is the time a suite's [Clock] starts at.
 var epoch = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // TestStore runs the conformance suite of [compute.Store] against the
