@@ -128,8 +128,12 @@ func (r *run) prep(ctx context.Context, dest scheduler.HostNode) error {
 }
 
 // schedule asks the scheduler for a destination and its alternates
-// (select_destinations with return_alternates).
+// (select_destinations with return_alternates) and holds the chosen
+// host's resources for the migration at once, as placement claims them in
+// select_destinations, so that concurrent moves see each other's choice.
 func (o *Orchestrator) schedule(ctx context.Context, r *run) (scheduler.Selection, error) {
+	o.schedMu.Lock()
+	defer o.schedMu.Unlock()
 	states, err := o.hostStates(ctx, o.hosts)
 	if err != nil {
 		return scheduler.Selection{}, err
@@ -155,6 +159,9 @@ func (o *Orchestrator) schedule(ctx context.Context, r *run) (scheduler.Selectio
 	if req.RequestedHost != "" {
 		sel.Alternates = nil // a requested host is not rescheduled (retry popped)
 	}
+	o.claimMu.Lock()
+	o.claims[r.mig.UUID] = claim{host: sel.Host, flavor: req.Flavor}
+	o.claimMu.Unlock()
 	return sel, nil
 }
 
@@ -206,6 +213,8 @@ func (o *Orchestrator) hostStates(ctx context.Context, hosts []string) ([]schedu
 // claim checks that dest has room for f within its allocation ratios and
 // holds it for the migration until the move ends.
 func (o *Orchestrator) claim(ctx context.Context, migUUID, dest string, f scheduler.Flavor) error {
+	o.schedMu.Lock()
+	defer o.schedMu.Unlock()
 	o.dropClaim(migUUID)
 	states, err := o.hostStates(ctx, []string{dest})
 	if err != nil {

@@ -137,8 +137,13 @@ type Orchestrator struct {
 	randMu sync.Mutex
 	rand   io.Reader
 
+	// schedMu makes a choice of host and its claim one step.
+	schedMu sync.Mutex
 	claimMu sync.Mutex
 	claims  map[string]claim // by migration UUID
+
+	activeMu sync.Mutex
+	active   map[string]bool // instances this orchestrator is driving
 }
 
 // claim is a destination's resources held by a move in progress on this
@@ -179,7 +184,8 @@ func New(cfg Config) (*Orchestrator, error) {
 	}
 	o := &Orchestrator{store: cfg.Store, driver: cfg.Driver, ledger: cfg.Quota, flavors: cfg.Flavors,
 		hosts: append([]string(nil), cfg.Hosts...), notifier: cfg.Notifier, now: cfg.Now, owner: cfg.Owner,
-		ttl: cfg.LeaseTTL, log: cfg.Logger, opts: cfg.Options, rand: cfg.Rand, claims: map[string]claim{}}
+		ttl: cfg.LeaseTTL, log: cfg.Logger, opts: cfg.Options, rand: cfg.Rand, claims: map[string]claim{},
+		active: map[string]bool{}}
 	o.watcher, _ = cfg.Driver.(compute.HostStateWatcher)
 	o.caps = cfg.Driver.Capabilities()
 	o.setDefaults()

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/compute/computetest"
@@ -45,8 +46,10 @@ func (h *harness) invariants(ctx context.Context, id string) error {
 	}
 	if !h.opts.NovaCompatibleErrors {
 		for _, host := range h.hosts {
-			if o := h.driver.Orphans(host); len(o) > 0 {
-				return fmt.Errorf("orphan disks on %s: %d (first %s)", host, len(o), o[0].Label)
+			for _, v := range h.driver.Orphans(host) {
+				if strings.HasPrefix(v.Label, id) {
+					return fmt.Errorf("orphan disk %s of %s on %s (migration %s)", v.Label, id, host, v.MigrationUUID)
+				}
 			}
 		}
 	}

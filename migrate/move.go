@@ -18,14 +18,14 @@ var errNoProgress = errors.New("migrate: a step made no progress")
 // state: VERIFY_RESIZE, or an end of confirm, revert or a failure.
 func (r *run) drive(ctx context.Context) error {
 	for i := 0; ; i++ {
-		if err := ctx.Err(); err != nil {
-			return r.stop(err)
-		}
 		h := r.handler()
 		if h == nil {
 			r.o.dropClaim(r.migUUID())
 			r.finishAction(context.WithoutCancel(ctx), r.inst.SystemMetadata[SysMetaRequestID])
 			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return r.stop(err)
 		}
 		if i > 32 {
 			return fmt.Errorf("%w in state %s", errNoProgress, r.state())
@@ -84,7 +84,7 @@ func (r *run) migrateDisk(ctx context.Context) error {
 	info, err := r.o.driver.MigrateDiskAndPowerOff(ctx, compute.MigrateDiskRequest{Instance: r.inst, Migration: r.mig,
 		Host: src, DestHost: dest, NewFlavor: r.inst.NewFlavor, CleanShutdown: r.o.opts.CleanShutdown,
 		ShutdownTimeout: r.o.opts.ShutdownTimeout, Suspend: r.inst.SystemMetadata[SysMetaSuspend] == "true",
-		Progress: r.driverProgress(ctx)})
+		Progress: r.driverProgress(ctx, 0, 80)})
 	if err != nil {
 		if interrupted(ctx, err) {
 			return err
@@ -166,7 +166,7 @@ func (r *run) finishMigration(ctx context.Context) error {
 	err := r.o.driver.FinishMigration(ctx, compute.FinishMigrationRequest{Instance: r.inst, Migration: r.mig,
 		Host: dest, DiskInfo: info, NewFlavor: r.inst.NewFlavor,
 		ResizeInstance: disksChange(r.mig.OldFlavor, r.mig.NewFlavor), PowerOn: r.powerOn(),
-		Progress: r.driverProgress(ctx)})
+		Progress: r.driverProgress(ctx, 80, 20)})
 	if err != nil {
 		if interrupted(ctx, err) {
 			return err

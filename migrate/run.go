@@ -49,14 +49,36 @@ type run struct {
 }
 
 // acquire takes the lease on an instance; a lease held by another owner
-// is returned as the *compute.LeaseHeldError.
+// is returned as the *compute.LeaseHeldError. Within the orchestrator an
+// instance is also locked (Nova's utils.synchronized(instance.uuid)): the
+// Store cannot tell two goroutines of one owner apart, so a second
+// operation on an instance this orchestrator is driving gets a
+// *compute.LeaseHeldError naming this owner.
 func (o *Orchestrator) acquire(ctx context.Context, uuid string) (compute.Lease, error) {
-	return o.store.AcquireLease(ctx, compute.LeaseRequest{InstanceUUID: uuid, Owner: o.owner, TTL: o.ttl})
+	o.activeMu.Lock()
+	if o.active[uuid] {
+		o.activeMu.Unlock()
+		return compute.Lease{}, &compute.LeaseHeldError{InstanceUUID: uuid, Holder: o.owner}
+	}
+	o.active[uuid] = true
+	o.activeMu.Unlock()
+	l, err := o.store.AcquireLease(ctx, compute.LeaseRequest{InstanceUUID: uuid, Owner: o.owner, TTL: o.ttl})
+	if err != nil {
+		o.unlock(uuid)
+	}
+	return l, err
+}
+
+func (o *Orchestrator) unlock(uuid string) {
+	o.activeMu.Lock()
+	delete(o.active, uuid)
+	o.activeMu.Unlock()
 }
 
 // release gives a lease up; failures only matter to the log, since the
 // lease expires anyway.
 func (o *Orchestrator) release(l compute.Lease) {
+	defer o.unlock(l.InstanceUUID)
 	if err := o.store.ReleaseLease(context.WithoutCancel(context.Background()), l); err != nil {
 		o.log.Warn("migrate: lease release failed", slog.String("instance", l.InstanceUUID), slog.Any("err", err))
 	}
@@ -228,9 +250,14 @@ func (r *run) progress(ctx context.Context, percent int, step string, p compute.
 }
 
 // driverProgress is the ProgressFunc handed to the driver: the driver's
-// percentages (Nova's steps) are saved and streamed like the flow's.
-func (r *run) driverProgress(ctx context.Context) compute.ProgressFunc {
-	return func(p compute.Progress) { r.progress(ctx, p.Percent, p.Step, p) }
+// percentage of its own call is mapped onto [base, base+span] of the
+// operation (Nova's steps: the disk move up to 80, the finish to 100),
+// saved and streamed.
+func (r *run) driverProgress(ctx context.Context, base, span int) compute.ProgressFunc {
+	return func(p compute.Progress) {
+		pct := min(max(p.Percent, 0), 100)
+		r.progress(ctx, base+pct*span/100, p.Step, p)
+	}
 }
 
 // interrupted reports whether err means the run must stop where it is
