@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,5 +91,37 @@ func FuzzTypedResponse(f *testing.F) {
 		check(err)
 		_, err = c.Task.GetRecord(bg(), "OpaqueRef:t")
 		check(err)
+	})
+}
+
+// FuzzRedirectHost feeds arbitrary HOST_IS_SLAVE addresses and Location
+// values to the redirect check: whatever it accepts is a plain host or
+// host:port that keeps the client's scheme and carries no user
+// information, path or query.
+func FuzzRedirectHost(f *testing.F) {
+	for _, s := range []string{"10.0.0.1", "10.0.0.1:443", "fd00::1", "[fd00::1]:8443", "master.example.com",
+		"https://h1:8443/export_raw_vdi?vdi=x", "http://h1", "https://u:p@h1", "h1/x", "h1@h2", "h1%2f"} {
+		f.Add(s)
+	}
+	cur, err := url.Parse("https://10.0.0.2:8443/")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		host, reason := redirectHost(cur, target)
+		if reason != "" {
+			if host != "" {
+				t.Fatalf("refused %q (%s) but returned %q", target, reason, host)
+			}
+			return
+		}
+		if host == "" || strings.ContainsAny(host, "/?#@%\\ \t\r\n\x00") {
+			t.Fatalf("accepted %q as host %q", target, host)
+		}
+		nu := withHost(cur, host)
+		back, err := url.Parse(nu.String())
+		if err != nil || back.Scheme != "https" || back.Host != host || back.User != nil || back.Path != "/" || back.RawQuery != "" {
+			t.Fatalf("accepted %q as host %q: URL %s (%v)", target, host, nu, err)
+		}
 	})
 }

@@ -63,7 +63,7 @@ func checkHostPort(s, defaultPort string) (hostport, reason string) {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		host, port = strings.Trim(s, "[]"), defaultPort
-	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+	} else if !validPort(port) {
 		return "", "bad port"
 	}
 	if !validHost(host) {
@@ -76,6 +76,16 @@ func checkHostPort(s, defaultPort string) (hostport, reason string) {
 		return host, ""
 	}
 	return net.JoinHostPort(host, port), ""
+}
+
+// validPort reports whether p is a decimal port number, 1 to 65535, in
+// digits only (strconv.Atoi would take "+1").
+func validPort(p string) bool {
+	if p == "" || len(p) > 5 || strings.Trim(p, "0123456789") != "" {
+		return false
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
 }
 
 // validHost reports whether h is an IP address or a DNS name: letters,

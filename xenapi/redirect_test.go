@@ -47,6 +47,7 @@ func TestRedirectRefusesOtherSchemesAndNonHosts(t *testing.T) {
 		"root@h1",                 // user information without a scheme
 		"h1:99999",                // no such port
 		"h1:http",                 // a named port
+		"h1:+443",                 // a signed port
 		"fd00::1::2",              // not an IP address
 		"",                        // nothing
 		"h1 h2",                   // two things
