@@ -2,6 +2,15 @@
 // XML-RPC wire protocol of xapi, typed calls, typed failures, sessions that
 // survive SESSION_INVALID and pool-master changes, and Async tasks.
 //
+// # Getting started
+//
+// NewClient connects (over https, verifying or pinning the pool's
+// certificates), Client.Login opens a session, the typed calls under
+// c.VM, c.VDI, ... do the work (c.VM.GetAllRecords lists the VMs), the
+// Async forms under c.Async start long operations that Client.WaitTask
+// follows, and Client.Close logs out. The examples run against the
+// simulated pool of package xenapitest.
+//
 // # Sessions
 //
 // NewClient takes the URL of any host of the pool. Login calls
@@ -9,7 +18,9 @@
 // originator) and keeps the credentials: a call answered with
 // SESSION_INVALID logs in again and is retried once, and HOST_IS_SLAVE
 // (at login or on a call) moves the client to the master's address and
-// retries once. Close logs out, so sessions are never leaked.
+// retries once. Close logs out, so sessions are never leaked. A Client
+// prints (every fmt verb) and logs (slog) with its password and session
+// reference redacted.
 //
 // # Calls
 //
@@ -57,7 +68,8 @@
 // many goroutines run concurrently over one http.Transport; response
 // headers are awaited at most DefaultResponseHeaderTimeout
 // (WithResponseHeaderTimeout), response bodies are limited
-// (WithMaxResponseSize) and decoded with bounded depth.
+// (WithMaxResponseSize) and decoded with bounded depth and a bounded
+// number of values.
 //
 // # HTTP handlers
 //
@@ -78,35 +90,10 @@
 // error_info as a *Failure, cancels the task (task.cancel) when the
 // context ends first, and destroys the task in every case.
 //
-// # XML-RPC and github.com/kolo/xmlrpc
+// # Wire codec
 //
-// The wire codec is this module's own (xenapi/internal/xmlrpc, shared with
-// the simulated pool in xenapitest). No production code uses
-// github.com/kolo/xmlrpc, the library first chosen for this; it remains a
-// test dependency. Of its parts:
-//
-//   - the decoder fails on untyped values (every string xapi sends) when
-//     decoding into interface{}, and silently drops the rest of a struct or
-//     array after an empty <value></value> or <value/>, which xapi sends for
-//     every empty string;
-//   - the client is built on net/rpc and runs one call at a time per client
-//     (a blocking event.from stalls everything), with no context and no
-//     per-request timeout;
-//   - the encoder writes struct member names and map keys without escaping
-//     them (a key with & or < makes the request malformed), a nil parameter
-//     as an empty <param>, and times as local wall time without a zone;
-//   - an untyped value does not decode into an int64 either, and xapi sends
-//     every int untyped, so no record with an int field decodes;
-//   - what it does correctly (typed scalars into typed targets, untyped
-//     values into string targets, <nil/>, duplicate struct keys with the
-//     last one winning, xapi's date forms with a missing zone read as UTC,
-//     and calls whose arguments are strings, booleans, lists and maps with
-//     plain keys) is the easy part of a codec: with the faults above, no
-//     xapi record (they all hold ints, and most hold empty strings) could
-//     be decoded through it, and splitting the encoder by argument type
-//     would leave two codecs to keep in step.
-//
-// Each fault listed is asserted by a test in kolo_test.go
-// (TestKoloXMLRPC...), which fails the day kolo/xmlrpc behaves correctly, so
-// that the choice is looked at again.
+// The XML-RPC codec is this module's own (xenapi/internal/xmlrpc, shared
+// with the simulated pool in xenapitest), written for xapi's dialect:
+// untyped and empty values, ints as strings, duplicate struct members,
+// dates without a zone. Its bounds are described under Transport.
 package xenapi

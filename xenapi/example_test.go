@@ -2,10 +2,14 @@ package xenapi_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log"
+	"net/http/httptest"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/xenflow/xenflow/xenapi"
@@ -118,4 +122,94 @@ func ExampleFailure() {
 	// Output:
 	// VM_BAD_POWER_STATE expected: halted actual: running
 	// true false
+}
+
+// Connect over https to a pool whose hosts have self-signed certificates,
+// pinning the certificate's SHA-256 fingerprint (on a host, openssl x509
+// -noout -fingerprint -sha256 -in /etc/xensource/xapi-ssl.pem prints it).
+func ExampleNewClient() {
+	pool, err := xenapitest.NewPool(xenapitest.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	srv := httptest.NewTLSServer(pool.Handler()) // stands for the master, with its own certificate
+	defer srv.Close()
+	sum := sha256.Sum256(srv.Certificate().Raw)
+	fingerprint := hex.EncodeToString(sum[:])
+
+	ctx := context.Background()
+	c, err := xenapi.NewClient(srv.URL, xenapi.WithPinnedCertificate(fingerprint))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := c.Login(ctx, pool.User(), pool.Password(), "example"); err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close(ctx)
+	fmt.Println("logged in over", strings.SplitN(c.URL(), ":", 2)[0])
+
+	// TLS options need an https URL: a pin on http:// would pin nothing.
+	_, err = xenapi.NewClient("http://10.0.0.1", xenapi.WithPinnedCertificate(fingerprint))
+	fmt.Println(err != nil)
+	// Output:
+	// logged in over https
+	// true
+}
+
+// Log in with an originator (xapi counts sessions per originator); a
+// wrong password is a typed failure, and the client never prints the
+// password or the session.
+func ExampleClient_Login() {
+	pool, url, _ := examplePool()
+	defer pool.Close()
+	ctx := context.Background()
+	c, err := xenapi.NewClient(url)
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = c.Login(ctx, pool.User(), "wrong", "example")
+	fmt.Println(xenapi.IsCode(err, xenapi.CodeSessionAuthenticationFailed))
+
+	if err := c.Login(ctx, pool.User(), pool.Password(), "example"); err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close(ctx) // logs out
+	shown := fmt.Sprintf("%+v", c)
+	fmt.Println(c.Session() != "", strings.Contains(shown, pool.Password()), strings.Contains(shown, string(c.Session())))
+	// Output:
+	// true
+	// true false false
+}
+
+// List the VMs with one call, VM.get_all_records, leaving out templates
+// and the control domains.
+func ExampleVMClass_GetAllRecords() {
+	pool, url, _ := examplePool()
+	defer pool.Close()
+	ctx := context.Background()
+	c, err := xenapi.NewClient(url)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := c.Login(ctx, pool.User(), pool.Password(), "example"); err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close(ctx)
+
+	vms, err := c.VM.GetAllRecords(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	var names []string
+	for _, vm := range vms {
+		if !vm.IsATemplate && !vm.IsControlDomain {
+			names = append(names, fmt.Sprintf("%s: %s, %d vCPUs, %d VBDs", vm.NameLabel, vm.PowerState, vm.VCPUsMax, len(vm.VBDs)))
+		}
+	}
+	sort.Strings(names)
+	fmt.Println(strings.Join(names, "\n"))
+	// Output:
+	// db: Halted, 1 vCPUs, 0 VBDs
+	// web: Running, 1 vCPUs, 1 VBDs
 }
