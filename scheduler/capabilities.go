@@ -12,9 +12,10 @@ import (
 // requirement, in nova/scheduler/filters/extra_specs_ops.py's syntax,
 // split once per request.
 type capSpec struct {
-	path  []string
-	req   string
-	op    string   // the first word, "" when there is none
+	attr capAttr // what path names, resolved once
+	req  string
+	op   specOp // the first word, resolved
+
 	words []string // the words after the operator
 	y     float64  // words[0] as Python's float(), when yOK
 	yOK   bool
@@ -30,7 +31,7 @@ func capSpecs(extra map[string]string) []capSpec {
 	for key, req := range extra {
 		scope := strings.Split(key, ":")
 		if len(scope) == 1 {
-			if !capAttributes[key] {
+			if _, ok := capAttributes[key]; !ok {
 				continue
 			}
 		} else if scope[0] != "capabilities" {
@@ -44,9 +45,12 @@ func capSpecs(extra map[string]string) []capSpec {
 }
 
 func newCapSpec(path []string, req string) capSpec {
-	sp := capSpec{path: path, req: req}
+	sp := capSpec{attr: resolveCapAttr(path), req: req}
 	if words := pySplit(req); len(words) > 0 {
-		sp.op, sp.words = words[0], words[1:]
+		sp.op, sp.words = specOps[words[0]], words[1:]
+		if sp.op == opNone {
+			sp.op = opEqual // an unknown first word: the whole requirement must equal
+		}
 		if len(sp.words) > 0 {
 			sp.y, sp.yOK = pyFloat(sp.words[0])
 		}
@@ -59,7 +63,7 @@ func newCapSpec(path []string, req string) capSpec {
 // matches the requirement.
 func capabilitiesPass(h *HostState, specs []capSpec) bool {
 	for i := range specs {
-		v, ok := capValue(h, specs[i].path)
+		v, ok := capValue(h, specs[i].attr)
 		if !ok || !specs[i].match(v) {
 			return false
 		}
@@ -67,12 +71,59 @@ func capabilitiesPass(h *HostState, specs []capSpec) bool {
 	return true
 }
 
+// capAttr names a host attribute a capabilities key can reach.
+type capAttr uint8
+
+const (
+	capNone capAttr = iota // Nova finds None: the host fails
+	capHost
+	capNodename
+	capFreeRAM
+	capFreeDisk
+	capTotalRAM
+	capTotalDisk
+	capVCPUsTotal
+	capVCPUsUsed
+	capNumInstances
+	capNumIOOps
+	capFailedBuilds
+	capHypervisorType
+	capHypervisorVersion
+	capCPUInfo
+	capCPUInfoArch
+	capRAMRatio
+	capCPURatio
+	capDiskRatio
+)
+
 // capAttributes are the attributes of Nova's HostState that this model
 // carries, which is what a capabilities key can name.
-var capAttributes = setOf("host", "nodename", "free_ram_mb", "free_disk_mb", "total_usable_ram_mb",
-	"total_usable_disk_gb", "vcpus_total", "vcpus_used", "num_instances", "num_io_ops", "failed_builds",
-	"hypervisor_type", "hypervisor_version", "cpu_info", "ram_allocation_ratio", "cpu_allocation_ratio",
-	"disk_allocation_ratio")
+var capAttributes = map[string]capAttr{
+	"host": capHost, "nodename": capNodename, "free_ram_mb": capFreeRAM, "free_disk_mb": capFreeDisk,
+	"total_usable_ram_mb": capTotalRAM, "total_usable_disk_gb": capTotalDisk,
+	"vcpus_total": capVCPUsTotal, "vcpus_used": capVCPUsUsed, "num_instances": capNumInstances,
+	"num_io_ops": capNumIOOps, "failed_builds": capFailedBuilds, "hypervisor_type": capHypervisorType,
+	"hypervisor_version": capHypervisorVersion, "cpu_info": capCPUInfo,
+	"ram_allocation_ratio": capRAMRatio, "cpu_allocation_ratio": capCPURatio, "disk_allocation_ratio": capDiskRatio,
+}
+
+// resolveCapAttr is ComputeCapabilitiesFilter._get_capabilities' walk
+// down path, on the attributes this model carries: cpu_info is the JSON
+// object {"arch": CPUArch}, the form libvirt reports; no other attribute
+// has fields below it.
+func resolveCapAttr(path []string) capAttr {
+	if len(path) == 0 {
+		return capNone
+	}
+	a := capAttributes[path[0]]
+	switch {
+	case len(path) == 1:
+		return a
+	case a == capCPUInfo && len(path) == 2 && path[1] == "arch":
+		return capCPUInfoArch
+	}
+	return capNone
+}
 
 // capVal is a host attribute's value: a string, or a number whose
 // str() is formed only when a string operator needs it.
@@ -107,76 +158,58 @@ func (v capVal) float() (float64, bool) {
 	return pyFloat(v.s)
 }
 
-// capValue is ComputeCapabilitiesFilter._get_capabilities: the value at
-// path, or false when Nova finds None there. cpu_info is the JSON object
-// {"arch": CPUArch}, the form libvirt reports; no other attribute has
-// fields below it.
-func capValue(h *HostState, path []string) (capVal, bool) {
-	if len(path) == 0 {
+// capValue returns the value of attribute a on h, or false when Nova
+// finds None there.
+func capValue(h *HostState, a capAttr) (capVal, bool) {
+	switch a {
+	case capNone:
 		return capVal{}, false
-	}
-	if path[0] == "cpu_info" {
-		switch {
-		case h.CPUArch == "":
-			return capVal{}, false
-		case len(path) == 1:
-			return strVal(`{"arch": ` + pyJSONQuote(h.CPUArch) + `}`), true
-		case len(path) == 2 && path[1] == "arch":
-			return strVal(h.CPUArch), true
-		}
-		return capVal{}, false
-	}
-	if len(path) != 1 {
-		return capVal{}, false
-	}
-	switch path[0] {
-	case "host":
+	case capHost:
 		return strVal(h.Host), true
-	case "nodename":
+	case capNodename:
 		if h.Node == "" {
 			return strVal(h.Host), true
 		}
 		return strVal(h.Node), true
-	case "hypervisor_type":
+	case capHypervisorType:
 		return strVal(h.HypervisorType), h.HypervisorType != ""
-	case "ram_allocation_ratio":
+	case capCPUInfo:
+		return strVal(`{"arch": ` + pyJSONQuote(h.CPUArch) + `}`), h.CPUArch != ""
+	case capCPUInfoArch:
+		return strVal(h.CPUArch), h.CPUArch != ""
+	case capRAMRatio:
 		return floatVal(h.ramRatio()), true
-	case "cpu_allocation_ratio":
+	case capCPURatio:
 		return floatVal(h.cpuRatio()), true
-	case "disk_allocation_ratio":
+	case capDiskRatio:
 		return floatVal(h.diskRatio()), true
 	}
-	return capInt(h, path[0])
+	return intVal(capInt(h, a)), true
 }
 
 // capInt returns the integer attributes.
-func capInt(h *HostState, name string) (capVal, bool) {
-	var v int64
-	switch name {
-	case "free_ram_mb":
-		v = h.FreeRAMMB
-	case "free_disk_mb":
-		v = h.FreeDiskMB
-	case "total_usable_ram_mb":
-		v = h.TotalUsableRAMMB
-	case "total_usable_disk_gb":
-		v = h.TotalUsableDiskGB
-	case "vcpus_total":
-		v = h.VCPUsTotal
-	case "vcpus_used":
-		v = h.VCPUsUsed
-	case "num_instances":
-		v = h.NumInstances
-	case "num_io_ops":
-		v = h.NumIOOps
-	case "failed_builds":
-		v = h.FailedBuilds
-	case "hypervisor_version":
-		v = h.HypervisorVersion
-	default:
-		return capVal{}, false
+func capInt(h *HostState, a capAttr) int64 {
+	switch a {
+	case capFreeRAM:
+		return h.FreeRAMMB
+	case capFreeDisk:
+		return h.FreeDiskMB
+	case capTotalRAM:
+		return h.TotalUsableRAMMB
+	case capTotalDisk:
+		return h.TotalUsableDiskGB
+	case capVCPUsTotal:
+		return h.VCPUsTotal
+	case capVCPUsUsed:
+		return h.VCPUsUsed
+	case capNumInstances:
+		return h.NumInstances
+	case capNumIOOps:
+		return h.NumIOOps
+	case capFailedBuilds:
+		return h.FailedBuilds
 	}
-	return intVal(v), true
+	return h.HypervisorVersion
 }
 
 // extraSpecMatch is nova/scheduler/filters/extra_specs_ops.py's match on
@@ -184,6 +217,33 @@ func capInt(h *HostState, name string) (capVal, bool) {
 func extraSpecMatch(value, req string) bool {
 	sp := newCapSpec(nil, req)
 	return sp.match(strVal(value))
+}
+
+// specOp is an operator of extra_specs_ops.
+type specOp uint8
+
+const (
+	opNone    specOp = iota // no words: the value must equal the requirement
+	opEqual                 // no operator: the same
+	opOr                    // <or>
+	opAtLeast               // = and >=
+	opFloatEq               // ==
+	opFloatNe               // !=
+	opFloatLe               // <=
+	opAllIn                 // <all-in>
+	opIn                    // <in>
+	opStrEq                 // s==
+	opStrNe                 // s!=
+	opStrLt                 // s<
+	opStrLe                 // s<=
+	opStrGt                 // s>
+	opStrGe                 // s>=
+)
+
+var specOps = map[string]specOp{
+	"<or>": opOr, "=": opAtLeast, ">=": opAtLeast, "==": opFloatEq, "!=": opFloatNe, "<=": opFloatLe,
+	"<all-in>": opAllIn, "<in>": opIn, "s==": opStrEq, "s!=": opStrNe, "s<": opStrLt, "s<=": opStrLe,
+	"s>": opStrGt, "s>=": opStrGe,
 }
 
 // match is extra_specs_ops.match: "<op> operand" with the float operators
@@ -194,24 +254,20 @@ func extraSpecMatch(value, req string) bool {
 // operands) the host does not pass.
 func (sp *capSpec) match(v capVal) bool {
 	words := sp.words
-	switch sp.op {
-	case "":
+	switch {
+	case sp.op <= opEqual:
 		return v.str() == sp.req
-	case "<or>":
+	case sp.op == opOr:
 		return orMatch(v.str(), words)
-	case "=", "==", "!=", ">=", "<=":
-		if len(words) == 0 {
-			return false
-		}
+	case len(words) == 0:
+		return false // an operator without an operand
+	case sp.op <= opFloatLe:
 		x, ok := v.float()
 		if !ok || !sp.yOK {
 			return false // Nova raises ValueError
 		}
 		return floatCmp(sp.op, x, sp.y)
-	case "<all-in>":
-		if len(words) == 0 {
-			return false
-		}
+	case sp.op == opAllIn:
 		s := v.str()
 		for _, w := range words {
 			if !strings.Contains(s, w) {
@@ -219,13 +275,8 @@ func (sp *capSpec) match(v capVal) bool {
 			}
 		}
 		return true
-	case "<in>", "s==", "s!=", "s<", "s<=", "s>", "s>=":
-		if len(words) == 0 {
-			return false
-		}
-		return strCmp(sp.op, v.str(), words[0])
 	}
-	return v.str() == sp.req
+	return strCmp(sp.op, v.str(), words[0])
 }
 
 // orMatch is the "<or> a <or> b" loop of extra_specs_ops.match; the
@@ -250,31 +301,31 @@ func orMatch(value string, words []string) bool {
 	}
 }
 
-func floatCmp(op string, x, y float64) bool {
+func floatCmp(op specOp, x, y float64) bool {
 	switch op {
-	case "=", ">=":
+	case opAtLeast:
 		return x >= y
-	case "==":
+	case opFloatEq:
 		return x == y
-	case "!=":
+	case opFloatNe:
 		return x != y
 	}
 	return x <= y
 }
 
-func strCmp(op, x, y string) bool {
+func strCmp(op specOp, x, y string) bool {
 	switch op {
-	case "<in>":
+	case opIn:
 		return strings.Contains(x, y)
-	case "s==":
+	case opStrEq:
 		return x == y
-	case "s!=":
+	case opStrNe:
 		return x != y
-	case "s<":
+	case opStrLt:
 		return x < y
-	case "s<=":
+	case opStrLe:
 		return x <= y
-	case "s>":
+	case opStrGt:
 		return x > y
 	}
 	return x >= y

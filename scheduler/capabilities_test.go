@@ -1,8 +1,15 @@
 package scheduler
 
 import (
+	"bytes"
+	"encoding/json"
 	"math"
+	"math/rand"
+	"os/exec"
+	"strings"
 	"testing"
+
+	"github.com/xenflow/xenflow/internal/oracle"
 )
 
 // TestExtraSpecMatch follows nova/scheduler/filters/extra_specs_ops.py's
@@ -99,7 +106,7 @@ func TestCapSpecsAndValues(t *testing.T) {
 		{nil, "", false},
 	}
 	for _, tt := range tests {
-		v, ok := capValue(h, tt.path)
+		v, ok := capValue(h, resolveCapAttr(tt.path))
 		if got := v.str(); got != tt.want || ok != tt.ok {
 			t.Errorf("capValue(%q) = %q, %v; want %q, %v", tt.path, v.str(), ok, tt.want, tt.ok)
 		}
@@ -129,4 +136,76 @@ func TestPythonForms(t *testing.T) {
 			t.Errorf("pyJSONQuote(%q) = %s, want %s", tt.in, got, tt.want)
 		}
 	}
+}
+
+// TestExtraSpecsOpsOracle compares extraSpecMatch with Nova's own
+// nova.scheduler.filters.extra_specs_ops.match on random values and
+// requirements built from every operator. Where Nova raises, the host
+// must not pass.
+func TestExtraSpecsOpsOracle(t *testing.T) {
+	const script = `
+import json, sys
+from nova.scheduler.filters import extra_specs_ops
+out = []
+for v, r in json.load(sys.stdin):
+    try:
+        out.append(bool(extra_specs_ops.match(v, r)))
+    except Exception as e:
+        out.append(type(e).__name__)
+json.dump(out, sys.stdout)
+`
+	if err := exec.Command("/usr/bin/python3", "-c", "import nova.scheduler.filters.extra_specs_ops").Run(); err != nil {
+		oracle.Missing(t, "Nova's extra_specs_ops (python3-nova) is not importable: %v", err)
+	}
+	values := []string{"xen", "x86_64", "12", "12.0", "12.5", "-3", "1e3", "1_0", "abc def", "", "nan", "inf", "8002000", "16.0", "0.5"}
+	ops := []string{"=", "==", "!=", ">=", "<=", "<in>", "<all-in>", "s==", "s!=", "s<", "s<=", "s>", "s>=", "<or>", "", "junk"}
+	spaces := []string{" ", "  ", "\t", "\u00a0", "\n"}
+	r := rand.New(rand.NewSource(11))
+	var pairs [][2]string
+	for i := 0; i < 3000; i++ {
+		var b strings.Builder
+		if r.Intn(5) == 0 {
+			b.WriteString(spaces[r.Intn(len(spaces))])
+		}
+		b.WriteString(ops[r.Intn(len(ops))])
+		for j, n := 0, r.Intn(5); j < n; j++ {
+			b.WriteString(spaces[r.Intn(len(spaces))])
+			if j%2 == 1 && r.Intn(2) == 0 {
+				b.WriteString("<or>")
+			} else {
+				b.WriteString(values[r.Intn(len(values))])
+			}
+		}
+		pairs = append(pairs, [2]string{values[r.Intn(len(values))], b.String()})
+	}
+	in, err := json.Marshal(pairs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/usr/bin/python3", "-c", script)
+	cmd.Stdin = bytes.NewReader(in)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, stderr.String())
+	}
+	var nova []any
+	if err := json.Unmarshal(out, &nova); err != nil || len(nova) != len(pairs) {
+		t.Fatalf("python output %d results, %v", len(nova), err)
+	}
+	raised, passed := 0, 0
+	for i, p := range pairs {
+		want, ok := nova[i].(bool)
+		if !ok {
+			raised++ // Nova raised: the host does not pass
+		}
+		if want {
+			passed++
+		}
+		if got := extraSpecMatch(p[0], p[1]); got != want {
+			t.Errorf("match(%q, %q) = %v, Nova %v", p[0], p[1], got, nova[i])
+		}
+	}
+	t.Logf("%d pairs equal to Nova's: %d match, %d raise in Nova", len(pairs), passed, raised)
 }

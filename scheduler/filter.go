@@ -123,7 +123,9 @@ func (r *run) filterBuiltin(ids []int32, steps []step, b *bounds) []int32 {
 		if bInst != 0 && !(h.numInstances < maxInst) {
 			fail |= bInst
 		}
-		if bCap != 0 && !capabilitiesPass(r.hostState(id), r.caps) {
+		// ComputeCapabilitiesFilter reads the full host state: run it only
+		// when no filter before it has already failed the host.
+		if bCap != 0 && fail&(bCap-1) == 0 && !capabilitiesPass(r.hostState(id), r.caps) {
 			fail |= bCap
 		}
 		if fail != 0 {
