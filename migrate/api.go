@@ -77,7 +77,7 @@ func (o *Orchestrator) Resize(ctx context.Context, req ResizeRequest) (*Result, 
 	if err != nil {
 		return nil, err
 	}
-	if err := sm.Check(sm.OpResize, inst.Subject(req.Admin)); err != nil {
+	if err := o.pre[sm.OpResize].Check(inst.Subject(req.Admin)); err != nil {
 		return nil, err
 	}
 	newFlavor, err := o.flavors.Flavor(ctx, req.FlavorID)
@@ -109,7 +109,7 @@ func (o *Orchestrator) Migrate(ctx context.Context, req MigrateRequest) (*Result
 	if err != nil {
 		return nil, err
 	}
-	if err := sm.Check(sm.OpMigrate, inst.Subject(req.Admin)); err != nil {
+	if err := o.pre[sm.OpMigrate].Check(inst.Subject(req.Admin)); err != nil {
 		return nil, err
 	}
 	if req.TargetHost != "" && req.TargetHost == inst.Host {
@@ -158,17 +158,26 @@ func (o *Orchestrator) start(ctx context.Context, sr startRequest) (*Result, err
 		return nil, err
 	}
 	r := &run{o: o, op: sr.op, flow: sr.flow, lease: lease, inst: sr.inst}
-	err = r.step(ctx, sr.ev, func(i *compute.Instance, _ *compute.Migration) {
-		i.Progress = 0
-		i.NewFlavor = sr.newFlavor.Clone()
-		setMeta(i, SysMetaMigration, migUUID)
-		setMeta(i, SysMetaReservation, resID)
-		setMeta(i, SysMetaRequestID, sr.requestID)
-		setMeta(i, SysMetaTargetHost, sr.targetHost)
-		if sr.suspend {
-			setMeta(i, SysMetaSuspend, "true")
-		}
-	})
+	mtype := sm.MigrationTypeMigration
+	if sr.op == sm.OpResize {
+		mtype = sm.MigrationTypeResize
+	}
+	mig := &compute.Migration{UUID: migUUID, InstanceUUID: sr.inst.UUID, SourceCompute: sr.inst.Host,
+		SourceNode: sr.inst.Node, OldFlavor: sr.inst.Flavor.Clone(), NewFlavor: sr.newFlavor.Clone(),
+		Status: sm.MigrationPreMigrating, Type: mtype, QuotaReservationID: resID}
+	// API.resize's save of resize_prep and the conductor's pre-migrating
+	// record (MigrationTask._execute) are one write: nothing acts between.
+	err = r.write(ctx, []sm.Event{sr.ev, sm.EvConductorCreateMigration}, mig,
+		func(i *compute.Instance, _ *compute.Migration) {
+			i.Progress = 0
+			i.NewFlavor = sr.newFlavor.Clone()
+			setMeta(i, SysMetaMigration, migUUID)
+			setMeta(i, SysMetaRequestID, sr.requestID)
+			setMeta(i, SysMetaTargetHost, sr.targetHost)
+			if sr.suspend {
+				setMeta(i, SysMetaSuspend, "true")
+			}
+		})
 	if err != nil {
 		o.settle(ctx, resID)
 		return nil, err
@@ -177,6 +186,7 @@ func (o *Orchestrator) start(ctx context.Context, sr startRequest) (*Result, err
 		Action: sr.action, UserID: r.inst.UserID, ProjectID: r.inst.ProjectID, StartTime: o.now()}); err != nil {
 		o.log.Warn("migrate: instance action not recorded", "err", err)
 	}
+	r.event(ctx, "conductor_migrate_server", "", nil)
 	r.progress(ctx, 0, "resize_prep", compute.Progress{})
 	return r.finish(ctx)
 }
@@ -212,7 +222,7 @@ func (o *Orchestrator) verifyAction(ctx context.Context, req ActionRequest, op s
 	if err != nil {
 		return nil, err
 	}
-	if err := sm.Check(op, inst.Subject(req.Admin)); err != nil {
+	if err := o.pre[op].Check(inst.Subject(req.Admin)); err != nil {
 		return nil, err
 	}
 	mig, err := o.finishedMigration(ctx, inst)

@@ -80,11 +80,10 @@ func (r *run) commitQuota(ctx context.Context, id string) error {
 	return nil
 }
 
-// reservation is the run's pending reservation: on the migration once it
-// exists, in the system metadata before.
+// reservation is the run's pending reservation, kept on the migration.
 func (r *run) reservation() string {
-	if r.mig != nil && r.mig.QuotaReservationID != "" {
-		return r.mig.QuotaReservationID
+	if r.mig == nil {
+		return ""
 	}
-	return r.inst.SystemMetadata[SysMetaReservation]
+	return r.mig.QuotaReservationID
 }

@@ -28,26 +28,6 @@ func (e *ClaimError) Error() string {
 		e.Requested, e.Used, e.Limit)
 }
 
-// createMigration is the conductor's MigrationTask._execute creating the
-// migration record pre-migrating (_preallocate_migration), with the
-// source, the flavors and the quota reservation, in one write with the
-// instance. Its UUID was chosen by the API step.
-func (r *run) createMigration(ctx context.Context) error {
-	mtype := sm.MigrationTypeMigration
-	if r.op == sm.OpResize {
-		mtype = sm.MigrationTypeResize
-	}
-	m := &compute.Migration{UUID: r.inst.SystemMetadata[SysMetaMigration], InstanceUUID: r.inst.UUID,
-		SourceCompute: r.inst.Host, SourceNode: r.inst.Node, OldFlavor: r.inst.Flavor.Clone(),
-		NewFlavor: r.inst.NewFlavor.Clone(), Status: sm.MigrationPreMigrating, Type: mtype,
-		QuotaReservationID: r.inst.SystemMetadata[SysMetaReservation]}
-	if err := r.write(ctx, []sm.Event{sm.EvConductorCreateMigration}, m, nil); err != nil {
-		return err
-	}
-	r.event(ctx, "conductor_migrate_server", "", nil)
-	return nil
-}
-
 // conduct schedules the move and preps a destination: the selected host,
 // then its alternates when prep fails there (Nova's
 // ComputeTaskManager._cold_migrate with MigrationTask._execute and
@@ -112,7 +92,10 @@ func (r *run) prep(ctx context.Context, dest scheduler.HostNode) error {
 	if err := r.o.claim(ctx, r.mig.UUID, dest.Host, f); err != nil {
 		return err
 	}
-	err := r.step(ctx, sm.EvDestPrepResize, func(i *compute.Instance, m *compute.Migration) {
+	// prep_resize's save and the source's resize_instance start (migration
+	// migrating, task resize_migrating) are one write: the claim is all
+	// prep does, and the source acts only after this write.
+	err := r.steps(ctx, []sm.Event{sm.EvDestPrepResize, sm.EvSourceResizeInstance}, func(i *compute.Instance, m *compute.Migration) {
 		m.DestCompute, m.DestNode, m.DestHost = dest.Host, dest.Node, dest.Host
 		if m.DestNode == "" {
 			m.DestNode = dest.Host
@@ -134,11 +117,7 @@ func (r *run) prep(ctx context.Context, dest scheduler.HostNode) error {
 func (o *Orchestrator) schedule(ctx context.Context, r *run) (scheduler.Selection, error) {
 	o.schedMu.Lock()
 	defer o.schedMu.Unlock()
-	states, err := o.hostStates(ctx, o.hosts)
-	if err != nil {
-		return scheduler.Selection{}, err
-	}
-	hs, err := scheduler.NewHostSet(states)
+	hs, err := o.hostSetLocked(ctx)
 	if err != nil {
 		return scheduler.Selection{}, err
 	}
@@ -159,10 +138,34 @@ func (o *Orchestrator) schedule(ctx context.Context, r *run) (scheduler.Selectio
 	if req.RequestedHost != "" {
 		sel.Alternates = nil // a requested host is not rescheduled (retry popped)
 	}
+	if o.opts.HostRefresh > 0 {
+		if err := hs.Consume(sel.Index, req, r.inst.UUID); err != nil {
+			return scheduler.Selection{}, err
+		}
+	}
 	o.claimMu.Lock()
 	o.claims[r.mig.UUID] = claim{host: sel.Host, flavor: req.Flavor}
 	o.claimMu.Unlock()
 	return sel, nil
+}
+
+// hostSetLocked returns the hosts' states for a choice: read afresh, or
+// the cached set while it is younger than HostRefresh.
+func (o *Orchestrator) hostSetLocked(ctx context.Context) (*scheduler.HostSet, error) {
+	now := o.now()
+	if o.hostSet != nil && o.opts.HostRefresh > 0 && now.Sub(o.hostSetAt) < o.opts.HostRefresh {
+		return o.hostSet, nil
+	}
+	states, err := o.hostStates(ctx, o.hosts)
+	if err != nil {
+		return nil, err
+	}
+	hs, err := scheduler.NewHostSet(states)
+	if err != nil {
+		return nil, err
+	}
+	o.hostSet, o.hostSetAt = hs, now
+	return hs, nil
 }
 
 // hostStates asks the driver for the hosts' states: the watcher when the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -95,6 +96,12 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Progress, when not nil, receives the progress of every operation.
 	Progress func(ProgressEvent)
+	// HostRefresh is how long the scheduler reuses the hosts' states
+	// between reads from the driver, consuming each choice from them as
+	// Nova's host manager does between compute updates
+	// (consume_from_request); 0 reads them for every choice. The
+	// destination's claim always reads its host afresh.
+	HostRefresh time.Duration
 }
 
 // ProgressEvent is the progress of one operation.
@@ -133,12 +140,17 @@ type Orchestrator struct {
 	opts     Options
 	caps     compute.DriverCapabilities
 	machines machines
+	// pre are the API preconditions of the operations, looked up once.
+	pre map[statemachine.Operation]statemachine.Precondition
 
 	randMu sync.Mutex
 	rand   io.Reader
 
-	// schedMu makes a choice of host and its claim one step.
-	schedMu sync.Mutex
+	// schedMu makes a choice of host and its claim one step, and guards
+	// the cached host states.
+	schedMu   sync.Mutex
+	hostSet   *scheduler.HostSet
+	hostSetAt time.Time
 	claimMu sync.Mutex
 	claims  map[string]claim // by migration UUID
 
@@ -201,6 +213,13 @@ func New(cfg Config) (*Orchestrator, error) {
 	if o.machines, err = buildMachines(); err != nil {
 		return nil, err
 	}
+	o.pre = map[statemachine.Operation]statemachine.Precondition{}
+	for _, op := range []statemachine.Operation{statemachine.OpResize, statemachine.OpMigrate,
+		statemachine.OpConfirmResize, statemachine.OpRevertResize} {
+		if o.pre[op], err = statemachine.LookupPrecondition(op); err != nil {
+			return nil, err
+		}
+	}
 	return o, nil
 }
 
@@ -262,5 +281,12 @@ func (o *Orchestrator) newUUID() (string, error) {
 	}
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	hex.Encode(s[9:13], b[4:6])
+	hex.Encode(s[14:18], b[6:8])
+	hex.Encode(s[19:23], b[8:10])
+	hex.Encode(s[24:], b[10:])
+	s[8], s[13], s[18], s[23] = '-', '-', '-', '-'
+	return string(s[:]), nil
 }

@@ -44,12 +44,8 @@ func (r *run) drive(ctx context.Context) error {
 func (r *run) handler() func(context.Context) error {
 	s := r.state()
 	switch {
-	case s.Task == sm.TaskResizePrep && s.Migration == sm.MigrationNone:
-		return r.createMigration
-	case s.Task == sm.TaskResizePrep && s.Migration == sm.MigrationPreMigrating && r.mig.DestCompute == "":
-		return r.conduct
 	case s.Task == sm.TaskResizePrep && s.Migration == sm.MigrationPreMigrating:
-		return r.startResize
+		return r.conduct
 	case s.Task == sm.TaskResizeMigrating && s.Migration == sm.MigrationMigrating:
 		return r.migrateDisk
 	case s.Task == sm.TaskResizeMigrated && s.Migration == sm.MigrationPostMigrating:
@@ -68,12 +64,6 @@ func (r *run) handler() func(context.Context) error {
 		return r.stopInstance
 	}
 	return nil
-}
-
-// startResize is the start of ComputeManager._resize_instance on the
-// source: migration migrating, task resize_migrating.
-func (r *run) startResize(ctx context.Context) error {
-	return r.step(ctx, sm.EvSourceResizeInstance, nil)
 }
 
 // migrateDisk is the driver part of _resize_instance:
@@ -187,7 +177,6 @@ func (r *run) finishMigration(ctx context.Context) error {
 			i.LaunchedAt = r.o.now()
 			i.Progress = 100
 			setMeta(i, SysMetaDiskInfo, "")
-			setMeta(i, SysMetaReservation, "")
 		})
 	if err != nil {
 		return err
@@ -316,7 +305,7 @@ func resetFlavor(i *compute.Instance, m *compute.Migration) {
 // the keys of the steps (Nova's finally blocks).
 func clearMoveKeepFlavor(i *compute.Instance, _ *compute.Migration) {
 	i.OldFlavor, i.NewFlavor = nil, nil
-	for _, k := range []string{compute.SysMetaOldVMState, SysMetaReservation, SysMetaDiskInfo, SysMetaTargetHost,
+	for _, k := range []string{compute.SysMetaOldVMState, SysMetaDiskInfo, SysMetaTargetHost,
 		SysMetaSuspend} {
 		setMeta(i, k, "")
 	}

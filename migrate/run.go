@@ -15,9 +15,6 @@ import (
 const (
 	// SysMetaMigration is the UUID of the instance's current migration.
 	SysMetaMigration = "xenflow_migration"
-	// SysMetaReservation is the quota reservation of a resize before its
-	// migration record exists (it moves to Migration.QuotaReservationID).
-	SysMetaReservation = "xenflow_quota_reservation"
 	// SysMetaRequestID is the request id of the instance action.
 	SysMetaRequestID = "xenflow_request_id"
 	// SysMetaDiskInfo is the JSON of the compute.DiskInfo the source's
