@@ -151,8 +151,8 @@ type Orchestrator struct {
 	schedMu   sync.Mutex
 	hostSet   *scheduler.HostSet
 	hostSetAt time.Time
-	claimMu sync.Mutex
-	claims  map[string]claim // by migration UUID
+	claimMu   sync.Mutex
+	claims    map[string]claim // by migration UUID
 
 	activeMu sync.Mutex
 	active   map[string]bool // instances this orchestrator is driving
