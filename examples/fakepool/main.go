@@ -62,6 +62,7 @@ type config struct {
 	hosts, pools                int
 	shared, verbose             bool
 	faults                      faultFlags
+	timeouts                    xenapitest.HTTPTimeouts
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -87,6 +88,8 @@ Flags:
 	fs.StringVar(&c.password, "password", xenapitest.DefaultPassword, "password login_with_password accepts")
 	fs.BoolVar(&c.shared, "shared-sr", false, "give each pool an SR every host sees")
 	fs.Var(&c.faults, "fault", "METHOD:N:CODE[:PARAM...]: the N-th call of METHOD (a XenAPI wire name, or get_export_raw_vdi / put_import_raw_vdi) fails with CODE and the parameters (separated by ':'); N 0 fails every call; repeatable")
+	fs.DurationVar(&c.timeouts.ReadHeader, "header-timeout", xenapitest.DefaultReadHeaderTimeout, "how long a client may take to send a request's headers")
+	fs.DurationVar(&c.timeouts.Body, "body-timeout", xenapitest.DefaultBodyTimeout, "how long a client may take to send an XML-RPC body, or pause a disk stream")
 	fs.BoolVar(&c.verbose, "v", false, "log every call to stderr")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -196,7 +199,7 @@ func freePorts(host string, n int) (int, error) {
 
 // newPool builds pool i with its seeded VMs and the faults.
 func newPool(c *config, i int, stderr io.Writer) (*xenapitest.Pool, error) {
-	opts := xenapitest.Options{Hosts: c.hosts, User: c.user, Password: c.password, SharedSR: c.shared}
+	opts := xenapitest.Options{Hosts: c.hosts, User: c.user, Password: c.password, SharedSR: c.shared, HTTPTimeouts: c.timeouts}
 	if c.verbose {
 		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("pool", i+1)
 	}

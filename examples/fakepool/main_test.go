@@ -93,7 +93,7 @@ func TestRunBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-hosts", "0"}, {"-nosuchflag"}, {"extra"}, {"-pools", "0"},
 		{"-fault", "VM.start"}, {"-fault", "VM.start:x:HOST_OFFLINE"}, {"-fault", "VM.start:-1:HOST_OFFLINE"}, {"-fault", ":1:X"},
-		{"-listen", "127.0.0.1"},
+		{"-listen", "127.0.0.1"}, {"-body-timeout", "soon"},
 	} {
 		if err := run(context.Background(), args, io.Discard, io.Discard); err == nil || errors.Is(err, flag.ErrHelp) {
 			t.Errorf("%q: error %v", args, err)
@@ -109,7 +109,7 @@ func TestHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("run -h: %v", err)
 	}
-	for _, f := range []string{"-fault", "-pools", "-hosts", "-listen", "-shared-sr", "METHOD:N:CODE"} {
+	for _, f := range []string{"-fault", "-pools", "-hosts", "-listen", "-shared-sr", "-body-timeout", "-header-timeout", "METHOD:N:CODE"} {
 		if !strings.Contains(stderr.String(), f) {
 			t.Errorf("usage does not mention %s:\n%s", f, stderr.String())
 		}

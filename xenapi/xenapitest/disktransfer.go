@@ -169,10 +169,11 @@ func (op *diskOp) sendExport(plan *diskPlan) (bool, error) {
 	}
 	op.w.WriteHeader(http.StatusOK)
 	progress := op.progress(length)
+	w := stallWriter{w: op.w, rc: http.NewResponseController(op.w), d: op.h.p.opts.HTTPTimeouts.Body}
 	if plan.stream != nil {
-		return true, plan.stream.writeTo(op.w, c, progress)
+		return true, plan.stream.writeTo(w, c, progress)
 	}
-	return true, copyRaw(op.w, c, plan.size, progress)
+	return true, copyRaw(w, c, plan.size, progress)
 }
 
 // receiveImport writes the request body onto the VDI and refreshes its
@@ -186,10 +187,11 @@ func (op *diskOp) receiveImport(plan *diskPlan) error {
 		return storageError("import", err)
 	}
 	progress := op.progress(op.r.ContentLength)
+	body := stallReader{r: op.r.Body, rc: http.NewResponseController(op.w), d: op.h.p.opts.HTTPTimeouts.Body}
 	if op.format == "vhd" {
-		err = applyVHDStream(op.r.Context(), op.r.Body, c, plan.size, progress)
+		err = applyVHDStream(op.r.Context(), body, c, plan.size, progress)
 	} else {
-		err = applyRaw(op.r.Context(), op.r.Body, c, plan.size, progress)
+		err = applyRaw(op.r.Context(), body, c, plan.size, progress)
 	}
 	if cerr := c.Close(); err == nil && cerr != nil {
 		err = cerr

@@ -165,6 +165,19 @@
 //     swept with N 0 or left out.
 //   - RegisterPlugin answers host.call_plugin.
 //
+// The call log never holds a session ref: the session a call is made
+// with is left out, any other argument naming a session shows as
+// "OpaqueRef:(session)", and passwords as ***.
+//
+// # HTTP
+//
+// Serve's servers bound every wait on a client (Options.HTTPTimeouts):
+// the request's headers (ReadHeader, 10 s), an XML-RPC body (Body, 60 s
+// for the whole body), a disk stream (Body again, as the longest pause
+// between two reads or writes, so a large transfer may take as long as it
+// keeps moving) and a kept-alive connection's idle time (Idle, 2 min). The
+// body limits hold for handlers served by any net/http server.
+//
 // # What is not simulated
 //
 // JSON-RPC (/jsonrpc), TLS (serve the Handler with httptest.NewTLSServer

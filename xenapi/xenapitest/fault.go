@@ -147,7 +147,7 @@ func (p *Pool) logCall(h *Host, wire string, params []any) (seq, nth int) {
 	if len(p.calls) >= maxCallLog {
 		return 0, nth
 	}
-	p.calls = append(p.calls, CallRecord{Seq: seq, Method: wire, N: nth, Host: h.name, Args: summarizeArgs(wire, params)})
+	p.calls = append(p.calls, CallRecord{Seq: seq, Method: wire, N: nth, Host: h.name, Args: p.summarizeArgs(wire, params)})
 	p.log.Debug("xenapi call", "host", h.name, "method", wire, "n", nth)
 	return seq, nth
 }
@@ -168,26 +168,40 @@ func (p *Pool) logResult(seq int, err error) {
 	}
 }
 
-// summarizeArgs renders parameters briefly; the session and passwords are
-// left out.
-func summarizeArgs(wire string, params []any) string {
+// summarizeArgs renders parameters briefly. Secrets stay out: the session
+// a call is made with, passwords, and any other argument that is a
+// session ref (session.get_record's, say) shows as redactedSession. The
+// caller holds p.mu.
+func (p *Pool) summarizeArgs(wire string, params []any) string {
 	if strings.HasSuffix(wire, "session.login_with_password") {
 		if len(params) > 0 {
 			return summarizeValue(params[0]) + ", ***"
 		}
 		return ""
 	}
+	m := p.methods[strings.TrimPrefix(wire, "Async.")]
 	if len(params) > 0 {
-		if s, ok := params[0].(string); ok && strings.HasPrefix(s, "OpaqueRef:") && !strings.HasPrefix(wire, "session.") {
+		s, isRef := params[0].(string)
+		isRef = isRef && strings.HasPrefix(s, "OpaqueRef:")
+		if (m != nil && m.session) || (m == nil && isRef) {
 			params = params[1:]
 		}
 	}
 	parts := make([]string, len(params))
 	for i, v := range params {
+		if s, ok := v.(string); ok {
+			if o, live := p.objs[s]; live && o.cls == classSession {
+				parts[i] = redactedSession
+				continue
+			}
+		}
 		parts[i] = summarizeValue(v)
 	}
 	return strings.Join(parts, ", ")
 }
+
+// redactedSession stands for a session ref in the call log.
+const redactedSession = `"OpaqueRef:(session)"`
 
 func summarizeValue(v any) string {
 	switch x := v.(type) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html"
 	"net/http"
+	"time"
 
 	"github.com/xenflow/xenflow/xenapi/internal/xmlrpc"
 )
@@ -70,6 +71,8 @@ func (hh hostHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "XML-RPC needs POST", http.StatusMethodNotAllowed)
 		return
 	}
+	// The whole body within the timeout: at most 300 KiB may come.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(hh.h.p.opts.HTTPTimeouts.Body))
 	dec := &xmlrpc.Decoder{MaxBodySize: maxRequestBody}
 	body, err := dec.ReadBody(r.Body, r.ContentLength)
 	if err != nil {

@@ -67,6 +67,8 @@ type Options struct {
 	// <Dir>/shared-storage/<sr-uuid>, reached from every host's root as
 	// /var/run/sr-mount/<sr-uuid> through a symbolic link.
 	SharedSR bool
+	// HTTPTimeouts bound how long the HTTP endpoints wait for a client.
+	HTTPTimeouts HTTPTimeouts
 	// ExportContentLength makes /export_raw_vdi send a Content-Length.
 	// xapi sends none (the body ends when the connection closes), and
 	// neither does the pool by default.
@@ -153,6 +155,7 @@ func NewPool(opts Options) (*Pool, error) {
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
+	opts.HTTPTimeouts = opts.HTTPTimeouts.orDefault()
 	p := &Pool{
 		opts:    opts,
 		dir:     opts.Dir,
@@ -482,7 +485,8 @@ func (p *Pool) Serve(masterAddr string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("xenapitest: listen for %s: %w", h.name, err)
 		}
-		srv := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		to := p.opts.HTTPTimeouts
+		srv := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: to.ReadHeader, IdleTimeout: to.Idle}
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()

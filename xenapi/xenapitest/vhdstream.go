@@ -268,7 +268,7 @@ func sortedBlocks(sets ...map[uint32]bool) []uint32 {
 	return out
 }
 
-// StreamError says what is wrong with a VHD stream sent to /import_raw_vdi.
+// StreamError says what is wrong with a stream sent to /import_raw_vdi.
 type StreamError struct {
 	Offset int64  // where in the stream
 	Reason string // what is wrong there
@@ -276,7 +276,7 @@ type StreamError struct {
 
 // Error implements error.
 func (e *StreamError) Error() string {
-	return fmt.Sprintf("xenapitest: VHD stream at byte %d: %s", e.Offset, e.Reason)
+	return fmt.Sprintf("xenapitest: import stream at byte %d: %s", e.Offset, e.Reason)
 }
 
 // streamReader reads a stream front to back, counting bytes.
