@@ -97,6 +97,8 @@ func (c *Client) handlerURL(req HTTPRequest) (*url.URL, error) {
 		return nil, bad("only a PUT has a body")
 	case req.Body != nil && req.ContentLength < 0:
 		return nil, bad("a body needs its ContentLength")
+	case req.Body == nil && req.ContentLength != 0:
+		return nil, bad("a ContentLength without a body")
 	}
 	c.mu.Lock()
 	u := *c.url

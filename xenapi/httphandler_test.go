@@ -309,6 +309,7 @@ func TestDoHTTPRefusesBadRequests(t *testing.T) {
 		{Method: http.MethodGet, Path: "/export_raw_vdi?vdi=x"},
 		{Method: http.MethodGet, Path: "/export_raw_vdi", Body: body},
 		{Method: http.MethodPut, Path: "/import_raw_vdi", Body: body, ContentLength: -1},
+		{Method: http.MethodPut, Path: "/import_raw_vdi", ContentLength: 10},
 		{Method: http.MethodGet, Path: "/export_raw_vdi", Host: "h/x"},
 		{Method: http.MethodGet, Path: "/export_raw_vdi", Host: "u@h"},
 		{Method: http.MethodGet, Path: "/export_raw_vdi", Host: "http://h"},
@@ -337,5 +338,28 @@ func TestDoHTTPToAMember(t *testing.T) {
 	readAllClose(t, resp)
 	if len(master.requests()) != 0 || len(member.requests()) != 1 {
 		t.Fatal("the request did not go straight to the member")
+	}
+}
+
+// TestDoHTTPRedirectAfterBody: a server that takes the body and then
+// redirects cannot be followed, the body being gone.
+func TestDoHTTPRedirectAfterBody(t *testing.T) {
+	f := newFakeXapi(t)
+	member := newHandlerServer(t, f, true, serveData)
+	master := newHandlerServer(t, f, true, func(hs *handlerServer, w http.ResponseWriter, r *http.Request) {
+		hs.record(r, true)
+		w.Header().Set("Location", member.srv.URL+r.URL.RequestURI())
+		w.WriteHeader(http.StatusFound)
+	})
+	c := tlsClient(t, master, member.srv)
+	body := []byte("disk data")
+	_, err := c.DoHTTP(bg(), HTTPRequest{Method: http.MethodPut, Path: "/import_raw_vdi",
+		Body: bytes.NewReader(body), ContentLength: int64(len(body))})
+	var re *RedirectError
+	if !errors.As(err, &re) || !strings.Contains(re.Reason, "body") {
+		t.Fatalf("got %v", err)
+	}
+	if len(member.requests()) != 0 {
+		t.Fatal("the member received a request without its body")
 	}
 }
