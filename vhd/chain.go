@@ -138,12 +138,12 @@ func openRaw(fsys FS, name string, writable bool) (*Disk, error) {
 		f, err = fsys.Open(name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("vhd: open raw parent %s: %w", name, err)
+		return nil, fileErr("open raw parent", name, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("vhd: stat raw parent %s: %w", name, err)
+		return nil, fileErr("stat raw parent", name, err)
 	}
 	size := fi.Size() / SectorSize * SectorSize
 	d := &Disk{fsys: fsys, name: name, f: f, writable: writable, raw: true, fileSize: fi.Size(), footerPos: size}

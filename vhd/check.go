@@ -62,12 +62,12 @@ func CheckWithOptions(fsys FS, name string, opts *CheckOptions) error {
 	}
 	f, err := fsys.Open(name)
 	if err != nil {
-		return fmt.Errorf("vhd: check %s: %w", name, err)
+		return fileErr("check", name, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("vhd: check %s: %w", name, err)
+		return fileErr("check", name, err)
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("vhd: check %s: %w: not a regular file", name, ErrInvalidArgument)

@@ -143,7 +143,7 @@ func create(fsys FS, name string, size int64, typ DiskType, o *CreateOptions, pa
 	}
 	f, err := fsys.OpenFile(name, flag, o.Perm)
 	if err != nil {
-		return nil, fmt.Errorf("vhd: create %s: %w", name, err)
+		return nil, fileErr("create", name, err)
 	}
 	fail := func(err error) (*Disk, error) {
 		f.Close()
@@ -155,10 +155,10 @@ func create(fsys FS, name string, size int64, typ DiskType, o *CreateOptions, pa
 	ft.put(fb)
 	if typ == DiskFixed {
 		if err := f.Truncate(size); err != nil {
-			return fail(fmt.Errorf("vhd: create %s: %w", name, err))
+			return fail(fileErr("create", name, err))
 		}
 		if _, err := f.WriteAt(fb, size); err != nil {
-			return fail(fmt.Errorf("vhd: create %s: %w", name, err))
+			return fail(fileErr("create", name, err))
 		}
 	} else {
 		ft.DataOffset = FooterSize
@@ -214,7 +214,7 @@ func create(fsys FS, name string, size int64, typ DiskType, o *CreateOptions, pa
 		}
 		img = append(img, img[:FooterSize]...)
 		if _, err := f.WriteAt(img, 0); err != nil {
-			return fail(fmt.Errorf("vhd: create %s: %w", name, err))
+			return fail(fileErr("create", name, err))
 		}
 	}
 	d, err := newDisk(fsys, name, f, true)

@@ -89,7 +89,7 @@ func OpenFile(fsys FS, name string, flag int) (*Disk, error) {
 		f, err = fsys.Open(name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("vhd: open %s: %w", name, err)
+		return nil, fileErr("open", name, err)
 	}
 	d, err := newDisk(fsys, name, f, writable)
 	if err != nil {
@@ -102,7 +102,7 @@ func OpenFile(fsys FS, name string, flag int) (*Disk, error) {
 func newDisk(fsys FS, name string, f File, writable bool) (*Disk, error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("vhd: stat %s: %w", name, err)
+		return nil, fileErr("stat", name, err)
 	}
 	d := &Disk{fsys: fsys, name: name, f: f, writable: writable, fileSize: fi.Size()}
 	if err := d.load(); err != nil {

@@ -3,6 +3,7 @@ package vhd
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 )
 
 // Sentinel errors. Errors returned by the package wrap one of these (or are a
@@ -97,6 +98,17 @@ func withFile(err error, file string, base int64) error {
 		return &c
 	}
 	return err
+}
+
+// fileErr wraps the error of op (open, stat, create ...) on name. A
+// *fs.PathError already names its operation and file, so it is wrapped as
+// it is: the message says "open X" once, not "open X: open X".
+func fileErr(op, name string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("vhd: %w", err)
+	}
+	return fmt.Errorf("vhd: %s %s: %w", op, name, err)
 }
 
 // ParentError reports a broken link between a differencing disk and its

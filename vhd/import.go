@@ -35,9 +35,9 @@ var (
 	// disk, or a staged chain resolves to files outside the set.
 	ErrChainIncomplete = errors.New("vhd: chain incomplete")
 	// ErrHardLinked: a staged file has other hard links (it is, say, still
-	// linked into the SR it was staged from); relinking it in place would
+	// linked into the SR Stage linked it from); relinking it in place would
 	// rewrite its twin too, so Import refuses it. Copy the set instead, as
-	// rsync does between hosts.
+	// rsync does between hosts, or import on the destination host.
 	ErrHardLinked = errors.New("vhd: staged file has other hard links")
 	// ErrLinkCountUnknown: the file system does not report a staged
 	// file's hard link count (an SFTP server whose attributes carry none,
@@ -67,12 +67,19 @@ type StagingError struct {
 	Err error
 }
 
-// Error implements error.
+// Error implements error. The directory and the file are named once: not
+// again when the cause already names them.
 func (e *StagingError) Error() string {
-	if e.Name != "" {
-		return fmt.Sprintf("vhd: %s %s: %s: %s: %v", e.Op, e.Dir, e.Step, e.Name, e.Err)
+	cause := fmt.Sprint(e.Err)
+	msg := "vhd: " + e.Op
+	if !strings.Contains(cause, e.Dir) {
+		msg += " " + e.Dir
 	}
-	return fmt.Sprintf("vhd: %s %s: %s: %v", e.Op, e.Dir, e.Step, e.Err)
+	msg += ": " + e.Step
+	if e.Name != "" && !strings.Contains(cause, e.Name) {
+		msg += ": " + e.Name
+	}
+	return msg + ": " + cause
 }
 
 // Unwrap returns the cause.
@@ -467,7 +474,7 @@ func primaryFooter(fsys FS, name string) error {
 	case n == 0:
 		return fmt.Errorf("%w: %s: the file system reports no link count, so whether the file is still linked into another SR, whose file relinking it would rewrite too, cannot be told", ErrLinkCountUnknown, name)
 	case n > 1:
-		return fmt.Errorf("%w: %s has %d links", ErrHardLinked, name, n)
+		return fmt.Errorf("%w: %s has %d links, so it is still another directory's file too (the SR it was staged from, say), and relinking it would rewrite that file's headers as well; copy the staged files into a staging directory of their own (as rsync does between hosts), or import on the destination host", ErrHardLinked, name, n)
 	}
 	if fi.Size() < FooterSize {
 		return &FormatError{File: name, Field: "footer", Offset: 0, Reason: "file shorter than a footer", Err: ErrTruncated}

@@ -29,6 +29,14 @@
 // empty 2 TiB disk costs no space. "-o -" writes to stdout; a pipe or a
 // device named by -o gets every byte. The output file is created 0600.
 //
+// import refuses staged files that are still hard links into another
+// directory, as the files "stage" makes are into their SR: import rewrites
+// each file's headers in place (new parent UUIDs and locators), which
+// would rewrite the source SR's disks too. Copy the staging directory (as
+// rsync does between hosts), or import on the destination host.
+//
+// check prints its verdict on stdout ("FILE is valid", "FILE is invalid:
+// reason"); a file it cannot read at all is an error on stderr alone.
 // Exit status: 0 on success; 22 (EINVAL, as vhd-util) when a VHD is invalid
 // or a parent cannot be found; 2 for a usage error; 1 for any other
 // failure.

@@ -40,6 +40,9 @@ commands:
   write    -n FILE -i RAW -O BYTE_OFFSET
   resize   -n FILE -s MiB
   import   -d STAGING_DIR -s SR_DIR
+           (staged files still hard-linked into the SR they were staged
+           from are refused: relinking them would rewrite that SR's disks;
+           copy the staging directory, or import on the destination host)
   stage    -s SR_DIR -u LEAF_UUID -d STAGING_DIR [-q FIRST_SEQ] [-l DEPTH]
   scan     -d DIR
 `
@@ -87,21 +90,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	err := bind()
+	if err == nil {
+		return exitOK
+	}
+	code := exitFailure
 	var ue usageError
 	switch {
-	case err == nil:
-		return exitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "vhdutil %s: %v\n", args[0], err)
-		return exitUsage
+		code = exitUsage
 	case invalid(err):
-		fmt.Fprintf(stderr, "vhdutil %s: %v\n", args[0], err)
-		return exitInvalid
-	default:
-		fmt.Fprintf(stderr, "vhdutil %s: %v\n", args[0], err)
-		return exitFailure
+		code = exitInvalid
 	}
+	if !errors.As(err, new(reported)) {
+		fmt.Fprintf(stderr, "vhdutil %s: %v\n", args[0], err)
+	}
+	return code
 }
+
+// reported is an error a command has already told the user about (check's
+// "FILE is invalid: reason" on stdout, as vhd-util prints it): run takes
+// the exit status from it and prints nothing more.
+type reported struct{ error }
+
+func (r reported) Unwrap() error { return r.error }
 
 // invalid reports whether err means a bad VHD or chain (vhd-util's EINVAL).
 func invalid(err error) bool {
@@ -322,8 +333,11 @@ var commands = map[string]func(c *cmdline) func() error{
 			}
 			opts := &vhd.CheckOptions{IgnoreTimestamps: *ignoreTS, IgnoreParentUUID: *ignoreParent, CheckData: *data}
 			if err := vhd.CheckWithOptions(localFS, names[0], opts); err != nil {
+				if !invalid(err) {
+					return err // not a verdict: the file could not be read
+				}
 				fmt.Fprintf(c.stdout, "%s is invalid: %v\n", *n, err)
-				return err
+				return reported{err}
 			}
 			fmt.Fprintf(c.stdout, "%s is valid\n", *n)
 			return nil
