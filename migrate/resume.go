@@ -82,7 +82,11 @@ func (o *Orchestrator) unfinished(ctx context.Context) ([]string, error) {
 func (o *Orchestrator) resumeOne(ctx context.Context, uuid string) *ResumeOutcome {
 	lease, err := o.acquire(ctx, uuid)
 	if err != nil {
-		return &ResumeOutcome{InstanceUUID: uuid, Err: err}
+		oc := &ResumeOutcome{InstanceUUID: uuid, Err: err}
+		if r, lerr := o.load(ctx, uuid, compute.Lease{}); lerr == nil {
+			oc.From, oc.To = r.state(), r.state()
+		}
+		return oc
 	}
 	defer o.release(lease)
 	r, err := o.load(ctx, uuid, lease)

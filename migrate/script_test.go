@@ -112,8 +112,12 @@ func (h *harness) command(line string) []string {
 	a := parseArgs(words[1:])
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	h.store.armCrash(a.int("crash-after", 0), cancel)
-	defer h.store.armCrash(0, nil)
+	if n := a.int("crash-after", 0); n > 0 {
+		// A process that stops after n writes never releases its leases.
+		h.store.armCrash(n, cancel)
+		h.store.dropRelease = true
+		defer func() { h.store.armCrash(0, nil); h.store.dropRelease = false }()
+	}
 	h.trace.take()
 	h.trace.on = true
 	defer func() { h.trace.on = false }()
