@@ -51,8 +51,11 @@ func (e *NonFiniteWeightError) Error() string {
 	return fmt.Sprintf("scheduler: weight of host %q node %q is %v: lower the weight multipliers (configured or per aggregate)", e.Host, e.Node, e.Weight)
 }
 
-// Is makes errors.Is(err, ErrNonFiniteWeight) true.
-func (e *NonFiniteWeightError) Is(target error) bool { return target == ErrNonFiniteWeight }
+// Is makes errors.Is(err, ErrNonFiniteWeight) true, and errors.Is(err,
+// ErrBadInput) too: the multipliers given are what cannot be used.
+func (e *NonFiniteWeightError) Is(target error) bool {
+	return target == ErrNonFiniteWeight || target == ErrBadInput
+}
 
 // FilterCount says how many hosts one filter removed, in the order the
 // filters ran.

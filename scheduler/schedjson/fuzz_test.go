@@ -84,3 +84,22 @@ func TestParseRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestRunRefusesInfiniteWeights: per-aggregate multipliers whose weights
+// overflow give an error that is bad input, not an output that JSON
+// cannot encode.
+func TestRunRefusesInfiniteWeights(t *testing.T) {
+	doc := `{"hosts":[
+ {"host":"a","total_usable_ram_mb":8192,"free_ram_mb":8192,"total_usable_disk_gb":100,"free_disk_mb":51200,"vcpus_total":8,
+  "aggregates":[{"name":"x","metadata":{"ram_weight_multiplier":"1e308","disk_weight_multiplier":"1e308"}}]},
+ {"host":"b","total_usable_ram_mb":8192,"free_ram_mb":1024,"total_usable_disk_gb":100,"free_disk_mb":1024,"vcpus_total":8}],
+ "request":{"flavor":{"memory_mb":1}}}`
+	in, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Run(in)
+	if !errors.Is(err, scheduler.ErrBadInput) || !errors.Is(err, scheduler.ErrNonFiniteWeight) {
+		t.Fatalf("Run = %+v, %v; want a non-finite weight error that is bad input", out, err)
+	}
+}
