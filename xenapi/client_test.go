@@ -568,12 +568,7 @@ func TestHangingServerHonoursContextAndTimeout(t *testing.T) {
 	f := newFakeXapi(t)
 	release := make(chan struct{})
 	defer close(release)
-	f.handleRaw("VM.get_all", func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
+	f.handleRaw("VM.get_all", hangUntil(release))
 	c := f.login(t)
 	defer c.Close(bg())
 	ctx, cancel := context.WithTimeout(bg(), 100*time.Millisecond)

@@ -51,7 +51,8 @@
 // parameters (HandleInvalid, VMBadPowerState, OperationBlocked,
 // HostIsSlave, VDIInUse, SRBackendFailure, ParameterCountMismatch,
 // MessageMethodUnknown). Transport problems come as *url.Error or
-// *HTTPError, malformed or oversized bodies as *DecodeError, values of the
+// *HTTPError, a redirect the client will not follow as *RedirectError,
+// malformed or oversized bodies as *DecodeError, values of the
 // wrong type as *TypeError.
 //
 // # Transport

@@ -181,35 +181,3 @@ func ExampleClient_Login() {
 	// true
 	// true false false
 }
-
-// List the VMs with one call, VM.get_all_records, leaving out templates
-// and the control domains.
-func ExampleVMClass_GetAllRecords() {
-	pool, url, _ := examplePool()
-	defer pool.Close()
-	ctx := context.Background()
-	c, err := xenapi.NewClient(url)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := c.Login(ctx, pool.User(), pool.Password(), "example"); err != nil {
-		log.Fatal(err)
-	}
-	defer c.Close(ctx)
-
-	vms, err := c.VM.GetAllRecords(ctx)
-	if err != nil {
-		log.Fatal(err)
-	}
-	var names []string
-	for _, vm := range vms {
-		if !vm.IsATemplate && !vm.IsControlDomain {
-			names = append(names, fmt.Sprintf("%s: %s, %d vCPUs, %d VBDs", vm.NameLabel, vm.PowerState, vm.VCPUsMax, len(vm.VBDs)))
-		}
-	}
-	sort.Strings(names)
-	fmt.Println(strings.Join(names, "\n"))
-	// Output:
-	// db: Halted, 1 vCPUs, 0 VBDs
-	// web: Running, 1 vCPUs, 1 VBDs
-}

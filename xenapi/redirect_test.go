@@ -218,12 +218,7 @@ func TestResponseHeaderTimeout(t *testing.T) {
 	f := newFakeXapi(t)
 	release := make(chan struct{})
 	defer close(release)
-	f.handleRaw("VM.get_all", func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
+	f.handleRaw("VM.get_all", hangUntil(release))
 	c = f.login(t, WithResponseHeaderTimeout(100*time.Millisecond))
 	defer c.Close(bg())
 	if _, err := c.VM.GetAll(bg()); err == nil || !strings.Contains(err.Error(), "timeout awaiting response headers") {
