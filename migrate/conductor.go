@@ -33,6 +33,13 @@ func (e *ClaimError) Error() string {
 // ComputeTaskManager._cold_migrate with MigrationTask._execute and
 // _reschedule), up to max_attempts hosts.
 func (r *run) conduct(ctx context.Context) error {
+	if r.state().Phase == sm.PhaseRescheduling {
+		// A reschedule was written before a stop: the conductor schedules
+		// again (MigrationTask._reschedule) from pre-migrating.
+		if err := r.step(ctx, sm.EvConductorReschedule, nil); err != nil {
+			return err
+		}
+	}
 	sel, err := r.o.schedule(ctx, r)
 	if err != nil {
 		if interrupted(ctx, err) {
@@ -62,12 +69,11 @@ func (r *run) conduct(ctx context.Context) error {
 		}
 		r.o.log.Info("migrate: rescheduling", slog.String("instance", r.inst.UUID), slog.String("host", c.Host),
 			slog.Any("err", err))
-		row, ferr := r.o.machines[r.flow].Fire(r.state(), sm.EvDestPrepResizeReschedule, r.inst.Facts())
-		if ferr != nil {
-			return ferr
-		}
-		for _, n := range row.Notifications {
-			r.notify(ctx, n, err)
+		// _reschedule_resize_or_reraise, then MigrationTask._reschedule:
+		// pre-migrating, through rescheduling, back to pre-migrating. Both
+		// rows are checked; nothing acted, so nothing is written.
+		if err := r.checkOnly(ctx, err, sm.EvDestPrepResizeReschedule, sm.EvConductorReschedule); err != nil {
+			return err
 		}
 	}
 	ev := sm.EvDestPrepResizeFaultRollback

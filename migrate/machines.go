@@ -72,10 +72,7 @@ func buildMachines() (machines, error) {
 	ms := machines{}
 	for _, name := range []sm.FlowName{sm.FlowResize, sm.FlowMigrate, sm.FlowResizeDown,
 		sm.FlowConfirm, sm.FlowRevert, sm.FlowAutoConfirm} {
-		f, err := sm.LookupFlow(name)
-		if err != nil {
-			return nil, err
-		}
+		f := sm.LookupFlow(name)
 		rows := append(f.Transitions, ExtraTransitions(name)...)
 		m, err := sm.NewMachine(string(name), rows)
 		if err != nil {

@@ -44,6 +44,8 @@ func (r *run) drive(ctx context.Context) error {
 func (r *run) handler() func(context.Context) error {
 	s := r.state()
 	switch {
+	case s.Task == sm.TaskResizePrep && s.Migration == sm.MigrationPreMigrating && s.Phase == sm.PhaseDestClaimed:
+		return r.startResize
 	case s.Task == sm.TaskResizePrep && s.Migration == sm.MigrationPreMigrating:
 		return r.conduct
 	case s.Task == sm.TaskResizeMigrating && s.Migration == sm.MigrationMigrating:
@@ -64,6 +66,13 @@ func (r *run) handler() func(context.Context) error {
 		return r.stopInstance
 	}
 	return nil
+}
+
+// startResize is the start of ComputeManager._resize_instance on the
+// source after a prep whose claim was written alone: migration migrating,
+// task resize_migrating.
+func (r *run) startResize(ctx context.Context) error {
+	return r.step(ctx, sm.EvSourceResizeInstance, nil)
 }
 
 // migrateDisk is the driver part of _resize_instance:

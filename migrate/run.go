@@ -145,10 +145,7 @@ func (r *run) write(ctx context.Context, evs []sm.Event, newMig *compute.Migrati
 			if apply != nil {
 				apply(i, mg)
 			}
-			i.VMState, i.TaskState = to.VM, to.Task
-			if mg != nil {
-				mg.Status = to.Migration
-			}
+			i.SetFlowState(mg, to)
 			return nil
 		}})
 	if err != nil {
@@ -157,6 +154,30 @@ func (r *run) write(ctx context.Context, evs []sm.Event, newMig *compute.Migrati
 	r.inst, r.mig = inst, mig
 	for _, n := range notes {
 		r.notify(ctx, n, nil)
+	}
+	return nil
+}
+
+// checkOnly fires evs from the current state, which they must lead back
+// to, and sends their notifications (with cause on the error ones):
+// steps that change nothing persisted.
+func (r *run) checkOnly(ctx context.Context, cause error, evs ...sm.Event) error {
+	m := r.o.machines[r.flow]
+	s := r.state()
+	var notes []sm.Notification
+	for _, ev := range evs {
+		row, err := m.Fire(s, ev, r.inst.Facts())
+		if err != nil {
+			return fmt.Errorf("migrate: instance %s: %w", r.inst.UUID, err)
+		}
+		s = row.To
+		notes = append(notes, row.Notifications...)
+	}
+	if s != r.state() {
+		return fmt.Errorf("migrate: instance %s: %v lead to %s, not back to %s", r.inst.UUID, evs, s, r.state())
+	}
+	for _, n := range notes {
+		r.notify(ctx, n, cause)
 	}
 	return nil
 }
