@@ -260,4 +260,3 @@ func BenchmarkHostStates(b *testing.B) {
 		b.ReportMetric(float64(spent[0])/float64(spent[1]), "reread/watcher")
 	})
 }
-
