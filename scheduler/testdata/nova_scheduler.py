@@ -82,16 +82,20 @@ def configure(cfg):
                           cfg['default_availability_zone'])
 
 
+def fits(total, free, ratio, want):
+    """The pre-Placement RAM and disk rule: no instance larger than the
+    whole host, and room under the overcommit limit total x ratio."""
+    if total < want:
+        return False
+    return total * ratio - (total - free) >= want
+
+
 class RamFilter(nova_filters.BaseHostFilter):
     RUN_ON_REBUILD = False
 
     def host_passes(self, host_state, spec_obj):
-        want = spec_obj.memory_mb
-        total = host_state.total_usable_ram_mb
-        if total < want:
-            return False
-        limit = total * host_state.ram_allocation_ratio
-        return limit - (total - host_state.free_ram_mb) >= want
+        return fits(host_state.total_usable_ram_mb, host_state.free_ram_mb,
+                    host_state.ram_allocation_ratio, spec_obj.memory_mb)
 
 
 class CoreFilter(nova_filters.BaseHostFilter):
@@ -113,11 +117,9 @@ class DiskFilter(nova_filters.BaseHostFilter):
 
     def host_passes(self, host_state, spec_obj):
         want = 1024 * (spec_obj.root_gb + spec_obj.ephemeral_gb) + spec_obj.swap
-        total = host_state.total_usable_disk_gb * 1024
-        if total < want:
-            return False
-        limit = total * host_state.disk_allocation_ratio
-        return limit - (total - host_state.free_disk_mb) >= want
+        return fits(host_state.total_usable_disk_gb * 1024,
+                    host_state.free_disk_mb,
+                    host_state.disk_allocation_ratio, want)
 
 
 class RetryFilter(nova_filters.BaseHostFilter):
