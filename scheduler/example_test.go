@@ -120,3 +120,30 @@ func ExampleHostSet_Consume() {
 	// xs4 had 60000 MB free
 	// xs2 had 49152 MB free
 }
+
+// Flavor extra specs scoped "capabilities:" choose hosts by their
+// attributes, with Nova's extra_specs_ops operators: here a hypervisor of
+// at least 8.2.1 and a host name among two.
+func ExampleFlavor_extraSpecs() {
+	hosts := exampleHosts()
+	hosts[0].HypervisorVersion = 8002001 // xs1
+	hs, err := scheduler.NewHostSet(hosts)
+	if err != nil {
+		panic(err)
+	}
+	s, err := scheduler.New(scheduler.DefaultConfig(), scheduler.WithExplain())
+	if err != nil {
+		panic(err)
+	}
+	res, err := s.Select(hs, &scheduler.Request{Flavor: scheduler.Flavor{MemoryMB: 4096, VCPUs: 2,
+		ExtraSpecs: map[string]string{
+			"capabilities:hypervisor_version": ">= 8002001",
+			"capabilities:host":               "<or> xs1 <or> xs4",
+		}}})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(res.Selections[0].Host, res.FilteredHosts[scheduler.ComputeCapabilitiesFilterName])
+	// Output:
+	// xs1 [xs2 xs4]
+}

@@ -15,7 +15,8 @@ import (
 // MaxDocumentSize bounds the input document (64 MiB).
 const MaxDocumentSize = 64 << 20
 
-// Document is the input document.
+// Document is the input document. Hosts and Request are required; a
+// missing Config takes the defaults of scheduler.DefaultConfig.
 type Document struct {
 	Config  *ConfigDoc  `json:"config,omitempty"`
 	Hosts   []HostDoc   `json:"hosts"`
