@@ -579,3 +579,54 @@ func TestDiskHTTPQemuImg(t *testing.T) {
 		t.Fatal("the imported VDI differs from what qemu-img wrote")
 	}
 }
+
+// TestDiskHTTPVhdiinfo reads the exported streams with libvhdi's
+// vhdiinfo: a full export is a dynamic disk of the VDI's size, a delta a
+// differencing disk naming the base's file and UUID as its parent.
+func TestDiskHTTPVhdiinfo(t *testing.T) {
+	bin, err := exec.LookPath("vhdiinfo")
+	if err != nil {
+		oracle.Missing(t, "vhdiinfo (Debian package libvhdi-utils): %v", err)
+	}
+	d := newDiskPool(t, Options{})
+	vdi := d.vm.VDIs[0]
+	snap := mustCall(t, d.p, "VDI.snapshot", d.s, vdi).(string)
+	d.write(t, vdi, 0, []byte("after the snapshot"))
+	snapFile, err := d.p.VDIPath(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapDisk, err := vhd.Open(vhd.DirFS(filepath.Dir(snapFile)), filepath.Base(snapFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapUUID := snapDisk.UUID().String()
+	snapDisk.Close()
+	for _, tc := range []struct {
+		name, base string
+		want       []string
+	}{
+		{"full", "", []string{"Disk type\t\t: Dynamic", "(8388608 bytes)"}},
+		{"delta", snap, []string{"Disk type\t\t: Differential", "(8388608 bytes)", "Parent identifier\t: " + snapUUID, "Parent filename\t\t: " + filepath.Base(snapFile)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kv := []string{"vdi", vdi, "format", "vhd"}
+			if tc.base != "" {
+				kv = append(kv, "base", tc.base)
+			}
+			file := filepath.Join(t.TempDir(), "export.vhd")
+			if err := os.WriteFile(file, d.get(t, d.diskURL(ExportRawVDIPath, kv...)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(bin, file).CombinedOutput()
+			if err != nil {
+				t.Fatalf("vhdiinfo: %v\n%s", err, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("vhdiinfo does not say %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}

@@ -1,9 +1,12 @@
 package xenapitest_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -67,4 +70,79 @@ func ExampleNewPool() {
 	// VM.hard_shutdown 1
 	// VM.get_power_state 1
 	// VM.clean_shutdown 1 VM_BAD_POWER_STATE
+}
+
+// Moving a disk over xapi's HTTP handlers, as the XenServer driver's xapi
+// transport does: a VHD stream exported from one VDI is imported onto a
+// new VDI of another host. The import is sent to the master and
+// redirected (302) to the host whose local SR holds the target.
+func ExamplePool_Serve_diskHandlers() {
+	pool, err := xenapitest.NewPool(xenapitest.Options{Hosts: 2})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	base, err := pool.Serve("")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := pool.Call(ctx, "session.login_with_password", pool.User(), pool.Password())
+	if err != nil {
+		log.Fatal(err)
+	}
+	vm, err := pool.AddVM(xenapitest.VMSpec{Name: "instance-1", Disks: []int64{4 << 20}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := pool.WriteVDI(vm.VDIs[0], 0, []byte("guest data")); err != nil {
+		log.Fatal(err)
+	}
+	target, err := pool.Call(ctx, "VDI.create", s, map[string]any{
+		"name_label": "copy", "name_description": "", "SR": pool.Hosts()[1].SR(), "virtual_size": "4194304",
+		"type": "user", "sharable": false, "read_only": false, "other_config": map[string]any{},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	resp, err := http.Get(fmt.Sprintf("%sexport_raw_vdi?session_id=%s&vdi=%s&format=vhd", base, s, vm.VDIs[0]))
+	if err != nil {
+		log.Fatal(err)
+	}
+	stream, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("export:", resp.Status, resp.Header.Get("Content-Type"))
+
+	put := fmt.Sprintf("%simport_raw_vdi?session_id=%s&vdi=%s&format=vhd", base, s, target)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for {
+		req, err := http.NewRequest(http.MethodPut, put, bytes.NewReader(stream)) // a Content-Length: VHD imports need one
+		if err != nil {
+			log.Fatal(err)
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		resp.Body.Close()
+		fmt.Println("import:", resp.Status)
+		if resp.StatusCode != http.StatusFound {
+			break
+		}
+		put = resp.Header.Get("Location") // the same PUT, to the host that sees the SR
+	}
+	data, err := pool.ReadVDI(target.(string))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s\n", data[:10])
+	// Output:
+	// export: 200 OK application/vhd
+	// import: 302 Found
+	// import: 200 OK
+	// guest data
 }
