@@ -80,10 +80,14 @@ func (r *run) startResize(ctx context.Context) error {
 // switched to the destination, old_flavor kept, task resize_migrated.
 func (r *run) migrateDisk(ctx context.Context) error {
 	src, dest := r.mig.SourceCompute, r.mig.DestCompute
-	info, err := r.o.driver.MigrateDiskAndPowerOff(ctx, compute.MigrateDiskRequest{Instance: r.inst, Migration: r.mig,
-		Host: src, DestHost: dest, NewFlavor: r.inst.NewFlavor, CleanShutdown: r.o.opts.CleanShutdown,
-		ShutdownTimeout: r.o.opts.ShutdownTimeout, Suspend: r.inst.SystemMetadata[SysMetaSuspend] == "true",
-		Progress: r.driverProgress(ctx, 0, 80)})
+	var info compute.DiskInfo
+	err := r.call(ctx, func(ctx context.Context) (err error) {
+		info, err = r.o.driver.MigrateDiskAndPowerOff(ctx, compute.MigrateDiskRequest{Instance: r.inst,
+			Migration: r.mig, Host: src, DestHost: dest, NewFlavor: r.inst.NewFlavor,
+			CleanShutdown: r.o.opts.CleanShutdown, ShutdownTimeout: r.o.opts.ShutdownTimeout,
+			Suspend: r.inst.SystemMetadata[SysMetaSuspend] == "true", Progress: r.driverProgress(ctx, 0, 80)})
+		return err
+	})
 	if err != nil {
 		if interrupted(ctx, err) {
 			return err
@@ -162,10 +166,12 @@ func (r *run) finishMigration(ctx context.Context) error {
 			return fmt.Errorf("migrate: instance %s: stored disk info: %w", r.inst.UUID, err)
 		}
 	}
-	err := r.o.driver.FinishMigration(ctx, compute.FinishMigrationRequest{Instance: r.inst, Migration: r.mig,
-		Host: dest, DiskInfo: info, NewFlavor: r.inst.NewFlavor,
-		ResizeInstance: disksChange(r.mig.OldFlavor, r.mig.NewFlavor), PowerOn: r.powerOn(),
-		Progress: r.driverProgress(ctx, 80, 20)})
+	err := r.call(ctx, func(ctx context.Context) error {
+		return r.o.driver.FinishMigration(ctx, compute.FinishMigrationRequest{Instance: r.inst, Migration: r.mig,
+			Host: dest, DiskInfo: info, NewFlavor: r.inst.NewFlavor,
+			ResizeInstance: disksChange(r.mig.OldFlavor, r.mig.NewFlavor), PowerOn: r.powerOn(),
+			Progress: r.driverProgress(ctx, 80, 20)})
+	})
 	if err != nil {
 		if interrupted(ctx, err) {
 			return err

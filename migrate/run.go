@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/xenflow/xenflow/compute"
 	sm "github.com/xenflow/xenflow/statemachine"
@@ -29,10 +31,12 @@ const (
 // run is one operation on one instance driven by this orchestrator under
 // its lease.
 type run struct {
-	o     *Orchestrator
-	op    sm.Operation
-	flow  sm.FlowName
-	lease compute.Lease
+	o    *Orchestrator
+	op   sm.Operation
+	flow sm.FlowName
+	// lease is renewed by keepAlive while a driver call runs.
+	leaseMu sync.Mutex
+	lease   compute.Lease
 	inst  *compute.Instance
 	mig   *compute.Migration
 	// facts overrides the instance's facts for the next step when set.
@@ -83,15 +87,68 @@ func (o *Orchestrator) release(l compute.Lease) {
 
 // renew extends the lease once half of it has passed.
 func (r *run) renew(ctx context.Context) error {
-	if r.o.now().Before(r.lease.Expires.Add(-r.o.ttl / 2)) {
+	l := r.getLease()
+	if r.o.now().Before(l.Expires.Add(-r.o.ttl / 2)) {
 		return nil
 	}
-	l, err := r.o.store.RenewLease(ctx, r.lease, r.o.ttl)
+	l, err := r.o.store.RenewLease(ctx, l, r.o.ttl)
 	if err != nil {
 		return err
 	}
-	r.lease = l
+	r.setLease(l)
 	return nil
+}
+
+func (r *run) getLease() compute.Lease {
+	r.leaseMu.Lock()
+	defer r.leaseMu.Unlock()
+	return r.lease
+}
+
+func (r *run) setLease(l compute.Lease) {
+	r.leaseMu.Lock()
+	r.lease = l
+	r.leaseMu.Unlock()
+}
+
+// call runs a driver call with the lease kept alive: while f runs, the
+// lease is renewed every third of its TTL, and a renewal that finds it
+// lost (expired and taken by another owner) cancels f's context, so the
+// call stops where the new owner resumes it. The lease error is returned
+// then, whatever f returned.
+func (r *run) call(ctx context.Context, f func(context.Context) error) error {
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	go r.keepAlive(cctx, cancel, done)
+	err := f(cctx)
+	close(done)
+	if cause := context.Cause(cctx); errors.Is(cause, compute.ErrLease) {
+		return cause
+	}
+	return err
+}
+
+func (r *run) keepAlive(ctx context.Context, cancel context.CancelCauseFunc, done <-chan struct{}) {
+	t := time.NewTicker(r.o.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			l, err := r.o.store.RenewLease(ctx, r.getLease(), r.o.ttl)
+			if errors.Is(err, compute.ErrLease) {
+				cancel(err)
+				return
+			}
+			if err == nil {
+				r.setLease(l)
+			}
+		}
+	}
 }
 
 func (r *run) state() sm.FlowState { return r.inst.FlowState(r.mig) }
@@ -140,7 +197,7 @@ func (r *run) write(ctx context.Context, evs []sm.Event, newMig *compute.Migrati
 		return err
 	}
 	inst, mig, err := r.o.store.Transition(ctx, compute.TransitionRequest{
-		InstanceUUID: r.inst.UUID, MigrationUUID: r.migUUID(), NewMigration: newMig, Expect: from, Lease: r.lease,
+		InstanceUUID: r.inst.UUID, MigrationUUID: r.migUUID(), NewMigration: newMig, Expect: from, Lease: r.getLease(),
 		Apply: func(i *compute.Instance, mg *compute.Migration) error {
 			if apply != nil {
 				apply(i, mg)
@@ -255,7 +312,7 @@ func (r *run) fault(ctx context.Context, host string, cause error) {
 func (r *run) progress(ctx context.Context, percent int, step string, p compute.Progress) {
 	if percent > r.inst.Progress && percent <= 100 {
 		inst, mig, err := r.o.store.Transition(ctx, compute.TransitionRequest{InstanceUUID: r.inst.UUID,
-			MigrationUUID: r.migUUID(), Expect: r.state(), Lease: r.lease,
+			MigrationUUID: r.migUUID(), Expect: r.state(), Lease: r.getLease(),
 			Apply: func(i *compute.Instance, _ *compute.Migration) error { i.Progress = percent; return nil }})
 		if err == nil {
 			r.inst, r.mig = inst, mig

@@ -167,12 +167,34 @@ func (h *harness) command(line string) []string {
 		h.clock.Advance(d)
 	case "show":
 		return stable(h.show(ctx, a["id"]))
+	case "actions":
+		return stable(h.actions(ctx, a["id"]))
 	case "check":
 		return errLines(h.invariants(ctx, a["id"]))
 	default:
 		res = h.flowCommand(ctx, words[0], a)
 	}
 	return stable(append(h.trace.take(), res...))
+}
+
+// actions lists an instance's actions and their events.
+func (h *harness) actions(ctx context.Context, id string) []string {
+	acts, err := h.mem.ListActions(ctx, id)
+	if err != nil {
+		return errLines(err)
+	}
+	var out []string
+	for _, a := range acts {
+		done := "running"
+		if !a.FinishTime.IsZero() {
+			done = "finished"
+		}
+		out = append(out, fmt.Sprintf("action %s %s message=%q", a.Action, done, a.Message))
+		for _, e := range a.Events {
+			out = append(out, fmt.Sprintf("  event %s host=%s %s", e.Event, e.Host, e.Result))
+		}
+	}
+	return out
 }
 
 // flowCommand runs an orchestrator operation and appends the result and
