@@ -37,8 +37,8 @@ type run struct {
 	// lease is renewed by keepAlive while a driver call runs.
 	leaseMu sync.Mutex
 	lease   compute.Lease
-	inst  *compute.Instance
-	mig   *compute.Migration
+	inst    *compute.Instance
+	mig     *compute.Migration
 	// facts overrides the instance's facts for the next step when set.
 	facts *sm.Facts
 	// failure is the outcome error of a run that ended in a failure state.
