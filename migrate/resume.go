@@ -80,13 +80,19 @@ func (o *Orchestrator) unfinished(ctx context.Context) ([]string, error) {
 // resumeOne takes the lease on one instance and drives its operation; nil
 // when there is nothing left to do.
 func (o *Orchestrator) resumeOne(ctx context.Context, uuid string) *ResumeOutcome {
+	// A first look without the lease: an instance with nothing of ours to
+	// do is not leased at all, so the orchestrator driving another kind of
+	// operation on it (a rescue) is not disturbed.
+	peek, err := o.load(ctx, uuid, compute.Lease{})
+	if err != nil {
+		return &ResumeOutcome{InstanceUUID: uuid, Err: err}
+	}
+	if peek.handler() == nil {
+		return nil
+	}
 	lease, err := o.acquire(ctx, uuid)
 	if err != nil {
-		oc := &ResumeOutcome{InstanceUUID: uuid, Err: err}
-		if r, lerr := o.load(ctx, uuid, compute.Lease{}); lerr == nil {
-			oc.From, oc.To = r.state(), r.state()
-		}
-		return oc
+		return &ResumeOutcome{InstanceUUID: uuid, From: peek.state(), To: peek.state(), Err: err}
 	}
 	defer o.release(lease)
 	r, err := o.load(ctx, uuid, lease)
