@@ -73,11 +73,8 @@ func (r *run) result() *Result {
 // and compute steps; an outcome other than VERIFY_RESIZE is returned as an
 // *OperationError with the state it ended in.
 func (o *Orchestrator) Resize(ctx context.Context, req ResizeRequest) (*Result, error) {
-	inst, err := o.store.GetInstance(ctx, req.InstanceUUID)
+	inst, err := o.checked(ctx, sm.OpResize, req.InstanceUUID, req.Admin)
 	if err != nil {
-		return nil, err
-	}
-	if err := o.pre[sm.OpResize].Check(inst.Subject(req.Admin)); err != nil {
 		return nil, err
 	}
 	newFlavor, err := o.flavors.Flavor(ctx, req.FlavorID)
@@ -105,11 +102,8 @@ func (o *Orchestrator) Resize(ctx context.Context, req ResizeRequest) (*Result, 
 // instance's own host is ignored unless AllowMigrateToSameHost (and a
 // driver that supports it); a TargetHost equal to it is refused.
 func (o *Orchestrator) Migrate(ctx context.Context, req MigrateRequest) (*Result, error) {
-	inst, err := o.store.GetInstance(ctx, req.InstanceUUID)
+	inst, err := o.checked(ctx, sm.OpMigrate, req.InstanceUUID, req.Admin)
 	if err != nil {
-		return nil, err
-	}
-	if err := o.pre[sm.OpMigrate].Check(inst.Subject(req.Admin)); err != nil {
 		return nil, err
 	}
 	if req.TargetHost != "" && req.TargetHost == inst.Host {
@@ -121,6 +115,20 @@ func (o *Orchestrator) Migrate(ctx context.Context, req MigrateRequest) (*Result
 	return o.start(ctx, startRequest{op: sm.OpMigrate, flow: sm.FlowMigrate, ev: sm.EvAPIMigrate, inst: inst,
 		newFlavor: inst.Flavor.Clone(), requestID: req.RequestID, action: sm.ActionMigrate,
 		targetHost: req.TargetHost, suspend: req.Suspend})
+}
+
+// checked reads an instance and checks op's API preconditions on it
+// (check_instance_lock, check_instance_state): a *compute.NotFoundError,
+// *statemachine.LockedError or *statemachine.InvalidStateError otherwise.
+func (o *Orchestrator) checked(ctx context.Context, op sm.Operation, uuid string, admin bool) (*compute.Instance, error) {
+	inst, err := o.store.GetInstance(ctx, uuid)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.pre[op].Check(inst.Subject(admin)); err != nil {
+		return nil, err
+	}
+	return inst, nil
 }
 
 type startRequest struct {
@@ -218,11 +226,8 @@ func (o *Orchestrator) Revert(ctx context.Context, req ActionRequest) (*Result, 
 }
 
 func (o *Orchestrator) verifyAction(ctx context.Context, req ActionRequest, op sm.Operation) (*Result, error) {
-	inst, err := o.store.GetInstance(ctx, req.InstanceUUID)
+	inst, err := o.checked(ctx, op, req.InstanceUUID, req.Admin)
 	if err != nil {
-		return nil, err
-	}
-	if err := o.pre[op].Check(inst.Subject(req.Admin)); err != nil {
 		return nil, err
 	}
 	mig, err := o.finishedMigration(ctx, inst)

@@ -15,14 +15,7 @@ func (r *run) confirmSource(ctx context.Context) error {
 	src := r.mig.SourceCompute
 	err := r.o.driver.ConfirmMigration(ctx, compute.ConfirmMigrationRequest{Instance: r.inst, Migration: r.mig, Host: src})
 	if err != nil {
-		if interrupted(ctx, err) {
-			return err
-		}
-		r.event(ctx, "compute_confirm_resize", src, err)
-		if r.o.opts.NovaCompatibleErrors {
-			return r.fail(ctx, sm.EvSourceConfirmResizeError, src, err, nil)
-		}
-		return r.fail(ctx, EvConfirmFailedIntact, src, err, nil)
+		return r.intactFailed(ctx, "compute_confirm_resize", src, err, sm.EvSourceConfirmResizeError, EvConfirmFailedIntact)
 	}
 	power := r.powerState(ctx, r.mig.DestCompute)
 	if err := r.commitQuota(ctx, r.reservation()); err != nil {
@@ -42,6 +35,21 @@ func (r *run) confirmSource(ctx context.Context) error {
 	return nil
 }
 
+// intactFailed ends a confirm or revert whose driver call on host failed
+// while the destination guest is intact: Nova's error outcome novaEv in
+// its mode, else intactEv back to VERIFY_RESIZE. An interruption is
+// returned as it is.
+func (r *run) intactFailed(ctx context.Context, event, host string, cause error, novaEv, intactEv sm.Event) error {
+	if interrupted(ctx, cause) {
+		return cause
+	}
+	r.event(ctx, event, host, cause)
+	if r.o.opts.NovaCompatibleErrors {
+		return r.fail(ctx, novaEv, host, cause, nil)
+	}
+	return r.fail(ctx, intactEv, host, cause, nil)
+}
+
 // powerState asks the driver for the guest's power state on host
 // (ComputeManager._get_power_state); when it cannot say, the stored one.
 func (r *run) powerState(ctx context.Context, host string) sm.PowerState {
@@ -59,14 +67,7 @@ func (r *run) revertDest(ctx context.Context) error {
 	err := r.o.driver.Destroy(ctx, compute.DestroyRequest{Instance: r.inst, Host: dest, DestroyDisks: true,
 		Migration: r.mig})
 	if err != nil {
-		if interrupted(ctx, err) {
-			return err
-		}
-		r.event(ctx, "compute_revert_resize", dest, err)
-		if r.o.opts.NovaCompatibleErrors {
-			return r.fail(ctx, sm.EvDestRevertResizeError, dest, err, nil)
-		}
-		return r.fail(ctx, EvRevertFailedIntact, dest, err, nil)
+		return r.intactFailed(ctx, "compute_revert_resize", dest, err, sm.EvDestRevertResizeError, EvRevertFailedIntact)
 	}
 	if err := r.step(ctx, sm.EvDestRevertResize, nil); err != nil {
 		return err
