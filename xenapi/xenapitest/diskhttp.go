@@ -126,44 +126,56 @@ func (op *diskOp) run(vdiParam, base string, nth int) error {
 		op.fail(err)
 		return err
 	}
-	delay, ferr := p.takeFault(op.wire, nth)
-	if delay > 0 {
-		if err := sleepCtx(op.r.Context(), delay); err != nil {
-			return op.finish(err, false)
-		}
-	}
-	if ferr != nil {
-		return op.finish(ferr, false)
-	}
-	select {
-	case <-op.task.cancel:
-		return op.finish(errTaskCancelled, false)
-	default:
-	}
-	switch op.format {
-	case "raw", "vhd":
-	default:
-		// xapi knows tar (and qcow2 on XCP-ng) too; the pool does not.
-		p.finishTask(op.task, nil, fail(ErrInternalError, "Unknown format "+op.format), "failure")
-		http.Error(op.w, "404 Not Found", http.StatusNotFound)
-		return fail(ErrInternalError, "Unknown format "+op.format)
-	}
-	if !op.export && op.format != "raw" {
-		if len(op.r.TransferEncoding) > 0 {
-			err := fail(ErrInternalError, "import code cannot handle encoding: "+strings.Join(op.r.TransferEncoding, ","))
-			p.finishTask(op.task, nil, err, "failure")
-			http.Error(op.w, "403 Forbidden", http.StatusForbidden)
-			return err
-		}
-	}
-	if op.format == "vhd" && plan.size > MaxVHDSize {
-		return op.finish(fail(ErrVDITooLarge, plan.vdi, strconv.FormatInt(MaxVHDSize, 10)), false)
+	if err := op.admit(plan, nth); err != nil {
+		return op.finish(err, false)
 	}
 	if op.export {
 		sent, err := op.sendExport(plan)
 		return op.finish(err, sent)
 	}
 	return op.finish(op.receiveImport(plan), false)
+}
+
+// refusal is an error xapi answers with its own HTTP status.
+type refusal struct {
+	status int
+	err    *Failure
+}
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+// admit runs the injected fault, then refuses what xapi refuses before
+// any byte moves: a cancelled task, an unknown format (404), a VHD
+// import with a Transfer-Encoding (403), a VHD over MaxVHDSize.
+func (op *diskOp) admit(plan *diskPlan, nth int) error {
+	delay, ferr := op.h.p.takeFault(op.wire, nth)
+	if delay > 0 {
+		if err := sleepCtx(op.r.Context(), delay); err != nil {
+			return err
+		}
+	}
+	if ferr != nil {
+		return ferr
+	}
+	select {
+	case <-op.task.cancel:
+		return errTaskCancelled
+	default:
+	}
+	switch op.format {
+	case "raw", "vhd":
+	default:
+		// xapi knows tar (and qcow2 on XCP-ng) too; the pool does not.
+		return &refusal{http.StatusNotFound, fail(ErrInternalError, "Unknown format "+op.format)}
+	}
+	if !op.export && op.format != "raw" && len(op.r.TransferEncoding) > 0 {
+		return &refusal{http.StatusForbidden, fail(ErrInternalError, "import code cannot handle encoding: "+strings.Join(op.r.TransferEncoding, ","))}
+	}
+	if op.format == "vhd" && plan.size > MaxVHDSize {
+		return fail(ErrVDITooLarge, plan.vdi, strconv.FormatInt(MaxVHDSize, 10))
+	}
+	return nil
 }
 
 // authenticate finds the session: session_id (query or cookie), else HTTP
@@ -257,11 +269,14 @@ func (op *diskOp) finish(err error, headersSent bool) error {
 		err = fail(ErrTaskCancelled, op.task.ref)
 		p.finishTask(op.task, nil, err, "cancelled")
 	default:
-		if _, ok := err.(*Failure); !ok && !errors.Is(err, context.Canceled) {
-			err = fmt.Errorf("%w: %v", fail(ErrVDIIOError, "Device I/O errors"), err)
-		}
+		// What is not a XenAPI error is an I/O error to xapi (vhd-tool
+		// failed), unless the client went away.
 		var f *Failure
-		if errors.As(err, &f) {
+		if !errors.As(err, &f) && !errors.Is(err, context.Canceled) {
+			f = fail(ErrVDIIOError, "Device I/O errors")
+			err = fmt.Errorf("%w: %v", f, err)
+		}
+		if f != nil {
 			p.finishTask(op.task, nil, f, "failure")
 		} else {
 			p.finishTask(op.task, nil, err, "failure")
@@ -271,6 +286,11 @@ func (op *diskOp) finish(err error, headersSent bool) error {
 		panic(http.ErrAbortHandler) // the client sees a short body
 	}
 	op.w.Header().Set("Connection", "close")
+	if r, ok := err.(*refusal); ok {
+		status := http.StatusText(r.status)
+		http.Error(op.w, strconv.Itoa(r.status)+" "+status, r.status)
+		return err
+	}
 	internalHTML(op.w, http.StatusInternalServerError, serverErrorText(err)+"\n"+err.Error())
 	return err
 }
@@ -404,13 +424,5 @@ func (p *Pool) failTaskRef(ref string, err error) {
 func (p *Pool) logHTTP(h *Host, wire, args string) (seq, nth int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.counts[wire]++
-	nth = p.counts[wire]
-	seq = len(p.calls) + 1
-	if len(p.calls) >= maxCallLog {
-		return 0, nth
-	}
-	p.calls = append(p.calls, CallRecord{Seq: seq, Method: wire, N: nth, Host: h.name, Args: args})
-	p.log.Debug("xapi http", "host", h.name, "action", wire, "n", nth)
-	return seq, nth
+	return p.appendCall(h, wire, args)
 }

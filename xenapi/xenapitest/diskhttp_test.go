@@ -211,17 +211,9 @@ func TestExportDelta(t *testing.T) {
 	delta := d.get(t, d.diskURL(ExportRawVDIPath, "vdi", vdi, "format", "vhd", "base", snap))
 	disk := openStream(t, delta)
 	h, _ := disk.Header()
-	snapFile, err := d.p.VDIPath(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snapDisk, err := vhd.Open(vhd.DirFS(filepath.Dir(snapFile)), filepath.Base(snapFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snapDisk.Close()
-	if disk.Type() != vhd.DiskDifferencing || h.ParentUUID != snapDisk.UUID() || h.ParentName != filepath.Base(snapFile) {
-		t.Fatalf("delta: type %s parent %s %q, want differencing over %s %q", disk.Type(), h.ParentUUID, h.ParentName, snapDisk.UUID(), filepath.Base(snapFile))
+	snapUUID, snapName := d.fileOf(t, snap)
+	if disk.Type() != vhd.DiskDifferencing || h.ParentUUID != snapUUID || h.ParentName != snapName {
+		t.Fatalf("delta: type %s parent %s %q, want differencing over %s %q", disk.Type(), h.ParentUUID, h.ParentName, snapUUID, snapName)
 	}
 	if n := disk.AllocatedBlocks(); n != 3 {
 		t.Fatalf("delta holds %d blocks, want the 3 written on either side since the snapshot", n)
@@ -371,6 +363,21 @@ func TestDiskHTTPErrors(t *testing.T) {
 			t.Fatalf("call log holds the session: %v", c)
 		}
 	}
+}
+
+// fileOf returns the footer UUID and the file name of a VDI's VHD.
+func (d *diskPool) fileOf(t *testing.T, vdi string) (vhd.UUID, string) {
+	t.Helper()
+	file, err := d.p.VDIPath(vdi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk, err := vhd.Open(vhd.DirFS(filepath.Dir(file)), filepath.Base(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disk.Close()
+	return disk.UUID(), filepath.Base(file)
 }
 
 func (d *diskPool) uuidOf(t *testing.T, ref string) string {
@@ -592,22 +599,13 @@ func TestDiskHTTPVhdiinfo(t *testing.T) {
 	vdi := d.vm.VDIs[0]
 	snap := mustCall(t, d.p, "VDI.snapshot", d.s, vdi).(string)
 	d.write(t, vdi, 0, []byte("after the snapshot"))
-	snapFile, err := d.p.VDIPath(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snapDisk, err := vhd.Open(vhd.DirFS(filepath.Dir(snapFile)), filepath.Base(snapFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	snapUUID := snapDisk.UUID().String()
-	snapDisk.Close()
+	snapUUID, snapFile := d.fileOf(t, snap)
 	for _, tc := range []struct {
 		name, base string
 		want       []string
 	}{
 		{"full", "", []string{"Disk type\t\t: Dynamic", "(8388608 bytes)"}},
-		{"delta", snap, []string{"Disk type\t\t: Differential", "(8388608 bytes)", "Parent identifier\t: " + snapUUID, "Parent filename\t\t: " + filepath.Base(snapFile)}},
+		{"delta", snap, []string{"Disk type\t\t: Differential", "(8388608 bytes)", "Parent identifier\t: " + snapUUID.String(), "Parent filename\t\t: " + snapFile}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			kv := []string{"vdi", vdi, "format", "vhd"}

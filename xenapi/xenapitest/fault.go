@@ -141,13 +141,19 @@ const maxCallLog = 100000
 func (p *Pool) logCall(h *Host, wire string, params []any) (seq, nth int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.appendCall(h, wire, p.summarizeArgs(wire, params))
+}
+
+// appendCall counts a use of wire and records it in the log, if the log
+// has room. The caller holds p.mu.
+func (p *Pool) appendCall(h *Host, wire, args string) (seq, nth int) {
 	p.counts[wire]++
 	nth = p.counts[wire]
 	seq = len(p.calls) + 1
 	if len(p.calls) >= maxCallLog {
 		return 0, nth
 	}
-	p.calls = append(p.calls, CallRecord{Seq: seq, Method: wire, N: nth, Host: h.name, Args: p.summarizeArgs(wire, params)})
+	p.calls = append(p.calls, CallRecord{Seq: seq, Method: wire, N: nth, Host: h.name, Args: args})
 	p.log.Debug("xenapi call", "host", h.name, "method", wire, "n", nth)
 	return seq, nth
 }
