@@ -222,31 +222,51 @@ func (r *run) finishFailed(ctx context.Context, cause error) error {
 // rollbackToSource destroys the destination guest and restores the
 // source guest (started unless it was stopped), then puts the instance
 // back on the source in its old vm_state with the migration in error.
+// A destination that cannot destroy its guest is lost when it cannot say
+// that guest runs either: the source is restored all the same (what the
+// destination keeps is for CleanupMigration once it is back, and a fault
+// says so); a destination guest that runs keeps the source off.
 func (r *run) rollbackToSource(ctx context.Context) error {
+	src, dest := r.mig.SourceCompute, r.mig.DestCompute
 	err := r.retry(ctx, func() error {
-		if err := r.o.driver.Destroy(ctx, compute.DestroyRequest{Instance: r.inst, Host: r.mig.DestCompute,
-			DestroyDisks: true, Migration: r.mig}); err != nil {
-			return err
-		}
-		return r.o.driver.FinishRevertMigration(ctx, compute.FinishRevertRequest{Instance: r.inst,
-			Migration: r.mig, Host: r.mig.SourceCompute, PowerOn: r.powerOn()})
+		return r.o.driver.Destroy(ctx, compute.DestroyRequest{Instance: r.inst, Host: dest, DestroyDisks: true,
+			Migration: r.mig})
 	})
+	if err != nil && !interrupted(ctx, err) {
+		info, ierr := r.o.driver.GetInfo(ctx, compute.InstanceRequest{Instance: r.inst, Host: dest})
+		if ierr == nil && info.PowerState == sm.PowerRunning {
+			return r.rollbackFailed(ctx, src, err)
+		}
+		r.fault(ctx, dest, fmt.Errorf("migrate: destination %s lost; its copy is left for cleanup: %w", dest, err))
+		err = nil
+	}
+	if err == nil {
+		err = r.retry(ctx, func() error {
+			return r.o.driver.FinishRevertMigration(ctx, compute.FinishRevertRequest{Instance: r.inst,
+				Migration: r.mig, Host: src, PowerOn: r.powerOn()})
+		})
+	}
 	if err != nil {
 		if interrupted(ctx, err) {
 			return err
 		}
-		r.fault(ctx, r.mig.SourceCompute, err)
-		return r.failed(ctx, EvRollbackError, errors.Join(r.causeOr(), err), restoreSource)
+		return r.rollbackFailed(ctx, src, err)
 	}
 	power := sm.PowerShutdown
 	if r.powerOn() {
 		power = sm.PowerRunning
 	}
-	r.event(ctx, "compute_finish_revert_resize", r.mig.SourceCompute, nil)
+	r.event(ctx, "compute_finish_revert_resize", src, nil)
 	return r.failed(ctx, EvRolledBack, r.causeOr(), func(i *compute.Instance, m *compute.Migration) {
 		restoreSource(i, m)
 		i.PowerState = power
 	})
+}
+
+// rollbackFailed ends a rollback that could not restore the source.
+func (r *run) rollbackFailed(ctx context.Context, host string, err error) error {
+	r.fault(ctx, host, err)
+	return r.failed(ctx, EvRollbackError, errors.Join(r.causeOr(), err), restoreSource)
 }
 
 func (r *run) causeOr() error {
