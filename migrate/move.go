@@ -99,13 +99,20 @@ func (r *run) migrateDisk(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = r.step(ctx, sm.EvSourceMigrateDiskAndPowerOff, func(i *compute.Instance, m *compute.Migration) {
-		i.Host, i.Node = m.DestCompute, m.DestNode
-		i.OldFlavor = i.Flavor.Clone()
-		i.PowerState = sm.PowerShutdown
-		i.Progress = 80
-		setMeta(i, SysMetaDiskInfo, string(raw))
-	})
+	// The source's last save (post-migrating, resize_migrated) and the
+	// destination's first (_finish_resize: flavor := new, resize_finish)
+	// are one write: nothing acts between them.
+	err = r.steps(ctx, []sm.Event{sm.EvSourceMigrateDiskAndPowerOff, sm.EvDestFinishResize},
+		func(i *compute.Instance, m *compute.Migration) {
+			i.Host, i.Node = m.DestCompute, m.DestNode
+			i.OldFlavor = i.Flavor.Clone()
+			if i.NewFlavor != nil {
+				i.Flavor = i.NewFlavor.Clone()
+			}
+			i.PowerState = sm.PowerShutdown
+			i.Progress = 80
+			setMeta(i, SysMetaDiskInfo, string(raw))
+		})
 	if err != nil {
 		return err
 	}
@@ -146,7 +153,9 @@ func (r *run) resizeFailed(ctx context.Context, cause error) error {
 }
 
 // startFinish is the start of ComputeManager._finish_resize on the
-// destination: the flavor fields := new flavor, task resize_finish.
+// destination: the flavor fields := new flavor, task resize_finish (for a
+// move found in resize_migrated; the orchestrator writes it with the disk
+// move's end).
 func (r *run) startFinish(ctx context.Context) error {
 	return r.step(ctx, sm.EvDestFinishResize, func(i *compute.Instance, _ *compute.Migration) {
 		if i.NewFlavor != nil {

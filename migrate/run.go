@@ -242,6 +242,9 @@ func (r *run) checkOnly(ctx context.Context, cause error, evs ...sm.Event) error
 // notify sends one notification about the run's instance; a failure to
 // send is only logged.
 func (r *run) notify(ctx context.Context, n sm.Notification, fault error) {
+	if _, nop := r.o.notifier.(compute.NopNotifier); nop {
+		return
+	}
 	p := compute.NewPayload(r.inst)
 	p.MigrationUUID = r.migUUID()
 	prio := compute.PriorityInfo

@@ -162,6 +162,8 @@ func (h *harness) command(line string) []string {
 	case "hold":
 		_, err := h.store.AcquireLease(ctx, compute.LeaseRequest{InstanceUUID: a["id"], Owner: a["owner"], TTL: time.Hour})
 		res = errLines(err)
+	case "force":
+		res = errLines(h.force(ctx, a["id"], sm.TaskState(a["task"])))
 	case "advance":
 		d, _ := time.ParseDuration(a["d"])
 		h.clock.Advance(d)
@@ -175,6 +177,34 @@ func (h *harness) command(line string) []string {
 		res = h.flowCommand(ctx, words[0], a)
 	}
 	return stable(append(h.trace.take(), res...))
+}
+
+// force rewrites an instance's task_state under a lease of its own, as
+// a record left by another control plane (Nova leaves resize_migrated
+// when its source compute stops after the disk move).
+func (h *harness) force(ctx context.Context, id string, task sm.TaskState) error {
+	l, err := h.store.AcquireLease(ctx, compute.LeaseRequest{InstanceUUID: id, Owner: "force", TTL: time.Second})
+	if err != nil {
+		return err
+	}
+	defer h.store.ReleaseLease(ctx, l)
+	inst, err := h.mem.GetInstance(ctx, id)
+	if err != nil {
+		return err
+	}
+	mig, err := h.mem.GetMigration(ctx, inst.SystemMetadata[SysMetaMigration])
+	if err != nil {
+		return err
+	}
+	_, _, err = h.store.Transition(ctx, compute.TransitionRequest{InstanceUUID: id, MigrationUUID: mig.UUID,
+		Expect: inst.FlowState(mig), Lease: l, Apply: func(i *compute.Instance, _ *compute.Migration) error {
+			i.TaskState = task
+			if task == sm.TaskResizeMigrated && i.OldFlavor != nil {
+				i.Flavor = i.OldFlavor.Clone()
+			}
+			return nil
+		}})
+	return err
 }
 
 // actions lists an instance's actions and their events.
