@@ -43,6 +43,7 @@ type diskOp struct {
 	session     string
 	tempSession bool // made from basic auth; logged out at the end
 	task        *taskState
+	cut         *streamCut // an injected fault that stops the stream
 }
 
 // param reads a parameter from the query or, as xapi does, a cookie.
@@ -149,7 +150,8 @@ func (r *refusal) Unwrap() error { return r.err }
 // any byte moves: a cancelled task, an unknown format (404), a VHD
 // import with a Transfer-Encoding (403), a VHD over MaxVHDSize.
 func (op *diskOp) admit(plan *diskPlan, nth int) error {
-	delay, ferr := op.h.p.takeFault(op.wire, nth)
+	delay, cut, ferr := op.h.p.matchFaults(op.wire, nth)
+	op.cut = cut
 	if delay > 0 {
 		if err := sleepCtx(op.r.Context(), delay); err != nil {
 			return err
@@ -283,7 +285,8 @@ func (op *diskOp) finish(err error, headersSent bool) error {
 		}
 	}
 	if headersSent {
-		panic(http.ErrAbortHandler) // the client sees a short body
+		_ = http.NewResponseController(op.w).Flush() // what was sent, the client gets
+		panic(http.ErrAbortHandler)                  // then a short body
 	}
 	op.w.Header().Set("Connection", "close")
 	if r, ok := err.(*refusal); ok {

@@ -628,3 +628,40 @@ func TestDiskHTTPVhdiinfo(t *testing.T) {
 		})
 	}
 }
+
+// TestDiskHTTPCutAfter cuts transfers short with Fault.CutAfter: the
+// export's body ends at exactly that many bytes (close-delimited, so only
+// the task tells; with a Content-Length the client sees the short body),
+// the import stops there and fails.
+func TestDiskHTTPCutAfter(t *testing.T) {
+	for _, withLength := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ExportContentLength=%v", withLength), func(t *testing.T) {
+			d := newDiskPool(t, Options{ExportContentLength: withLength})
+			vdi := d.vm.VDIs[0]
+			d.p.InjectFault(Fault{Method: ExportRawVDIAction, CutAfter: 5000})
+			task := mustCall(t, d.p, "task.create", d.s, "export", "").(string)
+			resp, err := http.Get(d.diskURL(ExportRawVDIPath, "vdi", vdi, "format", "vhd", "task_id", task))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if len(body) != 5000 || (err != nil) != withLength {
+				t.Fatalf("export: %d bytes, error %v", len(body), err)
+			}
+			rec := mustCall(t, d.p, "task.get_record", d.s, task).(map[string]any)
+			if rec["status"] != "failure" || rec["error_info"].([]any)[0] != ErrVDIIOError {
+				t.Fatalf("export task %v", rec)
+			}
+
+			d.p.ClearFaults()
+			stream := d.get(t, d.diskURL(ExportRawVDIPath, "vdi", vdi, "format", "vhd"))
+			d.p.InjectFault(Fault{Method: ImportRawVDIAction, CutAfter: 3000, Code: "HOST_OFFLINE", Params: []string{"x"}})
+			target := d.newVDI(t, d.p.Master(), diskSize)
+			code, msg := put(t, d.diskURL(ImportRawVDIPath, "vdi", target, "format", "vhd"), stream)
+			if code != 500 || !strings.Contains(msg, "Server_error(HOST_OFFLINE, [ x ])") {
+				t.Fatalf("import: %d %s", code, msg)
+			}
+		})
+	}
+}

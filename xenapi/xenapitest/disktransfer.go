@@ -2,6 +2,7 @@ package xenapitest
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 
@@ -169,7 +170,7 @@ func (op *diskOp) sendExport(plan *diskPlan) (bool, error) {
 	}
 	op.w.WriteHeader(http.StatusOK)
 	progress := op.progress(length)
-	w := stallWriter{w: op.w, rc: http.NewResponseController(op.w), d: op.h.p.opts.HTTPTimeouts.Body}
+	w := op.cut.writer(stallWriter{w: op.w, rc: http.NewResponseController(op.w), d: op.h.p.opts.HTTPTimeouts.Body})
 	if plan.stream != nil {
 		return true, plan.stream.writeTo(w, c, progress)
 	}
@@ -187,7 +188,7 @@ func (op *diskOp) receiveImport(plan *diskPlan) error {
 		return storageError("import", err)
 	}
 	progress := op.progress(op.r.ContentLength)
-	body := stallReader{r: op.r.Body, rc: http.NewResponseController(op.w), d: op.h.p.opts.HTTPTimeouts.Body}
+	body := op.cut.reader(stallReader{r: op.r.Body, rc: http.NewResponseController(op.w), d: op.h.p.opts.HTTPTimeouts.Body})
 	if op.format == "vhd" {
 		err = applyVHDStream(op.r.Context(), body, c, plan.size, progress)
 	} else {
@@ -208,4 +209,58 @@ func (op *diskOp) receiveImport(plan *diskPlan) error {
 		}
 	}
 	return err
+}
+
+// writer lets c.after bytes through to w, then fails with c.err.
+func (c *streamCut) writer(w io.Writer) io.Writer {
+	if c == nil {
+		return w
+	}
+	return &cutWriter{w: w, left: c.after, err: c.err}
+}
+
+// reader lets c.after bytes be read from r, then fails with c.err.
+func (c *streamCut) reader(r io.Reader) io.Reader {
+	if c == nil {
+		return r
+	}
+	return &cutReader{r: r, left: c.after, err: c.err}
+}
+
+type cutWriter struct {
+	w    io.Writer
+	left int64
+	err  error
+}
+
+func (c *cutWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) <= c.left {
+		n, err := c.w.Write(p)
+		c.left -= int64(n)
+		return n, err
+	}
+	n, err := c.w.Write(p[:c.left])
+	c.left -= int64(n)
+	if err == nil {
+		err = c.err
+	}
+	return n, err
+}
+
+type cutReader struct {
+	r    io.Reader
+	left int64
+	err  error
+}
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, c.err
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
 }

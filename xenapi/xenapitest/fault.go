@@ -25,6 +25,12 @@ type Fault struct {
 	Params []string
 	// Delay holds the call this long before it runs (or fails).
 	Delay time.Duration
+	// CutAfter, for the disk handlers (ExportRawVDIAction,
+	// ImportRawVDIAction), lets this many bytes of the stream through and
+	// then fails the transfer with Code (VDI_IO_ERROR ["Device I/O
+	// errors"] when Code is empty): an export's body ends short, an import
+	// stops reading and keeps what it wrote. Other calls ignore it.
+	CutAfter int64
 }
 
 type faultRule struct {
@@ -53,23 +59,44 @@ func (p *Pool) ClearFaults() {
 }
 
 // takeFault returns the delay and failure the faults give the nth use of
-// wire.
+// wire (a fault with CutAfter fails a transfer later: see takeCut).
 func (p *Pool) takeFault(wire string, nth int) (time.Duration, error) {
+	delay, _, err := p.matchFaults(wire, nth)
+	return delay, err
+}
+
+// streamCut is a fault that cuts a disk transfer after some bytes.
+type streamCut struct {
+	after int64
+	err   *Failure
+}
+
+// matchFaults returns what the faults give the nth use of wire: the
+// delays summed, the first stream cut, the first failure.
+func (p *Pool) matchFaults(wire string, nth int) (time.Duration, *streamCut, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var delay time.Duration
 	var err error
+	var cut *streamCut
 	for _, f := range p.faults {
 		if f.Method != wire || (f.N != 0 && f.N != nth) {
 			continue
 		}
 		f.used = true
 		delay += f.Delay
-		if err == nil && f.Code != "" {
+		switch {
+		case f.CutAfter > 0 && cut == nil:
+			code, params := f.Code, append([]string{}, f.Params...)
+			if code == "" {
+				code, params = ErrVDIIOError, []string{"Device I/O errors"}
+			}
+			cut = &streamCut{after: f.CutAfter, err: fail(code, params...)}
+		case f.CutAfter == 0 && err == nil && f.Code != "":
 			err = fail(f.Code, append([]string{}, f.Params...)...)
 		}
 	}
-	return delay, err
+	return delay, cut, err
 }
 
 // CallRecord is one call the pool received.

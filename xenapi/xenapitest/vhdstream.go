@@ -272,12 +272,16 @@ func sortedBlocks(sets ...map[uint32]bool) []uint32 {
 type StreamError struct {
 	Offset int64  // where in the stream
 	Reason string // what is wrong there
+	Err    error  // the read error that ended the stream, if one did
 }
 
 // Error implements error.
 func (e *StreamError) Error() string {
 	return fmt.Sprintf("xenapitest: import stream at byte %d: %s", e.Offset, e.Reason)
 }
+
+// Unwrap returns the read error.
+func (e *StreamError) Unwrap() error { return e.Err }
 
 // streamReader reads a stream front to back, counting bytes.
 type streamReader struct {
@@ -292,7 +296,7 @@ func (s *streamReader) skipTo(off int64) error {
 	n, err := io.CopyN(io.Discard, s.r, off-s.pos)
 	s.pos += n
 	if err != nil {
-		return &StreamError{Offset: s.pos, Reason: "stream ends early: " + err.Error()}
+		return &StreamError{Offset: s.pos, Reason: "stream ends early: " + err.Error(), Err: err}
 	}
 	return nil
 }
@@ -301,7 +305,7 @@ func (s *streamReader) read(p []byte) error {
 	n, err := io.ReadFull(s.r, p)
 	s.pos += int64(n)
 	if err != nil {
-		return &StreamError{Offset: s.pos, Reason: "stream ends early: " + err.Error()}
+		return &StreamError{Offset: s.pos, Reason: "stream ends early: " + err.Error(), Err: err}
 	}
 	return nil
 }
