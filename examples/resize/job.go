@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/xenflow/xenflow/compute"
+	"github.com/xenflow/xenflow/migrate"
+	"github.com/xenflow/xenflow/quota"
+	"github.com/xenflow/xenflow/xenapi/xenapitest"
+)
+
+// job is one run of the orchestrator over a driver: the move, the disk
+// check, the confirm or revert, the summary and the trace.
+type job struct {
+	cfg    *config
+	stdout io.Writer
+	driver compute.Driver
+	hosts  []string
+	inst   *compute.Instance
+	// from is the instance's flavor, to the one it moves to (equal for
+	// a cold migration).
+	from, to *compute.Flavor
+	// callLog is the pool's XenAPI call log (nil for a real pool).
+	callLog func() []xenapitest.CallRecord
+	// guest writes during the move (nil for a real pool).
+	guest *guestDisk
+	// verify checks the instance's disk where its VM is and returns the
+	// VDI's uuid.
+	verify func(ctx context.Context) (string, error)
+	// verified says how the check is made, for the summary.
+	verified string
+	layout   string
+	// base is the length of the call log when the job began.
+	base int
+}
+
+// measure is what the run measures of the move.
+type measure struct {
+	mu          sync.Mutex
+	info        compute.DiskInfo
+	offAt, onAt time.Time
+	writes      int
+}
+
+// downtime is from the power-off to the destination guest's start, or the
+// driver's figure when the power-off was not seen.
+func (m *measure) downtime() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.offAt.IsZero() || m.onAt.IsZero() {
+		return m.info.Downtime
+	}
+	return m.onAt.Sub(m.offAt)
+}
+
+// hooks starts the guest's writer with the move and stops it at the
+// power-off, and takes the times and the disk info.
+func (j *job) hooks(m *measure) moveHooks {
+	var stop chan struct{}
+	var once sync.Once
+	var wg sync.WaitGroup
+	halt := func() { once.Do(func() { close(stop) }) }
+	return moveHooks{
+		moveStarted: func() {
+			stop, once = make(chan struct{}), sync.Once{}
+			if j.guest == nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n := j.guest.keepWriting(stop, guestInterval)
+				m.mu.Lock()
+				m.writes += n
+				m.mu.Unlock()
+			}()
+		},
+		poweredOff: func() {
+			m.mu.Lock()
+			m.offAt = time.Now()
+			m.mu.Unlock()
+			halt()
+		},
+		moveDone: func(info compute.DiskInfo, _ error) {
+			halt()
+			wg.Wait()
+			m.mu.Lock()
+			m.info = info
+			m.mu.Unlock()
+		},
+		finished: func(error) {
+			m.mu.Lock()
+			m.onAt = time.Now()
+			m.mu.Unlock()
+		},
+	}
+}
+
+// operation names what the run does.
+func (j *job) operation() string {
+	switch {
+	case j.cfg.migrate && j.cfg.suspend:
+		return "migrate-suspended"
+	case j.cfg.migrate:
+		return "migrate"
+	case j.cfg.down:
+		return "resize-down"
+	default:
+		return "resize-up"
+	}
+}
+
+// run does the job and prints the summary last.
+func (j *job) run(ctx context.Context) error {
+	if j.cfg.suspend && !j.driver.Capabilities().SupportsSuspendMigrate {
+		return &UnavailableError{Flag: "-migrate -suspend",
+			Reason: "the driver does not support suspended cold migration (compute.DriverCapabilities.SupportsSuspendMigrate is false)"}
+	}
+	rep := &reporter{w: j.stdout, terminal: isTerminal(j.stdout)}
+	obs := &observer{now: time.Now, onEvent: rep.event}
+	if j.callLog != nil {
+		obs.mark = func() int { return len(j.callLog()) }
+		j.base = obs.mark()
+	}
+	m := &measure{}
+	orch, store, err := j.orchestrator(ctx, obs, rep, m)
+	if err != nil {
+		return err
+	}
+	rep.line("xenflow resize: %s", j.layout)
+	rep.line("instance  %s (%s) on %s, flavor %s -> %s", j.inst.Name, j.inst.UUID, j.inst.Host, j.from.ID, j.to.ID)
+	rep.line("state     vm_state/task_state/migration status")
+	start := time.Now()
+	res, err := j.move(ctx, orch)
+	rep.endBar()
+	if err != nil {
+		return err
+	}
+	total := time.Since(start)
+	if err := j.check(ctx, rep, res.DestHost); err != nil {
+		return err
+	}
+	start = time.Now()
+	final, outcome, err := j.finish(ctx, orch, res)
+	if err != nil {
+		return err
+	}
+	total += time.Since(start)
+	if j.cfg.revert {
+		if err := j.check(ctx, rep, res.SourceHost); err != nil {
+			return err
+		}
+	}
+	inst, err := store.GetInstance(ctx, j.inst.UUID)
+	if err != nil {
+		return err
+	}
+	if err := j.writeTrace(obs, res); err != nil {
+		return err
+	}
+	s := j.summary(res, final, outcome, inst.Host, m, total)
+	return s.print(j.stdout, j.cfg.jsonOut)
+}
+
+// orchestrator builds the Store (observed), the quota ledger, the
+// observed driver and the orchestrator, with the instance created.
+func (j *job) orchestrator(ctx context.Context, obs *observer, rep *reporter, m *measure) (*migrate.Orchestrator, compute.Store, error) {
+	store := &observedStore{Store: compute.NewMemoryStore(), obs: obs}
+	if err := store.CreateInstance(ctx, j.inst); err != nil {
+		return nil, nil, err
+	}
+	ledger, err := quota.NewLedger()
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := ledger.Reconcile(ctx, j.inst.ProjectID, []quota.Charge{migrate.Charge(j.inst)}); err != nil {
+		return nil, nil, err
+	}
+	drv := &observedDriver{Driver: j.driver, obs: obs, hooks: j.hooks(m)}
+	orch, err := migrate.New(migrate.Config{Store: store, Driver: drv, Quota: ledger,
+		Flavors: migrate.Flavors{j.from.ID: j.from, j.to.ID: j.to}, Hosts: j.hosts, Owner: "examples-resize",
+		Options: migrate.Options{CleanShutdown: true, Progress: rep.progress}})
+	return orch, store, err
+}
+
+// move resizes or cold-migrates the instance to VERIFY_RESIZE.
+func (j *job) move(ctx context.Context, orch *migrate.Orchestrator) (*migrate.Result, error) {
+	if j.cfg.migrate {
+		return orch.Migrate(ctx, migrate.MigrateRequest{InstanceUUID: j.inst.UUID, Suspend: j.cfg.suspend})
+	}
+	return orch.Resize(ctx, migrate.ResizeRequest{InstanceUUID: j.inst.UUID, FlavorID: j.to.ID})
+}
+
+// check verifies the instance's disk on host.
+func (j *job) check(ctx context.Context, rep *reporter, host string) error {
+	vdi, err := j.verify(ctx)
+	if err != nil {
+		return fmt.Errorf("checking the disk on %s: %w", host, err)
+	}
+	if j.guest != nil {
+		rep.line("verified  root disk %s on %s equals what the guest wrote (%d writes)", vdi, host, j.guest.count())
+	} else {
+		rep.line("verified  root disk %s on %s: %s", vdi, host, j.verified)
+	}
+	return nil
+}
+
+// finish confirms, reverts or leaves the move as the flags say, and
+// returns the final state and the outcome's name.
+func (j *job) finish(ctx context.Context, orch *migrate.Orchestrator, res *migrate.Result) (string, string, error) {
+	req := migrate.ActionRequest{InstanceUUID: res.InstanceUUID}
+	switch {
+	case j.cfg.noConfirm:
+		return res.State.String(), "verify_resize", nil
+	case j.cfg.revert:
+		r, err := orch.Revert(ctx, req)
+		if err != nil {
+			return "", "", fmt.Errorf("revert: %w", err)
+		}
+		return r.State.String(), "reverted", nil
+	default:
+		r, err := orch.Confirm(ctx, req)
+		if err != nil {
+			return "", "", fmt.Errorf("confirm: %w", err)
+		}
+		return r.State.String(), "confirmed", nil
+	}
+}
+
+// summary assembles the last line.
+func (j *job) summary(res *migrate.Result, final, outcome, host string, m *measure, total time.Duration) *summary {
+	m.mu.Lock()
+	info, writes := m.info, m.writes
+	m.mu.Unlock()
+	verified := j.verified
+	if j.guest != nil {
+		verified = "byte for byte against the guest's writes"
+	}
+	return &summary{Operation: j.operation(), Instance: j.inst.UUID, FromFlavor: j.from.ID, ToFlavor: j.to.ID,
+		SourceHost: res.SourceHost, DestHost: res.DestHost, Outcome: outcome, State: final, Host: host,
+		Transport: info.Transport, BytesSentRunning: info.BytesSentRunning,
+		BytesSentPoweredOff: info.BytesSent - info.BytesSentRunning,
+		DowntimeSeconds:     m.downtime().Seconds(), TotalSeconds: total.Seconds(), GuestWrites: writes,
+		Verified: verified}
+}
+
+// writeTrace writes the Mermaid diagram when -trace asks for it.
+func (j *job) writeTrace(obs *observer, res *migrate.Result) error {
+	if j.cfg.trace == "" {
+		return nil
+	}
+	var calls []xenapitest.CallRecord
+	if j.callLog != nil {
+		calls = j.callLog()
+	}
+	doc := traceDiagram(obs.list(), calls, j.base, res.SourceHost, res.DestHost)
+	if err := os.WriteFile(j.cfg.trace, []byte(doc), 0o644); err != nil {
+		return fmt.Errorf("-trace: %w", err)
+	}
+	return nil
+}

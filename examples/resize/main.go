@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	os.Exit(exitStatus(err, os.Stderr))
+}
+
+// Exit statuses.
+const (
+	exitOK    = 0 // the run ended as asked (also -h)
+	exitFail  = 1 // the operation or the pool failed
+	exitUsage = 2 // bad flags
+)
+
+// exitStatus prints err (unless it is -h) and returns the exit status.
+func exitStatus(err error, stderr io.Writer) int {
+	var ue *UsageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "resize:", err)
+		return exitUsage
+	default:
+		fmt.Fprintln(stderr, "resize:", err)
+		return exitFail
+	}
+}
+
+// UsageError is a flag or a combination of flags the command refuses
+// before it does anything.
+type UsageError struct {
+	Flag   string
+	Reason string
+}
+
+// Error implements the error interface.
+func (e *UsageError) Error() string { return e.Flag + ": " + e.Reason }
+
+// UnavailableError is a flag the command understands but cannot serve
+// with the driver it runs: what is missing and why.
+type UnavailableError struct {
+	Flag   string
+	Reason string
+}
+
+// Error implements the error interface.
+func (e *UnavailableError) Error() string { return e.Flag + " is not available: " + e.Reason }
+
+// VerifyError is a destination disk that differs from what the guest
+// wrote, at the first differing byte.
+type VerifyError struct {
+	VDI    string
+	Offset int64
+	Want   byte
+	Got    byte
+}
+
+// Error implements the error interface.
+func (e *VerifyError) Error() string {
+	return fmt.Sprintf("destination disk %s differs at byte %d: want %#02x, got %#02x", e.VDI, e.Offset, e.Want, e.Got)
+}
+
+// urlList collects repeated -xapi URLs.
+type urlList []string
+
+func (u *urlList) String() string { return strings.Join(*u, ",") }
+
+// Set adds one URL.
+func (u *urlList) Set(s string) error {
+	if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
+		return fmt.Errorf("%q is not an http:// or https:// URL", s)
+	}
+	*u = append(*u, s)
+	return nil
+}
+
+// config is what the flags ask for.
+type config struct {
+	revert, migrate, suspend, down bool
+	noConfirm, confirmLeft         bool
+	jsonOut                        bool
+	hosts                          int
+	diskMiB                        int64
+	transport                      string
+	serve, trace                   string
+
+	xapi                     urlList
+	user, passwordFile, vm   string
+	memoryMiB, vcpus, rootGi int
+	sshKey, knownHosts       string
+}
+
+// real reports whether the run is against pools given with -xapi.
+func (c *config) real() bool { return len(c.xapi) > 0 }
+
+const usageText = `usage: resize [flags]
+
+Resizes an instance with xenflow's orchestrator (package migrate) and
+XenServer driver (package xenserver), prints each state transition and
+the progress, checks the moved disk, and ends with a one-line summary.
+
+With no -xapi: a simulated pool of -hosts hosts with local SRs is built in
+a temporary directory and served on 127.0.0.1; an instance whose root disk
+is a VHD chain of several layers is resized up from one host to another
+while its guest keeps writing; the destination disk is compared byte for
+byte with what the guest wrote; the resize is confirmed.
+
+With -xapi URL (one per pool): the VM -vm is adopted as the instance and
+resized to the flavor -memory-mib, -vcpus and -root-gib give (its own
+sizes where a flag is left out).
+
+The Store is in memory: a resize left in VERIFY_RESIZE by -no-confirm can
+only be confirmed or reverted by the process that holds its Store, so
+-confirm and -revert of such a resize in a later run are refused until a
+durable Store (a later -db flag) keeps it.
+
+Flags:
+`
+
+// parseFlags parses args; -h gives flag.ErrHelp, anything else wrong a
+// *UsageError.
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("resize", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageText)
+		fs.PrintDefaults()
+	}
+	fs.BoolVar(&c.revert, "revert", false, "revert the resize instead of confirming it")
+	fs.BoolVar(&c.migrate, "migrate", false, "cold-migrate (same flavor) instead of resizing")
+	fs.BoolVar(&c.suspend, "suspend", false, "with -migrate: move the guest suspended, so it keeps its running state (needs a driver that supports it)")
+	fs.BoolVar(&c.down, "down", false, "resize down: memory and vCPUs shrink")
+	fs.IntVar(&c.hosts, "hosts", 2, "simulated pool: number of hosts")
+	fs.Int64Var(&c.diskMiB, "disk-mib", 64, "simulated pool: size of the instance's root disk in MiB")
+	fs.StringVar(&c.transport, "transport", "xapi", "disk transport: xapi or dom0")
+	fs.BoolVar(&c.jsonOut, "json", false, "print the summary as one JSON object on the last line")
+	fs.StringVar(&c.serve, "serve", "", "simulated pool: serve it at `ADDR` (host:port) and, after the run, until interrupted")
+	fs.StringVar(&c.trace, "trace", "", "write the run as a Mermaid sequence diagram to `FILE`")
+	fs.Var(&c.xapi, "xapi", "XenAPI `URL` of a real pool (repeatable, one per pool)")
+	fs.StringVar(&c.user, "user", "root", "real pool: user name")
+	fs.StringVar(&c.passwordFile, "password-file", "", "real pool: `FILE` holding the password")
+	fs.StringVar(&c.vm, "vm", "", "real pool: name_label or uuid of the VM to adopt as the instance")
+	fs.IntVar(&c.memoryMiB, "memory-mib", 0, "real pool: the new flavor's memory in MiB (0: the VM's)")
+	fs.IntVar(&c.vcpus, "vcpus", 0, "real pool: the new flavor's vCPUs (0: the VM's)")
+	fs.IntVar(&c.rootGi, "root-gib", 0, "real pool: the new flavor's root disk in GiB (0: the VM's)")
+	fs.StringVar(&c.sshKey, "ssh-key", "", "dom0 transport: private key `FILE` for the hosts' control domains")
+	fs.StringVar(&c.knownHosts, "known-hosts", "", "dom0 transport: known_hosts `FILE` for the hosts' control domains")
+	fs.BoolVar(&c.noConfirm, "no-confirm", false, "leave the instance in VERIFY_RESIZE")
+	fs.BoolVar(&c.confirmLeft, "confirm", false, "confirm a resize an earlier run left in VERIFY_RESIZE (needs its Store; see above)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, &UsageError{Flag: "flags", Reason: err.Error()}
+	}
+	if fs.NArg() != 0 {
+		return nil, &UsageError{Flag: "arguments", Reason: fmt.Sprintf("unexpected %q", fs.Args())}
+	}
+	return c, c.check()
+}
+
+// check refuses combinations that cannot work.
+func (c *config) check() error {
+	switch {
+	case c.hosts < 2:
+		return &UsageError{Flag: "-hosts", Reason: "a move needs at least 2 hosts"}
+	case c.diskMiB < 8 || c.diskMiB > 2040<<10:
+		return &UsageError{Flag: "-disk-mib", Reason: fmt.Sprintf("%d is outside 8..%d", c.diskMiB, 2040<<10)}
+	case c.transport != "xapi" && c.transport != "dom0":
+		return &UsageError{Flag: "-transport", Reason: fmt.Sprintf("%q: want xapi or dom0", c.transport)}
+	case c.suspend && !c.migrate:
+		return &UsageError{Flag: "-suspend", Reason: "only with -migrate (a resize changes the flavor, so the guest cannot keep its running state)"}
+	case c.down && c.migrate:
+		return &UsageError{Flag: "-down", Reason: "a cold migration keeps the flavor"}
+	case c.revert && c.noConfirm:
+		return &UsageError{Flag: "-revert", Reason: "-revert and -no-confirm exclude each other"}
+	case c.confirmLeft && (c.revert || c.noConfirm):
+		return &UsageError{Flag: "-confirm", Reason: "-confirm excludes -revert and -no-confirm"}
+	case c.memoryMiB < 0 || c.vcpus < 0 || c.rootGi < 0:
+		return &UsageError{Flag: "-memory-mib/-vcpus/-root-gib", Reason: "must not be negative"}
+	}
+	if !c.real() {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"-vm", c.vm != ""}, {"-password-file", c.passwordFile != ""}, {"-memory-mib", c.memoryMiB != 0},
+			{"-vcpus", c.vcpus != 0}, {"-root-gib", c.rootGi != 0}} {
+			if f.set {
+				return &UsageError{Flag: f.name, Reason: "only with -xapi (a real pool)"}
+			}
+		}
+		return nil
+	}
+	switch {
+	case c.vm == "":
+		return &UsageError{Flag: "-vm", Reason: "required with -xapi"}
+	case c.serve != "":
+		return &UsageError{Flag: "-serve", Reason: "serves the simulated pool; not with -xapi"}
+	}
+	return nil
+}
+
+// run parses args and runs the job; output goes to stdout, the usage and
+// log to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if c.confirmLeft || (c.real() && c.revert && c.noConfirm) {
+		return &UnavailableError{Flag: "-confirm", Reason: "the resize an earlier run left in VERIFY_RESIZE is in that run's Store, " +
+			"and xenflow has no durable Store yet: confirm or revert it in the process that holds the Store (a later -db flag will keep it)"}
+	}
+	if c.transport == "dom0" {
+		return errNoDom0Transport
+	}
+	if c.real() {
+		return runReal(ctx, c, stdout, stderr)
+	}
+	return runSimulated(ctx, c, stdout, stderr)
+}
+
+// errNoDom0Transport is -transport dom0 while package xenserver registers
+// no dom0 transport (its Config.Transports has only "xapi" built in).
+var errNoDom0Transport = &UnavailableError{Flag: "-transport dom0",
+	Reason: "package xenserver has no dom0 transport built in (only xapi); pass one in xenserver.Config.Transports"}
