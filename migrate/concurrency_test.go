@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/compute/computetest"
 	"github.com/xenflow/xenflow/quota"
+	sm "github.com/xenflow/xenflow/statemachine"
 )
 
 // TestConcurrentResizes runs 1,000 resizes (each then confirmed or
@@ -28,32 +28,14 @@ func TestConcurrentResizes(t *testing.T) {
 	}
 	h := newHarness(t, hosts)
 	ctx := context.Background()
-	if err := h.ledger.SetLimits(ctx, testProject, quota.Limits{quota.Cores: -1, quota.RAM: -1, quota.Instances: -1}); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < instances; i++ {
-		inst := &compute.Instance{UUID: fmt.Sprintf("i%04d", i), Name: fmt.Sprintf("vm-%04d", i),
-			Host: h.hosts[i%hosts], Node: h.hosts[i%hosts], ProjectID: testProject, UserID: testUser,
-			VMState: "active", PowerState: 1, Flavor: h.flavors["small"].Clone(), LaunchedAt: testStart}
-		if err := h.mem.CreateInstance(ctx, inst); err != nil {
-			t.Fatal(err)
-		}
-		if err := h.driver.AddGuest(inst.Host, inst, inst.PowerState); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := h.ledger.Reconcile(ctx, testProject, h.charges(ctx)); err != nil {
-		t.Fatal(err)
-	}
+	h.bootMany(ctx, instances)
 	h.driver.SetHook(randomFaults(50))
 	orchs := []*Orchestrator{h.orch("a"), h.orch("b")}
 
-	var wg sync.WaitGroup
-	var moved, failed atomic.Int64
-	var errMu sync.Mutex
-	errKinds := map[string]int{}
 	stop := make(chan struct{})
+	resumed := make(chan struct{})
 	go func() { // b resumes whatever it finds while the others run
+		defer close(resumed)
 		for {
 			select {
 			case <-stop:
@@ -63,33 +45,9 @@ func TestConcurrentResizes(t *testing.T) {
 			}
 		}
 	}()
-	for i := 0; i < instances; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			o := orchs[i%2]
-			id := fmt.Sprintf("i%04d", i)
-			flavor := []string{"medium", "large", "tiny"}[i%3]
-			if _, err := o.Resize(ctx, ResizeRequest{InstanceUUID: id, FlavorID: flavor}); err != nil {
-				failed.Add(1)
-				errMu.Lock()
-				errKinds[typeName(err)]++
-				errMu.Unlock()
-				return
-			}
-			var err error
-			if i%4 == 0 {
-				_, err = o.Revert(ctx, ActionRequest{InstanceUUID: id})
-			} else {
-				_, err = o.Confirm(ctx, ActionRequest{InstanceUUID: id})
-			}
-			if err == nil {
-				moved.Add(1)
-			}
-		}(i)
-	}
-	wg.Wait()
+	w := runWorkload(ctx, orchs, instances)
 	close(stop)
+	<-resumed
 	h.driver.ClearFaults()
 	if _, err := orchs[0].Resume(ctx); err != nil && !errors.Is(err, compute.ErrLease) {
 		t.Fatalf("final resume: %v", err)
@@ -103,11 +61,72 @@ func TestConcurrentResizes(t *testing.T) {
 	for _, v := range h.store.fenceViolations() {
 		t.Error(v)
 	}
-	t.Logf("resize errors by type: %v", errKinds)
-	t.Logf("%d resizes confirmed or reverted, %d failed and rolled back", moved.Load(), failed.Load())
-	if moved.Load() < instances/2 || failed.Load() == 0 {
-		t.Errorf("%d moved, %d failed: the faults did not mix with successes", moved.Load(), failed.Load())
+	t.Logf("%d resizes confirmed or reverted, %d failed (by type: %v)", w.moved, w.failed, w.kinds)
+	if w.moved < instances/2 || w.failed == 0 {
+		t.Errorf("%d moved, %d failed: the faults did not mix with successes", w.moved, w.failed)
 	}
+}
+
+// bootMany creates n small instances spread over the hosts, with no quota
+// limit.
+func (h *harness) bootMany(ctx context.Context, n int) {
+	unlimited := quota.Limits{quota.Cores: -1, quota.RAM: -1, quota.Instances: -1}
+	if err := h.ledger.SetLimits(ctx, testProject, unlimited); err != nil {
+		h.t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		host := h.hosts[i%len(h.hosts)]
+		inst := &compute.Instance{UUID: fmt.Sprintf("i%04d", i), Name: fmt.Sprintf("vm-%04d", i), Host: host,
+			Node: host, ProjectID: testProject, UserID: testUser, VMState: sm.VMActive, PowerState: sm.PowerRunning,
+			Flavor: h.flavors["small"].Clone(), LaunchedAt: testStart}
+		if err := h.mem.CreateInstance(ctx, inst); err != nil {
+			h.t.Fatal(err)
+		}
+		if err := h.driver.AddGuest(host, inst, inst.PowerState); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	if _, err := h.ledger.Reconcile(ctx, testProject, h.charges(ctx)); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// workload counts what the concurrent resizes did.
+type workload struct {
+	mu            sync.Mutex
+	moved, failed int
+	kinds         map[string]int
+}
+
+// runWorkload resizes every instance at once, each on one of orchs, then
+// reverts one in four and confirms the others.
+func runWorkload(ctx context.Context, orchs []*Orchestrator, n int) *workload {
+	w := &workload{kinds: map[string]int{}}
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			o, id := orchs[i%len(orchs)], fmt.Sprintf("i%04d", i)
+			flavor := []string{"medium", "large", "tiny"}[i%3]
+			_, err := o.Resize(ctx, ResizeRequest{InstanceUUID: id, FlavorID: flavor})
+			if err == nil && i%4 == 0 {
+				_, err = o.Revert(ctx, ActionRequest{InstanceUUID: id})
+			} else if err == nil {
+				_, err = o.Confirm(ctx, ActionRequest{InstanceUUID: id})
+			}
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if err != nil {
+				w.failed++
+				w.kinds[typeName(err)]++
+				return
+			}
+			w.moved++
+		}(i)
+	}
+	wg.Wait()
+	return w
 }
 
 // randomFaults fails about one call or step in every n, chosen by a hash
@@ -129,11 +148,13 @@ func randomFaults(n uint32) func(computetest.Call) error {
 	}
 }
 
+// history describes an instance's migrations and faults for a failure
+// message.
 func (h *harness) history(ctx context.Context, id string) string {
 	var b []string
 	migs, _ := h.mem.ListMigrations(ctx, compute.MigrationFilter{InstanceUUID: id})
 	for _, m := range migs {
-		b = append(b, fmt.Sprintf("mig %s %s->%s %s", m.UUID[:8], m.SourceCompute, m.DestCompute, m.Status))
+		b = append(b, fmt.Sprintf("migration %s->%s %s", m.SourceCompute, m.DestCompute, m.Status))
 	}
 	faults, _ := h.mem.ListFaults(ctx, id)
 	for _, f := range faults {

@@ -187,13 +187,16 @@ func newHarness(t testing.TB, hosts int) *harness {
 		h.addHost(computetest.HostConfig{Host: fmt.Sprintf("host%d", i), TotalUsableRAMMB: 65536, VCPUsTotal: 32,
 			TotalUsableDiskGB: 2000})
 	}
-	h.driver.SetHook(func(c computetest.Call) error {
-		if c.Step == "" && c.Method != computetest.MethodGetAvailableResource {
-			tr.add("driver %s %s", c.Method, c.Host)
-		}
-		return nil
-	})
+	h.driver.SetHook(h.traceHook)
 	return h
+}
+
+// traceHook traces the driver's calls (not the host state reads).
+func (h *harness) traceHook(c computetest.Call) error {
+	if c.Step == "" && c.Method != computetest.MethodGetAvailableResource {
+		h.trace.add("driver %s %s", c.Method, c.Host)
+	}
+	return nil
 }
 
 func (h *harness) addHost(c computetest.HostConfig) {

@@ -121,8 +121,24 @@ func (h *harness) command(line string) []string {
 	h.trace.take()
 	h.trace.on = true
 	defer func() { h.trace.on = false }()
-	var res []string
+	if out, ok := h.setupCommand(ctx, words[0], a); ok {
+		return stable(append(h.trace.take(), out...))
+	}
 	switch words[0] {
+	case "show":
+		return stable(h.show(ctx, a["id"]))
+	case "actions":
+		return stable(h.actions(ctx, a["id"]))
+	case "check":
+		return errLines(h.invariants(ctx, a["id"]))
+	}
+	return stable(append(h.trace.take(), h.flowCommand(ctx, words[0], a)...))
+}
+
+// setupCommand runs a command that sets the scene (hosts, instances,
+// options, limits, faults, leases, the clock); false when verb is not one.
+func (h *harness) setupCommand(ctx context.Context, verb string, a args) ([]string, bool) {
+	switch verb {
 	case "reset":
 		*h = *newHarness(h.t, a.int("hosts", 3))
 	case "host":
@@ -131,7 +147,7 @@ func (h *harness) command(line string) []string {
 			Disabled: a["disabled"] == "true"})
 	case "instance":
 		vm := sm.VMState(a.or("state", "active"))
-		res = errLines(h.addInstance(ctx, a["id"], a.or("host", "host1"), a.or("flavor", "small"), vm, a["locked"] == "true"))
+		return errLines(h.addInstance(ctx, a["id"], a.or("host", "host1"), a.or("flavor", "small"), vm, a["locked"] == "true")), true
 	case "options":
 		h.opts.NovaCompatibleErrors = a["nova-errors"] == "true"
 		h.opts.AllowResizeToSameHost = a["resize-same-host"] == "true"
@@ -141,8 +157,8 @@ func (h *harness) command(line string) []string {
 		}
 		h.orchs = map[string]*Orchestrator{}
 	case "limits":
-		res = errLines(h.ledger.SetLimits(ctx, testProject, quota.Limits{quota.Cores: int64(a.int("cores", -1)),
-			quota.RAM: int64(a.int("ram", -1)), quota.Instances: -1}))
+		return errLines(h.ledger.SetLimits(ctx, testProject, quota.Limits{quota.Cores: int64(a.int("cores", -1)),
+			quota.RAM: int64(a.int("ram", -1)), quota.Instances: -1})), true
 	case "fail":
 		f := computetest.Fault{Method: computetest.Method(a["method"]), Step: a["step"], Nth: a.int("nth", 1)}
 		if a["rollback"] == "true" {
@@ -151,32 +167,21 @@ func (h *harness) command(line string) []string {
 		h.driver.InjectFault(f)
 	case "clear-faults":
 		h.driver.ClearFaults()
-		h.driver.SetHook(func(c computetest.Call) error {
-			if c.Step == "" && c.Method != computetest.MethodGetAvailableResource {
-				h.trace.add("driver %s %s", c.Method, c.Host)
-			}
-			return nil
-		})
+		h.driver.SetHook(h.traceHook)
 	case "flavor-disable":
 		h.flavors[a["id"]].Disabled = true
 	case "hold":
 		_, err := h.store.AcquireLease(ctx, compute.LeaseRequest{InstanceUUID: a["id"], Owner: a["owner"], TTL: time.Hour})
-		res = errLines(err)
+		return errLines(err), true
 	case "force":
-		res = errLines(h.force(ctx, a["id"], sm.TaskState(a["task"])))
+		return errLines(h.force(ctx, a["id"], sm.TaskState(a["task"]))), true
 	case "advance":
 		d, _ := time.ParseDuration(a["d"])
 		h.clock.Advance(d)
-	case "show":
-		return stable(h.show(ctx, a["id"]))
-	case "actions":
-		return stable(h.actions(ctx, a["id"]))
-	case "check":
-		return errLines(h.invariants(ctx, a["id"]))
 	default:
-		res = h.flowCommand(ctx, words[0], a)
+		return nil, false
 	}
-	return stable(append(h.trace.take(), res...))
+	return nil, true
 }
 
 // force rewrites an instance's task_state under a lease of its own, as
