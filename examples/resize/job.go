@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -142,7 +143,7 @@ func (j *job) run(ctx context.Context) error {
 		return err
 	}
 	total := time.Since(start)
-	if err := j.check(ctx, rep, res.DestHost); err != nil {
+	if err := j.check(ctx, obs, rep, res.DestHost); err != nil {
 		return err
 	}
 	start = time.Now()
@@ -152,7 +153,7 @@ func (j *job) run(ctx context.Context) error {
 	}
 	total += time.Since(start)
 	if j.cfg.revert {
-		if err := j.check(ctx, rep, res.SourceHost); err != nil {
+		if err := j.check(ctx, obs, rep, res.SourceHost); err != nil {
 			return err
 		}
 	}
@@ -197,8 +198,10 @@ func (j *job) move(ctx context.Context, orch *migrate.Orchestrator) (*migrate.Re
 }
 
 // check verifies the instance's disk on host.
-func (j *job) check(ctx context.Context, rep *reporter, host string) error {
+func (j *job) check(ctx context.Context, obs *observer, rep *reporter, host string) error {
+	obs.add(event{Kind: evCheckBegin, Host: host})
 	vdi, err := j.verify(ctx)
+	obs.add(event{Kind: evCheckEnd, Host: host, Err: err})
 	if err != nil {
 		return fmt.Errorf("checking the disk on %s: %w", host, err)
 	}
@@ -259,6 +262,9 @@ func (j *job) writeTrace(obs *observer, res *migrate.Result) error {
 		calls = j.callLog()
 	}
 	doc := traceDiagram(obs.list(), calls, j.base, res.SourceHost, res.DestHost)
+	if strings.HasSuffix(j.cfg.trace, ".md") {
+		doc = traceMarkdown(doc)
+	}
 	if err := os.WriteFile(j.cfg.trace, []byte(doc), 0o644); err != nil {
 		return fmt.Errorf("-trace: %w", err)
 	}

@@ -18,7 +18,8 @@ const (
 	evCall                        // a driver call begins
 	evReturn                      // a driver call ends
 	evStep                        // the driver names a new step of its call
-	evGuest                       // the guest wrote (only the first and last are kept)
+	evCheckBegin                  // the run's own disk check begins (its calls are not the flow's)
+	evCheckEnd                    // the disk check ends
 )
 
 // event is one thing the run saw, in order. Mark is the length of the
@@ -165,6 +166,15 @@ func (d *observedDriver) GetAvailableResource(ctx context.Context, req compute.H
 		return err
 	})
 	return st, err
+}
+
+// GetInfo implements compute.Driver.
+func (d *observedDriver) GetInfo(ctx context.Context, req compute.InstanceRequest) (info compute.InstanceInfo, err error) {
+	err = d.call("GetInfo", req.Host, func() error {
+		info, err = d.Driver.GetInfo(ctx, req)
+		return err
+	})
+	return info, err
 }
 
 // ConfirmMigration implements compute.Driver.

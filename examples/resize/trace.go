@@ -21,11 +21,19 @@ func traceDiagram(events []event, calls []xenapitest.CallRecord, base int, src, 
 	t := &tracer{ids: map[string]string{}}
 	t.participant(src, "source")
 	t.participant(dst, "destination")
-	prev := base
+	prev, checking := base, false
 	for _, e := range events {
 		if e.Mark >= prev && e.Mark <= len(calls) {
-			t.calls(calls[prev:e.Mark])
+			if !checking {
+				t.calls(calls[prev:e.Mark])
+			}
 			prev = e.Mark
+		}
+		switch e.Kind {
+		case evCheckBegin:
+			checking = true
+		case evCheckEnd:
+			checking = false
 		}
 		t.event(e)
 	}
@@ -59,7 +67,7 @@ func (t *tracer) participant(host, role string) string {
 	if id, ok := t.ids[host]; ok {
 		return id
 	}
-	id := fmt.Sprintf("H%d", len(t.ids)+1)
+	id := fmt.Sprintf("H%d", len(t.participants)+1)
 	t.ids[host] = id
 	label := host
 	if role != "" {
@@ -67,6 +75,32 @@ func (t *tracer) participant(host, role string) string {
 	}
 	t.participants = append(t.participants, fmt.Sprintf("    participant %s as %s\n", id, label))
 	return id
+}
+
+// master returns the participant that stands for the XenAPI endpoint
+// of host, the pool master every XML-RPC call goes to.
+func (t *tracer) master(host string) string {
+	key := "xapi:" + host
+	if id, ok := t.ids[key]; ok {
+		return id
+	}
+	id := fmt.Sprintf("X%d", len(t.participants)+1)
+	t.ids[key] = id
+	t.participants = append(t.participants, fmt.Sprintf("    participant %s as xapi on %s (pool master)\n", id, host))
+	return id
+}
+
+// traceMarkdown wraps a diagram in a Markdown page.
+func traceMarkdown(diagram string) string {
+	return "# The default run of examples/resize\n\n" +
+		"`go run ./examples/resize -trace docs/resize-sequence.md` writes this page: a resize up on a\n" +
+		"simulated pool of two hosts with local SRs, then a confirm. It shows the orchestrator's\n" +
+		"step writes to the Store (vm_state/task_state/migration status), the driver's calls on the\n" +
+		"source and destination hosts with the steps they report, and the XenAPI calls and disk\n" +
+		"streams in between, in order (sessions, task polling and event.from are left out; repeats\n" +
+		"are folded). Nova's own resize (nova/compute/manager.py, _prep_resize, _resize_instance,\n" +
+		"_finish_resize, _confirm_resize) never had such a diagram.\n\n" +
+		"```mermaid\n" + diagram + "```\n"
 }
 
 // add writes a line, after the pending call.
@@ -103,6 +137,12 @@ func (t *tracer) event(e event) {
 		t.add("%s-->>O: %s %s", t.participant(e.Host, ""), e.Method, outcome)
 	case evStep:
 		t.add("Note over %s: %s", t.participant(e.Host, ""), e.Method)
+	case evCheckEnd:
+		outcome := "equals what the guest wrote"
+		if e.Err != nil {
+			outcome = "differs"
+		}
+		t.add("Note over O,%s: root disk read back: %s", t.participant(e.Host, ""), outcome)
 	}
 }
 
@@ -112,15 +152,14 @@ func (t *tracer) calls(recs []xenapitest.CallRecord) {
 		if skipped(r.Method) {
 			continue
 		}
-		id := t.participant(r.Host, "")
 		var line string
 		switch r.Method {
 		case xenapitest.ExportRawVDIAction:
-			line = fmt.Sprintf("%s-->>O: GET %s (VHD stream)", id, xenapitest.ExportRawVDIPath)
+			line = fmt.Sprintf("%s-->>O: GET %s (VHD stream)", t.participant(r.Host, ""), xenapitest.ExportRawVDIPath)
 		case xenapitest.ImportRawVDIAction:
-			line = fmt.Sprintf("O-->>%s: PUT %s (VHD stream)", id, xenapitest.ImportRawVDIPath)
+			line = fmt.Sprintf("O-->>%s: PUT %s (VHD stream)", t.participant(r.Host, ""), xenapitest.ImportRawVDIPath)
 		default:
-			line = fmt.Sprintf("O->>%s: %s", id, r.Method)
+			line = fmt.Sprintf("O->>%s: %s", t.master(r.Host), r.Method)
 		}
 		if r.Error != "" {
 			line += " fails " + r.Error
