@@ -22,12 +22,24 @@
 // the instance before its effect: persist, then act. The lease's fence is
 // checked by the Store on every write, so an orchestrator that lost its
 // lease cannot write, and one operation is never driven by two
-// orchestrators. The driver's methods are idempotent, so a resumed step
-// repeats its call safely.
+// orchestrators; within one orchestrator an instance is driven by one
+// goroutine at a time. The lease is renewed while a long driver call
+// runs, and a renewal that finds it taken cancels the call. The driver's
+// methods are idempotent, so a resumed step repeats its call safely.
 //
-// Nova writes the migration "finished" and the instance "resized" in two
-// saves; here they are one write, so auto-confirm never meets the
-// instance caught between them.
+// Where Nova saves twice with nothing acting in between, the two rows are
+// one write: API.resize's resize_prep with the conductor's pre-migrating
+// record; prep_resize's claim with the source's resize start; the end of
+// the disk move with the start of the finish; the migration "finished"
+// with the instance "resized" (so auto-confirm never meets the instance
+// caught between them).
+//
+// The scheduler reads the hosts' states from the driver
+// (compute.HostStateWatcher when it has one, else GetAvailableResource
+// per host), or reuses them for Options.HostRefresh while consuming each
+// choice, as Nova's host manager does; the chosen host's resources are
+// held for the move from the choice on (placement's claim in
+// select_destinations), and the destination's claim reads its host afresh.
 //
 // # Beyond Nova
 //
