@@ -223,9 +223,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if c.confirmLeft || (c.real() && c.revert && c.noConfirm) {
-		return &UnavailableError{Flag: "-confirm", Reason: "the resize an earlier run left in VERIFY_RESIZE is in that run's Store, " +
-			"and xenflow has no durable Store yet: confirm or revert it in the process that holds the Store (a later -db flag will keep it)"}
+	if c.confirmLeft {
+		return &UnavailableError{Flag: "-confirm", Reason: errNoDurableStore}
 	}
 	if c.transport == "dom0" {
 		return errNoDom0Transport

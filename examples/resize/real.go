@@ -2,10 +2,334 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
 	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/xenflow/xenflow/compute"
+	sm "github.com/xenflow/xenflow/statemachine"
+	"github.com/xenflow/xenflow/xenapi"
+	"github.com/xenflow/xenflow/xenserver"
 )
 
-// runReal is the run against pools given with -xapi.
+// realPool is one pool given with -xapi: its client and the compute
+// hosts it holds.
+type realPool struct {
+	name   string
+	url    string
+	client *xenapi.Client
+	hosts  map[xenapi.HostRef]xenapi.HostRecord
+	// pbds maps each SR to the hosts that see it.
+	pbds map[xenapi.SRRef][]xenapi.HostRef
+	srs  map[xenapi.SRRef]xenapi.SRRecord
+}
+
+// adopted is the VM -vm names, taken as the instance.
+type adopted struct {
+	pool *realPool
+	root rootDisk
+	host string
+	uuid string
+}
+
+// WaitingResizeError is a VM whose resize an earlier run left in
+// VERIFY_RESIZE (its source kept as <name>-orig).
+type WaitingResizeError struct {
+	VM      string
+	OrigVM  string
+	Pending string
+}
+
+// Error implements the error interface.
+func (e *WaitingResizeError) Error() string {
+	return fmt.Sprintf("VM %s has a resize waiting in VERIFY_RESIZE (source kept as %s): %s", e.VM, e.OrigVM, e.Pending)
+}
+
+// runReal is the run against the pools -xapi gives: the VM -vm is adopted
+// as the instance and resized (or migrated) among their hosts.
 func runReal(ctx context.Context, c *config, stdout, stderr io.Writer) error {
-	return &UnavailableError{Flag: "-xapi", Reason: "not yet"}
+	password, err := readPassword(c.passwordFile)
+	if err != nil {
+		return err
+	}
+	pools, err := openPools(ctx, c, password)
+	defer func() {
+		for _, p := range pools {
+			_ = p.client.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	a, err := adopt(ctx, pools, c)
+	if err != nil {
+		return err
+	}
+	inv, hosts, err := realInventory(pools, a, c, password)
+	if err != nil {
+		return err
+	}
+	drv, err := xenserver.New(xenserver.Config{Inventory: inv, Originator: "xenflow-examples-resize",
+		Transfer: xenserver.TransferConfig{Verify: true}})
+	if err != nil {
+		return err
+	}
+	defer drv.Close(context.WithoutCancel(ctx))
+	from := &compute.Flavor{MemoryMB: int(a.root.Record.MemoryStaticMax >> 20), VCPUs: int(a.root.Record.VCPUsMax),
+		RootGB: int((a.root.Size + 1<<30 - 1) >> 30)}
+	from = newFlavor(from.VCPUs, from.MemoryMB, from.RootGB)
+	to := newFlavor(pick(c.vcpus, from.VCPUs), pick(c.memoryMiB, from.MemoryMB), pick(c.rootGi, from.RootGB))
+	if c.migrate {
+		to = from
+	} else if to.ID == from.ID {
+		return &UsageError{Flag: "-memory-mib/-vcpus/-root-gib", Reason: fmt.Sprintf("the new flavor %s is the VM's own; change one, or -migrate", to.ID)}
+	}
+	j := &job{cfg: c, stdout: stdout, driver: fullDriver{drv}, hosts: hosts, inst: a.instance(from),
+		from: from, to: to, verify: func(ctx context.Context) (string, error) { return findRoot(ctx, pools, a.uuid) },
+		verified: "SHA-256 of the copy against the source (xenserver.TransferConfig.Verify)",
+		layout:   fmt.Sprintf("%d pool(s), %d hosts; VM %s adopted", len(pools), len(hosts), a.root.Record.NameLabel)}
+	return j.run(ctx)
+}
+
+// pick returns v, or def when v is 0.
+func pick(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// readPassword reads the first line of -password-file.
+func readPassword(path string) (string, error) {
+	if path == "" {
+		return "", &UsageError{Flag: "-password-file", Reason: "required with -xapi"}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("-password-file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimRight(line, "\r"), nil
+}
+
+// openPools logs in to every pool and reads its hosts, SRs and PBDs.
+func openPools(ctx context.Context, c *config, password string) ([]*realPool, error) {
+	var pools []*realPool
+	for i, u := range c.xapi {
+		cl, err := xenapi.NewClient(u)
+		if err != nil {
+			return pools, fmt.Errorf("-xapi %s: %w", u, err)
+		}
+		p := &realPool{name: fmt.Sprintf("pool%d", i+1), url: u, client: cl}
+		pools = append(pools, p)
+		if err := cl.Login(ctx, c.user, password, "xenflow-examples-resize"); err != nil {
+			return pools, fmt.Errorf("-xapi %s: %w", u, err)
+		}
+		if err := p.read(ctx); err != nil {
+			return pools, fmt.Errorf("-xapi %s: %w", u, err)
+		}
+	}
+	return pools, nil
+}
+
+// read loads the pool's hosts, SRs and which hosts see each SR.
+func (p *realPool) read(ctx context.Context) error {
+	var err error
+	if p.hosts, err = p.client.Host.GetAllRecords(ctx); err != nil {
+		return err
+	}
+	if p.srs, err = p.client.SR.GetAllRecords(ctx); err != nil {
+		return err
+	}
+	raw, err := p.client.Call(ctx, "PBD.get_all_records")
+	if err != nil {
+		return err
+	}
+	recs, _ := raw.(map[string]any)
+	p.pbds = map[xenapi.SRRef][]xenapi.HostRef{}
+	for _, r := range recs {
+		m, _ := r.(map[string]any)
+		sr, _ := m["SR"].(string)
+		host, _ := m["host"].(string)
+		p.pbds[xenapi.SRRef(sr)] = append(p.pbds[xenapi.SRRef(sr)], xenapi.HostRef(host))
+	}
+	return nil
+}
+
+// adopt finds the VM -vm names (uuid or name_label) in the pools and
+// takes it as the instance: its other_config nova_uuid is the instance's
+// uuid (one is given to a VM without it, as Nova tags its VMs).
+func adopt(ctx context.Context, pools []*realPool, c *config) (*adopted, error) {
+	var found []*adopted
+	for _, p := range pools {
+		vms, err := guestVMs(ctx, p.client)
+		if err != nil {
+			return nil, err
+		}
+		for ref, r := range vms {
+			if r.UUID == c.vm || r.NameLabel == c.vm {
+				found = append(found, &adopted{pool: p, root: rootDisk{VM: ref, Record: r}})
+			}
+		}
+	}
+	if len(found) != 1 {
+		return nil, &NoVMError{Name: c.vm, Matches: len(found)}
+	}
+	a := found[0]
+	root, err := rootOf(ctx, a.pool.client, a.root.VM, a.root.Record)
+	if err != nil {
+		return nil, err
+	}
+	a.root = root
+	if err := a.placeAndTag(ctx, c); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// placeAndTag finds the VM's host, refuses a VM with a resize waiting,
+// and tags the VM with a nova_uuid when it has none.
+func (a *adopted) placeAndTag(ctx context.Context, c *config) error {
+	r := a.root.Record
+	h := r.ResidentOn
+	if xenapi.IsNull(h) {
+		h = r.Affinity
+	}
+	host, ok := a.pool.hosts[h]
+	if !ok {
+		return fmt.Errorf("VM %s is neither resident on a host nor has an affinity: start it, or set its affinity", r.NameLabel)
+	}
+	a.host = host.NameLabel
+	a.uuid = r.OtherConfig[xenserver.KeyNovaUUID]
+	if a.uuid != "" {
+		return a.refuseWaiting(ctx, c)
+	}
+	a.uuid = newUUID()
+	return a.pool.client.VM.AddToOtherConfig(ctx, a.root.VM, xenserver.KeyNovaUUID, a.uuid)
+}
+
+// refuseWaiting refuses a VM whose source was kept by an unconfirmed
+// resize: only the Store of the run that made it can confirm or revert it.
+func (a *adopted) refuseWaiting(ctx context.Context, c *config) error {
+	vms, err := guestVMs(ctx, a.pool.client)
+	if err != nil {
+		return err
+	}
+	for _, r := range vms {
+		if r.OtherConfig[xenserver.KeyOrigOf] != a.uuid {
+			continue
+		}
+		if c.revert {
+			return &UnavailableError{Flag: "-revert", Reason: errNoDurableStore}
+		}
+		return &WaitingResizeError{VM: a.root.Record.NameLabel, OrigVM: r.NameLabel, Pending: errNoDurableStore}
+	}
+	return nil
+}
+
+// errNoDurableStore says why a resize left in VERIFY_RESIZE cannot be
+// finished by a later run.
+const errNoDurableStore = "the resize an earlier run left in VERIFY_RESIZE is in that run's Store, " +
+	"and xenflow has no durable Store yet: confirm or revert it in the process that holds the Store " +
+	"(a later -db flag will keep it)"
+
+// newUUID returns a random (version 4) uuid.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// instance is the adopted VM as an instance record.
+func (a *adopted) instance(f *compute.Flavor) *compute.Instance {
+	inst := &compute.Instance{UUID: a.uuid, Name: a.root.Record.NameLabel, Hostname: a.root.Record.NameLabel,
+		Host: a.host, Node: a.host, ProjectID: "adopted", UserID: "adopted", VMState: sm.VMActive,
+		PowerState: sm.PowerRunning, Flavor: f.Clone(), LaunchedAt: time.Now()}
+	if a.root.Record.PowerState != xenapi.VMPowerStateRunning {
+		inst.VMState, inst.PowerState = sm.VMStopped, sm.PowerShutdown
+	}
+	return inst
+}
+
+// realInventory places every host of every pool: the SR that holds
+// instance disks is the adopted VM's root SR where the host sees it, else
+// the host's own (unshared) disk SR, else the pool's shared one.
+func realInventory(pools []*realPool, a *adopted, c *config, password string) (xenserver.Inventory, []string, error) {
+	inv := xenserver.Inventory{Pools: map[string]xenserver.PoolEndpoint{}, Hosts: map[string]xenserver.HostEntry{}}
+	var names []string
+	for _, p := range pools {
+		inv.Pools[p.name] = xenserver.PoolEndpoint{URL: p.url, User: c.user, Password: xenserver.Password(password)}
+		for ref, h := range p.hosts {
+			if _, dup := inv.Hosts[h.NameLabel]; dup {
+				return inv, nil, fmt.Errorf("two hosts are named %q: give the pools hosts of distinct names", h.NameLabel)
+			}
+			sr, ok := p.diskSR(ref, a)
+			if !ok {
+				continue
+			}
+			inv.Hosts[h.NameLabel] = xenserver.HostEntry{Pool: p.name, XenServerHost: h.UUID, SR: sr, Transport: c.transport}
+			names = append(names, h.NameLabel)
+		}
+	}
+	sort.Strings(names)
+	if len(names) < 2 {
+		return inv, nil, errors.New("the pools have fewer than 2 hosts with an SR for instance disks")
+	}
+	return inv, names, nil
+}
+
+// diskSR picks the SR that holds instance disks on host h.
+func (p *realPool) diskSR(h xenapi.HostRef, a *adopted) (string, bool) {
+	var own, shared string
+	for ref, hosts := range p.pbds {
+		sr, ok := p.srs[ref]
+		if !ok || !seenBy(hosts, h) || sr.ContentType == "iso" || sr.Type == "iso" || sr.Type == "udev" {
+			continue
+		}
+		if a.pool == p && ref == a.root.SR {
+			return sr.UUID, true
+		}
+		if sr.Shared {
+			shared = sr.UUID
+		} else {
+			own = sr.UUID
+		}
+	}
+	if own != "" {
+		return own, true
+	}
+	return shared, shared != ""
+}
+
+// seenBy reports whether h is among hosts.
+func seenBy(hosts []xenapi.HostRef, h xenapi.HostRef) bool {
+	for _, x := range hosts {
+		if x == h {
+			return true
+		}
+	}
+	return false
+}
+
+// findRoot finds the instance's root disk in whichever pool holds it.
+func findRoot(ctx context.Context, pools []*realPool, uuid string) (string, error) {
+	for _, p := range pools {
+		root, err := instanceRoot(ctx, p.client, uuid)
+		var nv *NoVMError
+		if errors.As(err, &nv) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return root.VDIUUID, nil
+	}
+	return "", &NoVMError{Name: "nova_uuid=" + uuid}
 }

@@ -15,6 +15,7 @@ type rootDisk struct {
 	Record  xenapi.VMRecord
 	VDI     xenapi.VDIRef
 	VDIUUID string
+	SR      xenapi.SRRef
 	Size    int64
 }
 
@@ -77,7 +78,7 @@ func rootOf(ctx context.Context, c *xenapi.Client, ref xenapi.VMRef, r xenapi.VM
 		if err != nil {
 			return rootDisk{}, err
 		}
-		return rootDisk{VM: ref, Record: r, VDI: b.VDI, VDIUUID: d.UUID, Size: d.VirtualSize}, nil
+		return rootDisk{VM: ref, Record: r, VDI: b.VDI, VDIUUID: d.UUID, SR: d.SR, Size: d.VirtualSize}, nil
 	}
 	return rootDisk{}, fmt.Errorf("VM %s (%s) has no disk at userdevice 0", r.NameLabel, r.UUID)
 }
