@@ -153,7 +153,7 @@ func start(t *testing.T, args []string, lines int) []string {
 
 // TestRunPools serves three standalone pools on consecutive ports.
 func TestRunPools(t *testing.T) {
-	lines := start(t, []string{"-pools", "3", "-hosts", "1", "-dir", t.TempDir()}, 3)
+	lines := start(t, []string{"-pools", "3", "-hosts", "2", "-shared-sr", "-dir", t.TempDir()}, 3)
 	var ports []int
 	uuids := map[string]bool{}
 	for _, line := range lines {
@@ -161,7 +161,7 @@ func TestRunPools(t *testing.T) {
 		if m == nil {
 			t.Fatalf("line %q", line)
 		}
-		check(t, m[1], m[2], m[3], 1)
+		check(t, m[1], m[2], m[3], 2)
 		u, err := url.Parse(m[1])
 		if err != nil {
 			t.Fatal(err)
@@ -181,6 +181,19 @@ func TestRunPools(t *testing.T) {
 		}
 		for _, r := range pools.(map[string]any) {
 			uuids[r.(map[string]any)["uuid"].(string)] = true
+		}
+		srs, err := c.Call(context.Background(), "SR.get_all_records")
+		if err != nil {
+			t.Fatal(err)
+		}
+		shared := 0
+		for _, r := range srs.(map[string]any) {
+			if r.(map[string]any)["shared"] == true {
+				shared++
+			}
+		}
+		if shared != 1 {
+			t.Fatalf("%d shared SRs with -shared-sr, want 1", shared)
 		}
 		c.Close(context.Background())
 	}
