@@ -181,4 +181,3 @@ func isStagingOf(name, instance string) bool {
 	}
 	return false
 }
-
