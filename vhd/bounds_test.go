@@ -218,3 +218,66 @@ func BenchmarkOpenHostileBAT(b *testing.B) {
 		}
 	}
 }
+
+// TestResizeMovesLocatorPayloadsOnly: growing the BAT of a differencing
+// disk whose first parent locator reserves 1 GiB (a sparse file) moves the
+// payload, not the claimed space, through memory; the chain still opens
+// and checks. Before, Resize allocated the whole reserved space.
+func TestResizeMovesLocatorPayloadsOnly(t *testing.T) {
+	dir := t.TempDir()
+	fsys := DirFS(dir)
+	base, err := Create(fsys, "base.vhd", 8<<20, testOpts(13))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base.Close()
+	child, err := Snapshot(fsys, "child.vhd", "base.vhd", testOpts(14))
+	if err != nil {
+		t.Fatal(err)
+	}
+	child.Close()
+	p := filepath.Join(dir, "child.vhd")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const space = 1 << 30
+	loc := 512 + 576
+	binary.BigEndian.PutUint32(b[loc+4:], space)
+	fixHeader(b)
+	end := int64(binary.BigEndian.Uint64(b[loc+16:])) + space + FooterSize
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteAt(b[:len(b)-FooterSize], 0)
+	if err == nil {
+		_, err = f.WriteAt(b[:FooterSize], end-FooterSize)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rerr error
+	n := totalAlloc(func() { rerr = Resize(fsys, "child.vhd", 12<<20) })
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	t.Logf("Resize allocated %d bytes", n)
+	if n > 16<<20 {
+		t.Errorf("Resize allocated %d bytes for a 1 GiB locator space, want at most %d", n, 16<<20)
+	}
+	c, err := OpenChain(fsys, "child.vhd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Depth() != 2 || c.Size() != 12<<20 {
+		t.Errorf("chain of %d disks, %d bytes", c.Depth(), c.Size())
+	}
+	c.Close()
+	if err := CheckWithOptions(fsys, "child.vhd", &CheckOptions{IgnoreTimestamps: true}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -316,8 +316,15 @@ func (d *Disk) growBATLocked(entries int64) error {
 		if l.Code == PlatformNone {
 			continue
 		}
+		// Only the payload moves; the rest of the reserved space is
+		// padding, and the space a header claims is no bound on memory.
 		sp := l.Space()
-		buf := make([]byte, sp)
+		n := min(sp, roundUp(int64(l.DataLength), SectorSize))
+		if n > maxLocatorPayload {
+			return d.ferr(fmt.Sprintf("header.parent_locator[%d]", i), int64(d.footer.DataOffset)+576+int64(i)*locatorSize,
+				ErrCorrupt, "payload of %d bytes exceeds %d", l.DataLength, maxLocatorPayload)
+		}
+		buf := make([]byte, n)
 		if err := d.readFull(buf, int64(l.DataOffset), fmt.Sprintf("parent_locator[%d]", i)); err != nil {
 			return err
 		}
