@@ -163,4 +163,3 @@ func TestAdoptRefusals(t *testing.T) {
 		})
 	}
 }
-
