@@ -40,10 +40,19 @@ type ImageChecker interface {
 	ImageExists(ctx context.Context, ref string) (bool, error)
 }
 
+// Driver is the part of compute.Driver a rescue and an unrescue call;
+// every compute.Driver is one.
+type Driver interface {
+	GetInfo(ctx context.Context, req compute.InstanceRequest) (compute.InstanceInfo, error)
+	PowerOff(ctx context.Context, req compute.PowerOffRequest) error
+	Rescue(ctx context.Context, req compute.RescueRequest) error
+	Unrescue(ctx context.Context, req compute.InstanceRequest) error
+}
+
 // Config is what an Orchestrator needs. Store and Driver are required.
 type Config struct {
 	Store  compute.Store
-	Driver compute.Driver
+	Driver Driver
 	// Notifier receives Nova's notifications; nil drops them.
 	Notifier compute.Notifier
 	// Images checks the rescue image; nil accepts any non-empty ref.
@@ -77,7 +86,7 @@ type Config struct {
 // instance's operation with one of them.
 type Orchestrator struct {
 	store    compute.Store
-	driver   compute.Driver
+	driver   Driver
 	notifier compute.Notifier
 	images   ImageChecker
 	now      func() time.Time
