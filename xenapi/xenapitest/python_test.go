@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +58,7 @@ func TestPythonXenAPIClient(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, python, "testdata/os_xenapi_client.py", srv.URL+"/", p.User(), p.Password(), "py-running")
+	cmd := exec.CommandContext(ctx, python, "testdata/os_xenapi_client.py", srv.URL+"/", p.User(), p.Password(), "py-running", "py-halted", xenapitest.DefaultNetworkName)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.Output()
@@ -79,6 +80,12 @@ func TestPythonXenAPIClient(t *testing.T) {
 		BadPowerState []string        `json:"bad_power_state"`
 		ParamCount    []string        `json:"param_count"`
 		AfterLogout   json.RawMessage `json:"after_logout"`
+		VIFs          bool            `json:"vifs"`
+		VIFAttached   bool            `json:"vif_attached"`
+		FreeRunning   []string        `json:"free_running"`
+		SuspendImage  []string        `json:"suspend_image"`
+		FreeSuspended []string        `json:"free_suspended"`
+		Resumed       []string        `json:"resumed"`
 	}
 	if err := json.Unmarshal(stdout, &got); err != nil {
 		t.Fatalf("output %q: %v", stdout, err)
@@ -106,6 +113,20 @@ func TestPythonXenAPIClient(t *testing.T) {
 	check("HANDLE_INVALID", got.HandleInvalid, []string{"HANDLE_INVALID", "VM", "OpaqueRef:bad"})
 	check("VM_BAD_POWER_STATE", got.BadPowerState, []string{"VM_BAD_POWER_STATE", running.Ref, "running", "halted"})
 	check("MESSAGE_PARAMETER_COUNT_MISMATCH", got.ParamCount, []string{"MESSAGE_PARAMETER_COUNT_MISMATCH", "VM.get_record", "1", "0"})
+	free := func(running ...int64) []string {
+		n := int64(xenapitest.DefaultHostMemory - 4<<30) // the control domain
+		for _, m := range running {
+			n -= m
+		}
+		v := strconv.FormatInt(n, 10)
+		return []string{v, v}
+	}
+	check("VIF on the VM", got.VIFs, true)
+	check("VIF attached while running", got.VIFAttached, true)
+	check("free memory, py-halted running", got.FreeRunning, free(512<<20)) // py-running is shut down by then
+	check("suspend image", got.SuspendImage, []string{"Suspended", "suspend", "536870912"})
+	check("free memory, py-halted suspended", got.FreeSuspended, free())
+	check("resumed", got.Resumed, []string{"Running", "OpaqueRef:NULL"})
 	var after map[string]any
 	if err := json.Unmarshal(got.AfterLogout, &after); err != nil {
 		t.Fatal(err)

@@ -1,9 +1,11 @@
 """Drive a XenAPI endpoint with the official Python client from os-xenapi.
 
-Usage: os_xenapi_client.py URL USER PASSWORD VM_NAME
+Usage: os_xenapi_client.py URL USER PASSWORD VM_NAME HALTED_VM NETWORK
 
 Logs in, lists VMs with VM.get_all_records, shuts VM_NAME down with
-Async.VM.clean_shutdown and follows the task, provokes HANDLE_INVALID and
+Async.VM.clean_shutdown and follows the task, gives HALTED_VM a VIF on
+NETWORK, starts, suspends and resumes it, reading the host's free memory
+along the way, provokes HANDLE_INVALID and
 VM_BAD_POWER_STATE, logs out and provokes SESSION_INVALID, then prints one
 JSON object with everything it saw.
 """
@@ -23,7 +25,7 @@ def failure(fn):
 
 
 def main():
-    url, user, password, vm_name = sys.argv[1:5]
+    url, user, password, vm_name, halted_name, network_name = sys.argv[1:7]
     out = {}
     session = XenAPI.Session(url)
     session.login_with_password(user, password, "1.0", "xenflow-python-test")
@@ -50,6 +52,26 @@ def main():
     out["task_error_info"] = x.task.get_error_info(task)
     x.task.destroy(task)
     out["power_state_after"] = x.VM.get_power_state(ref)
+
+    # The halted VM: a VIF on the pool's network, a start, a suspend to an
+    # image of its memory size, a resume; free memory along the way.
+    halted = [k for k, r in records.items() if r["name_label"] == halted_name][0]
+    network = x.network.get_by_name_label(network_name)[0]
+    vif = x.VIF.create({"device": "0", "network": network, "VM": halted, "MAC": "",
+                        "MTU": "1500", "other_config": {}, "qos_algorithm_type": "",
+                        "qos_algorithm_params": {}})
+    out["vifs"] = x.VM.get_VIFs(halted) == [vif]
+    host = x.session.get_this_host(handle)
+    metrics = x.host.get_metrics(host)
+    x.VM.start(halted, False, False)
+    out["vif_attached"] = x.VIF.get_currently_attached(vif)
+    out["free_running"] = [x.host.compute_free_memory(host), x.host_metrics.get_memory_free(metrics)]
+    x.VM.suspend(halted)
+    image = x.VM.get_suspend_VDI(halted)
+    out["suspend_image"] = [x.VM.get_power_state(halted), x.VDI.get_type(image), x.VDI.get_virtual_size(image)]
+    out["free_suspended"] = [x.host.compute_free_memory(host), x.host_metrics.get_memory_free(metrics)]
+    x.VM.resume(halted, False, False)
+    out["resumed"] = [x.VM.get_power_state(halted), x.VM.get_suspend_VDI(halted)]
 
     out["handle_invalid"] = failure(lambda: x.VM.get_record("OpaqueRef:bad"))
     out["bad_power_state"] = failure(lambda: x.VM.clean_shutdown(ref))
