@@ -3,7 +3,6 @@ package migrate
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/quota"
@@ -153,9 +152,9 @@ func (o *Orchestrator) start(ctx context.Context, sr startRequest) (*Result, err
 		return nil, err
 	}
 	defer o.release(lease)
-	resID, err := o.ledger.Reserve(ctx, sr.inst.ProjectID, sr.inst.UserID, sr.deltas)
+	resID, err := o.reserve(ctx, sr.inst, sr.deltas)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: instance %s: %w", sr.inst.UUID, err)
+		return nil, err
 	}
 	migUUID, err := o.newUUID()
 	if err == nil && sr.requestID == "" {
@@ -260,9 +259,9 @@ func (o *Orchestrator) verifyAction(ctx context.Context, req ActionRequest, op s
 // begin reserves deltas, writes the API step ev and records the action.
 func (r *run) begin(ctx context.Context, ev sm.Event, action sm.Action, requestID string, deltas quota.Deltas) error {
 	o := r.o
-	resID, err := o.ledger.Reserve(ctx, r.inst.ProjectID, r.inst.UserID, deltas)
+	resID, err := o.reserve(ctx, r.inst, deltas)
 	if err != nil {
-		return fmt.Errorf("migrate: instance %s: %w", r.inst.UUID, err)
+		return err
 	}
 	err = r.step(ctx, ev, func(i *compute.Instance, m *compute.Migration) {
 		m.QuotaReservationID = resID

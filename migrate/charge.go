@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/xenflow/xenflow/compute"
@@ -20,6 +21,20 @@ func Charge(inst *compute.Instance) quota.Charge {
 		return quota.ResizeCharge(inst.UserID, quotaFlavor(inst.OldFlavor), quotaFlavor(inst.NewFlavor))
 	}
 	return quota.InstanceCharge(inst.UserID, quotaFlavor(inst.Flavor))
+}
+
+// reserve reserves deltas for the instance's project and user (Nova's
+// _reserve_quota_delta); nothing to reserve (a cold migration, the
+// downsize of a resize up) makes no reservation and gives "".
+func (o *Orchestrator) reserve(ctx context.Context, inst *compute.Instance, deltas quota.Deltas) (string, error) {
+	if len(deltas) == 0 {
+		return "", nil
+	}
+	id, err := o.ledger.Reserve(ctx, inst.ProjectID, inst.UserID, deltas)
+	if err != nil {
+		return "", fmt.Errorf("migrate: instance %s: %w", inst.UUID, err)
+	}
+	return id, nil
 }
 
 // settle rolls a pending reservation back. An id already settled changes
