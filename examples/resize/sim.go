@@ -20,6 +20,7 @@ const (
 	simLayers       = 3  // layers of data under the leaf
 	simPerLayer     = 32 // blocks written per layer
 	guestInterval   = 2 * time.Millisecond
+	simTaskPoll     = 5 * time.Millisecond
 )
 
 // simulation is a simulated pool served on 127.0.0.1 with one instance.
@@ -86,7 +87,10 @@ func (s *simulation) close(ctx context.Context) {
 func (s *simulation) inventory(transport string) xenserver.Inventory {
 	inv := xenserver.Inventory{
 		Pools: map[string]xenserver.PoolEndpoint{"sim": {URL: s.url, User: s.pool.User(),
-			Password: xenserver.Password(s.pool.Password())}},
+			Password: xenserver.Password(s.pool.Password()),
+			// The simulated pool answers at once: poll its tasks often, so
+			// the downtime measured is the move's and not the polling's.
+			ClientOptions: []xenapi.Option{xenapi.WithTaskPollInterval(simTaskPoll)}}},
 		Hosts: map[string]xenserver.HostEntry{},
 	}
 	for _, h := range s.pool.Hosts() {
@@ -148,7 +152,7 @@ func runSimulated(ctx context.Context, c *config, stdout, stderr io.Writer) erro
 	if c.serve == "" {
 		return nil
 	}
-	fmt.Fprintf(stdout, "serving url=%s user=%s password=%s until interrupted\n", sim.url, sim.pool.User(), sim.pool.Password())
+	fmt.Fprintf(stderr, "serving url=%s user=%s password=%s until interrupted\n", sim.url, sim.pool.User(), sim.pool.Password())
 	<-ctx.Done()
 	return nil
 }
