@@ -344,8 +344,10 @@ func interrupted(ctx context.Context, err error) bool {
 	return ctx.Err() != nil || errors.Is(err, compute.ErrLease)
 }
 
-// stop wraps an interruption with the state the run stopped in.
+// stop wraps an interruption with the state the run stopped in, and
+// drops the run's claim: whoever resumes the move claims for itself.
 func (r *run) stop(err error) error {
+	r.o.dropClaim(r.migUUID())
 	return &InterruptedError{InstanceUUID: r.inst.UUID, State: r.state(), Err: err}
 }
 
