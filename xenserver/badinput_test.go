@@ -3,10 +3,12 @@ package xenserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"sync/atomic"
 	"testing"
 
 	"github.com/xenflow/xenflow/compute"
@@ -260,4 +262,62 @@ func TestMigrateBadInstance(t *testing.T) {
 	if !errors.As(err, &nd) || nd.ComputeHost != "compute2" {
 		t.Fatalf("FinishMigration of a missing disk: %v", err)
 	}
+}
+
+// With Transfer.Verify the copy and the source are exported back as raw
+// and compared; a copy that reads back differently fails the move.
+func TestVerify(t *testing.T) {
+	for _, corrupt := range []bool{false, true} {
+		t.Run(fmt.Sprint("corrupt=", corrupt), func(t *testing.T) {
+			e := newEnv(t, standalone, envOptions{config: func(c *Config) { c.Transfer.Verify = true }})
+			var raws atomic.Int32
+			proxyExports(t, e, "pool2", func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+				if r.URL.Query().Get("format") != "raw" {
+					next.ServeHTTP(w, r)
+					return
+				}
+				raws.Add(1)
+				if !corrupt {
+					next.ServeHTTP(w, r)
+					return
+				}
+				next.ServeHTTP(&flipFirst{ResponseWriter: w}, r)
+			})
+			g := e.addGuest("compute1", guestSpec{running: true, flavor: small})
+			mig := newMigration(g, "compute2", large)
+			info, err := e.d.MigrateDiskAndPowerOff(context.Background(), compute.MigrateDiskRequest{Instance: g.inst,
+				Migration: mig, Host: "compute1", DestHost: "compute2", NewFlavor: large})
+			if n := raws.Load(); n != 1 {
+				t.Errorf("%d raw exports of the copy, want 1", n)
+			}
+			if !corrupt {
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.checkDisk("compute2", info.Disks[0].VDI, g.disks[0])
+				return
+			}
+			var dm *DigestMismatchError
+			if !errors.As(err, &dm) {
+				t.Fatalf("error %v, want a *DigestMismatchError", err)
+			}
+			checkRolledBack(t, e, g, mig, err)
+		})
+	}
+}
+
+// flipFirst changes the first byte of a response.
+type flipFirst struct {
+	http.ResponseWriter
+	done bool
+}
+
+func (w *flipFirst) Write(p []byte) (int, error) {
+	if !w.done && len(p) > 0 {
+		w.done = true
+		q := append([]byte(nil), p...)
+		q[0] ^= 0xFF
+		return w.ResponseWriter.Write(q)
+	}
+	return w.ResponseWriter.Write(p)
 }

@@ -69,11 +69,7 @@ func (d *Driver) Capabilities() compute.DriverCapabilities {
 
 // GetInfo returns the state of the instance's VM on req.Host.
 func (d *Driver) GetInfo(ctx context.Context, req compute.InstanceRequest) (compute.InstanceInfo, error) {
-	t, err := d.pool(ctx, req.Host)
-	if err != nil {
-		return compute.InstanceInfo{}, err
-	}
-	vm, err := d.instanceVM(ctx, t, req.Instance)
+	_, vm, err := d.lookup(ctx, req.Host, req.Instance)
 	if err != nil {
 		return compute.InstanceInfo{}, err
 	}
@@ -107,11 +103,7 @@ func powerState(s xenapi.VMPowerState) statemachine.PowerState {
 // when zero). A VM already halted is left alone, so a repeated call finds
 // the job done.
 func (d *Driver) PowerOff(ctx context.Context, req compute.PowerOffRequest) error {
-	t, err := d.pool(ctx, req.Host)
-	if err != nil {
-		return err
-	}
-	vm, err := d.instanceVM(ctx, t, req.Instance)
+	t, vm, err := d.lookup(ctx, req.Host, req.Instance)
 	if err != nil {
 		return err
 	}
@@ -128,11 +120,7 @@ func (d *Driver) PowerOff(ctx context.Context, req compute.PowerOffRequest) erro
 // PowerOn starts the instance's VM on req.Host's XenServer host; a VM
 // already running is left alone.
 func (d *Driver) PowerOn(ctx context.Context, req compute.InstanceRequest) error {
-	t, err := d.pool(ctx, req.Host)
-	if err != nil {
-		return err
-	}
-	vm, err := d.instanceVM(ctx, t, req.Instance)
+	t, vm, err := d.lookup(ctx, req.Host, req.Instance)
 	if err != nil {
 		return err
 	}

@@ -62,18 +62,9 @@ func (d *Driver) FinishMigration(ctx context.Context, req compute.FinishMigratio
 }
 
 func checkFinishRequest(req compute.FinishMigrationRequest) error {
-	const method = "FinishMigration"
-	switch {
-	case req.Instance == nil:
-		return &RequestError{Method: method, Field: "Instance"}
-	case req.Migration == nil || req.Migration.UUID == "":
-		return &RequestError{Method: method, Field: "Migration"}
-	case req.NewFlavor == nil:
-		return &RequestError{Method: method, Field: "NewFlavor"}
-	case len(req.DiskInfo.Disks) == 0:
-		return &RequestError{Method: method, Field: "DiskInfo.Disks"}
-	}
-	return nil
+	return require("FinishMigration", need{"Instance", req.Instance == nil},
+		need{"Migration", req.Migration == nil || req.Migration.UUID == ""}, need{"NewFlavor", req.NewFlavor == nil},
+		need{"DiskInfo.Disks", len(req.DiskInfo.Disks) == 0})
 }
 
 // destDisk is a disk the source sent, found on the destination.

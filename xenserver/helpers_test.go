@@ -40,6 +40,7 @@ type envOptions struct {
 	hostMemory int64
 	srSize     int64
 	srSizes    map[string]int64 // by pool name, over srSize
+	sharedSR   bool             // instance disks on the pool's shared SR
 	config     func(*Config)
 }
 
@@ -83,7 +84,8 @@ func (e *testEnv) addPool(name string, hosts int, o envOptions) *xenapitest.Pool
 	if s, ok := o.srSizes[name]; ok {
 		size = s
 	}
-	p, err := xenapitest.NewPool(xenapitest.Options{Dir: e.t.TempDir(), Hosts: hosts, HostMemory: o.hostMemory, SRSize: size})
+	p, err := xenapitest.NewPool(xenapitest.Options{Dir: e.t.TempDir(), Hosts: hosts, HostMemory: o.hostMemory, SRSize: size,
+		SharedSR: o.sharedSR})
 	if err != nil {
 		e.t.Fatalf("NewPool: %v", err)
 	}
@@ -104,7 +106,15 @@ func (e *testEnv) addHost(compute, pool string, p *xenapitest.Pool, h *xenapites
 	if byName {
 		host = h.Name()
 	}
-	e.cfg.Inventory.Hosts[compute] = HostEntry{Pool: pool, XenServerHost: host, SR: h.SRUUID()}
+	sr := h.SRUUID()
+	if ref := p.SharedSR(); ref != "" {
+		rec, err := p.Record(ref)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		sr = rec["uuid"].(string)
+	}
+	e.cfg.Inventory.Hosts[compute] = HostEntry{Pool: pool, XenServerHost: host, SR: sr}
 	e.poolOf[compute], e.hostOf[compute] = p, h
 }
 
@@ -137,7 +147,7 @@ func (e *testEnv) addGuest(host string, s guestSpec) *guest {
 	}
 	p := e.poolOf[host]
 	vm, err := p.AddVM(xenapitest.VMSpec{Name: "instance-" + s.uuid[:8], Host: e.hostOf[host].Name(),
-		Memory: int64(s.flavor.MemoryMB) << 20, VCPUs: s.flavor.VCPUs, Disks: s.disks, Running: s.running,
+		Memory: int64(s.flavor.MemoryMB) << 20, VCPUs: s.flavor.VCPUs, Disks: s.disks, Running: s.running, SR: p.SharedSR(),
 		OtherConfig: map[string]string{KeyNovaUUID: s.uuid}})
 	if err != nil {
 		e.t.Fatalf("AddVM: %v", err)

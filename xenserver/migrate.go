@@ -68,15 +68,29 @@ func (e *RequestError) Error() string {
 	return fmt.Sprintf("xenserver: %s: request has no %s", e.Method, e.Field)
 }
 
+// need is a field a request must have.
+type need struct {
+	field   string
+	missing bool
+}
+
+// require returns a *RequestError for the first missing field.
+func require(method string, needs ...need) error {
+	for _, n := range needs {
+		if n.missing {
+			return &RequestError{Method: method, Field: n.field}
+		}
+	}
+	return nil
+}
+
 func checkMigrateRequest(req compute.MigrateDiskRequest) error {
 	const method = "MigrateDiskAndPowerOff"
+	err := require(method, need{"Instance", req.Instance == nil},
+		need{"Migration", req.Migration == nil || req.Migration.UUID == ""}, need{"NewFlavor", req.NewFlavor == nil})
 	switch {
-	case req.Instance == nil:
-		return &RequestError{Method: method, Field: "Instance"}
-	case req.Migration == nil || req.Migration.UUID == "":
-		return &RequestError{Method: method, Field: "Migration"}
-	case req.NewFlavor == nil:
-		return &RequestError{Method: method, Field: "NewFlavor"}
+	case err != nil:
+		return err
 	case req.Suspend:
 		return fmt.Errorf("xenserver: %s with Suspend: %w", method, compute.ErrNotImplemented)
 	case req.Host == req.DestHost:

@@ -42,7 +42,7 @@ func (r *resizeRun) migrate(t *testing.T) {
 		Progress: func(p compute.Progress) {
 			r.steps = append(r.steps, p)
 			write("snapshot", 1<<20)
-			write("send-base", 6<<20)
+			write("send-base", 4<<20)
 		},
 	})
 	if err != nil {
@@ -62,7 +62,7 @@ func (r *resizeRun) finish(t *testing.T, powerOn bool) {
 
 func newResize(t *testing.T, l layout, dest string, running bool) *resizeRun {
 	e := newEnv(t, l, envOptions{})
-	g := e.addGuest("compute1", guestSpec{running: running, flavor: small, disks: []int64{16 << 20, 8 << 20}})
+	g := e.addGuest("compute1", guestSpec{running: running, flavor: small, disks: []int64{8 << 20, 4 << 20}})
 	return &resizeRun{e: e, g: g, dest: dest, mig: newMigration(g, dest, large)}
 }
 
@@ -323,6 +323,51 @@ func TestResizeDown(t *testing.T) {
 				t.Fatalf("destination: %+v, %v", got, err)
 			}
 			e.checkDisk("compute2", info.Disks[0].VDI, g.disks[0])
+		})
+	}
+}
+
+// On a shared SR nothing moves: the guest is powered off and its disks
+// cloned, so a revert finds the original untouched.
+func TestSharedSR(t *testing.T) {
+	for _, revert := range []bool{false, true} {
+		t.Run(fmt.Sprint("revert=", revert), func(t *testing.T) {
+			e := newEnv(t, onePool, envOptions{sharedSR: true})
+			g := e.addGuest("compute1", guestSpec{running: true, flavor: small, disks: []int64{8 << 20, 4 << 20}})
+			r := &resizeRun{e: e, g: g, dest: "compute3", mig: newMigration(g, "compute3", large)}
+			r.migrate(t)
+			p := e.poolOf["compute1"]
+			if r.info.Transport != TransportShared || r.info.BytesSent != 0 ||
+				p.CallCount("get_export_raw_vdi")+p.CallCount("put_import_raw_vdi") != 0 {
+				t.Fatalf("DiskInfo %+v; %d exports", r.info, p.CallCount("get_export_raw_vdi"))
+			}
+			r.finish(t, true)
+			for i, d := range r.info.Disks {
+				e.checkDisk("compute3", d.VDI, g.disks[i])
+			}
+			// The guest writes on the destination; the original must not see it.
+			dst := e.vms("compute3")[g.inst.Name]
+			if err := p.WriteGuestDisk(string(dst.Ref), "0", 0, pattern("after the move", 4096)); err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if !revert {
+				if err := e.d.ConfirmMigration(ctx, compute.ConfirmMigrationRequest{Instance: g.inst, Migration: r.mig, Host: "compute1"}); err != nil {
+					t.Fatal(err)
+				}
+				want := append([]byte(nil), g.disks[0]...)
+				copy(want, pattern("after the move", 4096))
+				e.checkDisk("compute3", r.info.Disks[0].VDI, want)
+				return
+			}
+			if err := e.d.Destroy(ctx, compute.DestroyRequest{Instance: g.inst, Host: "compute3", DestroyDisks: true, Migration: r.mig}); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.d.FinishRevertMigration(ctx, compute.FinishRevertRequest{Instance: g.inst, Migration: r.mig, Host: "compute1", PowerOn: true}); err != nil {
+				t.Fatal(err)
+			}
+			checkSourceIntact(t, e, g, true)
+			checkNoLeftovers(t, e, g, r.mig)
 		})
 	}
 }

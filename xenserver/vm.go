@@ -150,6 +150,16 @@ func (d *Driver) instanceVM(ctx context.Context, t *target, inst *compute.Instan
 	return vm, nil
 }
 
+// lookup resolves a compute host and finds the instance's VM on it.
+func (d *Driver) lookup(ctx context.Context, host string, inst *compute.Instance) (*target, vmEntry, error) {
+	t, err := d.pool(ctx, host)
+	if err != nil {
+		return nil, vmEntry{}, err
+	}
+	vm, err := d.instanceVM(ctx, t, inst)
+	return t, vm, err
+}
+
 // withHost names the compute host and pool in an error.
 func withHost(t *target, err error) error {
 	if dup := (*DuplicateInstanceError)(nil); errors.As(err, &dup) && dup.Pool == "" {
@@ -278,32 +288,29 @@ func vmDisks(ctx context.Context, c *xenapi.Client, vm vmEntry) ([]vmDisk, error
 // updateVMOtherConfig rewrites a VM's other_config in one call
 // (VM.set_other_config), so tags move together or not at all.
 func updateVMOtherConfig(ctx context.Context, c *xenapi.Client, vm xenapi.VMRef, edit func(map[string]string)) error {
-	oc, err := c.VM.GetOtherConfig(ctx, vm)
-	if err != nil {
-		return fmt.Errorf("xenserver: other_config of VM %s: %w", vm, err)
-	}
-	if oc == nil {
-		oc = map[string]string{}
-	}
-	edit(oc)
-	if err := c.VM.SetOtherConfig(ctx, vm, oc); err != nil {
-		return fmt.Errorf("xenserver: set other_config of VM %s: %w", vm, err)
-	}
-	return nil
+	return updateOtherConfig(ctx, "VM", vm, c.VM.GetOtherConfig, c.VM.SetOtherConfig, edit)
 }
 
 // updateVDIOtherConfig rewrites a VDI's other_config in one call.
 func updateVDIOtherConfig(ctx context.Context, c *xenapi.Client, vdi xenapi.VDIRef, edit func(map[string]string)) error {
-	oc, err := c.VDI.GetOtherConfig(ctx, vdi)
+	return updateOtherConfig(ctx, "VDI", vdi, c.VDI.GetOtherConfig, c.VDI.SetOtherConfig, edit)
+}
+
+// updateOtherConfig reads an object's other_config, edits it and writes it
+// back whole.
+func updateOtherConfig[R ~string](ctx context.Context, class string, ref R,
+	get func(context.Context, R) (map[string]string, error), set func(context.Context, R, map[string]string) error,
+	edit func(map[string]string)) error {
+	oc, err := get(ctx, ref)
 	if err != nil {
-		return fmt.Errorf("xenserver: other_config of VDI %s: %w", vdi, err)
+		return fmt.Errorf("xenserver: other_config of %s %s: %w", class, ref, err)
 	}
 	if oc == nil {
 		oc = map[string]string{}
 	}
 	edit(oc)
-	if err := c.VDI.SetOtherConfig(ctx, vdi, oc); err != nil {
-		return fmt.Errorf("xenserver: set other_config of VDI %s: %w", vdi, err)
+	if err := set(ctx, ref, oc); err != nil {
+		return fmt.Errorf("xenserver: set other_config of %s %s: %w", class, ref, err)
 	}
 	return nil
 }
