@@ -12,6 +12,12 @@ import (
 	"github.com/xenflow/xenflow/xenapi"
 )
 
+var (
+	_ compute.Driver           = (*Driver)(nil)
+	_ compute.HostStateWatcher = (*Driver)(nil)
+	_ compute.HostStateWatcher = (*Watcher)(nil)
+)
+
 // Hypervisor type and VM modes the driver reports, as Nova's XenAPI
 // driver did (nova/virt/xenapi/driver.py, get_available_resource; host.py,
 // to_supported_instances).

@@ -131,6 +131,21 @@ func (w *Watcher) HostStates(ctx context.Context, hosts []string) ([]scheduler.H
 	return out, nil
 }
 
+// Driver returns the driver with HostStates served by this watcher, for a
+// flow that looks for compute.HostStateWatcher on its Driver.
+func (w *Watcher) Driver() compute.Driver { return watchedDriver{Driver: w.d, w: w} }
+
+// watchedDriver is a Driver whose HostStates reads the watcher.
+type watchedDriver struct {
+	*Driver
+	w *Watcher
+}
+
+// HostStates reads the watcher.
+func (wd watchedDriver) HostStates(ctx context.Context, hosts []string) ([]scheduler.HostState, error) {
+	return wd.w.HostStates(ctx, hosts)
+}
+
 // HostStates returns the state of each named compute host by reading its
 // records (GetAvailableResource per host). Watcher.HostStates answers the
 // same from memory.
