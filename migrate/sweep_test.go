@@ -143,6 +143,7 @@ func TestFaultSweep(t *testing.T) {
 				if len(pts) == 0 {
 					t.Fatal("the operation made no driver call")
 				}
+				t.Logf("%d fault points", len(pts))
 				for _, p := range pts {
 					h := c.prepare(t, nova)
 					h.driver.InjectFault(computetest.Fault{Method: p.method, Step: p.step, Nth: p.nth})
@@ -187,6 +188,7 @@ func TestCrashSweep(t *testing.T) {
 				if n < 2 {
 					t.Fatalf("only %d steps persisted", n)
 				}
+				t.Logf("%d crash points", n)
 				for k := 1; k <= n; k++ {
 					crashAt(t, c, nova, k)
 				}
