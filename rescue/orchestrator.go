@@ -18,6 +18,10 @@ const (
 	DefaultPasswordLength = 12
 	// DefaultLeaseTTL is how long a lease lasts between renewals.
 	DefaultLeaseTTL = 30 * time.Second
+	// DefaultAttempts is how many times a driver call is tried.
+	DefaultAttempts = 3
+	// DefaultRetryDelay is the pause between two tries of a driver call.
+	DefaultRetryDelay = time.Second
 	// DefaultOwner names the orchestrator when Config.Owner is empty.
 	DefaultOwner = "rescue"
 )
@@ -73,6 +77,14 @@ type Config struct {
 	// RescueTimeout is Nova's rescue_timeout: Poll unrescues instances
 	// rescued longer than it. Zero turns Poll off, as in Nova.
 	RescueTimeout time.Duration
+	// Attempts is how many times a failing driver call is tried before
+	// the flow gives up on it (DefaultAttempts when zero); the driver's
+	// calls are idempotent, so a retry finishes what a transient XenAPI
+	// failure interrupted.
+	Attempts int
+	// RetryDelay is the pause between two tries (DefaultRetryDelay when
+	// zero; negative means none).
+	RetryDelay time.Duration
 	// CleanShutdown is passed to the driver when a failed rescue of a
 	// stopped instance powers the original off again.
 	CleanShutdown bool
@@ -95,6 +107,8 @@ type Orchestrator struct {
 	ttl      time.Duration
 	pwLen    int
 	timeout  time.Duration
+	attempts int
+	delay    time.Duration
 	clean    bool
 	log      *slog.Logger
 	machine  *statemachine.FlowMachine
@@ -117,12 +131,15 @@ func New(cfg Config) (*Orchestrator, error) {
 	if cfg.PasswordLength > 0 && cfg.PasswordLength < len(symbolGroups) {
 		return nil, &ConfigError{Field: "PasswordLength", Reason: "shorter than the number of symbol groups (3)"}
 	}
+	if cfg.Attempts < 0 {
+		return nil, &ConfigError{Field: "Attempts", Reason: "negative"}
+	}
 	if cfg.RescueTimeout < 0 {
 		return nil, &ConfigError{Field: "RescueTimeout", Reason: "negative"}
 	}
 	o := &Orchestrator{store: cfg.Store, driver: cfg.Driver, notifier: cfg.Notifier, images: cfg.Images,
 		now: cfg.Now, rand: cfg.Rand, owner: cfg.Owner, ttl: cfg.LeaseTTL, pwLen: cfg.PasswordLength,
-		timeout: cfg.RescueTimeout, clean: cfg.CleanShutdown, log: cfg.Logger,
+		timeout: cfg.RescueTimeout, attempts: cfg.Attempts, delay: cfg.RetryDelay, clean: cfg.CleanShutdown, log: cfg.Logger,
 		machine: rescueMachine()}
 	if o.notifier == nil {
 		o.notifier = compute.NopNotifier{}
@@ -138,6 +155,15 @@ func New(cfg Config) (*Orchestrator, error) {
 	}
 	if o.ttl == 0 {
 		o.ttl = DefaultLeaseTTL
+	}
+	if o.attempts == 0 {
+		o.attempts = DefaultAttempts
+	}
+	switch {
+	case o.delay == 0:
+		o.delay = DefaultRetryDelay
+	case o.delay < 0:
+		o.delay = 0
 	}
 	if o.pwLen == 0 {
 		o.pwLen = DefaultPasswordLength

@@ -115,7 +115,7 @@ func (o *Orchestrator) rescueImage(ctx context.Context, inst *compute.Instance, 
 func (p *op) rescue(ctx context.Context, image, password string) error {
 	start := p.o.now()
 	p.notify(ctx, statemachine.NotifyRescueStart)
-	err := p.call(ctx, func(ctx context.Context) error {
+	err := p.try(ctx, func(ctx context.Context) error {
 		return p.o.driver.Rescue(ctx, compute.RescueRequest{Instance: p.inst, Host: p.inst.Host,
 			ImageRef: image, AdminPassword: password})
 	})
@@ -177,13 +177,13 @@ func (p *op) rollbackRescue(ctx context.Context, start time.Time, cause error) e
 // restoreOriginal undoes whatever part of a rescue the driver did.
 func (p *op) restoreOriginal(ctx context.Context) error {
 	req := compute.InstanceRequest{Instance: p.inst, Host: p.inst.Host}
-	if err := p.call(ctx, func(ctx context.Context) error { return p.o.driver.Unrescue(ctx, req) }); err != nil {
+	if err := p.try(ctx, func(ctx context.Context) error { return p.o.driver.Unrescue(ctx, req) }); err != nil {
 		return err
 	}
 	if statemachine.VMState(p.inst.SystemMetadata[SysMetaPreRescueVMState]) != statemachine.VMStopped {
 		return nil
 	}
-	return p.call(ctx, func(ctx context.Context) error {
+	return p.try(ctx, func(ctx context.Context) error {
 		return p.o.driver.PowerOff(ctx, compute.PowerOffRequest{Instance: p.inst, Host: p.inst.Host, Clean: p.o.clean})
 	})
 }

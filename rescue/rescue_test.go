@@ -68,7 +68,7 @@ func (w *world) newOrchestrator(owner string) *Orchestrator {
 	w.t.Helper()
 	o, err := New(Config{Store: w.store, Driver: w.driver, Notifier: w.notifier, Images: w.images,
 		Now: w.clock.Now, Rand: bytes.NewReader(bytes.Repeat([]byte{7, 200, 13, 99, 42}, 4096)),
-		Owner: owner, LeaseTTL: time.Minute, RescueTimeout: time.Hour})
+		Owner: owner, LeaseTTL: time.Minute, RescueTimeout: time.Hour, Attempts: 1})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -419,6 +419,31 @@ func TestUnrescueFaultSweep(t *testing.T) {
 	}
 }
 
+// TestRetry: with the default attempts, a transient driver failure is
+// retried and the operation finishes.
+func TestRetry(t *testing.T) {
+	w := newWorld(t, statemachine.VMActive)
+	root := w.rootVDI()
+	o, err := New(Config{Store: w.store, Driver: w.driver, Now: w.clock.Now, RetryDelay: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	w.driver.InjectFault(computetest.Fault{Method: computetest.MethodRescue, Step: "create-rescue", Nth: 1})
+	w.driver.InjectFault(computetest.Fault{Method: computetest.MethodUnrescue, Nth: 1})
+	if _, err := o.Rescue(ctx, RescueRequest{InstanceUUID: testUUID}); err != nil {
+		t.Fatalf("Rescue with one transient failure: %v", err)
+	}
+	w.checkInvariants(root, statemachine.VMActive)
+	if _, err := o.Unrescue(ctx, UnrescueRequest{InstanceUUID: testUUID}); err != nil {
+		t.Fatalf("Unrescue with one transient failure: %v", err)
+	}
+	w.checkInvariants(root, statemachine.VMActive)
+	if n := w.driver.CallCount(computetest.MethodRescue); n != 2 {
+		t.Fatalf("%d Rescue calls, want 2", n)
+	}
+}
+
 func TestPoll(t *testing.T) {
 	w := newWorld(t, statemachine.VMActive)
 	ctx := context.Background()
@@ -467,6 +492,7 @@ func TestNewRefuses(t *testing.T) {
 		{"negative ttl", Config{Store: store, Driver: driver, LeaseTTL: -1}},
 		{"short password", Config{Store: store, Driver: driver, PasswordLength: 2}},
 		{"negative timeout", Config{Store: store, Driver: driver, RescueTimeout: -1}},
+		{"negative attempts", Config{Store: store, Driver: driver, Attempts: -1}},
 	}
 	for _, tt := range tests {
 		if _, err := New(tt.cfg); !errors.Is(err, ErrRescue) {

@@ -13,7 +13,9 @@ import (
 // progress (task_state rescuing or unrescuing) to an end; Nova's compute
 // restart leaves them stuck (nova/compute/manager.py, _init_instance). An
 // interrupted rescue is rolled back to the original guest, since its
-// password went to a caller that never got the answer; an interrupted
+// password went to a caller that never got the answer: the driver's
+// rescue is first called again, so that what its interrupted call left
+// half-made is finished and then removed by the unrescue. An interrupted
 // unrescue is finished. Instances whose lease another orchestrator holds
 // are left to it and reported in a *ResumeError, with any failure.
 func (o *Orchestrator) Resume(ctx context.Context) error {
@@ -64,6 +66,7 @@ func (o *Orchestrator) resumeOne(ctx context.Context, uuid string) error {
 	start := o.now()
 	switch p.inst.TaskState {
 	case statemachine.TaskRescuing:
+		p.finishDriverRescue(ctx)
 		err := p.rollbackRescue(ctx, start, errInterrupted)
 		var nr *NotRescuableError
 		if errors.As(err, &nr) && nr.RolledBack {
@@ -74,6 +77,29 @@ func (o *Orchestrator) resumeOne(ctx context.Context, uuid string) error {
 		return p.unrescue(ctx, start)
 	default:
 		return nil // finished by someone else since the listing
+	}
+}
+
+// finishDriverRescue lets the driver finish the rescue it was doing
+// before the rollback undoes it: a driver call stopped part-way may have
+// left pieces (a clone of the image not yet tagged as the rescue's) that
+// only its own repeated call recognises, while an unrescue removes what a
+// finished rescue made. The guest's password is thrown away; a failure
+// here only means there is less to undo.
+func (p *op) finishDriverRescue(ctx context.Context) {
+	image := p.inst.SystemMetadata[SysMetaRescueImageRef]
+	if image == "" {
+		return
+	}
+	password, err := generatePassword(p.o.rand, p.o.pwLen)
+	if err != nil {
+		return
+	}
+	err = p.call(ctx, func(ctx context.Context) error {
+		return p.o.driver.Rescue(ctx, compute.RescueRequest{Instance: p.inst, Host: p.inst.Host, ImageRef: image, AdminPassword: password})
+	})
+	if err != nil {
+		p.o.log.Debug("rescue: finishing an interrupted rescue before its rollback", "instance", p.inst.UUID, "err", err)
 	}
 }
 

@@ -104,7 +104,7 @@ func crashPointsFrom(t *testing.T, w *world, op func(*world, *Orchestrator, cont
 	counter := &crashingStore{Store: w.store, n: -1, cancel: func() {}}
 	points := 0
 	w.driver.SetHook(func(computetest.Call) error { points++; return nil })
-	o, err := New(Config{Store: counter, Driver: w.driver, Now: w.clock.Now, Owner: "count", LeaseTTL: time.Minute})
+	o, err := New(Config{Store: counter, Driver: w.driver, Now: w.clock.Now, Owner: "count", LeaseTTL: time.Minute, Attempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func runCrashed(t *testing.T, w *world, c crash, op func(*world, *Orchestrator, 
 		})
 		defer w.driver.SetHook(nil)
 	}
-	o, err := New(Config{Store: store, Driver: w.driver, Now: w.clock.Now, Owner: "o1", LeaseTTL: time.Minute})
+	o, err := New(Config{Store: store, Driver: w.driver, Now: w.clock.Now, Owner: "o1", LeaseTTL: time.Minute, Attempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

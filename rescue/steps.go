@@ -123,6 +123,37 @@ func (p *op) call(ctx context.Context, fn func(context.Context) error) error {
 	return err
 }
 
+// try runs a driver call through call up to the configured number of
+// times: the driver's calls are idempotent, so a retry finishes the job a
+// transient failure interrupted. Errors that a retry cannot change (not
+// implemented, not found, an invalid record) and a stopped ctx end it at
+// once.
+func (p *op) try(ctx context.Context, fn func(context.Context) error) error {
+	var err error
+	for i := 0; i < p.o.attempts; i++ {
+		if i > 0 && p.o.delay > 0 {
+			t := time.NewTimer(p.o.delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return errors.Join(err, ctx.Err())
+			case <-t.C:
+			}
+		}
+		if err = p.call(ctx, fn); err == nil || ctx.Err() != nil || final(err) {
+			return err
+		}
+		p.o.log.Debug("rescue: driver call failed; trying again", "instance", p.inst.UUID, "try", i+1, "err", err)
+	}
+	return err
+}
+
+// final reports whether err is one a retry cannot change.
+func final(err error) bool {
+	return errors.Is(err, compute.ErrNotImplemented) || errors.Is(err, compute.ErrNotFound) ||
+		errors.Is(err, compute.ErrInvalidRecord)
+}
+
 // keep renews the lease until done closes.
 func (p *op) keep(ctx context.Context, done <-chan struct{}, cancel context.CancelCauseFunc) {
 	t := time.NewTicker(p.o.ttl / 3)

@@ -56,7 +56,7 @@ func (o *Orchestrator) unrescue(ctx context.Context, req UnrescueRequest, ev sta
 func (p *op) unrescue(ctx context.Context, start time.Time) error {
 	p.notify(ctx, statemachine.NotifyUnrescueStart)
 	req := compute.InstanceRequest{Instance: p.inst, Host: p.inst.Host}
-	err := p.call(ctx, func(ctx context.Context) error { return p.o.driver.Unrescue(ctx, req) })
+	err := p.try(ctx, func(ctx context.Context) error { return p.o.driver.Unrescue(ctx, req) })
 	if err != nil && ctx.Err() != nil {
 		return err // stopped: Resume finishes the job
 	}
