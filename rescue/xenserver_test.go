@@ -2,6 +2,7 @@ package rescue_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -337,4 +338,33 @@ func (s *cancelAfter) Transition(ctx context.Context, req compute.TransitionRequ
 		}
 	}
 	return inst, mig, err
+}
+
+// TestXenServerRescueNameTaken: a VM that is not the instance's holds the
+// name <name>-rescue: the rescue is refused with the driver's typed error,
+// the instance is as it was and the other VM is untouched.
+func TestXenServerRescueNameTaken(t *testing.T) {
+	w := newXWorld(t)
+	other, err := w.pool.AddVM(xenapitest.VMSpec{Name: xName + "-rescue", Disks: []int64{1 << 20}, Running: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = rescueOp(w)
+	var taken *xenserver.RescueExistsError
+	if !errors.As(err, &taken) || taken.VM != other.UUID {
+		t.Fatalf("Rescue = %v", err)
+	}
+	inst, err := w.store.GetInstance(context.Background(), xInstance)
+	if err != nil || inst.FlowState(nil) != (sm.FlowState{VM: sm.VMActive, Task: sm.TaskNone}) {
+		t.Fatalf("instance %s, %v", inst.FlowState(nil), err)
+	}
+	rec, err := w.client.VM.GetRecord(context.Background(), xenapi.VMRef(other.Ref))
+	if err != nil || !rec.PowerState.Is(xenapi.VMPowerStateRunning) {
+		t.Fatalf("the other VM: %s, %v", rec.PowerState, err)
+	}
+	for _, orig := range w.vmNamed(xName) {
+		if _, locked := orig.BlockedOperations["start"]; locked || !orig.PowerState.Is(xenapi.VMPowerStateRunning) {
+			t.Fatalf("the original: %s, bootlocked=%v", orig.PowerState, locked)
+		}
+	}
 }
