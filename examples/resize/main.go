@@ -122,7 +122,10 @@ byte with what the guest wrote; the resize is confirmed.
 
 With -xapi URL (one per pool): the VM -vm is adopted as the instance and
 resized to the flavor -memory-mib, -vcpus and -root-gib give (its own
-sizes where a flag is left out).
+sizes where a flag is left out). A host is named by its name_label, as
+<pool>.<name_label> (pool1, pool2, ... in -xapi order) when several pools
+are given. The xapi transport needs nothing but each pool's XenAPI
+endpoint; the dom0 transport is not built into package xenserver yet.
 
 The Store is in memory: a resize left in VERIFY_RESIZE by -no-confirm can
 only be confirmed or reverted by the process that holds its Store, so
@@ -212,6 +215,8 @@ func (c *config) check() error {
 		return &UsageError{Flag: "-vm", Reason: "required with -xapi"}
 	case c.serve != "":
 		return &UsageError{Flag: "-serve", Reason: "serves the simulated pool; not with -xapi"}
+	case c.down:
+		return &UsageError{Flag: "-down", Reason: "the simulated pool's flavors; with -xapi give the new sizes (-memory-mib, -vcpus, -root-gib)"}
 	}
 	return nil
 }

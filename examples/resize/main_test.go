@@ -170,6 +170,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-xapi", "ftp://x"}, "is not an http:// or https:// URL"},
 		{[]string{"-xapi", "http://127.0.0.1:1/"}, "-vm: required with -xapi"},
 		{[]string{"-xapi", "http://127.0.0.1:1/", "-vm", "web", "-serve", "127.0.0.1:0"}, "-serve: serves the simulated pool"},
+		{[]string{"-xapi", "http://127.0.0.1:1/", "-vm", "web", "-down"}, "-down: the simulated pool's flavors"},
 		{[]string{"-nosuchflag"}, "flag provided but not defined"},
 		{[]string{"extra"}, `unexpected ["extra"]`},
 	} {
@@ -315,7 +316,7 @@ func TestRealPool(t *testing.T) {
 	if s.SourceHost != "host1" || s.DestHost != "host2" || s.Outcome != "confirmed" || s.ToFlavor != "2c-1024m-1g" {
 		t.Fatalf("summary %+v", s)
 	}
-	checkMoved(t, url, "instance-1-1", "host2")
+	checkMoved(t, url, "instance-1-1", "host2", "root disk of instance-1-1\n")
 
 	// Left in VERIFY_RESIZE, it cannot be reverted by a later run.
 	if _, err := runJob(t, append(base, "-vm", "instance-2-1", "-migrate", "-no-confirm")...); err != nil {
@@ -333,9 +334,45 @@ func TestRealPool(t *testing.T) {
 	}
 }
 
+// TestRealPools resizes a VM from one standalone pool to another, both
+// given with -xapi: the hosts are named <pool>.<name_label>.
+func TestRealPools(t *testing.T) {
+	var urls []string
+	for i := 0; i < 2; i++ {
+		p, err := xenapitest.NewPool(xenapitest.Options{Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		if i == 0 {
+			if _, err := p.AddVM(xenapitest.VMSpec{Name: "web", Disks: []int64{8 << 20}, Memory: 512 << 20, Running: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		u, err := p.Serve("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		urls = append(urls, u)
+	}
+	pw := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pw, []byte(xenapitest.DefaultPassword), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runJob(t, "-xapi", urls[0], "-xapi", urls[1], "-password-file", pw, "-vm", "web", "-memory-mib", "1024", "-vcpus", "2", "-json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := lastSummary(t, out)
+	if s.SourceHost != "pool1.host1" || s.DestHost != "pool2.host1" || s.Outcome != "confirmed" || s.BytesSentRunning == 0 {
+		t.Fatalf("summary %+v", s)
+	}
+	checkMoved(t, urls[1], "web", "host1", "")
+}
+
 // checkMoved reads the pool as any XenAPI client: the VM runs on host
 // with the new flavor and its root disk kept the data fakepool wrote.
-func checkMoved(t *testing.T, url, name, host string) {
+func checkMoved(t *testing.T, url, name, host, head string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -366,14 +403,17 @@ func checkMoved(t *testing.T, url, name, host string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if head == "" {
+		return
+	}
 	resp, err := c.DoHTTP(ctx, xenapi.HTTPRequest{Method: "GET", Path: xenapitest.ExportRawVDIPath,
 		Query: neturl.Values{"vdi": {string(root.VDI)}, "format": {"raw"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	head := make([]byte, len("root disk of "+name+"\n"))
-	if _, err := io.ReadFull(resp.Body, head); err != nil || string(head) != "root disk of "+name+"\n" {
-		t.Fatalf("root disk starts %q (%v)", head, err)
+	got := make([]byte, len(head))
+	if _, err := io.ReadFull(resp.Body, got); err != nil || string(got) != head {
+		t.Fatalf("root disk starts %q (%v)", got, err)
 	}
 }

@@ -20,8 +20,10 @@ import (
 // realPool is one pool given with -xapi: its client and the compute
 // hosts it holds.
 type realPool struct {
-	name   string
-	url    string
+	name string
+	url  string
+	// single is set when it is the only pool.
+	single bool
 	client *xenapi.Client
 	hosts  map[xenapi.HostRef]xenapi.HostRecord
 	// pbds maps each SR to the hosts that see it.
@@ -96,6 +98,16 @@ func runReal(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	return j.run(ctx)
 }
 
+// computeHost names a host of the pool as a compute host: its name_label,
+// prefixed with the pool's name when several pools are given (their hosts'
+// names often repeat: xe host-list shows "host1" in every lab pool).
+func (p *realPool) computeHost(h xenapi.HostRecord) string {
+	if p.single {
+		return h.NameLabel
+	}
+	return p.name + "." + h.NameLabel
+}
+
 // pick returns v, or def when v is 0.
 func pick(v, def int) int {
 	if v == 0 {
@@ -125,7 +137,7 @@ func openPools(ctx context.Context, c *config, password string) ([]*realPool, er
 		if err != nil {
 			return pools, fmt.Errorf("-xapi %s: %w", u, err)
 		}
-		p := &realPool{name: fmt.Sprintf("pool%d", i+1), url: u, client: cl}
+		p := &realPool{name: fmt.Sprintf("pool%d", i+1), url: u, client: cl, single: len(c.xapi) == 1}
 		pools = append(pools, p)
 		if err := cl.Login(ctx, c.user, password, "xenflow-examples-resize"); err != nil {
 			return pools, fmt.Errorf("-xapi %s: %w", u, err)
@@ -204,7 +216,7 @@ func (a *adopted) placeAndTag(ctx context.Context, c *config) error {
 	if !ok {
 		return fmt.Errorf("VM %s is neither resident on a host nor has an affinity: start it, or set its affinity", r.NameLabel)
 	}
-	a.host = host.NameLabel
+	a.host = a.pool.computeHost(host)
 	a.uuid = r.OtherConfig[xenserver.KeyNovaUUID]
 	if a.uuid != "" {
 		return a.refuseWaiting(ctx, c)
@@ -267,15 +279,16 @@ func realInventory(pools []*realPool, a *adopted, c *config, password string) (x
 	for _, p := range pools {
 		inv.Pools[p.name] = xenserver.PoolEndpoint{URL: p.url, User: c.user, Password: xenserver.Password(password)}
 		for ref, h := range p.hosts {
-			if _, dup := inv.Hosts[h.NameLabel]; dup {
-				return inv, nil, fmt.Errorf("two hosts are named %q: give the pools hosts of distinct names", h.NameLabel)
+			name := p.computeHost(h)
+			if _, dup := inv.Hosts[name]; dup {
+				return inv, nil, fmt.Errorf("two hosts of %s are named %q", p.name, h.NameLabel)
 			}
 			sr, ok := p.diskSR(ref, a)
 			if !ok {
 				continue
 			}
-			inv.Hosts[h.NameLabel] = xenserver.HostEntry{Pool: p.name, XenServerHost: h.UUID, SR: sr, Transport: c.transport}
-			names = append(names, h.NameLabel)
+			inv.Hosts[name] = xenserver.HostEntry{Pool: p.name, XenServerHost: h.UUID, SR: sr, Transport: c.transport}
+			names = append(names, name)
 		}
 	}
 	sort.Strings(names)
