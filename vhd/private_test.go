@@ -66,81 +66,57 @@ func TestImagesArePrivate(t *testing.T) {
 	}
 }
 
-// noLinkCountFS is an FS whose FileInfo says nothing about hard links, as
-// pkg/sftp's FileStat does not.
-type noLinkCountFS struct{ vhd.FS }
-
-type noSysInfo struct{ fs.FileInfo }
-
-func (noSysInfo) Sys() any { return nil }
-
-type noSysFile struct{ vhd.File }
-
-func (f noSysFile) Stat() (fs.FileInfo, error) {
-	fi, err := f.File.Stat()
-	if err != nil {
-		return nil, err
-	}
-	return noSysInfo{fi}, nil
+// sysFS is an FS whose FileInfo.Sys() is sys: nil says nothing about hard
+// links, as pkg/sftp's FileStat does not; a struct with an Nlink field is
+// how an FS over another transport reports them (dom0's SSH host does).
+type sysFS struct {
+	vhd.FS
+	sys any
 }
 
-func (n noLinkCountFS) Open(name string) (vhd.File, error) {
-	f, err := n.FS.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	return noSysFile{f}, nil
-}
-
-func (n noLinkCountFS) OpenFile(name string, flag int, perm fs.FileMode) (vhd.File, error) {
-	f, err := n.FS.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	return noSysFile{f}, nil
-}
-
-func (n noLinkCountFS) Stat(name string) (fs.FileInfo, error) {
-	fi, err := n.FS.Stat(name)
-	if err != nil {
-		return nil, err
-	}
-	return noSysInfo{fi}, nil
-}
-
-// nlinkStat is what an FS over another transport may put in Sys(): a
-// struct with an Nlink field (as dom0's SSH host reports it).
-type nlinkStat struct{ Nlink uint32 }
-
-type nlinkFS struct{ noLinkCountFS }
-
-type nlinkInfo struct {
+type sysInfo struct {
 	fs.FileInfo
-	n uint32
+	sys any
 }
 
-func (i nlinkInfo) Sys() any { return &nlinkStat{Nlink: i.n} }
+func (i sysInfo) Sys() any { return i.sys }
 
-type nlinkFile struct {
+type sysFile struct {
 	vhd.File
-	n uint32
+	sys any
 }
 
-func (f nlinkFile) Stat() (fs.FileInfo, error) {
+func (f sysFile) Stat() (fs.FileInfo, error) {
 	fi, err := f.File.Stat()
 	if err != nil {
 		return nil, err
 	}
-	return nlinkInfo{fi, f.n}, nil
+	return sysInfo{fi, f.sys}, nil
 }
 
-func (n nlinkFS) Open(name string) (vhd.File, error) {
-	f, err := n.FS.Open(name)
+func (s sysFS) Open(name string) (vhd.File, error) {
+	return s.OpenFile(name, os.O_RDONLY, 0)
+}
+
+func (s sysFS) OpenFile(name string, flag int, perm fs.FileMode) (vhd.File, error) {
+	f, err := s.FS.OpenFile(name, flag, perm)
 	if err != nil {
 		return nil, err
 	}
-	return nlinkFile{f, 1}, nil
+	return sysFile{f, s.sys}, nil
 }
+
+func (s sysFS) Stat(name string) (fs.FileInfo, error) {
+	fi, err := s.FS.Stat(name)
+	if err != nil {
+		return nil, err
+	}
+	return sysInfo{fi, s.sys}, nil
+}
+
+// nlinkStat is a Sys() of another transport: an Nlink field of its own
+// integer type.
+type nlinkStat struct{ Nlink uint32 }
 
 // TestImportNeedsTheLinkCount: over an FS that cannot report link counts
 // Import refuses the staged set before touching anything, with
@@ -150,14 +126,14 @@ func TestImportNeedsTheLinkCount(t *testing.T) {
 	w := newWorld(t)
 	want := w.staged(t, 2, 41)
 	before := dirState(t, w.root)
-	_, err := vhd.Import(context.Background(), noLinkCountFS{w.fsys}, w.staging, w.dst, seededImport(1))
+	_, err := vhd.Import(context.Background(), sysFS{FS: w.fsys}, w.staging, w.dst, seededImport(1))
 	var se *vhd.StagingError
 	if !errors.Is(err, vhd.ErrLinkCountUnknown) || !errors.As(err, &se) || se.Step != "inspect" || se.Name != "0.vhd" {
 		t.Fatalf("Import = %v, want a *StagingError at inspect of 0.vhd wrapping ErrLinkCountUnknown", err)
 	}
 	sameState(t, "after the refused import", before, dirState(t, w.root))
 
-	res, err := vhd.Import(context.Background(), nlinkFS{noLinkCountFS{w.fsys}}, w.staging, w.dst, seededImport(1))
+	res, err := vhd.Import(context.Background(), sysFS{w.fsys, &nlinkStat{Nlink: 1}}, w.staging, w.dst, seededImport(1))
 	if err != nil {
 		t.Fatalf("Import over an FS reporting Nlink: %v", err)
 	}
