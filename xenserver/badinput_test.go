@@ -321,3 +321,48 @@ func (w *flipFirst) Write(p []byte) (int, error) {
 	}
 	return w.ResponseWriter.Write(p)
 }
+
+// A destination pool without the source's network refuses to finish,
+// naming the network.
+func TestFinishWithoutNetwork(t *testing.T) {
+	e := newEnv(t, standalone, envOptions{})
+	p := e.poolOf["compute1"]
+	ctx := context.Background()
+	net, err := p.Call(ctx, "network.create", e.session("compute1"), map[string]any{"name_label": "storage-vlan",
+		"name_description": "", "other_config": map[string]any{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const uuid = "4d5e6f70-8192-4a3b-9c4d-5e6f708192a3"
+	if _, err := p.AddVM(xenapitest.VMSpec{Name: "instance-net", Disks: []int64{4 << 20}, Memory: 256 << 20,
+		Networks: []string{net.(string)}, OtherConfig: map[string]string{KeyNovaUUID: uuid}}); err != nil {
+		t.Fatal(err)
+	}
+	inst := &compute.Instance{UUID: uuid, Name: "instance-net", Flavor: small}
+	mig := &compute.Migration{UUID: "5e6f7081-92a3-4b4c-8d5e-6f708192a3b4", InstanceUUID: uuid,
+		SourceCompute: "compute1", DestCompute: "compute2"}
+	info, err := e.d.MigrateDiskAndPowerOff(ctx, compute.MigrateDiskRequest{Instance: inst, Migration: mig,
+		Host: "compute1", DestHost: "compute2", NewFlavor: small})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.d.FinishMigration(ctx, compute.FinishMigrationRequest{Instance: inst, Migration: mig, Host: "compute2",
+		DiskInfo: info, NewFlavor: small, PowerOn: true})
+	var nip *NotInPoolError
+	if !errors.As(err, &nip) || nip.Kind != "network" || nip.Name != "storage-vlan" || nip.ComputeHost != "compute2" {
+		t.Fatalf("FinishMigration: %v, want a *NotInPoolError for the network", err)
+	}
+	if _, err := e.d.GetInfo(ctx, compute.InstanceRequest{Instance: inst, Host: "compute2"}); !errors.Is(err, compute.ErrNotFound) {
+		t.Fatalf("a VM was made on the destination: %v", err)
+	}
+	// Nothing on the source was touched: a revert brings it back.
+	if err := e.d.Destroy(ctx, compute.DestroyRequest{Instance: inst, Host: "compute2", DestroyDisks: true, Migration: mig}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.FinishRevertMigration(ctx, compute.FinishRevertRequest{Instance: inst, Migration: mig, Host: "compute1", PowerOn: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.d.GetInfo(ctx, compute.InstanceRequest{Instance: inst, Host: "compute1"}); err != nil || got.PowerState != statemachine.PowerRunning {
+		t.Fatalf("after the revert: %+v, %v", got, err)
+	}
+}

@@ -39,17 +39,28 @@ func (d *Driver) FinishMigration(ctx context.Context, req compute.FinishMigratio
 	if err != nil {
 		return err
 	}
+	tpl, err := readTemplate(t, req, disks)
+	if err != nil {
+		return err
+	}
+	networks, err := networksFor(ctx, t, tpl.VIFs)
+	if err != nil {
+		return err
+	}
 	if req.ResizeInstance && !found {
 		if err := growRoot(ctx, t, disks, req.NewFlavor); err != nil {
 			return err
 		}
 	}
 	if !found {
-		if vm.Ref, err = createVM(ctx, t, req, disks); err != nil {
+		if vm.Ref, err = createVM(ctx, t, req, tpl); err != nil {
 			return err
 		}
 	}
 	if err := attachDisks(ctx, t, vm.Ref, disks); err != nil {
+		return err
+	}
+	if err := plugVIFs(ctx, t, vm.Ref, tpl.VIFs, networks); err != nil {
 		return err
 	}
 	if req.PowerOn {
@@ -141,18 +152,23 @@ func growRoot(ctx context.Context, t *target, disks []destDisk, flavor *compute.
 // createVM makes the destination VM with the new flavor, in the order
 // xapi checks: memory static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max,
 // 0 < VCPUs_at_startup ≤ VCPUs_max (vm_utils.py, create_vm).
-func createVM(ctx context.Context, t *target, req compute.FinishMigrationRequest, disks []destDisk) (xenapi.VMRef, error) {
+// readTemplate reads the source VM's settings the root copy carries.
+func readTemplate(t *target, req compute.FinishMigrationRequest, disks []destDisk) (vmTemplate, error) {
 	tpl := vmTemplate{NameLabel: req.Instance.Name}
 	for _, disk := range disks {
 		if s := disk.Rec.OtherConfig[KeyVMTemplate]; s != "" && disk.Userdevice == "0" {
 			if err := json.Unmarshal([]byte(s), &tpl); err != nil {
-				return "", withHost(t, fmt.Errorf("VDI %s other_config:%s: %w", disk.VDI, KeyVMTemplate, err))
+				return tpl, withHost(t, fmt.Errorf("VDI %s other_config:%s: %w", disk.VDI, KeyVMTemplate, err))
 			}
 		}
 	}
 	if tpl.NameLabel == "" {
 		tpl.NameLabel = "instance-" + req.Instance.UUID
 	}
+	return tpl, nil
+}
+
+func createVM(ctx context.Context, t *target, req compute.FinishMigrationRequest, tpl vmTemplate) (xenapi.VMRef, error) {
 	mem := int64(req.NewFlavor.MemoryMB) << 20
 	vcpus := int64(req.NewFlavor.VCPUs)
 	if vcpus < 1 {

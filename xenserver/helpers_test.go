@@ -148,6 +148,7 @@ func (e *testEnv) addGuest(host string, s guestSpec) *guest {
 	p := e.poolOf[host]
 	vm, err := p.AddVM(xenapitest.VMSpec{Name: "instance-" + s.uuid[:8], Host: e.hostOf[host].Name(),
 		Memory: int64(s.flavor.MemoryMB) << 20, VCPUs: s.flavor.VCPUs, Disks: s.disks, Running: s.running, SR: p.SharedSR(),
+		Networks: []string{p.Network()},
 		OtherConfig: map[string]string{KeyNovaUUID: s.uuid}})
 	if err != nil {
 		e.t.Fatalf("AddVM: %v", err)
@@ -240,4 +241,31 @@ func newMigration(g *guest, dest string, newFlavor *compute.Flavor) *compute.Mig
 	return &compute.Migration{UUID: "7a1d3c9e-0f2b-4c6d-8e9f-a0b1c2d3e4f5", InstanceUUID: g.inst.UUID,
 		SourceCompute: g.host, DestCompute: dest, OldFlavor: g.inst.Flavor, NewFlavor: newFlavor,
 		Status: statemachine.MigrationMigrating, Type: statemachine.MigrationTypeResize}
+}
+
+// checkVIFs checks that the instance's VM on host has the source VM's
+// interfaces: same device and MAC, on the host pool's network.
+func (e *testEnv) checkVIFs(g *guest, host string) {
+	e.t.Helper()
+	src, err := e.poolOf[g.host].Record(g.vm.VIFs[0])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var vm vmEntry
+	for _, v := range e.vms(host) {
+		if v.Rec.OtherConfig[KeyNovaUUID] == g.inst.UUID {
+			vm = v
+		}
+	}
+	if len(vm.Rec.VIFs) != 1 {
+		e.t.Fatalf("the VM on %s has %d VIFs, want 1", host, len(vm.Rec.VIFs))
+	}
+	p := e.poolOf[host]
+	got, err := p.Record(string(vm.Rec.VIFs[0]))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if got["MAC"] != src["MAC"] || got["device"] != src["device"] || got["network"] != p.Network() {
+		e.t.Fatalf("VIF on %s: %v, source had %v", host, got, src)
+	}
 }

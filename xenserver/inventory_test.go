@@ -3,10 +3,14 @@ package xenserver
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -226,5 +230,68 @@ func TestFindVMByNovaUUIDOnly(t *testing.T) {
 	}
 	if err := e.d.PowerOff(ctx, compute.PowerOffRequest{Instance: g.inst, Host: "compute1"}); !errors.As(err, &dup) {
 		t.Fatalf("PowerOff with two VMs claiming the instance: %v", err)
+	}
+}
+
+// A pool served over TLS is reached with a pinned certificate or a CA
+// pool; a wrong pin is refused.
+func TestTLSEndpoint(t *testing.T) {
+	p, err := xenapitest.NewPool(xenapitest.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	srv := httptest.NewTLSServer(p.Handler())
+	defer srv.Close()
+	p.Master().SetAddress(strings.TrimPrefix(srv.URL, "https://"))
+	sum := sha256.Sum256(srv.Certificate().Raw)
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	tests := []struct {
+		name string
+		ep   PoolEndpoint
+		ok   bool
+	}{
+		{"pinned", PoolEndpoint{PinnedFingerprints: []string{hex.EncodeToString(sum[:])}}, true},
+		{"CA pool", PoolEndpoint{RootCAs: roots}, true},
+		{"wrong pin", PoolEndpoint{PinnedFingerprints: []string{strings.Repeat("00", 32)}}, false},
+		{"system roots", PoolEndpoint{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ep := tt.ep
+			ep.URL, ep.User, ep.Password = srv.URL, p.User(), Password(p.Password())
+			d, err := New(Config{Inventory: Inventory{Pools: map[string]PoolEndpoint{"p": ep},
+				Hosts: map[string]HostEntry{"c": {Pool: "p", XenServerHost: p.Master().UUID(), SR: p.Master().SRUUID()}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close(context.Background())
+			_, err = d.pool(context.Background(), "c")
+			if tt.ok != (err == nil) {
+				t.Fatalf("pool: %v", err)
+			}
+		})
+	}
+}
+
+// A session xapi forgot is replaced: the next call logs in again.
+func TestSessionRelogin(t *testing.T) {
+	e := newEnv(t, standalone, envOptions{})
+	g := e.addGuest("compute1", guestSpec{running: true})
+	ctx := context.Background()
+	tg, err := e.d.pool(ctx, "compute1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := e.poolOf["compute1"]
+	if _, err := p.Call(ctx, "session.logout", string(tg.Client.Session())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.GetInfo(ctx, compute.InstanceRequest{Instance: g.inst, Host: "compute1"}); err != nil {
+		t.Fatalf("GetInfo after the session was lost: %v", err)
+	}
+	if n := p.CallCount("session.login_with_password"); n != 2 {
+		t.Fatalf("%d logins, want 2", n)
 	}
 }

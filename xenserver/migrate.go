@@ -134,6 +134,7 @@ type move struct {
 	renamed    bool
 	tr         Transport
 	disks      []vmDisk
+	vifs       []vifTemplate
 	moves      []DiskMove
 	snaps      []xenapi.VDIRef // the last snapshot of each disk
 	leafSize   []int64         // each disk's leaf size just after it
@@ -186,6 +187,9 @@ func (m *move) run(ctx context.Context) (compute.DiskInfo, error) {
 		return compute.DiskInfo{}, &NoDiskError{ComputeHost: m.src.Name, VDI: m.vm.Rec.UUID, Reason: "the VM has no disk"}
 	}
 	m.disks = disks
+	if m.vifs, err = sourceVIFs(ctx, m.src.Client, m.vm); err != nil {
+		return compute.DiskInfo{}, err
+	}
 	m.snaps = make([]xenapi.VDIRef, len(disks))
 	m.leafSize = make([]int64, len(disks))
 	if err := m.discardLeftovers(ctx); err != nil {
@@ -312,7 +316,7 @@ func (m *move) runShared(ctx context.Context) error {
 		err = updateVDIOtherConfig(ctx, c, clone, func(oc map[string]string) {
 			oc[KeyMigration], oc[KeyUserdevice], oc[KeyRole], oc[KeyComplete] = m.req.Migration.UUID, disk.VBDRec.Userdevice, RoleCopy, "true"
 			if disk.VBDRec.Userdevice == "0" {
-				oc[KeyVMTemplate] = templateOf(m.vm.Rec)
+				oc[KeyVMTemplate] = templateOf(m.vm.Rec, m.vifs)
 			}
 		})
 		if err != nil {
@@ -568,7 +572,7 @@ func (m *move) finish(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("xenserver: copy %s on %q: %w", disk.VDI, m.dst.Name, err)
 		}
-		err = updateVDIOtherConfig(ctx, m.dst.Client, ref, func(oc map[string]string) { oc[KeyVMTemplate] = templateOf(m.vm.Rec) })
+		err = updateVDIOtherConfig(ctx, m.dst.Client, ref, func(oc map[string]string) { oc[KeyVMTemplate] = templateOf(m.vm.Rec, m.vifs) })
 		if err != nil {
 			return err
 		}
@@ -673,15 +677,16 @@ type vmTemplate struct {
 	Platform         map[string]string `json:"platform,omitempty"`
 	DomainType       string            `json:"domain_type,omitempty"`
 	XenstoreData     map[string]string `json:"xenstore_data,omitempty"`
+	VIFs             []vifTemplate     `json:"vifs,omitempty"`
 }
 
-// templateOf encodes a VM's boot settings.
-func templateOf(rec xenapi.VMRecord) string {
+// templateOf encodes a VM's boot settings and network interfaces.
+func templateOf(rec xenapi.VMRecord, vifs []vifTemplate) string {
 	b, _ := json.Marshal(vmTemplate{
 		NameLabel: strings.TrimSuffix(rec.NameLabel, origSuffix), PVBootloader: rec.PVBootloader,
 		PVKernel: rec.PVKernel, PVRamdisk: rec.PVRamdisk, PVArgs: rec.PVArgs, PVBootloaderArgs: rec.PVBootloaderArgs,
 		HVMBootPolicy: rec.HVMBootPolicy, HVMBootParams: rec.HVMBootParams, Platform: rec.Platform,
-		DomainType: string(rec.DomainType), XenstoreData: rec.XenstoreData,
+		DomainType: string(rec.DomainType), XenstoreData: rec.XenstoreData, VIFs: vifs,
 	})
 	return string(b)
 }

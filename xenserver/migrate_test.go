@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -96,6 +97,7 @@ func TestResizeUpConfirm(t *testing.T) {
 				t.Fatalf("destination GetInfo = %+v", info)
 			}
 			checkRootSize(t, e, r.dest, r.info.Disks[0].VDI, 2<<30)
+			e.checkVIFs(r.g, r.dest)
 			for i, d := range r.info.Disks {
 				e.checkDisk(r.dest, d.VDI, r.g.disks[i])
 			}
@@ -368,6 +370,34 @@ func TestSharedSR(t *testing.T) {
 			}
 			checkSourceIntact(t, e, g, true)
 			checkNoLeftovers(t, e, g, r.mig)
+		})
+	}
+}
+
+// Each step called twice in a row ends as one call: the same DiskInfo,
+// one destination VM.
+func TestMigrateTwice(t *testing.T) {
+	for _, l := range layouts {
+		t.Run(string(l), func(t *testing.T) {
+			r := newResize(t, l, "compute2", true)
+			r.migrate(t)
+			first := r.info
+			r.migrate(t)
+			if !reflect.DeepEqual(first, r.info) {
+				t.Fatalf("second call returned %+v, first %+v", r.info, first)
+			}
+			r.finish(t, true)
+			r.finish(t, true)
+			n := 0
+			for _, vm := range r.e.vms(r.dest) {
+				if vm.Rec.OtherConfig[KeyNovaUUID] == r.g.inst.UUID {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Fatalf("%d VMs claim the instance", n)
+			}
+			checkFinished(t, &sweepState{r: r})
 		})
 	}
 }

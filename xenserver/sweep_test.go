@@ -97,6 +97,7 @@ func checkFinished(t *testing.T, s *sweepState) {
 		r.e.checkDisk(r.dest, d.VDI, r.g.disks[i])
 	}
 	checkRootSize(t, r.e, r.dest, r.info.Disks[0].VDI, int64(r.mig.NewFlavor.RootGB)<<30)
+	r.e.checkVIFs(r.g, r.dest)
 }
 
 func names(vms map[string]vmEntry) []string {
