@@ -33,6 +33,10 @@ const unusedBAT = 0xFFFFFFFF
 // 32-bit BAT sector offsets can address.
 const maxStreamSize = 2 << 40
 
+// maxStreamBAT bounds the BAT entries of an incoming stream: those of a
+// MaxVHDSize disk of 2 MiB blocks.
+const maxStreamBAT = MaxVHDSize/streamBlockSize + 1
+
 // streamParent names the base of a differencing stream.
 type streamParent struct {
 	uuid      vhd.UUID
@@ -349,11 +353,11 @@ func readStreamHead(sr *streamReader) (vhd.Header, []batEntry, error) {
 		return h, nil, &StreamError{Offset: int64(ft.DataOffset) + 32, Reason: fmt.Sprintf("block size %d is not a power of two from 512 bytes to 64 MiB", bs)}
 	}
 	// blktap may preallocate BAT entries for a later resize (vhd-util
-	// create -S): allow that much, and never more than a 2040 GiB disk of
-	// 2 MiB blocks needs, so the BAT allocated here stays under 4 MiB.
-	need := (int64(ft.CurrentSize) + bs - 1) / bs
-	if n := int64(h.MaxTableEntries); n > need+1 && n > MaxVHDSize/streamBlockSize+1 {
-		return h, nil, &StreamError{Offset: int64(ft.DataOffset) + 28, Reason: fmt.Sprintf("%d BAT entries for %d blocks of data", h.MaxTableEntries, need)}
+	// create -S), so the count is not checked against the size; but never
+	// more than a 2040 GiB disk of 2 MiB blocks has, so the BAT read here
+	// stays under 4 MiB whatever the stream claims.
+	if n := int64(h.MaxTableEntries); n > maxStreamBAT {
+		return h, nil, &StreamError{Offset: int64(ft.DataOffset) + 28, Reason: fmt.Sprintf("%d BAT entries, more than the %d a VHD stream may have", n, maxStreamBAT)}
 	}
 	if err := sr.skipTo(int64(h.TableOffset)); err != nil {
 		return h, nil, err
@@ -390,7 +394,7 @@ func applyVHDStream(ctx context.Context, r io.Reader, dst vhdWriter, size int64,
 	}
 	bs := int64(h.BlockSize)
 	bitmap := make([]byte, roundUpSector(bs/vhd.SectorSize/8))
-	data := make([]byte, bs)
+	chunk := make([]byte, min(bs, streamBlockSize)) // memory stays bounded whatever the block size
 	for _, b := range blocks {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -401,11 +405,14 @@ func applyVHDStream(ctx context.Context, r io.Reader, dst vhdWriter, size int64,
 		if err := sr.read(bitmap); err != nil {
 			return err
 		}
-		if err := sr.read(data); err != nil {
-			return err
-		}
-		if err := writeSetSectors(dst, bitmap, data, b.block*bs, size, b.offset); err != nil {
-			return err
+		for off := int64(0); off < bs; off += int64(len(chunk)) {
+			if err := sr.read(chunk); err != nil {
+				return err
+			}
+			pc := blockPiece{bitmap: bitmap, first: off / vhd.SectorSize, data: chunk, base: b.block*bs + off, at: b.offset}
+			if err := pc.write(dst, size); err != nil {
+				return err
+			}
 		}
 		if err := progress(sr.pos); err != nil {
 			return err
@@ -415,11 +422,20 @@ func applyVHDStream(ctx context.Context, r io.Reader, dst vhdWriter, size int64,
 	return err
 }
 
-// writeSetSectors writes the runs of sectors whose bitmap bit is set; at
-// is the block's offset in the stream, for errors.
-func writeSetSectors(dst io.WriterAt, bitmap, data []byte, base, size, at int64) error {
-	sectors := int64(len(data)) / vhd.SectorSize
-	set := func(i int64) bool { return bitmap[i/8]&(0x80>>(i%8)) != 0 }
+// blockPiece is part of one block of an incoming stream.
+type blockPiece struct {
+	bitmap []byte // the block's sector bitmap
+	first  int64  // the bitmap bit of data's first sector
+	data   []byte
+	base   int64 // the virtual offset of data
+	at     int64 // the block's offset in the stream, for errors
+}
+
+// write writes the runs of sectors whose bitmap bit is set onto dst, a
+// disk of size bytes.
+func (pc blockPiece) write(dst io.WriterAt, size int64) error {
+	sectors := int64(len(pc.data)) / vhd.SectorSize
+	set := func(i int64) bool { k := pc.first + i; return pc.bitmap[k/8]&(0x80>>(k%8)) != 0 }
 	for i := int64(0); i < sectors; {
 		if !set(i) {
 			i++
@@ -429,17 +445,17 @@ func writeSetSectors(dst io.WriterAt, bitmap, data []byte, base, size, at int64)
 		for j < sectors && set(j) {
 			j++
 		}
-		off, end := base+i*vhd.SectorSize, base+j*vhd.SectorSize
+		off, end := pc.base+i*vhd.SectorSize, pc.base+j*vhd.SectorSize
 		if end > size {
 			// qemu-img pads a disk up to its CHS size: zeros past the
 			// VDI's end are dropped, data there cannot be written.
-			if !allZero(data[max(size-base, i*vhd.SectorSize) : j*vhd.SectorSize]) {
-				return &StreamError{Offset: at, Reason: fmt.Sprintf("data at virtual offset %d lies past the VDI's end (%d bytes)", max(size, off), size)}
+			if !allZero(pc.data[max(size-pc.base, i*vhd.SectorSize) : j*vhd.SectorSize]) {
+				return &StreamError{Offset: pc.at, Reason: fmt.Sprintf("data at virtual offset %d lies past the VDI's end (%d bytes)", max(size, off), size)}
 			}
 			end = size
 		}
 		if off < end {
-			if _, err := dst.WriteAt(data[i*vhd.SectorSize:end-base], off); err != nil {
+			if _, err := dst.WriteAt(pc.data[i*vhd.SectorSize:end-pc.base], off); err != nil {
 				return err
 			}
 		}
