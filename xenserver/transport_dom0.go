@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"strings"
 	"strconv"
+	"strings"
 
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/dom0"
