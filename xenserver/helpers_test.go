@@ -148,7 +148,7 @@ func (e *testEnv) addGuest(host string, s guestSpec) *guest {
 	p := e.poolOf[host]
 	vm, err := p.AddVM(xenapitest.VMSpec{Name: "instance-" + s.uuid[:8], Host: e.hostOf[host].Name(),
 		Memory: int64(s.flavor.MemoryMB) << 20, VCPUs: s.flavor.VCPUs, Disks: s.disks, Running: s.running, SR: p.SharedSR(),
-		Networks: []string{p.Network()},
+		Networks:    []string{p.Network()},
 		OtherConfig: map[string]string{KeyNovaUUID: s.uuid}})
 	if err != nil {
 		e.t.Fatalf("AddVM: %v", err)
