@@ -1,0 +1,525 @@
+package migrate_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/xenflow/xenflow/compute"
+	"github.com/xenflow/xenflow/compute/computetest"
+	"github.com/xenflow/xenflow/migrate"
+	"github.com/xenflow/xenflow/quota"
+	sm "github.com/xenflow/xenflow/statemachine"
+	"github.com/xenflow/xenflow/xenapi"
+	"github.com/xenflow/xenflow/xenapi/xenapitest"
+	"github.com/xenflow/xenflow/xenserver"
+)
+
+const (
+	eInstance = "3c0f7b2a-6d4e-4f1a-8b9c-0d2e4f6a8b0c"
+	eName     = "instance-3c0f7b2a"
+	eProject  = "project"
+	eUser     = "user"
+	eDisk     = 4 << 20 // the root disk's virtual size in the pool
+	eLeaseTTL = time.Minute
+)
+
+var eStart = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// eLayout is how the compute hosts sit in pools: one pool per entry,
+// with that many hosts.
+type eLayout struct {
+	name  string
+	pools []int
+}
+
+var eLayouts = []eLayout{{"standalone", []int{1, 1}}, {"pool-of-3", []int{3}}}
+
+// eFlavors: medium is the instance's; large grows every size (the root
+// disk too), small shrinks memory and vCPUs (a root disk never shrinks).
+func eFlavors() migrate.Flavors {
+	return migrate.Flavors{
+		"small":  {ID: "small", Name: "m1.small", VCPUs: 1, MemoryMB: 256, RootGB: 1},
+		"medium": {ID: "medium", Name: "m1.medium", VCPUs: 2, MemoryMB: 512, RootGB: 1},
+		"large":  {ID: "large", Name: "m1.large", VCPUs: 4, MemoryMB: 1024, RootGB: 2},
+	}
+}
+
+// eworld is an instance on simulated XenServer pools served over HTTP on
+// 127.0.0.1, the real driver, a memory Store and a quota ledger on one
+// hand-moved clock.
+type eworld struct {
+	t       *testing.T
+	layout  eLayout
+	pools   []*xenapitest.Pool
+	clients []*xenapi.Client
+	poolOf  map[string]int // compute host → index in pools
+	hosts   []string
+	clock   *computetest.Clock
+	store   *compute.MemoryStore
+	ledger  *quota.Ledger
+	driver  *xenserver.Driver
+	flavors migrate.Flavors
+	opts    migrate.Options
+	data    []byte // what the guest's root disk holds
+	seed    byte
+}
+
+func newEWorld(t *testing.T, l eLayout) *eworld {
+	t.Helper()
+	w := &eworld{t: t, layout: l, poolOf: map[string]int{}, clock: computetest.NewClock(eStart), flavors: eFlavors()}
+	inv := xenserver.Inventory{Pools: map[string]xenserver.PoolEndpoint{}, Hosts: map[string]xenserver.HostEntry{}}
+	for pi, n := range l.pools {
+		var names []string
+		for i := 0; i < n; i++ {
+			names = append(names, fmt.Sprintf("compute%d", len(w.hosts)+i+1))
+		}
+		p, err := xenapitest.NewPool(xenapitest.Options{Dir: t.TempDir(), Hosts: n, HostNames: names,
+			HostMemory: 8 << 30, Rand: rand.NewChaCha8([32]byte{byte(pi + 1)})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Close() })
+		url, err := p.Serve("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("pool%d", pi+1)
+		inv.Pools[name] = xenserver.PoolEndpoint{URL: url, User: p.User(), Password: xenserver.Password(p.Password()),
+			ClientOptions: []xenapi.Option{xenapi.WithTaskPollInterval(2 * time.Millisecond)}}
+		for _, h := range p.Hosts() {
+			inv.Hosts[h.Name()] = xenserver.HostEntry{Pool: name, XenServerHost: h.UUID(), SR: h.SRUUID()}
+			w.poolOf[h.Name()] = pi
+			w.hosts = append(w.hosts, h.Name())
+		}
+		w.pools = append(w.pools, p)
+		w.clients = append(w.clients, w.login(url, p))
+	}
+	d, err := xenserver.New(xenserver.Config{Inventory: inv, Migrate: xenserver.MigrateConfig{ShutdownTimeout: 5 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close(context.Background()) })
+	w.driver = d
+	w.store = compute.NewMemoryStore(compute.WithStoreClock(w.clock.Now))
+	if w.ledger, err = quota.NewLedger(quota.WithClock(w.clock.Now), quota.WithIDs(quota.SequentialIDs("r"))); err != nil {
+		t.Fatal(err)
+	}
+	w.addInstance()
+	return w
+}
+
+func (w *eworld) login(url string, p *xenapitest.Pool) *xenapi.Client {
+	w.t.Helper()
+	c, err := xenapi.NewClient(url)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if err := c.Login(context.Background(), p.User(), p.Password(), "test"); err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
+}
+
+// addInstance boots the instance (flavor medium) on compute1 and writes
+// its data through the guest: at the start, in the middle and at the end
+// of the root disk.
+func (w *eworld) addInstance() {
+	w.t.Helper()
+	ctx := context.Background()
+	f := w.flavors["medium"]
+	host := w.hosts[0]
+	p := w.pools[w.poolOf[host]]
+	vm, err := p.AddVM(xenapitest.VMSpec{Name: eName, Host: host, Memory: int64(f.MemoryMB) << 20, VCPUs: f.VCPUs,
+		Disks: []int64{eDisk}, Running: true, Networks: []string{p.Network()},
+		OtherConfig: map[string]string{xenserver.KeyNovaUUID: eInstance}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.data = make([]byte, eDisk)
+	for i, off := range []int64{0, eDisk/2 + 512, eDisk - 8192} {
+		seed := []byte(fmt.Sprintf("block %d at %d|", i, off))
+		b := bytes.Repeat(seed, 8192/len(seed)+1)[:8192]
+		if err := p.WriteGuestDisk(vm.Ref, "0", off, b); err != nil {
+			w.t.Fatal(err)
+		}
+		copy(w.data[off:], b)
+	}
+	inst := &compute.Instance{UUID: eInstance, Name: eName, Host: host, Node: host, ProjectID: eProject, UserID: eUser,
+		VMState: sm.VMActive, PowerState: sm.PowerRunning, Flavor: f.Clone(), LaunchedAt: eStart}
+	if err := w.store.CreateInstance(ctx, inst); err != nil {
+		w.t.Fatal(err)
+	}
+	if _, err := w.ledger.Reconcile(ctx, eProject, w.charges()); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *eworld) charges() []quota.Charge {
+	w.t.Helper()
+	insts, err := w.store.ListInstances(context.Background(), compute.InstanceFilter{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var out []quota.Charge
+	for _, i := range insts {
+		out = append(out, migrate.Charge(i))
+	}
+	return out
+}
+
+// orch builds an orchestrator on store (the world's Store, or a wrapper
+// of it) with a scheduler seed of its own.
+func (w *eworld) orch(store compute.Store, owner string) *migrate.Orchestrator {
+	w.t.Helper()
+	w.seed++
+	o, err := migrate.New(migrate.Config{Store: store, Driver: w.driver, Quota: w.ledger, Flavors: w.flavors,
+		Hosts: w.hosts, Now: w.clock.Now, Rand: rand.NewChaCha8([32]byte{w.seed}), Owner: owner,
+		LeaseTTL: eLeaseTTL, Options: w.opts})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return o
+}
+
+func (w *eworld) instance() *compute.Instance {
+	w.t.Helper()
+	inst, err := w.store.GetInstance(context.Background(), eInstance)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return inst
+}
+
+// eOp is one operation of the orchestrator on the world's instance.
+type eOp struct {
+	name string
+	// setup brings the instance to where the operation starts.
+	setup func(ctx context.Context, o *migrate.Orchestrator) error
+	run   func(ctx context.Context, o *migrate.Orchestrator) error
+	// want is where a clean run ends, and whether on the source host.
+	want     sm.VMState
+	onSource bool
+}
+
+func resizeTo(flavor string) func(context.Context, *migrate.Orchestrator) error {
+	return func(ctx context.Context, o *migrate.Orchestrator) error {
+		_, err := o.Resize(ctx, migrate.ResizeRequest{InstanceUUID: eInstance, FlavorID: flavor})
+		return err
+	}
+}
+
+func coldMigrate(ctx context.Context, o *migrate.Orchestrator) error {
+	_, err := o.Migrate(ctx, migrate.MigrateRequest{InstanceUUID: eInstance})
+	return err
+}
+
+func confirm(ctx context.Context, o *migrate.Orchestrator) error {
+	_, err := o.Confirm(ctx, migrate.ActionRequest{InstanceUUID: eInstance})
+	return err
+}
+
+func revert(ctx context.Context, o *migrate.Orchestrator) error {
+	_, err := o.Revert(ctx, migrate.ActionRequest{InstanceUUID: eInstance})
+	return err
+}
+
+var eOps = []eOp{
+	{name: "resize-up", run: resizeTo("large"), want: sm.VMResized},
+	{name: "resize-down", run: resizeTo("small"), want: sm.VMResized},
+	{name: "cold-migrate", run: coldMigrate, want: sm.VMResized},
+	{name: "confirm", setup: resizeTo("large"), run: confirm, want: sm.VMActive},
+	{name: "revert", setup: resizeTo("large"), run: revert, want: sm.VMActive, onSource: true},
+}
+
+// prepare builds a world for op and runs its setup.
+func (op eOp) prepare(t *testing.T, l eLayout) *eworld {
+	t.Helper()
+	w := newEWorld(t, l)
+	if op.setup != nil {
+		if err := op.setup(context.Background(), w.orch(w.store, "setup")); err != nil {
+			t.Fatalf("setup: %v", err)
+		}
+	}
+	return w
+}
+
+// TestEndToEnd runs each operation on the real XenServer driver, on
+// standalone pools and on one pool of three hosts, and checks where the
+// instance ends, its data byte for byte on the host the Store names, the
+// quota, and every VM and VDI in the pools.
+func TestEndToEnd(t *testing.T) {
+	for _, l := range eLayouts {
+		for _, op := range eOps {
+			t.Run(l.name+"/"+op.name, func(t *testing.T) {
+				w := op.prepare(t, l)
+				if err := op.run(context.Background(), w.orch(w.store, "o1")); err != nil {
+					t.Fatal(err)
+				}
+				inst := w.instance()
+				if inst.VMState != op.want || (inst.Host == w.hosts[0]) != op.onSource {
+					t.Fatalf("instance %s on %s, want %s (on the source: %v)", inst.VMState, inst.Host, op.want, op.onSource)
+				}
+				wantFlavor := map[string]string{"resize-up": "large", "resize-down": "small", "cold-migrate": "medium",
+					"confirm": "large", "revert": "medium"}[op.name]
+				if inst.Flavor.ID != wantFlavor {
+					t.Fatalf("flavor %s, want %s", inst.Flavor.ID, wantFlavor)
+				}
+				w.check()
+				w.checkVM(inst)
+			})
+		}
+	}
+}
+
+// checkVM checks the instance's VM against its flavor: memory, vCPUs and
+// the root disk's virtual size.
+func (w *eworld) checkVM(inst *compute.Instance) {
+	w.t.Helper()
+	ctx := context.Background()
+	c := w.clients[w.poolOf[inst.Host]]
+	ref, rec := w.instanceVM(inst)
+	if rec.MemoryStaticMax != int64(inst.Flavor.MemoryMB)<<20 || rec.VCPUsMax != int64(inst.Flavor.VCPUs) {
+		w.t.Fatalf("VM %s: memory %d, %d vCPUs; flavor %s", rec.NameLabel, rec.MemoryStaticMax, rec.VCPUsMax, inst.Flavor.ID)
+	}
+	vdi, err := c.VDI.GetRecord(ctx, w.root(c, ref))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	// The root grows to the flavor's root_gb when that grew; it never
+	// shrinks, and a move with root_gb unchanged keeps its size.
+	want := int64(eDisk)
+	if inst.Flavor.RootGB > w.flavors["medium"].RootGB {
+		want = int64(inst.Flavor.RootGB) << 30
+	}
+	if vdi.VirtualSize != want {
+		w.t.Fatalf("root disk of %d bytes, want %d", vdi.VirtualSize, want)
+	}
+}
+
+// instanceVM returns the instance's own VM (not its -orig) on the host
+// the Store names.
+func (w *eworld) instanceVM(inst *compute.Instance) (xenapi.VMRef, xenapi.VMRecord) {
+	w.t.Helper()
+	c := w.clients[w.poolOf[inst.Host]]
+	refs, err := c.VM.GetByNameLabel(context.Background(), inst.Name)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, ref := range refs {
+		rec, err := c.VM.GetRecord(context.Background(), ref)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if rec.OtherConfig[xenserver.KeyNovaUUID] == inst.UUID {
+			return ref, rec
+		}
+	}
+	w.t.Fatalf("no VM %s of instance %s in the pool of %s", inst.Name, inst.UUID, inst.Host)
+	return "", xenapi.VMRecord{}
+}
+
+// root returns the VDI at a VM's userdevice 0.
+func (w *eworld) root(c *xenapi.Client, vm xenapi.VMRef) xenapi.VDIRef {
+	w.t.Helper()
+	ctx := context.Background()
+	vbds, err := c.VM.GetVBDs(ctx, vm)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, vbd := range vbds {
+		rec, err := c.VBD.GetRecord(ctx, vbd)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if rec.Userdevice == "0" {
+			return rec.VDI
+		}
+	}
+	w.t.Fatalf("VM %s has no root disk", vm)
+	return ""
+}
+
+// check asserts what must hold whenever no operation runs: the instance
+// ACTIVE (its guest running) on the source or RESIZED on the
+// destination (or, in Nova's mode only, ERROR with a fault), never in
+// between; its data intact, byte for byte, on the host the Store names;
+// its migrations terminal or finished; quota usage equal to a recount;
+// and no VM or VDI in any pool but the instance's and, while RESIZED,
+// the source's kept copy.
+func (w *eworld) check() {
+	w.t.Helper()
+	if err := w.invariants(); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *eworld) invariants() error {
+	ctx := context.Background()
+	inst := w.instance()
+	if inst.TaskState != sm.TaskNone {
+		return fmt.Errorf("instance left with task_state %s", inst.TaskState)
+	}
+	wantVMs := 1
+	switch inst.VMState {
+	case sm.VMActive:
+		_, rec := w.instanceVM(inst)
+		if !rec.PowerState.Is(xenapi.VMPowerStateRunning) {
+			return fmt.Errorf("instance active but its VM is %s", rec.PowerState)
+		}
+	case sm.VMResized:
+		if inst.Host == w.hosts[0] {
+			return fmt.Errorf("instance resized on its source %s", inst.Host)
+		}
+		wantVMs = 2
+	case sm.VMError:
+		faults, err := w.store.ListFaults(ctx, eInstance)
+		if !w.opts.NovaCompatibleErrors || err != nil || len(faults) == 0 {
+			return fmt.Errorf("instance in error (Nova's mode %v, %d faults, %v)", w.opts.NovaCompatibleErrors, len(faults), err)
+		}
+		return w.quotaSettled()
+	default:
+		return fmt.Errorf("instance in vm_state %s", inst.VMState)
+	}
+	if err := w.dataIntact(inst); err != nil {
+		return err
+	}
+	if err := w.migrationsSettled(inst); err != nil {
+		return err
+	}
+	if err := w.quotaSettled(); err != nil {
+		return err
+	}
+	return w.noOrphans(wantVMs)
+}
+
+// dataIntact compares the root disk of the instance's VM on the host the
+// Store names with what the guest wrote.
+func (w *eworld) dataIntact(inst *compute.Instance) error {
+	pi := w.poolOf[inst.Host]
+	ref, _ := w.instanceVM(inst)
+	got := make([]byte, len(w.data))
+	if err := w.pools[pi].ReadVDIAt(string(w.root(w.clients[pi], ref)), got, 0); err != nil {
+		return err
+	}
+	if !bytes.Equal(got, w.data) {
+		i := 0
+		for got[i] == w.data[i] {
+			i++
+		}
+		return fmt.Errorf("root disk on %s differs from the guest's data at byte %d", inst.Host, i)
+	}
+	return nil
+}
+
+func (w *eworld) migrationsSettled(inst *compute.Instance) error {
+	migs, err := w.store.ListMigrations(context.Background(), compute.MigrationFilter{InstanceUUID: eInstance})
+	if err != nil {
+		return err
+	}
+	for _, m := range migs {
+		switch m.Status {
+		case sm.MigrationError, sm.MigrationConfirmed, sm.MigrationReverted, sm.MigrationFinished:
+		default:
+			return fmt.Errorf("migration left in %s", m.Status)
+		}
+		if m.Status == sm.MigrationFinished && inst.VMState != sm.VMResized {
+			return fmt.Errorf("migration finished but the instance is %s", inst.VMState)
+		}
+	}
+	return nil
+}
+
+func (w *eworld) quotaSettled() error {
+	ctx := context.Background()
+	u, err := w.ledger.Usage(ctx, eProject)
+	if err != nil {
+		return err
+	}
+	if u.Pending != 0 {
+		return fmt.Errorf("quota: %d reservations pending", u.Pending)
+	}
+	drift, err := w.ledger.Reconcile(ctx, eProject, w.charges())
+	if err != nil {
+		return err
+	}
+	if len(drift) > 0 {
+		return fmt.Errorf("quota drift: %v", drift)
+	}
+	return nil
+}
+
+// noOrphans counts the guest VMs and the managed disks that are not
+// snapshots in every pool: one of each per VM the instance needs.
+func (w *eworld) noOrphans(wantVMs int) error {
+	ctx := context.Background()
+	vms, vdis := 0, 0
+	var names []string
+	for _, c := range w.clients {
+		recs, err := c.VM.GetAllRecords(ctx)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if !r.IsATemplate && !r.IsControlDomain && !r.IsASnapshot {
+				vms++
+				names = append(names, r.NameLabel)
+			}
+		}
+		disks, err := c.VDI.GetAllRecords(ctx)
+		if err != nil {
+			return err
+		}
+		for _, v := range disks {
+			if v.Managed && !v.IsASnapshot {
+				vdis++
+				names = append(names, "vdi:"+v.NameLabel)
+			}
+		}
+	}
+	if vms != wantVMs || vdis != wantVMs {
+		return fmt.Errorf("%d VMs and %d disks in the pools, want %d of each (an orphan, or a loss): %v", vms, vdis, wantVMs, names)
+	}
+	return nil
+}
+
+// cleanup runs the driver's CleanupMigration for every migration of the
+// instance on its source and destination, as a host program does after
+// a failed or interrupted move.
+func (w *eworld) cleanup() {
+	w.t.Helper()
+	ctx := context.Background()
+	migs, err := w.store.ListMigrations(ctx, compute.MigrationFilter{InstanceUUID: eInstance})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	inst := w.instance()
+	for _, m := range migs {
+		for _, host := range []string{m.SourceCompute, m.DestCompute} {
+			if host == "" {
+				continue
+			}
+			if err := w.driver.CleanupMigration(ctx, compute.CleanupMigrationRequest{Migration: m, Instance: inst,
+				Host: host}); err != nil {
+				w.t.Fatalf("CleanupMigration of %s on %s: %v", m.UUID, host, err)
+			}
+		}
+	}
+}
+
+// resume lets the leases expire and resumes with a new orchestrator.
+func (w *eworld) resume() {
+	w.t.Helper()
+	w.clock.Advance(2 * eLeaseTTL)
+	if _, err := w.orch(w.store, "resumer").Resume(context.Background()); err != nil {
+		var opErr *migrate.OperationError
+		if !errors.As(err, &opErr) {
+			w.t.Fatalf("Resume: %v", err)
+		}
+	}
+}
