@@ -313,7 +313,7 @@ func TestRealPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := lastSummary(t, out)
-	if s.SourceHost != "host1" || s.DestHost != "host2" || s.Outcome != "confirmed" || s.ToFlavor != "2c-1024m-1g" {
+	if s.SourceHost != "host1" || s.DestHost != "host2" || s.Outcome != "confirmed" || s.ToFlavor != "2c-1024m-1g-1e" {
 		t.Fatalf("summary %+v", s)
 	}
 	checkMoved(t, url, "instance-1-1", "host2", "root disk of instance-1-1\n")

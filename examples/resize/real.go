@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/xenflow/xenflow/compute"
-	sm "github.com/xenflow/xenflow/statemachine"
 	"github.com/xenflow/xenflow/xenapi"
 	"github.com/xenflow/xenflow/xenserver"
 )
@@ -68,7 +66,7 @@ func runReal(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	a, err := adopt(ctx, pools, c)
+	a, err := findVM(ctx, pools, c)
 	if err != nil {
 		return err
 	}
@@ -82,16 +80,20 @@ func runReal(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer drv.Close(context.WithoutCancel(ctx))
-	from := &compute.Flavor{MemoryMB: int(a.root.Record.MemoryStaticMax >> 20), VCPUs: int(a.root.Record.VCPUsMax),
-		RootGB: int((a.root.Size + 1<<30 - 1) >> 30)}
-	from = newFlavor(from.VCPUs, from.MemoryMB, from.RootGB)
-	to := newFlavor(pick(c.vcpus, from.VCPUs), pick(c.memoryMiB, from.MemoryMB), pick(c.rootGi, from.RootGB))
-	if c.migrate {
-		to = from
-	} else if to.ID == from.ID {
-		return &UsageError{Flag: "-memory-mib/-vcpus/-root-gib", Reason: fmt.Sprintf("the new flavor %s is the VM's own; change one, or -migrate", to.ID)}
+	inst, err := drv.Adopt(ctx, xenserver.AdoptRequest{Host: a.host, VM: a.root.Record.UUID})
+	if err != nil {
+		return fmt.Errorf("adopting VM %s: %w", c.vm, err)
 	}
-	j := &job{cfg: c, stdout: stdout, driver: fullDriver{drv}, hosts: hosts, inst: a.instance(from),
+	a.uuid = inst.UUID
+	if err := a.refuseWaiting(ctx, c); err != nil {
+		return err
+	}
+	from, to, err := realFlavors(c, inst.Flavor)
+	if err != nil {
+		return err
+	}
+	inst.ProjectID, inst.UserID, inst.LaunchedAt = "adopted", "adopted", time.Now()
+	j := &job{cfg: c, stdout: stdout, driver: drv, hosts: hosts, inst: inst,
 		from: from, to: to, verify: func(ctx context.Context) (string, error) { return findRoot(ctx, pools, a.uuid) },
 		verified: "SHA-256 of the copy against the source (xenserver.TransferConfig.Verify)",
 		layout:   fmt.Sprintf("%d pool(s), %d hosts; VM %s adopted", len(pools), len(hosts), a.root.Record.NameLabel)}
@@ -106,6 +108,32 @@ func (p *realPool) computeHost(h xenapi.HostRecord) string {
 		return h.NameLabel
 	}
 	return p.name + "." + h.NameLabel
+}
+
+// realFlavors returns the adopted VM's flavor, named by its sizes, and
+// the one the flags ask for (its own for -migrate); the ephemeral disks
+// keep their size.
+func realFlavors(c *config, own *compute.Flavor) (from, to *compute.Flavor, err error) {
+	from = withEphemeral(newFlavor(own.VCPUs, own.MemoryMB, own.RootGB), own.EphemeralGB)
+	if c.migrate {
+		return from, from, nil
+	}
+	to = withEphemeral(newFlavor(pick(c.vcpus, own.VCPUs), pick(c.memoryMiB, own.MemoryMB), pick(c.rootGi, own.RootGB)), own.EphemeralGB)
+	if to.ID == from.ID {
+		return nil, nil, &UsageError{Flag: "-memory-mib/-vcpus/-root-gib",
+			Reason: fmt.Sprintf("the new flavor %s is the VM's own; change one, or -migrate", to.ID)}
+	}
+	return from, to, nil
+}
+
+// withEphemeral gives f ephemeral disks of gb GiB, named in its id.
+func withEphemeral(f *compute.Flavor, gb int) *compute.Flavor {
+	if gb > 0 {
+		f.EphemeralGB = gb
+		f.ID = fmt.Sprintf("%s-%de", f.ID, gb)
+		f.Name = f.ID
+	}
+	return f
 }
 
 // pick returns v, or def when v is 0.
@@ -173,10 +201,10 @@ func (p *realPool) read(ctx context.Context) error {
 	return nil
 }
 
-// adopt finds the VM -vm names (uuid or name_label) in the pools and
-// takes it as the instance: its other_config nova_uuid is the instance's
-// uuid (one is given to a VM without it, as Nova tags its VMs).
-func adopt(ctx context.Context, pools []*realPool, c *config) (*adopted, error) {
+// findVM finds the VM -vm names (uuid or name_label) in the pools, its
+// root disk and its compute host; the driver's Adopt then takes it as the
+// instance.
+func findVM(ctx context.Context, pools []*realPool, c *config) (*adopted, error) {
 	var found []*adopted
 	for _, p := range pools {
 		vms, err := guestVMs(ctx, p.client)
@@ -198,15 +226,12 @@ func adopt(ctx context.Context, pools []*realPool, c *config) (*adopted, error) 
 		return nil, err
 	}
 	a.root = root
-	if err := a.placeAndTag(ctx, c); err != nil {
-		return nil, err
-	}
-	return a, nil
+	return a, a.place()
 }
 
-// placeAndTag finds the VM's host, refuses a VM with a resize waiting,
-// and tags the VM with a nova_uuid when it has none.
-func (a *adopted) placeAndTag(ctx context.Context, c *config) error {
+// place finds the compute host the VM is on (resident, else its
+// affinity).
+func (a *adopted) place() error {
 	r := a.root.Record
 	h := r.ResidentOn
 	if xenapi.IsNull(h) {
@@ -217,12 +242,7 @@ func (a *adopted) placeAndTag(ctx context.Context, c *config) error {
 		return fmt.Errorf("VM %s is neither resident on a host nor has an affinity: start it, or set its affinity", r.NameLabel)
 	}
 	a.host = a.pool.computeHost(host)
-	a.uuid = r.OtherConfig[xenserver.KeyNovaUUID]
-	if a.uuid != "" {
-		return a.refuseWaiting(ctx, c)
-	}
-	a.uuid = newUUID()
-	return a.pool.client.VM.AddToOtherConfig(ctx, a.root.VM, xenserver.KeyNovaUUID, a.uuid)
+	return nil
 }
 
 // refuseWaiting refuses a VM whose source was kept by an unconfirmed
@@ -249,26 +269,6 @@ func (a *adopted) refuseWaiting(ctx context.Context, c *config) error {
 const errNoDurableStore = "the resize an earlier run left in VERIFY_RESIZE is in that run's Store, " +
 	"and xenflow has no durable Store yet: confirm or revert it in the process that holds the Store " +
 	"(a later -db flag will keep it)"
-
-// newUUID returns a random (version 4) uuid.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-}
-
-// instance is the adopted VM as an instance record.
-func (a *adopted) instance(f *compute.Flavor) *compute.Instance {
-	inst := &compute.Instance{UUID: a.uuid, Name: a.root.Record.NameLabel, Hostname: a.root.Record.NameLabel,
-		Host: a.host, Node: a.host, ProjectID: "adopted", UserID: "adopted", VMState: sm.VMActive,
-		PowerState: sm.PowerRunning, Flavor: f.Clone(), LaunchedAt: time.Now()}
-	if a.root.Record.PowerState != xenapi.VMPowerStateRunning {
-		inst.VMState, inst.PowerState = sm.VMStopped, sm.PowerShutdown
-	}
-	return inst
-}
 
 // realInventory places every host of every pool: the SR that holds
 // instance disks is the adopted VM's root SR where the host sees it, else

@@ -142,7 +142,7 @@ func runSimulated(ctx context.Context, c *config, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer drv.Close(context.WithoutCancel(ctx))
-	j := &job{cfg: c, stdout: stdout, driver: fullDriver{drv}, hosts: sim.hostNames(),
+	j := &job{cfg: c, stdout: stdout, driver: drv, hosts: sim.hostNames(),
 		inst: sim.instance(from, time.Now()), from: from, to: to,
 		callLog: sim.pool.Calls, guest: sim.guest, verify: sim.verify,
 		layout: fmt.Sprintf("one pool of %d hosts with local SRs, served at %s", c.hosts, sim.url)}
