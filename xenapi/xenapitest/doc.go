@@ -7,8 +7,8 @@
 // control domain (a VM with is_control_domain set), a PBD and a local SR of
 // type "ext" whose VDIs are real VHD files made, snapshotted, resized and
 // read with package vhd. The pool keeps xapi's database in memory: VM, VDI,
-// VBD, SR, PBD, host, pool, task and session objects with xapi's field
-// names, refs ("OpaqueRef:<uuid>") and uuids.
+// VBD, SR, PBD, host, host_metrics, network, VIF, pool, task and session
+// objects with xapi's field names, refs ("OpaqueRef:<uuid>") and uuids.
 //
 // # Directory layout
 //
