@@ -1,56 +1,43 @@
 package xenapi_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"strings"
 
 	"github.com/xenflow/xenflow/xenapi"
 	"github.com/xenflow/xenflow/xenapi/xenapitest"
 )
 
-// Read a VDI through xapi's /export_raw_vdi handler with the client's
-// session. Here a stand-in handler next to the simulated pool's XML-RPC
-// endpoint answers; a real pool streams the disk, after a 302 to a host
-// that sees the SR if need be.
+// Copy a disk through xapi's HTTP handlers with the client's session: a
+// VHD exported from one VDI is imported onto a new VDI in another host's
+// local SR. The import goes to the master, which redirects it (302) to
+// the host that sees the SR; DoHTTP follows, and the body travels once.
 func ExampleClient_DoHTTP() {
-	pool, err := xenapitest.NewPool(xenapitest.Options{})
+	pool, err := xenapitest.NewPool(xenapitest.Options{Hosts: 2})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer pool.Close()
-	mux := http.NewServeMux()
-	mux.Handle("/", pool.Handler())
-	standIn := func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		if q.Get("session_id") == "" {
-			http.Error(w, "no session", http.StatusUnauthorized)
-			return
-		}
-		if q.Get("vdi") != "OpaqueRef:disk" {
-			http.Error(w, "VDI not found", http.StatusNotFound)
-			return
-		}
-		if r.Method == http.MethodPut {
-			n, _ := io.Copy(io.Discard, r.Body)
-			fmt.Fprintf(w, "%d bytes into %s (Content-Length %d)", n, q.Get("vdi"), r.ContentLength)
-			return
-		}
-		fmt.Fprintf(w, "%s of %s", q.Get("format"), q.Get("vdi"))
+	master, err := pool.Serve("")
+	if err != nil {
+		log.Fatal(err)
 	}
-	mux.HandleFunc("/export_raw_vdi", standIn)
-	mux.HandleFunc("/import_raw_vdi", standIn)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	vm, err := pool.AddVM(xenapitest.VMSpec{Name: "instance-1", Disks: []int64{4 << 20}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := pool.WriteVDI(vm.VDIs[0], 0, []byte("guest data")); err != nil {
+		log.Fatal(err)
+	}
 
 	ctx := context.Background()
-	c, err := xenapi.NewClient(srv.URL)
+	c, err := xenapi.NewClient(master)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -58,50 +45,56 @@ func ExampleClient_DoHTTP() {
 		log.Fatal(err)
 	}
 	defer c.Close(ctx)
+	target, err := c.VDI.Create(ctx, xenapi.VDIRecord{NameLabel: "copy", SR: xenapi.SRRef(pool.Hosts()[1].SR()),
+		VirtualSize: 4 << 20, Type: xenapi.VDITypeUser})
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	resp, err := c.DoHTTP(ctx, xenapi.HTTPRequest{
 		Method: http.MethodGet,
 		Path:   "/export_raw_vdi",
-		Query:  url.Values{"vdi": {"OpaqueRef:disk"}, "format": {"vhd"}},
+		Query:  url.Values{"vdi": {vm.VDIs[0]}, "format": {"vhd"}},
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(readAll(resp))
+	stream, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("export:", resp.Status, resp.Header.Get("Content-Type"))
 
-	// An upload names its length: xapi refuses chunked VHD imports.
-	disk := strings.NewReader("…VHD bytes…")
 	resp, err = c.DoHTTP(ctx, xenapi.HTTPRequest{
 		Method:        http.MethodPut,
 		Path:          "/import_raw_vdi",
-		Query:         url.Values{"vdi": {"OpaqueRef:disk"}, "format": {"vhd"}},
-		Body:          disk,
-		ContentLength: int64(disk.Len()),
+		Query:         url.Values{"vdi": {string(target)}, "format": {"vhd"}},
+		Body:          bytes.NewReader(stream),
+		ContentLength: int64(len(stream)), // xapi refuses a chunked VHD import
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(readAll(resp))
+	resp.Body.Close()
+	fmt.Println("import:", resp.Status)
+	data, err := pool.ReadVDI(string(target))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s\n", data[:10])
 
-	// A status other than 2xx is an *HTTPError.
+	// A status other than 2xx is an *HTTPError; xapi answers an unknown
+	// VDI with 500.
 	_, err = c.DoHTTP(ctx, xenapi.HTTPRequest{Method: http.MethodGet, Path: "/export_raw_vdi",
-		Query: url.Values{"vdi": {"OpaqueRef:other"}}})
+		Query: url.Values{"vdi": {"OpaqueRef:no-such-vdi"}}})
 	var he *xenapi.HTTPError
 	if errors.As(err, &he) {
 		fmt.Println(he.Method, he.Path, he.Status)
 	}
 	// Output:
-	// vhd of OpaqueRef:disk
-	// 15 bytes into OpaqueRef:disk (Content-Length 15)
-	// GET /export_raw_vdi 404
-}
-
-// readAll reads and closes a response body.
-func readAll(resp *http.Response) string {
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		log.Fatal(err)
-	}
-	return string(b)
+	// export: 200 OK application/vhd
+	// import: 200 OK
+	// guest data
+	// GET /export_raw_vdi 500
 }
