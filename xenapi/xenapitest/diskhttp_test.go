@@ -89,16 +89,9 @@ func (d *diskPool) diskURL(path string, kv ...string) string {
 func (d *diskPool) get(t *testing.T, u string) []byte {
 	t.Helper()
 	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", u, resp.StatusCode, b)
+	code, b := readResponse(t, resp, err)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", u, code, b)
 	}
 	return b
 }

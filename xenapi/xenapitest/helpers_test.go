@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -115,4 +116,19 @@ func transports(t *testing.T, p *Pool) map[string]caller {
 		return nil, f
 	}
 	return map[string]caller{"in-process": p.Call, "http": overHTTP}
+}
+
+// readResponse fails the test on a request error, else reads and closes
+// the response body and returns the status and the body.
+func readResponse(t *testing.T, resp *http.Response, err error) (int, []byte) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
 }

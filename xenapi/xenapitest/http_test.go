@@ -2,7 +2,6 @@ package xenapitest
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -16,15 +15,8 @@ import (
 func post(t *testing.T, url, body string) (int, string) {
 	t.Helper()
 	resp, err := http.Post(url, "text/xml", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	code, b := readResponse(t, resp, err)
+	return code, string(b)
 }
 
 // rpc calls over HTTP with the codec and returns the decoded envelope.
