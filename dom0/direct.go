@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strconv"
 )
 
@@ -79,7 +81,7 @@ func TransferDirect(ctx context.Context, src, dst Host, files []FileCopy, d Dire
 		if checkAbs(f.Src) != nil || checkAbs(f.Dst) != nil || !safeWord(f.Dst) {
 			return nil, fmt.Errorf("%w: direct transfer %q -> %q", ErrBadName, clip(f.Src), clip(f.Dst))
 		}
-		fi, err := src.Stat(f.Src)
+		fi, err := statNoLinks(src, f.Src)
 		if err != nil {
 			return nil, err
 		}
@@ -93,6 +95,11 @@ func TransferDirect(ctx context.Context, src, dst Host, files []FileCopy, d Dire
 			return done, err
 		}
 		part := PartName(f.Dst)
+		// scp gives a file it creates the source's mode, but keeps the
+		// mode of one that exists: create it first with Perm.
+		if err := createEmpty(dst, part, o.Perm); err != nil {
+			return done, err
+		}
 		argv := []string{"scp", "-q", "-B", "-o", "StrictHostKeyChecking=yes", "-P", strconv.Itoa(port)}
 		if d.IdentityFile != "" {
 			argv = append(argv, "-i", RunPath(d.IdentityFile))
@@ -151,4 +158,14 @@ func TransferDirect(ctx context.Context, src, dst Host, files []FileCopy, d Dire
 		return done, errors.New("dom0: direct transfer incomplete")
 	}
 	return done, nil
+}
+
+// createEmpty creates name empty (or empties it) with the permission bits
+// perm.
+func createEmpty(h Host, name string, perm fs.FileMode) error {
+	f, err := h.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }

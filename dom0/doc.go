@@ -48,7 +48,9 @@
 // Transfer copies files between two hosts through the controller: several
 // files at once, each read and written in chunks by concurrent goroutines,
 // each chunk split by pkg/sftp into concurrent requests (concurrent writes
-// are on) of the size the server declares (limits@openssh.com). Memory for
+// are on) of the size the server declares (limits@openssh.com; a limit
+// under 4 KiB is not believed, and at most 64 requests of a file are in
+// flight, so a hostile answer cannot multiply the requests). Memory for
 // file data is bounded by TransferOptions.Buffers chunks for the whole
 // transfer, whatever the number and size of the files. Progress is
 // reported per file and overall.
@@ -84,6 +86,15 @@
 // Remote paths are built only from parsed UUIDs (vhd.UUID), sequence
 // numbers and checked clean absolute paths; names listed by a peer are
 // checked with CheckBaseName; ".." never climbs above a host's root.
+// What would break the shared connection instead of failing one request
+// is refused before it is sent: a NUL byte in a path (ErrBadName) or in a
+// command's arguments, and a command line too long for the host
+// (ErrBadArgument). Files and directories are created with their mode in
+// the creating request itself, never chmodded afterwards; copies are 0600
+// by default. Stat of a regular file over SSH carries its hard link count
+// (FileStat), which vhd.Import needs to refuse a staged file still linked
+// into an SR. Host keys that known_hosts marks @revoked, and hosts that
+// offer no key of a recorded type, are refused with a *HostKeyError.
 // Passwords and passphrases are held as Secret, which prints, logs and
 // marshals as "REDACTED"; no error or log line carries a secret or key
 // material.

@@ -60,6 +60,45 @@ var ErrOutputTooLong = errors.New("dom0: command output too long")
 // was found dead (no answer to keepalives, or closed by the peer).
 var ErrConnectionLost = errors.New("dom0: connection lost")
 
+// ErrBadArgument is wrapped by Run's error when a command cannot reach the
+// host unchanged: an argument holds a NUL byte (which ends a C string, and
+// which sshd answers by dropping the whole connection) or is longer than
+// MaxArgLen. Nothing is sent.
+var ErrBadArgument = errors.New("dom0: argument cannot be passed to a command")
+
+// MaxArgLen bounds one argument of Run, and over SSH the whole quoted
+// command line: Linux's limit on one string given to a program
+// (MAX_ARG_STRLEN, 128 KiB with its NUL), which also applies to the
+// command line sshd hands to the login shell as one argument.
+const MaxArgLen = 128<<10 - 1
+
+// maxPathLen bounds a path sent to a host: Linux's PATH_MAX.
+const maxPathLen = 4096
+
+// checkArgv refuses an empty command and arguments Run cannot pass on.
+func checkArgv(argv []string) error {
+	if len(argv) == 0 || argv[0] == "" {
+		return errors.New("empty command")
+	}
+	for i, a := range argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("%w: argument %d holds a NUL byte", ErrBadArgument, i)
+		}
+		if len(a) > MaxArgLen {
+			return fmt.Errorf("%w: argument %d is %d bytes, more than %d", ErrBadArgument, i, len(a), MaxArgLen)
+		}
+	}
+	return nil
+}
+
+// runName is the program of argv, shortened, for error messages.
+func runName(argv []string) string {
+	if len(argv) == 0 {
+		return ""
+	}
+	return clip(strings.ReplaceAll(argv[0], "\x00", "\\x00"))
+}
+
 // ExitError reports a command that ran and exited with a non-zero status (or
 // was killed by a signal, Code -1).
 type ExitError struct {

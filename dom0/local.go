@@ -190,8 +190,8 @@ func (h *LocalHost) Truncate(name string, size int64) error {
 
 // Run executes argv on this machine with the root as working directory.
 func (h *LocalHost) Run(ctx context.Context, argv []string) ([]byte, []byte, error) {
-	if len(argv) == 0 || argv[0] == "" {
-		return nil, nil, &OpError{Host: h.String(), Op: "run", Err: errors.New("empty command")}
+	if err := checkArgv(argv); err != nil {
+		return nil, nil, &OpError{Host: h.String(), Op: "run", Path: runName(argv), Err: err}
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = h.root

@@ -47,8 +47,12 @@ type starter interface {
 // command is not killed when its input ends either: it must watch its
 // input and exit at its end, even while busy (streamHashProgram does).
 func (h *SSHHost) start(ctx context.Context, argv []string) (*process, error) {
-	if len(argv) == 0 || argv[0] == "" {
-		return nil, h.opErr("run", "", errors.New("empty command"))
+	// env runs the program: the login shell's exec (bash's) would take a
+	// program name starting with "-" for an option, and dash's exec knows
+	// no "--".
+	cmd, err := h.commandLine("exec env -- ", argv)
+	if err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, h.opErr("run", argv[0], err)
@@ -69,7 +73,7 @@ func (h *SSHHost) start(ctx context.Context, argv []string) (*process, error) {
 		s.Close()
 		return nil, h.opErr("run", argv[0], err)
 	}
-	if err := s.Start("cd / && exec " + QuoteCommand(argv)); err != nil {
+	if err := s.Start(cmd); err != nil {
 		s.Close()
 		return nil, h.opErr("run", argv[0], err)
 	}
@@ -102,8 +106,8 @@ func (h *SSHHost) start(ctx context.Context, argv []string) (*process, error) {
 // its standard input and output connected to the returned process.
 // Cancelling ctx kills the command's process group.
 func (h *LocalHost) start(ctx context.Context, argv []string) (*process, error) {
-	if len(argv) == 0 || argv[0] == "" {
-		return nil, &OpError{Host: h.String(), Op: "run", Err: errors.New("empty command")}
+	if err := checkArgv(argv); err != nil {
+		return nil, &OpError{Host: h.String(), Op: "run", Path: runName(argv), Err: err}
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = h.root

@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,7 +97,8 @@ type SSHConfig struct {
 	// one connection: 2*SFTPSessions, plus one per command running, which
 	// includes Transfer's hashers (one per file being verified on the
 	// destination, and one per file being resumed on each host). DialSSH
-	// briefly uses one more to ask for the server's SFTP limits.
+	// briefly uses one more to ask for the server's SFTP limits, and so
+	// does each Stat of a regular file, for its link count (FileStat).
 	SFTPSessions int
 
 	// Logger receives debug lines (connection, keepalive failures); nil
@@ -130,23 +133,35 @@ type KeyFile struct {
 }
 
 // HostKeyError reports a host key that known_hosts does not vouch for: the
-// host is not listed (Unknown), or it is listed with other keys (a changed
-// key, maybe a man in the middle). The connection is refused.
+// host is not listed (Unknown), it is listed with other keys (a changed key,
+// maybe a man in the middle), its key is marked @revoked (Revoked), or it
+// offers no key of the types recorded for it (NoKnownType, with the types it
+// offers in Offered). The connection is refused.
 type HostKeyError struct {
 	Addr        string   // the address dialled, host:port
-	KeyType     string   // the type of key the server presented
-	Fingerprint string   // its SHA256 fingerprint
+	KeyType     string   // the type of key the server presented ("" with NoKnownType)
+	Fingerprint string   // its SHA256 fingerprint ("" with NoKnownType)
 	Unknown     bool     // no known_hosts entry for this host at all
+	Revoked     bool     // the key is listed as @revoked (Known names the line)
+	NoKnownType bool     // the server has no key of a type recorded for it
+	Offered     string   // with NoKnownType: the host key algorithms the server offered
 	Known       []string // the recorded keys: "file:line type fingerprint"
-	Err         error    // the *knownhosts.KeyError or *knownhosts.RevokedError
+	Err         error    // the *knownhosts.KeyError, *knownhosts.RevokedError or key exchange error
 }
 
 func (e *HostKeyError) Error() string {
-	if e.Unknown {
+	known := strings.Join(e.Known, "; ")
+	switch {
+	case e.Unknown:
 		return fmt.Sprintf("dom0: host key of %s (%s %s) is not in known_hosts: refused", e.Addr, e.KeyType, e.Fingerprint)
+	case e.Revoked:
+		return fmt.Sprintf("dom0: host key of %s (%s %s) is marked @revoked in known_hosts (%s): refused", e.Addr, e.KeyType, e.Fingerprint, known)
+	case e.NoKnownType:
+		return fmt.Sprintf("dom0: %s offers no host key of a type known_hosts records for it (%s; it offers %s): refused, possible man in the middle or a host whose keys were replaced",
+			e.Addr, known, e.Offered)
 	}
 	return fmt.Sprintf("dom0: host key of %s (%s %s) does not match known_hosts (%s): refused, possible man in the middle",
-		e.Addr, e.KeyType, e.Fingerprint, strings.Join(e.Known, "; "))
+		e.Addr, e.KeyType, e.Fingerprint, known)
 }
 
 // Unwrap returns the knownhosts error.
@@ -183,6 +198,7 @@ type SSHHost struct {
 
 	posixRename bool
 	fsync       bool
+	modes       createModes // the modes of files and directories being created
 
 	stop      chan struct{}
 	dead      chan struct{}
@@ -217,6 +233,7 @@ func DialSSH(ctx context.Context, addr string, cfg *SSHConfig) (*SSHHost, error)
 	// Host key verification.
 	var hkMu sync.Mutex
 	var hostKeyErr error
+	var knownKeys []string // the keys known_hosts records for addr
 	if cfg.InsecureIgnoreHostKey {
 		cc.HostKeyCallback = ssh.InsecureIgnoreHostKey()
 	} else {
@@ -232,7 +249,7 @@ func DialSSH(ctx context.Context, addr string, cfg *SSHConfig) (*SSHHost, error)
 		if err != nil {
 			return nil, &OpError{Host: h.name, Op: "dial", Err: fmt.Errorf("read known_hosts: %w", err)}
 		}
-		cc.HostKeyAlgorithms = knownKeyAlgorithms(cb, addr)
+		cc.HostKeyAlgorithms, knownKeys = knownKeyAlgorithms(cb, addr)
 		cc.HostKeyCallback = func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 			err := cb(hostname, remote, key)
 			if err != nil {
@@ -333,7 +350,7 @@ func DialSSH(ctx context.Context, addr string, cfg *SSHConfig) (*SSHHost, error)
 			}
 		}
 		pkts := sftpPacketSizes(cfg, lim, haveLim)
-		h.sftp, err = newSFTPSession(h.client, cfg, pkts.read)
+		h.sftp, err = newSFTPSession(h.client, cfg, pkts.read, &h.modes)
 		if err == nil {
 			h.reads = append(h.reads, h.sftp)
 		}
@@ -348,7 +365,7 @@ func DialSSH(ctx context.Context, addr string, cfg *SSHConfig) (*SSHHost, error)
 			if write {
 				pkt = pkts.write
 			}
-			c, err = newSFTPSession(h.client, cfg, pkt)
+			c, err = newSFTPSession(h.client, cfg, pkt, &h.modes)
 			if err == nil && write {
 				h.writes = append(h.writes, c)
 			} else if err == nil {
@@ -367,6 +384,9 @@ func DialSSH(ctx context.Context, addr string, cfg *SSHConfig) (*SSHHost, error)
 		hkMu.Lock()
 		hkErr := hostKeyErr
 		hkMu.Unlock()
+		if hkErr == nil {
+			hkErr = noKnownTypeError(addr, knownKeys, err)
+		}
 		switch {
 		case hkErr != nil:
 			return fail(hkErr)
@@ -510,7 +530,7 @@ func probeSFTPLimits(c *ssh.Client) (lim sftpLimits, ok bool, err error) {
 // separately, which x/crypto/ssh would send as two SSH packets (a tiny one
 // for the header), doubling the packets, encryptions and system calls of a
 // bulk write on both ends.
-func newSFTPSession(c *ssh.Client, cfg *SSHConfig, pkt int) (*sftp.Client, error) {
+func newSFTPSession(c *ssh.Client, cfg *SSHConfig, pkt int, modes *createModes) (*sftp.Client, error) {
 	s, err := c.NewSession()
 	if err != nil {
 		return nil, err
@@ -529,7 +549,7 @@ func newSFTPSession(c *ssh.Client, cfg *SSHConfig, pkt int) (*sftp.Client, error
 		s.Close()
 		return nil, err
 	}
-	cl, err := sftp.NewClientPipe(r, &packetWriter{w: w, session: s}, sftpOptions(cfg, pkt)...)
+	cl, err := sftp.NewClientPipe(r, &packetWriter{w: w, session: s, modes: modes}, sftpOptions(cfg, pkt)...)
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -549,7 +569,8 @@ func newSFTPSession(c *ssh.Client, cfg *SSHConfig, pkt int) (*sftp.Client, error
 type packetWriter struct {
 	w       io.WriteCloser
 	session *ssh.Session
-	buf     []byte // the start of a packet not yet written
+	modes   *createModes // fills in the mode of files and directories created
+	buf     []byte       // the start of a packet not yet written
 }
 
 // sshPacketData is the data one SSH channel packet carries to OpenSSH's
@@ -558,7 +579,7 @@ const sshPacketData = 32 << 10
 
 func (p *packetWriter) Write(b []byte) (int, error) {
 	if len(p.buf) == 0 && len(b) >= 4 && int64(len(b)) == 4+int64(binary.BigEndian.Uint32(b)) {
-		_, err := p.w.Write(b) // already whole
+		_, err := p.w.Write(p.modes.apply(b)) // already whole
 		return len(b), err
 	}
 	if len(p.buf) >= 4 {
@@ -587,7 +608,7 @@ func (p *packetWriter) Write(b []byte) (int, error) {
 		if int64(len(p.buf)) < n {
 			break
 		}
-		if _, err := p.w.Write(p.buf[:n]); err != nil {
+		if _, err := p.w.Write(p.modes.apply(p.buf[:n])); err != nil {
 			return 0, err
 		}
 		rest := copy(p.buf, p.buf[n:])
@@ -601,7 +622,9 @@ func (p *packetWriter) Write(b []byte) (int, error) {
 
 func (p *packetWriter) Close() error {
 	err := p.w.Close()
-	p.session.Close()
+	if p.session != nil {
+		p.session.Close()
+	}
 	return err
 }
 
@@ -645,8 +668,9 @@ var probeKey = func() ssh.PublicKey {
 // knownKeyAlgorithms lists the host key algorithms of the keys known_hosts
 // records for addr, so that the server is asked for a key type we can check
 // (a host with ed25519, ECDSA and RSA keys would otherwise offer whichever
-// it prefers). Nil (the library's defaults) when the host is not listed.
-func knownKeyAlgorithms(cb ssh.HostKeyCallback, addr string) []string {
+// it prefers), and describes those keys. Nil (the library's defaults) when
+// the host is not listed.
+func knownKeyAlgorithms(cb ssh.HostKeyCallback, addr string) (algos, known []string) {
 	tcp, _ := net.ResolveTCPAddr("tcp", addr)
 	var remote net.Addr = tcp
 	if tcp == nil {
@@ -655,10 +679,9 @@ func knownKeyAlgorithms(cb ssh.HostKeyCallback, addr string) []string {
 	err := cb(addr, remote, probeKey)
 	var ke *knownhosts.KeyError
 	if !errors.As(err, &ke) || len(ke.Want) == 0 {
-		return nil
+		return nil, nil
 	}
 	seen := map[string]bool{}
-	var algos []string
 	add := func(a ...string) {
 		for _, x := range a {
 			if !seen[x] {
@@ -675,19 +698,46 @@ func knownKeyAlgorithms(cb ssh.HostKeyCallback, addr string) []string {
 			add(t)
 		}
 	}
-	return algos
+	return algos, describeKnown(ke.Want)
 }
 
 func newHostKeyError(addr string, key ssh.PublicKey, err error) error {
 	e := &HostKeyError{Addr: addr, KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key), Err: err}
 	var ke *knownhosts.KeyError
-	if errors.As(err, &ke) {
+	var re *knownhosts.RevokedError
+	switch {
+	case errors.As(err, &ke):
 		e.Unknown = len(ke.Want) == 0
-		for _, k := range ke.Want {
-			e.Known = append(e.Known, fmt.Sprintf("%s:%d %s %s", k.Filename, k.Line, k.Key.Type(), ssh.FingerprintSHA256(k.Key)))
-		}
+		e.Known = describeKnown(ke.Want)
+	case errors.As(err, &re):
+		e.Revoked = true
+		e.Known = describeKnown([]knownhosts.KnownKey{re.Revoked})
 	}
 	return e
+}
+
+func describeKnown(keys []knownhosts.KnownKey) []string {
+	var out []string
+	for _, k := range keys {
+		out = append(out, fmt.Sprintf("%s:%d %s %s", k.Filename, k.Line, k.Key.Type(), ssh.FingerprintSHA256(k.Key)))
+	}
+	return out
+}
+
+// noKnownTypeError turns the key exchange's failure to agree on a host key
+// algorithm, when only the types known_hosts records were asked for, into
+// a *HostKeyError; other errors give nil.
+func noKnownTypeError(addr string, known []string, err error) error {
+	const what = "no common algorithm for host key"
+	msg := err.Error()
+	if len(known) == 0 || !strings.Contains(msg, what) {
+		return nil
+	}
+	offered := "nothing"
+	if _, o, ok := strings.Cut(msg, "server offered: "); ok {
+		offered = clip(strings.TrimSpace(o))
+	}
+	return &HostKeyError{Addr: addr, NoKnownType: true, Offered: offered, Known: known, Err: err}
 }
 
 func (h *SSHHost) keepalive(interval time.Duration, max int) {
@@ -800,6 +850,30 @@ func (h *SSHHost) opErr(op, name string, err error) error {
 	return &OpError{Host: h.name, Op: op, Path: name, Err: err}
 }
 
+// path cleans name into the host's namespace (see hostPath) and refuses
+// what would end the SFTP session instead of failing one request: a NUL
+// byte (sftp-server reads strings as C strings and gives up on the whole
+// session) or a path longer than maxPathLen. The error wraps ErrBadName;
+// nothing is sent.
+func (h *SSHHost) path(op, name string) (string, error) {
+	if strings.IndexByte(name, 0) >= 0 {
+		return "", h.opErr(op, strconv.Quote(clip(name)), fmt.Errorf("%w: path holds a NUL byte", ErrBadName))
+	}
+	p := hostPath(name)
+	if len(p) > maxPathLen {
+		return "", h.opErr(op, clip(p), fmt.Errorf("%w: path of %d bytes, more than %d", ErrBadName, len(p), maxPathLen))
+	}
+	return p, nil
+}
+
+// paths is path for the two names of a rename or link.
+func (h *SSHHost) paths(op, oldname, newname string) (o, n string, err error) {
+	if o, err = h.path(op, oldname); err == nil {
+		n, err = h.path(op, newname)
+	}
+	return o, n, err
+}
+
 // sftpFile is an open remote file.
 type sftpFile struct {
 	f    *sftp.File
@@ -822,7 +896,17 @@ func (f *sftpFile) WriteAt(p []byte, off int64) (int, error) {
 
 func (f *sftpFile) Close() error { return f.h.opErr("close", f.name, f.f.Close()) }
 
+// Stat describes the file; for a regular file, Sys is a *FileStat with
+// its link count.
 func (f *sftpFile) Stat() (fs.FileInfo, error) {
+	fi, err := f.statNoLinks()
+	if err != nil {
+		return nil, err
+	}
+	return f.h.withLinks(f.name, fi), nil
+}
+
+func (f *sftpFile) statNoLinks() (fs.FileInfo, error) {
 	fi, err := f.f.Stat()
 	return fi, f.h.opErr("stat", f.name, err)
 }
@@ -843,27 +927,22 @@ func (h *SSHHost) Open(name string) (vhd.File, error) {
 	return h.OpenFile(name, os.O_RDONLY, 0)
 }
 
-// OpenFile opens a file with os.OpenFile's flags; a file it creates gets the
-// permission bits perm.
+// OpenFile opens a file with os.OpenFile's flags. A file it creates gets
+// the permission bits perm, less the server's umask, as with os.OpenFile:
+// the open request carries them (see createModes), so the file never
+// exists with other bits. perm 0 leaves the server's default (0666 less its
+// umask).
 func (h *SSHHost) OpenFile(name string, flag int, perm fs.FileMode) (vhd.File, error) {
-	p := hostPath(name)
-	created := false
-	if flag&os.O_CREATE != 0 {
-		if flag&os.O_EXCL != 0 {
-			created = true
-		} else if _, err := h.sftp.Lstat(p); errors.Is(err, fs.ErrNotExist) {
-			created = true
-		}
+	p, err := h.path("open", name)
+	if err != nil {
+		return nil, err
+	}
+	if flag&os.O_CREATE != 0 && perm != 0 {
+		defer h.modes.set(p, perm)()
 	}
 	f, err := h.session(flag).OpenFile(p, flag)
 	if err != nil {
 		return nil, h.opErr("open", p, err)
-	}
-	if created && perm != 0 {
-		if err := f.Chmod(perm); err != nil {
-			f.Close()
-			return nil, h.opErr("chmod", p, err)
-		}
 	}
 	return &sftpFile{f: f, h: h, name: p}, nil
 }
@@ -884,16 +963,32 @@ func (h *SSHHost) session(flag int) *sftp.Client {
 // Transfer opens each file that many times.
 func (h *SSHHost) Streams() int { return len(h.writes) }
 
-// Stat describes a file or directory.
+// Stat describes a file or directory; for a regular file, Sys is a
+// *FileStat with its link count (one short command on the host).
 func (h *SSHHost) Stat(name string) (fs.FileInfo, error) {
-	fi, err := h.sftp.Stat(hostPath(name))
-	return fi, h.opErr("stat", hostPath(name), err)
+	fi, err := h.statNoLinks(name)
+	if err != nil {
+		return nil, err
+	}
+	p, _ := h.path("stat", name)
+	return h.withLinks(p, fi), nil
+}
+
+func (h *SSHHost) statNoLinks(name string) (fs.FileInfo, error) {
+	p, err := h.path("stat", name)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := h.sftp.Stat(p)
+	return fi, h.opErr("stat", p, err)
 }
 
 // Rename moves oldname to newname, replacing newname (posix-rename@openssh.com).
 func (h *SSHHost) Rename(oldname, newname string) error {
-	o, n := hostPath(oldname), hostPath(newname)
-	var err error
+	o, n, err := h.paths("rename", oldname, newname)
+	if err != nil {
+		return err
+	}
 	if h.posixRename {
 		err = h.sftp.PosixRename(o, n)
 	} else {
@@ -904,13 +999,19 @@ func (h *SSHHost) Rename(oldname, newname string) error {
 
 // Link makes newname a hard link to oldname (hardlink@openssh.com).
 func (h *SSHHost) Link(oldname, newname string) error {
-	o, n := hostPath(oldname), hostPath(newname)
+	o, n, err := h.paths("link", oldname, newname)
+	if err != nil {
+		return err
+	}
 	return h.opErr("link", o+" -> "+n, h.sftp.Link(o, n))
 }
 
 // Remove deletes a file or an empty directory.
 func (h *SSHHost) Remove(name string) error {
-	p := hostPath(name)
+	p, err := h.path("remove", name)
+	if err != nil {
+		return err
+	}
 	if p == "/" {
 		return h.opErr("remove", p, errors.New("refusing to remove the root"))
 	}
@@ -920,7 +1021,10 @@ func (h *SSHHost) Remove(name string) error {
 // RemoveAll deletes name and everything under it, without following
 // symbolic links. A missing name is not an error.
 func (h *SSHHost) RemoveAll(name string) error {
-	p := hostPath(name)
+	p, err := h.path("remove all", name)
+	if err != nil {
+		return err
+	}
 	if p == "/" {
 		return h.opErr("remove all", p, errors.New("refusing to remove the root"))
 	}
@@ -961,21 +1065,41 @@ func (h *SSHHost) removeAll(p string, depth int) error {
 	return h.opErr("remove all", p, err)
 }
 
-// MkdirAll creates a directory and its missing parents; a directory it
-// creates last gets the permission bits perm.
+// MkdirAll creates a directory and its missing parents. Each directory it
+// creates gets the permission bits perm, less the server's umask, as with
+// os.MkdirAll: the request that creates it carries them (see createModes).
 func (h *SSHHost) MkdirAll(name string, perm fs.FileMode) error {
-	p := hostPath(name)
-	if fi, err := h.sftp.Stat(p); err == nil {
-		if fi.IsDir() {
-			return nil
-		}
-		return h.opErr("mkdir", p, errors.New("exists and is not a directory"))
+	p, err := h.path("mkdir", name)
+	if err != nil {
+		return err
 	}
-	if err := h.sftp.MkdirAll(p); err != nil {
+	return h.mkdirAll(p, perm, 0)
+}
+
+func (h *SSHHost) mkdirAll(p string, perm fs.FileMode, depth int) error {
+	fi, err := h.sftp.Stat(p)
+	switch {
+	case err == nil && fi.IsDir():
+		return nil
+	case err == nil:
+		return h.opErr("mkdir", p, errors.New("exists and is not a directory"))
+	case !errors.Is(err, fs.ErrNotExist):
 		return h.opErr("mkdir", p, err)
+	case depth > 64:
+		return h.opErr("mkdir", p, errors.New("directory tree too deep"))
+	}
+	if err := h.mkdirAll(path.Dir(p), perm, depth+1); err != nil {
+		return err
 	}
 	if perm != 0 {
-		return h.opErr("chmod", p, h.sftp.Chmod(p, perm))
+		defer h.modes.set(p, perm)()
+	}
+	if err := h.sftp.Mkdir(p); err != nil {
+		// Someone else may have made it meanwhile.
+		if fi, serr := h.sftp.Stat(p); serr == nil && fi.IsDir() {
+			return nil
+		}
+		return h.opErr("mkdir", p, err)
 	}
 	return nil
 }
@@ -983,7 +1107,10 @@ func (h *SSHHost) MkdirAll(name string, perm fs.FileMode) error {
 // ReadDir lists a directory, sorted by name. Names the server returns that
 // could not be a single path element are refused.
 func (h *SSHHost) ReadDir(name string) ([]fs.DirEntry, error) {
-	p := hostPath(name)
+	p, err := h.path("read dir", name)
+	if err != nil {
+		return nil, err
+	}
 	infos, err := h.sftp.ReadDir(p)
 	if err != nil {
 		return nil, h.opErr("read dir", p, err)
@@ -1001,20 +1128,33 @@ func (h *SSHHost) ReadDir(name string) ([]fs.DirEntry, error) {
 
 // Chmod changes permission bits.
 func (h *SSHHost) Chmod(name string, mode fs.FileMode) error {
-	return h.opErr("chmod", hostPath(name), h.sftp.Chmod(hostPath(name), mode))
+	p, err := h.path("chmod", name)
+	if err != nil {
+		return err
+	}
+	return h.opErr("chmod", p, h.sftp.Chmod(p, mode))
 }
 
 // Truncate changes a file's length.
 func (h *SSHHost) Truncate(name string, size int64) error {
-	return h.opErr("truncate", hostPath(name), h.sftp.Truncate(hostPath(name), size))
+	p, err := h.path("truncate", name)
+	if err != nil {
+		return err
+	}
+	return h.opErr("truncate", p, h.sftp.Truncate(p, size))
 }
 
 // Run executes argv on the host, each argument quoted for the login shell,
 // after "cd /" (so relative paths, see RunPath, start at the root as on
 // every Host). Cancelling ctx kills the command and closes its session.
 func (h *SSHHost) Run(ctx context.Context, argv []string) ([]byte, []byte, error) {
-	if len(argv) == 0 || argv[0] == "" {
-		return nil, nil, h.opErr("run", "", errors.New("empty command"))
+	// sshd neither forwards signals to a command without a terminal nor
+	// kills it when the channel closes. So the command runs in the
+	// background of a small shell that kills it when its standard input
+	// (held open by us) reaches end of file: closing stdin cancels.
+	cmd, err := h.commandLine("exec sh -c "+Quote(runWrapper)+" sh ", argv)
+	if err != nil {
+		return nil, nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, nil, h.opErr("run", argv[0], err)
@@ -1031,11 +1171,6 @@ func (h *SSHHost) Run(ctx context.Context, argv []string) ([]byte, []byte, error
 	if err != nil {
 		return nil, nil, h.opErr("run", argv[0], err)
 	}
-	// sshd neither forwards signals to a command without a terminal nor
-	// kills it when the channel closes. So the command runs in the
-	// background of a small shell that kills it when its standard input
-	// (held open by us) reaches end of file: closing stdin cancels.
-	cmd := "cd / && exec sh -c " + Quote(runWrapper) + " sh " + QuoteCommand(argv)
 	if err := s.Start(cmd); err != nil {
 		return nil, nil, h.opErr("run", argv[0], err)
 	}
@@ -1075,8 +1210,25 @@ func (h *SSHHost) Run(ctx context.Context, argv []string) ([]byte, []byte, error
 }
 
 // runWrapper runs "$@" in its own process group (setsid, when the host has
-// it) and kills that group when standard input ends.
-const runWrapper = `exec 3<&0; if command -v setsid >/dev/null 2>&1; then setsid "$@" </dev/null 3<&- & else "$@" </dev/null 3<&- & fi; p=$!; (cat >/dev/null; kill -9 -$p || kill -9 $p) <&3 >/dev/null 2>&1 & exec 3<&-; wait $p`
+// it) and kills that group when standard input ends. "--" keeps a program
+// whose name starts with "-" from being read as an option of setsid.
+const runWrapper = `exec 3<&0; if command -v setsid >/dev/null 2>&1; then setsid -- "$@" </dev/null 3<&- & else "$@" </dev/null 3<&- & fi; p=$!; (cat >/dev/null; kill -9 -$p || kill -9 $p) <&3 >/dev/null 2>&1 & exec 3<&-; wait $p`
+
+// commandLine checks argv and returns the command line sshd hands to the
+// login shell: "cd / && " + prefix + argv, each argument quoted. Arguments
+// that cannot pass (see ErrBadArgument) are refused before anything is
+// sent, since sshd drops the whole connection on a NUL byte and on a
+// request larger than its packets.
+func (h *SSHHost) commandLine(prefix string, argv []string) (string, error) {
+	if err := checkArgv(argv); err != nil {
+		return "", h.opErr("run", runName(argv), err)
+	}
+	cmd := "cd / && " + prefix + QuoteCommand(argv)
+	if len(cmd) > MaxArgLen {
+		return "", h.opErr("run", runName(argv), fmt.Errorf("%w: command line of %d bytes once quoted, more than %d", ErrBadArgument, len(cmd), MaxArgLen))
+	}
+	return cmd, nil
+}
 
 // discardHandler is a slog.Handler that drops everything (slog.DiscardHandler
 // arrived after Go 1.23).

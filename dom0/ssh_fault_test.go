@@ -3,7 +3,9 @@ package dom0
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -172,6 +174,41 @@ func TestDialSSHHostKeys(t *testing.T) {
 		var he *HostKeyError
 		if !errors.As(err, &he) || !he.Unknown || !strings.Contains(err.Error(), "not in known_hosts") {
 			t.Fatalf("got %v, want a *HostKeyError for an unknown host", err)
+		}
+	})
+	t.Run("no key of a known type refused", func(t *testing.T) {
+		// known_hosts records only a P-384 key; the server has ed25519
+		// and P-256 keys.
+		p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+		k, _ := ssh.NewPublicKey(&p384.PublicKey)
+		cfg := s.Config()
+		cfg.KnownHostsFiles = []string{knownHostsFor(t, s.Addr, k)}
+		_, err := DialSSH(ctx, s.Addr, cfg)
+		var he *HostKeyError
+		if !errors.As(err, &he) || !he.NoKnownType || len(he.Known) != 1 {
+			t.Fatalf("got %v, want a *HostKeyError for a host without a key of the known type", err)
+		}
+		for _, want := range []string{"no host key of a type known_hosts records", ssh.KeyAlgoECDSA384, ssh.KeyAlgoED25519} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("message %q does not say %q", err, want)
+			}
+		}
+	})
+	t.Run("revoked key refused", func(t *testing.T) {
+		f := knownHostsFor(t, s.Addr, s.HostKeys...)
+		b, _ := os.ReadFile(f)
+		revoked := "@revoked " + knownhosts.Line([]string{knownhosts.Normalize(s.Addr)}, s.HostKeys[0]) + "\n"
+		os.WriteFile(f, append([]byte(revoked), b...), 0o600)
+		cfg := s.Config()
+		cfg.KnownHostsFiles = []string{f}
+		_, err := DialSSH(ctx, s.Addr, cfg)
+		var he *HostKeyError
+		var re *knownhosts.RevokedError
+		if !errors.As(err, &he) || !he.Revoked || !errors.As(err, &re) {
+			t.Fatalf("got %v, want a *HostKeyError for a revoked key", err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "@revoked") || !strings.Contains(msg, f+":1") || strings.Contains(msg, "()") {
+			t.Errorf("message does not say which key was revoked where: %v", err)
 		}
 	})
 	t.Run("InsecureIgnoreHostKey accepts", func(t *testing.T) {

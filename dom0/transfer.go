@@ -16,6 +16,10 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/xenflow/xenflow/vhd"
 )
 
 // FileCopy names one file to transfer: its path on the source host and the
@@ -94,7 +98,8 @@ type TransferOptions struct {
 	// NoResume starts every file from byte 0 even when an earlier attempt
 	// left a partial copy.
 	NoResume bool
-	// Perm is the permission of the files created; 0 means 0644.
+	// Perm is the permission of the files created; 0 means 0600: a disk
+	// image holds a guest's data and is for root alone.
 	Perm fs.FileMode
 	// Progress, when set, is called after each chunk written (and once
 	// per file when a resumed prefix is accepted). Calls are serialised.
@@ -136,7 +141,7 @@ func (o *TransferOptions) withDefaults() TransferOptions {
 		r.Files = 2
 	}
 	if r.Perm == 0 {
-		r.Perm = 0o644
+		r.Perm = 0o600
 	}
 	if r.Logger == nil {
 		r.Logger = slog.New(discardHandler{})
@@ -209,7 +214,7 @@ func Transfer(ctx context.Context, src, dst Host, files []FileCopy, opts *Transf
 	sizes := make([]int64, len(files))
 	var total int64
 	for i, f := range files {
-		fi, err := src.Stat(f.Src)
+		fi, err := statNoLinks(src, f.Src)
 		if err != nil {
 			return nil, err
 		}
@@ -284,7 +289,7 @@ func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *Tr
 		return res, err
 	}
 	defer sf.Close()
-	if fi, err := sf.Stat(); err != nil {
+	if fi, err := fileStatNoLinks(sf); err != nil {
 		return res, err
 	} else if fi.Size() != size {
 		return res, &OpError{Host: src.String(), Op: "transfer", Path: fc.Src, Err: errors.New("source changed size while transfer started")}
@@ -323,6 +328,10 @@ func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *Tr
 	// One handle per SFTP session of each host, so that the chunks travel
 	// over several channels.
 	rs, ws := []io.ReaderAt{sf}, []io.WriterAt{df}
+	// The extra write handles are closed, and their errors reported,
+	// before the check; on failure the first error is the news.
+	var extraW []vhd.File
+	defer func() { _ = closeAll(extraW) }()
 	for i := 1; i < max(streams(src), streams(dst)); i++ {
 		f, err := src.Open(fc.Src)
 		if err != nil {
@@ -334,7 +343,7 @@ func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *Tr
 		if err != nil {
 			return res, err
 		}
-		defer g.Close()
+		extraW = append(extraW, g)
 		ws = append(ws, g)
 	}
 	var fileDone int64
@@ -381,6 +390,14 @@ func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *Tr
 		_ = df.Truncate(low)
 		return res, fmt.Errorf("dom0: transfer %s:%s -> %s:%s: %w", src, fc.Src, dst, fc.Dst, err)
 	}
+	// A server may report a failed write only when its handle is closed
+	// (a network file system flushing on close): every handle that wrote
+	// must close cleanly before the copy counts.
+	err = closeAll(extraW)
+	extraW = nil
+	if err != nil {
+		return res, fmt.Errorf("dom0: transfer %s:%s -> %s:%s: %w", src, fc.Src, dst, fc.Dst, err)
+	}
 	if err := df.Truncate(size); err != nil {
 		return res, err
 	}
@@ -425,6 +442,17 @@ func copyFile(ctx context.Context, src, dst Host, fc FileCopy, size int64, o *Tr
 
 // streams is how many SFTP sessions a host carries file data on (1 for a
 // local host), at most 4.
+// closeAll closes every file and reports every failure.
+func closeAll(files []vhd.File) error {
+	var errs *multierror.Error
+	for _, f := range files {
+		if err := f.Close(); err != nil {
+			errs = multierror.Append(errs, err)
+		}
+	}
+	return errs.ErrorOrNil()
+}
+
 func streams(h Host) int {
 	if s, ok := h.(interface{ Streams() int }); ok {
 		return min(max(s.Streams(), 1), 4)
@@ -447,7 +475,7 @@ func (nopHash) BlockSize() int              { return sha256.BlockSize }
 // needs its bytes (h is a nopHash and the copy is checked on the
 // destination), else read and hashed here.
 func resumePoint(ctx context.Context, src Host, sf io.ReaderAt, dst Host, fc FileCopy, part string, size int64, o *TransferOptions, h hash.Hash) (int64, error) {
-	fi, err := dst.Stat(part)
+	fi, err := statNoLinks(dst, part)
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
 		return 0, nil
 	}
@@ -547,7 +575,7 @@ func hashOn(ctx context.Context, h Host, name string, n int64, mode VerifyMode) 
 		return d.Sum(nil), nil
 	}
 	argv := []string{"sh", "-c", sha256Script + `sum < "$1"`, "sh", RunPath(name)}
-	if fi, err := h.Stat(name); err != nil {
+	if fi, err := statNoLinks(h, name); err != nil {
 		return nil, err
 	} else if fi.Size() != n {
 		argv = []string{"sh", "-c", sha256Script + `range 0 "$1" "$2" | sum`, "sh", strconv.FormatInt(n, 10), RunPath(name)}
