@@ -89,9 +89,11 @@ func (e *ImageNotFoundError) Is(target error) bool { return target == compute.Er
 // its own disks are removed, the bootlock released and the original
 // started again if it ran, and the error is a *compute.InstanceFaultRollback.
 //
-// The rescue image is a VDI of the pool tagged other_config image-id
+// The rescue image is a VDI of the host's SR tagged other_config image-id
 // with req.ImageRef (Nova's image cache; Spawn and the image store put
-// images there), else the VDI whose uuid is req.ImageRef.
+// images there) or whose uuid is req.ImageRef; an image only another SR
+// or pool of the inventory has is imported into the host's SR first
+// (PoolImages).
 // req.AdminPassword is not used: setting it needs the guest agent.
 func (d *Driver) Rescue(ctx context.Context, req compute.RescueRequest) error {
 	if req.Instance == nil {
@@ -108,7 +110,8 @@ func (d *Driver) Rescue(ctx context.Context, req compute.RescueRequest) error {
 	if err != nil {
 		return err
 	}
-	r := &rescueRun{t: t, req: req, orig: orig, wasRunning: orig.Rec.PowerState.Is(xenapi.VMPowerStateRunning)}
+	r := &rescueRun{t: t, req: req, orig: orig, wasRunning: orig.Rec.PowerState.Is(xenapi.VMPowerStateRunning),
+		store: d.PoolImages(req.Host)}
 	err = r.run(ctx)
 	if err == nil || ctx.Err() != nil {
 		return err
@@ -129,6 +132,8 @@ type rescueRun struct {
 	orig       vmEntry
 	wasRunning bool
 	rescue     vmEntry
+	// store has the images the host's SR does not.
+	store ImageStore
 	// clone is the image clone this call made, until it is tagged.
 	clone xenapi.VDIRef
 }
@@ -173,7 +178,7 @@ func (r *rescueRun) run(ctx context.Context) error {
 func (r *rescueRun) image(ctx context.Context, found bool) (vdiEntry, error) {
 	id := r.rescue.Rec.OtherConfig[KeyRescueImage]
 	if !found || id == "" {
-		return findImageVDI(ctx, r.t, r.req.ImageRef)
+		return cachedImage(ctx, r.t, r.req.ImageRef, r.store)
 	}
 	ref, err := r.t.Client.VDI.GetByUUID(ctx, id)
 	if err != nil {

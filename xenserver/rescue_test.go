@@ -478,3 +478,32 @@ func TestRescueRollback(t *testing.T) {
 		})
 	}
 }
+
+// TestRescueImageFromAnotherPool: the rescue image is only in another
+// pool; Rescue imports it into the host's SR and boots from it.
+func TestRescueImageFromAnotherPool(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, standalone, envOptions{})
+	g := e.addGuest("compute1", guestSpec{running: true})
+	_, image := addImage(t, e, "compute2", rescueImageID, 4<<20)
+	if err := e.d.Rescue(ctx, compute.RescueRequest{Instance: g.inst, Host: "compute1", ImageRef: rescueImageID}); err != nil {
+		t.Fatal(err)
+	}
+	tg, err := e.d.pool(ctx, "compute1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rescues, err := findVMsBy(ctx, tg.Client, func(oc map[string]string) bool { return oc[KeyRescueOf] == g.inst.UUID })
+	if err != nil || len(rescues) != 1 {
+		t.Fatalf("rescue VMs %v, %v", rescues, err)
+	}
+	disks, err := vmDisks(ctx, tg.Client, rescues[0])
+	if err != nil || len(disks) != 2 {
+		t.Fatalf("rescue disks %+v, %v", disks, err)
+	}
+	e.checkDisk("compute1", disks[0].VDIRec.UUID, image)
+	if err := e.d.Unrescue(ctx, compute.InstanceRequest{Instance: g.inst, Host: "compute1"}); err != nil {
+		t.Fatal(err)
+	}
+	checkSourceIntact(t, e, g, true)
+}
