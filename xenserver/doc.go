@@ -53,8 +53,11 @@
 // the root disk to root_gb with VDI.resize, creates the VM with the new
 // flavor (VM.create with memory static_min ≤ dynamic_min ≤ dynamic_max ≤
 // static_max and VCPUs_max, VCPUs_at_startup, as vm_utils.py create_vm),
-// its VBDs, tags it nova_uuid and xenflow_migration, and starts it on the
-// destination host unless the instance was stopped. ConfirmMigration
+// its VBDs and its VIFs (the source's devices and MACs, on the network of
+// the same uuid in one pool, else of the same name_label; a missing
+// network is refused before the VM is made), tags it nova_uuid and
+// xenflow_migration, and starts it on the destination host unless the
+// instance was stopped. ConfirmMigration
 // destroys the <name>-orig VM and the disks no other VM uses, and only
 // after it found the destination VM. FinishRevertMigration renames
 // <name>-orig back, gives it nova_uuid again and starts it unless the

@@ -9,6 +9,11 @@ import (
 	"github.com/xenflow/xenflow/xenapi"
 )
 
+var (
+	_ compute.Driver           = (*Driver)(nil)
+	_ compute.HostStateWatcher = (*Driver)(nil)
+)
+
 // Driver is the XenServer side of the flows (compute.Driver) over an
 // inventory of pools. It is safe for concurrent use.
 type Driver struct {
@@ -62,9 +67,10 @@ func (d *Driver) transport(t *target) (Transport, error) {
 }
 
 // Capabilities reports what the driver supports: no move to the same host
-// (Nova's XenAPI driver: supports_migrate_to_same_host False).
+// (Nova's XenAPI driver: supports_migrate_to_same_host False), suspended
+// cold migrations inside a pool, Snapshot and Spawn for cross-cell moves.
 func (d *Driver) Capabilities() compute.DriverCapabilities {
-	return compute.DriverCapabilities{}
+	return compute.DriverCapabilities{SupportsSuspendMigrate: true, SupportsCrossCell: true}
 }
 
 // GetInfo returns the state of the instance's VM on req.Host.

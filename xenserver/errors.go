@@ -174,3 +174,13 @@ type NoDiskError struct {
 func (e *NoDiskError) Error() string {
 	return fmt.Sprintf("xenserver: compute host %q: disk %q: %s", e.ComputeHost, e.VDI, e.Reason)
 }
+
+// RequestError is a request missing what the method needs.
+type RequestError struct {
+	Method string
+	Field  string
+}
+
+func (e *RequestError) Error() string {
+	return fmt.Sprintf("xenserver: %s: request has no %s", e.Method, e.Field)
+}

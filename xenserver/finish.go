@@ -17,10 +17,14 @@ import (
 // when req.ResizeInstance, creates the VM with req.NewFlavor tagged
 // nova_uuid and xenflow_migration, attaches the disks and starts the VM
 // when req.PowerOn. A repeated call finds the VM it made and finishes what
-// is missing.
+// is missing. A DiskInfo with a SuspendVDI finishes a suspended move
+// (FinishSuspended).
 func (d *Driver) FinishMigration(ctx context.Context, req compute.FinishMigrationRequest) error {
 	if err := checkFinishRequest(req); err != nil {
 		return err
+	}
+	if req.DiskInfo.SuspendVDI != "" {
+		return d.FinishSuspended(ctx, req)
 	}
 	t, err := d.pool(ctx, req.Host)
 	if err != nil {
@@ -220,8 +224,9 @@ func attachDisks(ctx context.Context, t *target, vm xenapi.VMRef, disks []destDi
 
 // ConfirmMigration destroys the <name>-orig VM the migration kept on the
 // source host (req.Host) and its disks that no other VM uses, once it has
-// found the instance's VM this migration made on the destination. A
-// repeated call finds nothing to do.
+// found the instance's VM this migration made on the destination (after a
+// suspended move, the source disks it left: ConfirmSuspended). A repeated
+// call finds nothing to do.
 func (d *Driver) ConfirmMigration(ctx context.Context, req compute.ConfirmMigrationRequest) error {
 	if req.Instance == nil || req.Migration == nil {
 		return &RequestError{Method: "ConfirmMigration", Field: "Instance and Migration"}
@@ -232,7 +237,9 @@ func (d *Driver) ConfirmMigration(ctx context.Context, req compute.ConfirmMigrat
 	}
 	orig, err := findOrigVM(ctx, t.Client, req.Instance.UUID, req.Migration.UUID)
 	if errors.Is(err, compute.ErrNotFound) {
-		return nil
+		// Nothing kept as -orig: confirmed already, or a suspended move,
+		// which leaves only source disks.
+		return d.ConfirmSuspended(ctx, req)
 	}
 	if err != nil {
 		return withHost(t, err)

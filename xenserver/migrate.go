@@ -33,8 +33,12 @@ const progressEvery = 32 << 20
 // req.DestHost and powers the guest off, keeping the source VM as
 // <name>-orig (nova/virt/xenapi/vmops.py, migrate_disk_and_power_off). See
 // the package documentation for the steps. Every failure after which the
-// source is as it was is a *compute.InstanceFaultRollback.
+// source is as it was is a *compute.InstanceFaultRollback. With
+// req.Suspend the guest moves suspended (MigrateSuspended).
 func (d *Driver) MigrateDiskAndPowerOff(ctx context.Context, req compute.MigrateDiskRequest) (compute.DiskInfo, error) {
+	if req.Suspend {
+		return d.MigrateSuspended(ctx, req)
+	}
 	if err := checkMigrateRequest(req); err != nil {
 		return compute.DiskInfo{}, &compute.InstanceFaultRollback{Err: err}
 	}
@@ -56,16 +60,6 @@ func (d *Driver) MigrateDiskAndPowerOff(ctx context.Context, req compute.Migrate
 		return compute.DiskInfo{}, fmt.Errorf("%w (rolling back failed: %v)", err, rerr)
 	}
 	return compute.DiskInfo{}, &compute.InstanceFaultRollback{Err: err}
-}
-
-// RequestError is a request missing what the method needs.
-type RequestError struct {
-	Method string
-	Field  string
-}
-
-func (e *RequestError) Error() string {
-	return fmt.Sprintf("xenserver: %s: request has no %s", e.Method, e.Field)
 }
 
 // need is a field a request must have.
@@ -91,8 +85,6 @@ func checkMigrateRequest(req compute.MigrateDiskRequest) error {
 	switch {
 	case err != nil:
 		return err
-	case req.Suspend:
-		return fmt.Errorf("xenserver: %s with Suspend: %w", method, compute.ErrNotImplemented)
 	case req.Host == req.DestHost:
 		return fmt.Errorf("xenserver: %s: source and destination are both %q (UnableToMigrateToSelf)", method, req.Host)
 	}
