@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Paths of xapi's disk handlers (Constants.export_raw_vdi_uri,
@@ -153,8 +154,14 @@ func (op *diskOp) admit(plan *diskPlan, nth int) error {
 	delay, cut, ferr := op.h.p.matchFaults(op.wire, nth)
 	op.cut = cut
 	if delay > 0 {
-		if err := sleepCtx(op.r.Context(), delay); err != nil {
-			return err
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-op.task.cancel:
+			return errTaskCancelled
+		case <-op.r.Context().Done():
+			return op.r.Context().Err()
 		}
 	}
 	if ferr != nil {

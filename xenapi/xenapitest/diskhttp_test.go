@@ -413,11 +413,15 @@ func TestDiskHTTPTask(t *testing.T) {
 		}
 	})
 	t.Run("cancelled during", func(t *testing.T) {
-		d.p.InjectFault(Fault{Method: ImportRawVDIAction, Delay: 300 * time.Millisecond})
+		// The request waits in the injected delay until the cancel.
+		d.p.InjectFault(Fault{Method: ImportRawVDIAction, Delay: time.Minute})
 		defer d.p.ClearFaults()
 		task := mustCall(t, d.p, "task.create", d.s, "import", "").(string)
+		before := d.p.CallCount(ImportRawVDIAction)
 		go func() {
-			time.Sleep(100 * time.Millisecond)
+			for d.p.CallCount(ImportRawVDIAction) == before {
+				time.Sleep(time.Millisecond)
+			}
 			_, _ = d.p.Call(context.Background(), "task.cancel", d.s, task)
 		}()
 		code, _ := put(t, d.diskURL(ImportRawVDIPath, "vdi", vdi, "task_id", task), bytes.Repeat([]byte{1}, diskSize))
