@@ -65,9 +65,10 @@
 // or is cancelled after its 200 cuts the connection, and only the task
 // tells why. Where xapi answers an import with 200 before reading it, the
 // pool answers after, with 500 on failure. Requests appear in the call log
-// as ExportRawVDIAction and ImportRawVDIAction and take faults like calls;
-// Fault.CutAfter stops their stream part-way (a short export, an import
-// that stops), for testing a client's handling of broken transfers.
+// as ExportRawVDIAction and ImportRawVDIAction and take faults like calls
+// (a Delay ends early when their task is cancelled); Fault.CutAfter stops
+// their stream part-way (a short export, an import that stops), for
+// testing a client's handling of broken transfers.
 //
 // # What xapi does that the pool does too
 //
