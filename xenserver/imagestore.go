@@ -343,17 +343,10 @@ func (d *Driver) Snapshot(ctx context.Context, req compute.SnapshotRequest) erro
 // so a repeated call finds the job done; snapshots an interrupted call
 // left are destroyed first.
 func (d *Driver) SnapshotTo(ctx context.Context, req compute.SnapshotRequest, store ImageStore) error {
-	if req.Instance == nil {
-		return &RequestError{Method: "Snapshot", Field: "Instance"}
-	}
 	if err := checkImageID(req.ImageID); err != nil {
 		return err
 	}
-	t, err := d.pool(ctx, req.Host)
-	if err != nil {
-		return err
-	}
-	vm, err := d.instanceVM(ctx, t, req.Instance)
+	t, vm, err := d.guest(ctx, "Snapshot", req.Host, req.Instance)
 	if err != nil {
 		return err
 	}

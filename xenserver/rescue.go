@@ -96,17 +96,10 @@ func (e *ImageNotFoundError) Is(target error) bool { return target == compute.Er
 // (PoolImages).
 // req.AdminPassword is not used: setting it needs the guest agent.
 func (d *Driver) Rescue(ctx context.Context, req compute.RescueRequest) error {
-	if req.Instance == nil {
-		return &RequestError{Method: "Rescue", Field: "Instance"}
-	}
 	if req.ImageRef == "" {
 		return &RequestError{Method: "Rescue", Field: "ImageRef"}
 	}
-	t, err := d.pool(ctx, req.Host)
-	if err != nil {
-		return err
-	}
-	orig, err := d.instanceVM(ctx, t, req.Instance)
+	t, orig, err := d.guest(ctx, "Rescue", req.Host, req.Instance)
 	if err != nil {
 		return err
 	}
@@ -476,14 +469,7 @@ func (r *rescueRun) rollback(ctx context.Context) error {
 // and starts the original, so it also undoes a rescue that stopped
 // part-way, and a repeated call finds the job done.
 func (d *Driver) Unrescue(ctx context.Context, req compute.InstanceRequest) error {
-	if req.Instance == nil {
-		return &RequestError{Method: "Unrescue", Field: "Instance"}
-	}
-	t, err := d.pool(ctx, req.Host)
-	if err != nil {
-		return err
-	}
-	orig, err := d.instanceVM(ctx, t, req.Instance)
+	t, orig, err := d.guest(ctx, "Unrescue", req.Host, req.Instance)
 	if err != nil {
 		return err
 	}
@@ -552,4 +538,21 @@ func vdisOf(ctx context.Context, c *xenapi.Client, vm vmEntry) (map[xenapi.VDIRe
 		out[d.VDI] = true
 	}
 	return out, nil
+}
+
+// guest resolves a compute host and the instance's VM on it, for a
+// method's request.
+func (d *Driver) guest(ctx context.Context, method, host string, inst *compute.Instance) (*target, vmEntry, error) {
+	if inst == nil {
+		return nil, vmEntry{}, &RequestError{Method: method, Field: "Instance"}
+	}
+	t, err := d.pool(ctx, host)
+	if err != nil {
+		return nil, vmEntry{}, err
+	}
+	vm, err := d.instanceVM(ctx, t, inst)
+	if err != nil {
+		return nil, vmEntry{}, err
+	}
+	return t, vm, nil
 }

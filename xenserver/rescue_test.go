@@ -373,11 +373,9 @@ func rescueCalls(t *testing.T, st rescueStep) []xenapitest.CallRecord {
 	return out
 }
 
-// TestRescueFaultSweep fails every XenAPI call Rescue and Unrescue make,
-// once each: after the failure the state is safe (checkSafe), a failed
-// Rescue leaves the original as it was, and the call made again finishes
-// the job.
-func TestRescueFaultSweep(t *testing.T) {
+// sweepRescue runs check once per call each step makes in a clean run,
+// each on a fresh state, in parallel.
+func sweepRescue(t *testing.T, check func(t *testing.T, st rescueStep, s *rescueState, c xenapitest.CallRecord)) {
 	if testing.Short() {
 		t.Skip("one run per call")
 	}
@@ -387,19 +385,7 @@ func TestRescueFaultSweep(t *testing.T) {
 				t.Run(fmt.Sprintf("%s#%d", c.Method, c.N), func(t *testing.T) {
 					t.Parallel()
 					s := st.setup(t)
-					p := s.e.poolOf[s.g.host]
-					p.FailNth(c.Method, c.N, xenapi.CodeInternalError, "injected")
-					err := st.run(s, context.Background())
-					p.ClearFaults()
-					if err == nil {
-						st.done(s, t)
-					} else {
-						s.checkSafe(t)
-						if st.name == "Rescue" {
-							// Rolled back, or failed before touching anything.
-							s.checkOriginal(t, true)
-						}
-					}
+					check(t, st, s, c)
 					if err := st.run(s, context.Background()); err != nil {
 						t.Fatalf("called again: %v", err)
 					}
@@ -410,39 +396,46 @@ func TestRescueFaultSweep(t *testing.T) {
 	}
 }
 
+// TestRescueFaultSweep fails every XenAPI call Rescue and Unrescue make,
+// once each: after the failure the state is safe (checkSafe), a failed
+// Rescue leaves the original as it was, and the call made again finishes
+// the job.
+func TestRescueFaultSweep(t *testing.T) {
+	sweepRescue(t, func(t *testing.T, st rescueStep, s *rescueState, c xenapitest.CallRecord) {
+		p := s.e.poolOf[s.g.host]
+		p.FailNth(c.Method, c.N, xenapi.CodeInternalError, "injected")
+		err := st.run(s, context.Background())
+		p.ClearFaults()
+		if err == nil {
+			st.done(s, t)
+			return
+		}
+		s.checkSafe(t)
+		if st.name == "Rescue" {
+			// Rolled back, or failed before touching anything.
+			s.checkOriginal(t, true)
+		}
+	})
+}
+
 // TestRescueCancelSweep cancels Rescue and Unrescue at each call they
 // make: the state is safe, and the call made again ends as one clean
 // call does.
 func TestRescueCancelSweep(t *testing.T) {
-	if testing.Short() {
-		t.Skip("one run per call")
-	}
-	for _, st := range rescueSteps {
-		t.Run(st.name, func(t *testing.T) {
-			for _, c := range rescueCalls(t, st) {
-				t.Run(fmt.Sprintf("%s#%d", c.Method, c.N), func(t *testing.T) {
-					t.Parallel()
-					s := st.setup(t)
-					p := s.e.poolOf[s.g.host]
-					p.InjectFault(xenapitest.Fault{Method: c.Method, N: c.N, Delay: time.Hour})
-					ctx, cancel := context.WithCancel(context.Background())
-					errc := make(chan error, 1)
-					go func() { errc <- st.run(s, ctx) }()
-					cancelAtCall(p, c, errc, cancel)
-					err := <-errc
-					p.ClearFaults()
-					if err == nil {
-						st.done(s, t)
-					}
-					s.checkSafe(t)
-					if err := st.run(s, context.Background()); err != nil {
-						t.Fatalf("called again after the cancellation: %v", err)
-					}
-					st.done(s, t)
-				})
-			}
-		})
-	}
+	sweepRescue(t, func(t *testing.T, st rescueStep, s *rescueState, c xenapitest.CallRecord) {
+		p := s.e.poolOf[s.g.host]
+		p.InjectFault(xenapitest.Fault{Method: c.Method, N: c.N, Delay: time.Hour})
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- st.run(s, ctx) }()
+		cancelAtCall(p, c, errc, cancel)
+		err := <-errc
+		p.ClearFaults()
+		if err == nil {
+			st.done(s, t)
+		}
+		s.checkSafe(t)
+	})
 }
 
 // cancelAtCall cancels once the pool received the call (or the run
