@@ -9,14 +9,51 @@
 // 127.0.0.1; the instance runs on the first host, its root disk a VHD chain
 // of several layers (data written, VDI.snapshot, more data, ...). It
 // resizes the instance up (1 vCPU, 512 MiB to 2 vCPUs, 1024 MiB and a
-// larger root disk) while the guest keeps appending to its disk until the
-// power-off, prints every state transition (vm_state/task_state/migration
-// status), the driver's steps and the progress (a bar on a terminal,
-// plain lines otherwise), compares the destination disk byte for byte
-// with what the guest wrote, confirms, and ends with one line: source and
-// destination host, bytes sent while the guest ran and while it was
-// powered off, the downtime (power-off to the destination guest's start)
-// and the total time.
+// larger root disk) to the other host while the guest keeps appending to
+// its disk until the power-off, prints every state transition
+// (vm_state/task_state/migration status), the driver's calls and steps and
+// the progress (a bar on a terminal, plain lines otherwise), compares the
+// destination disk byte for byte with what the guest wrote, confirms, and
+// ends with one line: source and destination host, the transport, bytes
+// sent while the guest ran and while it was powered off, the downtime
+// (power-off to the destination guest's start) and the total time.
+//
+// Flags for the simulated pool:
+//
+//	-revert            revert instead of confirm (the disk is checked on the source again)
+//	-migrate           cold-migrate with the same flavor
+//	-migrate -suspend  move the guest suspended, keeping its running state
+//	                   (refused when the driver does not support it)
+//	-down              resize down: memory and vCPUs shrink
+//	-hosts N           hosts in the pool (2)
+//	-disk-mib N        size of the root disk (64)
+//	-transport T       xapi (/export_raw_vdi into /import_raw_vdi) or dom0
+//	                   (VHD chains between the control domains)
+//	-json              the summary as one JSON object on the last line
+//	-serve ADDR        serve the pool at ADDR and keep serving it after the
+//	                   run, until interrupted, for any XenAPI client
+//	-trace FILE        the run as a Mermaid sequence diagram (a Markdown page
+//	                   when FILE ends in .md); docs/resize-sequence.md is the
+//	                   default run's:
+//
+//	go run ./examples/resize -trace docs/resize-sequence.md
+//
+// A real pool: -xapi URL (repeatable, one per pool), -user U,
+// -password-file F, -vm NAME-OR-UUID (adopted as the instance through the
+// driver's Adopt), -memory-mib, -vcpus and -root-gib for the new flavor,
+// -ssh-key K and -known-hosts F for the dom0 transport. With the xapi
+// transport a pool needs nothing but its XenAPI endpoint, so
+// examples/fakepool served on loopback is a real pool to it:
+//
+//	go run ./examples/fakepool -listen 127.0.0.1:8080 &
+//	echo xenroot > pw
+//	go run ./examples/resize -xapi http://127.0.0.1:8080/ -password-file pw \
+//		-vm instance-1-1 -memory-mib 1024 -vcpus 2
+//
+// -no-confirm leaves the instance in VERIFY_RESIZE. The Store is in
+// memory, so a later run cannot confirm or revert that resize: -confirm,
+// and -revert of a VM whose source is kept, are refused with a typed error
+// until a durable Store exists.
 //
 // -h prints every flag. Exit status 0 on success and for -h, 1 when the
 // run fails, 2 for bad flags.

@@ -125,7 +125,10 @@ resized to the flavor -memory-mib, -vcpus and -root-gib give (its own
 sizes where a flag is left out). A host is named by its name_label, as
 <pool>.<name_label> (pool1, pool2, ... in -xapi order) when several pools
 are given. The xapi transport needs nothing but each pool's XenAPI
-endpoint; the dom0 transport is not built into package xenserver yet.
+endpoint; the dom0 transport (-transport dom0: VHD chains copied between
+the hosts' control domains over SSH/SFTP, as root at each host's address,
+port 22) needs -ssh-key and -known-hosts as well. On the simulated pool
+-transport dom0 reaches each host's control domain as a local directory.
 
 The Store is in memory: a resize left in VERIFY_RESIZE by -no-confirm can
 only be confirmed or reverted by the process that holds its Store, so
@@ -215,6 +218,8 @@ func (c *config) check() error {
 		return &UsageError{Flag: "-vm", Reason: "required with -xapi"}
 	case c.serve != "":
 		return &UsageError{Flag: "-serve", Reason: "serves the simulated pool; not with -xapi"}
+	case c.transport == "dom0" && (c.sshKey == "" || c.knownHosts == ""):
+		return &UsageError{Flag: "-transport dom0", Reason: "with -xapi it needs -ssh-key and -known-hosts for the hosts' control domains"}
 	case c.down:
 		return &UsageError{Flag: "-down", Reason: "the simulated pool's flavors; with -xapi give the new sizes (-memory-mib, -vcpus, -root-gib)"}
 	}
@@ -231,16 +236,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.confirmLeft {
 		return &UnavailableError{Flag: "-confirm", Reason: errNoDurableStore}
 	}
-	if c.transport == "dom0" {
-		return errNoDom0Transport
-	}
 	if c.real() {
 		return runReal(ctx, c, stdout, stderr)
 	}
 	return runSimulated(ctx, c, stdout, stderr)
 }
-
-// errNoDom0Transport is -transport dom0 while package xenserver registers
-// no dom0 transport (its Config.Transports has only "xapi" built in).
-var errNoDom0Transport = &UnavailableError{Flag: "-transport dom0",
-	Reason: "package xenserver has no dom0 transport built in (only xapi); pass one in xenserver.Config.Transports"}

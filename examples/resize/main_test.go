@@ -20,6 +20,7 @@ import (
 
 	"github.com/xenflow/xenflow/xenapi"
 	"github.com/xenflow/xenflow/xenapi/xenapitest"
+	"github.com/xenflow/xenflow/xenserver"
 )
 
 // runJob runs the command in process and returns its stdout.
@@ -63,26 +64,30 @@ func TestDefaultRun(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	last := lines[len(lines)-1]
-	re := regexp.MustCompile(`^resize-up host1 -> host2: [0-9.]+ MiB sent while running, [0-9.]+ [KM]iB while powered off, downtime [0-9.]+m?s, total [0-9.]+m?s; confirmed \(active/None/confirmed\)$`)
+	re := regexp.MustCompile(`^resize-up host1 -> host2 by xapi: [0-9.]+ MiB sent while running, [0-9.]+ [KM]iB while powered off, downtime [0-9.]+m?s, total [0-9.]+m?s; confirmed \(active/None/confirmed\)$`)
 	if !re.MatchString(last) {
 		t.Errorf("summary %q", last)
 	}
 }
 
+// modeCase is a run of TestModes and what its summary must say.
+type modeCase struct {
+	name           string
+	args           []string
+	op, outcome    string
+	from, to       string
+	endOnSource    bool
+	wantTransition string
+}
+
 func TestModes(t *testing.T) {
-	for _, tc := range []struct {
-		name           string
-		args           []string
-		op, outcome    string
-		from, to       string
-		endOnSource    bool
-		wantTransition string
-	}{
+	for _, tc := range []modeCase{
 		{"resize up", nil, "resize-up", "confirmed", "1c-512m-1g", "2c-1024m-2g", false, "resized/None/confirming"},
 		{"revert", []string{"-revert"}, "resize-up", "reverted", "1c-512m-1g", "2c-1024m-2g", true, "resized/resize_reverting/reverting"},
 		{"migrate", []string{"-migrate"}, "migrate", "confirmed", "1c-512m-1g", "1c-512m-1g", false, "resized/None/finished"},
 		{"down", []string{"-down"}, "resize-down", "confirmed", "2c-1024m-2g", "1c-512m-2g", false, "resized/None/finished"},
 		{"three hosts", []string{"-hosts", "3"}, "resize-up", "confirmed", "1c-512m-1g", "2c-1024m-2g", false, "resized/None/finished"},
+		{"dom0 transport", []string{"-transport", "dom0"}, "resize-up", "confirmed", "1c-512m-1g", "2c-1024m-2g", false, "resized/None/finished"},
 		{"no confirm", []string{"-no-confirm"}, "resize-up", "verify_resize", "1c-512m-1g", "2c-1024m-2g", false, "resized/None/finished"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,7 +99,7 @@ func TestModes(t *testing.T) {
 			if s.Operation != tc.op || s.Outcome != tc.outcome || s.FromFlavor != tc.from || s.ToFlavor != tc.to {
 				t.Errorf("summary %+v", s)
 			}
-			if s.SourceHost != "host1" || s.DestHost == "host1" || s.DestHost == "" {
+			if s.SourceHost != "host1" || s.DestHost == "host1" || s.DestHost == "" || s.Transport != tc.transport() {
 				t.Errorf("moved %s -> %s", s.SourceHost, s.DestHost)
 			}
 			wantHost := s.DestHost
@@ -112,6 +117,16 @@ func TestModes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// transport is the transport a mode's arguments ask for.
+func (tc modeCase) transport() string {
+	for i, a := range tc.args {
+		if a == "-transport" {
+			return tc.args[i+1]
+		}
+	}
+	return "xapi"
 }
 
 // TestTraceIsCurrent fails when docs/resize-sequence.md is not the trace
@@ -171,6 +186,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-xapi", "http://127.0.0.1:1/"}, "-vm: required with -xapi"},
 		{[]string{"-xapi", "http://127.0.0.1:1/", "-vm", "web", "-serve", "127.0.0.1:0"}, "-serve: serves the simulated pool"},
 		{[]string{"-xapi", "http://127.0.0.1:1/", "-vm", "web", "-down"}, "-down: the simulated pool's flavors"},
+		{[]string{"-xapi", "http://127.0.0.1:1/", "-vm", "web", "-transport", "dom0"}, "needs -ssh-key and -known-hosts"},
 		{[]string{"-nosuchflag"}, "flag provided but not defined"},
 		{[]string{"extra"}, `unexpected ["extra"]`},
 	} {
@@ -193,8 +209,6 @@ func TestUnavailable(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-migrate", "-suspend", "-disk-mib", "8"}, "SupportsSuspendMigrate is false"},
-		{[]string{"-transport", "dom0"}, "no dom0 transport"},
 		{[]string{"-confirm"}, "no durable Store"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -207,6 +221,32 @@ func TestUnavailable(t *testing.T) {
 				t.Fatalf("exit %d", got)
 			}
 		})
+	}
+}
+
+// TestSuspendMigrate moves the guest suspended when the driver supports
+// it, and is refused with a typed error otherwise.
+func TestSuspendMigrate(t *testing.T) {
+	drv, err := xenserver.New(xenserver.Config{Inventory: xenserver.Inventory{ // contacted at first use only
+		Pools: map[string]xenserver.PoolEndpoint{"p": {URL: "http://127.0.0.1:1/"}},
+		Hosts: map[string]xenserver.HostEntry{"h": {Pool: "p", XenServerHost: "h", SR: "sr"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := runJob(t, "-migrate", "-suspend", "-disk-mib", "8", "-json")
+	if !drv.Capabilities().SupportsSuspendMigrate {
+		var ue *UnavailableError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "SupportsSuspendMigrate is false") {
+			t.Fatalf("error %v, want an *UnavailableError", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := lastSummary(t, out)
+	if s.Operation != "migrate-suspended" || s.Outcome != "confirmed" || s.BytesSentRunning != 0 || s.BytesSentPoweredOff == 0 {
+		t.Fatalf("summary %+v", s)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xenflow/xenflow/compute"
+	"github.com/xenflow/xenflow/dom0"
 	"github.com/xenflow/xenflow/xenapi"
 	"github.com/xenflow/xenflow/xenserver"
 )
@@ -74,8 +75,15 @@ func runReal(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	dom0s, err := withDom0(inv, c, func(name string) (dom0.Host, error) {
+		return sshDom0(ctx, c, hostAddress(pools, inv.Hosts[name]))
+	})
+	defer dom0s.close()
+	if err != nil {
+		return err
+	}
 	drv, err := xenserver.New(xenserver.Config{Inventory: inv, Originator: "xenflow-examples-resize",
-		Transfer: xenserver.TransferConfig{Verify: true}})
+		Transfer: xenserver.TransferConfig{Verify: true}, Transports: transports(c)})
 	if err != nil {
 		return err
 	}
@@ -134,6 +142,18 @@ func withEphemeral(f *compute.Flavor, gb int) *compute.Flavor {
 		f.Name = f.ID
 	}
 	return f
+}
+
+// hostAddress is the address of the XenServer host an inventory entry names.
+func hostAddress(pools []*realPool, e xenserver.HostEntry) string {
+	for _, p := range pools {
+		for _, h := range p.hosts {
+			if p.name == e.Pool && h.UUID == e.XenServerHost {
+				return h.Address
+			}
+		}
+	}
+	return ""
 }
 
 // pick returns v, or def when v is 0.

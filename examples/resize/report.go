@@ -150,8 +150,8 @@ func (s *summary) print(w io.Writer, asJSON bool) error {
 		_, err = fmt.Fprintf(w, "%s\n", b)
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%s %s -> %s: %s sent while running, %s while powered off, downtime %s, total %s; %s (%s)\n",
-		s.Operation, s.SourceHost, s.DestHost, formatBytes(s.BytesSentRunning), formatBytes(s.BytesSentPoweredOff),
+	_, err := fmt.Fprintf(w, "%s %s -> %s by %s: %s sent while running, %s while powered off, downtime %s, total %s; %s (%s)\n",
+		s.Operation, s.SourceHost, s.DestHost, s.Transport, formatBytes(s.BytesSentRunning), formatBytes(s.BytesSentPoweredOff),
 		seconds(s.DowntimeSeconds), seconds(s.TotalSeconds), s.Outcome, s.State)
 	return err
 }

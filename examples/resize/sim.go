@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/xenflow/xenflow/compute"
+	"github.com/xenflow/xenflow/dom0"
 	sm "github.com/xenflow/xenflow/statemachine"
 	"github.com/xenflow/xenflow/xenapi"
 	"github.com/xenflow/xenflow/xenapi/xenapitest"
@@ -99,6 +100,16 @@ func (s *simulation) inventory(transport string) xenserver.Inventory {
 	return inv
 }
 
+// host returns the simulated host of a compute host's name.
+func (s *simulation) host(name string) *xenapitest.Host {
+	for _, h := range s.pool.Hosts() {
+		if h.Name() == name {
+			return h
+		}
+	}
+	return nil
+}
+
 // hostNames returns the compute hosts, master first.
 func (s *simulation) hostNames() []string {
 	var names []string
@@ -137,7 +148,14 @@ func runSimulated(ctx context.Context, c *config, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer sim.close(context.WithoutCancel(ctx))
-	drv, err := xenserver.New(xenserver.Config{Inventory: sim.inventory(c.transport), Originator: "xenflow-examples-resize"})
+	inv := sim.inventory(c.transport)
+	hosts, err := withDom0(inv, c, func(name string) (dom0.Host, error) { return dom0.Local(sim.host(name).Root()) })
+	defer hosts.close()
+	if err != nil {
+		return err
+	}
+	drv, err := xenserver.New(xenserver.Config{Inventory: inv, Originator: "xenflow-examples-resize",
+		Transports: transports(c)})
 	if err != nil {
 		return err
 	}
