@@ -124,7 +124,8 @@ type guest struct {
 	inst  *compute.Instance
 	host  string
 	vm    xenapitest.VMInfo
-	disks [][]byte // expected content of each disk
+	disks [][]byte       // expected content of each disk
+	vif   map[string]any // the VM's VIF as created
 }
 
 type guestSpec struct {
@@ -153,7 +154,11 @@ func (e *testEnv) addGuest(host string, s guestSpec) *guest {
 	if err != nil {
 		e.t.Fatalf("AddVM: %v", err)
 	}
-	g := &guest{host: host, vm: vm, inst: &compute.Instance{UUID: s.uuid, Name: "instance-" + s.uuid[:8],
+	vif, err := p.Record(vm.VIFs[0])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	g := &guest{host: host, vm: vm, vif: vif, inst: &compute.Instance{UUID: s.uuid, Name: "instance-" + s.uuid[:8],
 		Host: host, VMState: statemachine.VMActive, Flavor: s.flavor}}
 	for i, size := range s.disks {
 		g.disks = append(g.disks, make([]byte, size))
@@ -247,10 +252,7 @@ func newMigration(g *guest, dest string, newFlavor *compute.Flavor) *compute.Mig
 // interfaces: same device and MAC, on the host pool's network.
 func (e *testEnv) checkVIFs(g *guest, host string) {
 	e.t.Helper()
-	src, err := e.poolOf[g.host].Record(g.vm.VIFs[0])
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	src := g.vif
 	var vm vmEntry
 	for _, v := range e.vms(host) {
 		if v.Rec.OtherConfig[KeyNovaUUID] == g.inst.UUID {
