@@ -3,6 +3,8 @@ package xenserver
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log"
 	"reflect"
 	"testing"
 
@@ -162,4 +164,25 @@ func TestAdoptRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Adopt takes over a VM the driver did not create.
+func ExampleDriver_Adopt() {
+	d, p, stop := exampleDriver()
+	defer stop()
+	if _, err := p.AddVM(xenapitest.VMSpec{Name: "legacy-db", Memory: 4 << 30, VCPUs: 2,
+		Disks: []int64{20 << 30, 10 << 30}, Running: true}); err != nil {
+		log.Fatal(err)
+	}
+	inst, err := d.Adopt(context.Background(), AdoptRequest{Host: "compute1", VM: "legacy-db",
+		InstanceUUID: "0a0a0a0a-0000-4000-8000-000000000004"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	f := inst.Flavor
+	fmt.Println(inst.UUID, inst.Name, inst.VMState)
+	fmt.Println(f.MemoryMB, f.VCPUs, f.RootGB, f.EphemeralGB)
+	// Output:
+	// 0a0a0a0a-0000-4000-8000-000000000004 legacy-db active
+	// 4096 2 20 10
 }

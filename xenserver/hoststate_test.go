@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
+	"os"
 	"reflect"
 	"testing"
 
@@ -146,4 +148,55 @@ func TestHostArch(t *testing.T) {
 			t.Errorf("%v: got %q %v, want %q %v", tc.caps, arch, modes, tc.arch, tc.modes)
 		}
 	}
+}
+
+// exampleDriver serves a simulated one-host pool (8 CPUs, 64 GiB, an SR of
+// 1 TiB) on 127.0.0.1 and returns a driver whose compute host "compute1"
+// is its host; stop closes both.
+func exampleDriver() (d *Driver, p *xenapitest.Pool, stop func()) {
+	dir, err := os.MkdirTemp("", "xenserver-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err = xenapitest.NewPool(xenapitest.Options{Dir: dir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	url, err := p.Serve("127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	d, err = New(Config{Inventory: Inventory{
+		Pools: map[string]PoolEndpoint{"pool": {URL: url, User: p.User(), Password: Password(p.Password())}},
+		Hosts: map[string]HostEntry{"compute1": {Pool: "pool", XenServerHost: p.Master().Name(), SR: p.Master().SRUUID()}},
+	}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return d, p, func() {
+		_ = d.Close(context.Background())
+		_ = p.Close()
+		_ = os.RemoveAll(dir)
+	}
+}
+
+// GetAvailableResource reads what a compute host offers the scheduler.
+func ExampleDriver_GetAvailableResource() {
+	d, p, stop := exampleDriver()
+	defer stop()
+	if _, err := p.AddVM(xenapitest.VMSpec{Name: "web", Memory: 2 << 30, VCPUs: 2, Disks: []int64{1 << 20}, Running: true,
+		OtherConfig: map[string]string{KeyNovaUUID: "0a0a0a0a-0000-4000-8000-000000000001"}}); err != nil {
+		log.Fatal(err)
+	}
+	hs, err := d.GetAvailableResource(context.Background(), compute.HostRequest{Host: "compute1"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(hs.HypervisorType, hs.HypervisorVersion, hs.CPUArch)
+	fmt.Println(hs.VCPUsTotal, hs.VCPUsUsed, hs.TotalUsableRAMMB, hs.FreeRAMMB, hs.TotalUsableDiskGB)
+	fmt.Println(hs.NumInstances, hs.Instances)
+	// Output:
+	// XenServer 8002001 x86_64
+	// 8 2 65536 59392 1024
+	// 1 [0a0a0a0a-0000-4000-8000-000000000001]
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/statemachine"
 	"github.com/xenflow/xenflow/xenapi"
+	"github.com/xenflow/xenflow/xenapi/xenapitest"
 )
 
 const spawnedUUID = "c0ffee00-0000-4000-8000-00000000c0de"
@@ -212,4 +214,40 @@ func TestSpawnMissingImage(t *testing.T) {
 
 func vmNames(vms map[string]vmEntry) []string {
 	return sortedKeys(vms)
+}
+
+// SnapshotTo stores an instance's root disk in an image store; SpawnFrom
+// makes a new instance from it (in another pool, for a cross-cell
+// resize).
+func ExampleDriver_SnapshotTo() {
+	d, p, stop := exampleDriver()
+	defer stop()
+	ctx := context.Background()
+	const uuid = "0a0a0a0a-0000-4000-8000-000000000005"
+	if _, err := p.AddVM(xenapitest.VMSpec{Name: "instance-0a0a0a0a", Disks: []int64{4 << 20}, Running: true,
+		OtherConfig: map[string]string{KeyNovaUUID: uuid}}); err != nil {
+		log.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "images")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	store := DirImageStore{Dir: dir}
+	inst := &compute.Instance{UUID: uuid, Name: "instance-0a0a0a0a"}
+	if err := d.SnapshotTo(ctx, compute.SnapshotRequest{Instance: inst, Host: "compute1", ImageID: "snap-1"}, store); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(store.Has(ctx, "snap-1"))
+	copyOf := &compute.Instance{UUID: "0a0a0a0a-0000-4000-8000-000000000006", Name: "instance-copy"}
+	err = d.SpawnFrom(ctx, compute.SpawnRequest{Instance: copyOf, Host: "compute1", ImageRef: "snap-1",
+		Flavor: &compute.Flavor{MemoryMB: 256, VCPUs: 1, RootGB: 1}, PowerOn: true}, store)
+	if err != nil {
+		log.Fatal(err)
+	}
+	info, err := d.GetInfo(ctx, compute.InstanceRequest{Instance: copyOf, Host: "compute1"})
+	fmt.Println(info.PowerState == statemachine.PowerRunning, info.MemoryMB, err)
+	// Output:
+	// true <nil>
+	// true 256 <nil>
 }

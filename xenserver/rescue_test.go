@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"strings"
 	"testing"
 	"time"
@@ -499,4 +500,43 @@ func TestRescueImageFromAnotherPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSourceIntact(t, e, g, true)
+}
+
+// Rescue boots <name>-rescue from a rescue image with the instance's root
+// attached second; Unrescue puts the original back.
+func ExampleDriver_Rescue() {
+	d, p, stop := exampleDriver()
+	defer stop()
+	ctx := context.Background()
+	const uuid = "0a0a0a0a-0000-4000-8000-000000000003"
+	if _, err := p.AddVM(xenapitest.VMSpec{Name: "instance-0a0a0a0a", Disks: []int64{4 << 20}, Running: true,
+		OtherConfig: map[string]string{KeyNovaUUID: uuid}}); err != nil {
+		log.Fatal(err)
+	}
+	// The rescue image, cached on the SR as Nova's image cache keeps it.
+	t, err := d.pool(ctx, "compute1")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := t.Client.VDI.Create(ctx, xenapi.VDIRecord{NameLabel: "rescue image", SR: t.SR, VirtualSize: 4 << 20,
+		Type: xenapi.VDITypeUser, OtherConfig: map[string]string{KeyImageID: "rescue-image-1"}}); err != nil {
+		log.Fatal(err)
+	}
+	inst := &compute.Instance{UUID: uuid, Name: "instance-0a0a0a0a", Hostname: "web1"}
+	if err := d.Rescue(ctx, compute.RescueRequest{Instance: inst, Host: "compute1", ImageRef: "rescue-image-1"}); err != nil {
+		log.Fatal(err)
+	}
+	vms, err := findVMsBy(ctx, t.Client, func(oc map[string]string) bool { return oc[KeyRescueOf] == uuid })
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(vms[0].Rec.NameLabel, vms[0].Rec.PowerState, vms[0].Rec.XenstoreData[xenstoreHostname])
+	if err := d.Unrescue(ctx, compute.InstanceRequest{Instance: inst, Host: "compute1"}); err != nil {
+		log.Fatal(err)
+	}
+	info, err := d.GetInfo(ctx, compute.InstanceRequest{Instance: inst, Host: "compute1"})
+	fmt.Println(info.PowerState == statemachine.PowerRunning, err)
+	// Output:
+	// instance-0a0a0a0a-rescue Running RESCUE-web1
+	// true <nil>
 }

@@ -3,6 +3,7 @@ package xenserver
 import (
 	"context"
 	"fmt"
+	"log"
 	"reflect"
 	"runtime"
 	"testing"
@@ -259,4 +260,38 @@ func BenchmarkHostStates(b *testing.B) {
 		}
 		b.ReportMetric(float64(spent[0])/float64(spent[1]), "reread/watcher")
 	})
+}
+
+// A Watcher answers HostStates from memory, kept current by event.from;
+// Watcher.Driver hands it to a flow that looks for
+// compute.HostStateWatcher on its driver.
+func ExampleWatcher() {
+	d, p, stop := exampleDriver()
+	defer stop()
+	ctx := context.Background()
+	w := d.NewWatcher(WatcherConfig{PollTimeout: time.Second})
+	if err := w.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer w.Stop()
+	if _, err := p.AddVM(xenapitest.VMSpec{Name: "web", Disks: []int64{1 << 20}, Running: true,
+		OtherConfig: map[string]string{KeyNovaUUID: "0a0a0a0a-0000-4000-8000-000000000002"}}); err != nil {
+		log.Fatal(err)
+	}
+	for {
+		st, err := w.HostStates(ctx, []string{"compute1"})
+		if err != nil {
+			log.Fatal(err)
+		}
+		if st[0].NumInstances == 1 {
+			fmt.Println(st[0].Host, st[0].Instances)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_, ok := w.Driver().(compute.HostStateWatcher)
+	fmt.Println(ok)
+	// Output:
+	// compute1 [0a0a0a0a-0000-4000-8000-000000000002]
+	// true
 }
