@@ -2,7 +2,7 @@ package crosscell
 
 import (
 	"context"
-		"strings"
+	"strings"
 
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/migrate"
@@ -39,7 +39,7 @@ func (c *Conductor) Resize(ctx context.Context, req migrate.ResizeRequest) (*Res
 	return c.start(ctx, startRequest{cell: cell, inst: inst, flavor: flavor, requestID: req.RequestID,
 		admin: req.Admin, action: sm.ActionResize, mtype: sm.MigrationTypeResize,
 		deltas: quota.UpsizeDelta(quotaFlavor(flavor), quotaFlavor(inst.Flavor)),
-		same: func() (*migrate.Result, error) { return c.same[cell.Name].Resize(ctx, req) }})
+		same:   func() (*migrate.Result, error) { return c.same[cell.Name].Resize(ctx, req) }})
 }
 
 // Migrate cold-migrates an instance (API.resize without a flavor) within
@@ -314,4 +314,3 @@ func (c *Conductor) verifyAction(ctx context.Context, req migrate.ActionRequest,
 	}
 	return m.result(), err
 }
-

@@ -39,7 +39,9 @@ func (e *NoCopyError) Error() string {
 }
 
 // Is makes the error match ErrBadRequest and compute.ErrNotFound.
-func (e *NoCopyError) Is(target error) bool { return target == ErrBadRequest || target == compute.ErrNotFound }
+func (e *NoCopyError) Is(target error) bool {
+	return target == ErrBadRequest || target == compute.ErrNotFound
+}
 
 // Unwrap returns the store's error.
 func (e *NoCopyError) Unwrap() error { return e.Err }

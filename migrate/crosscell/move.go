@@ -233,16 +233,16 @@ func rank(s sm.FlowState) int {
 		phase sm.MovePhase
 	}
 	ranks := map[key]int{
-		{sm.TaskResizePrep, sm.MigrationPreMigrating, ""}:                        0,
-		{sm.TaskResizePrep, sm.MigrationPreMigrating, sm.PhaseTargetCellReady}:  1,
-		{sm.TaskResizePrep, sm.MigrationPreMigrating, sm.PhaseDestClaimed}:      2,
-		{sm.TaskResizeMigrating, sm.MigrationPreMigrating, ""}:                   3,
-		{sm.TaskResizeMigrating, sm.MigrationMigrating, ""}:                      4,
-		{sm.TaskResizeMigrated, sm.MigrationPostMigrating, ""}:                   5,
-		{sm.TaskResizeFinish, sm.MigrationPostMigrating, ""}:                     6,
-		{sm.TaskResizeFinish, sm.MigrationFinished, ""}:                          7,
-		{sm.TaskNone, sm.MigrationFinished, ""}:                                  8,
-		{sm.TaskNone, sm.MigrationFinished, sm.PhaseMappingSwapped}:              9,
+		{sm.TaskResizePrep, sm.MigrationPreMigrating, ""}:                      0,
+		{sm.TaskResizePrep, sm.MigrationPreMigrating, sm.PhaseTargetCellReady}: 1,
+		{sm.TaskResizePrep, sm.MigrationPreMigrating, sm.PhaseDestClaimed}:     2,
+		{sm.TaskResizeMigrating, sm.MigrationPreMigrating, ""}:                 3,
+		{sm.TaskResizeMigrating, sm.MigrationMigrating, ""}:                    4,
+		{sm.TaskResizeMigrated, sm.MigrationPostMigrating, ""}:                 5,
+		{sm.TaskResizeFinish, sm.MigrationPostMigrating, ""}:                   6,
+		{sm.TaskResizeFinish, sm.MigrationFinished, ""}:                        7,
+		{sm.TaskNone, sm.MigrationFinished, ""}:                                8,
+		{sm.TaskNone, sm.MigrationFinished, sm.PhaseMappingSwapped}:            9,
 	}
 	if r, ok := ranks[key{s.Task, s.Migration, s.Phase}]; ok {
 		return r
