@@ -489,8 +489,10 @@ func (w *eworld) noOrphans(wantVMs int) error {
 }
 
 // cleanup runs the driver's CleanupMigration for every migration of the
-// instance on its source and destination, as a host program does after
-// a failed or interrupted move.
+// instance that ended (error, confirmed or reverted) on its source and
+// destination, as a host program does after a failed or interrupted
+// move; a finished one waits for its confirm or revert, which needs what
+// it kept.
 func (w *eworld) cleanup() {
 	w.t.Helper()
 	ctx := context.Background()
@@ -500,6 +502,9 @@ func (w *eworld) cleanup() {
 	}
 	inst := w.instance()
 	for _, m := range migs {
+		if m.Status == sm.MigrationFinished || m.Status.InProgress() {
+			continue
+		}
 		for _, host := range []string{m.SourceCompute, m.DestCompute} {
 			if host == "" {
 				continue

@@ -10,10 +10,16 @@ import (
 // confirmSource is ComputeManager._confirm_resize on the source:
 // driver.confirm_migration destroys the kept guest, the downsize is
 // committed, the migration confirmed and the vm_state follows the power
-// state (stopped when shut down, else active).
+// state (stopped when shut down, else active). Outside Nova's mode a
+// failing confirm_migration is tried again (it is idempotent by
+// contract): one that destroyed part of the kept guest before failing
+// must not leave VERIFY_RESIZE with a source that can no longer be
+// reverted to.
 func (r *run) confirmSource(ctx context.Context) error {
 	src := r.mig.SourceCompute
-	err := r.o.driver.ConfirmMigration(ctx, compute.ConfirmMigrationRequest{Instance: r.inst, Migration: r.mig, Host: src})
+	err := r.retryIntact(ctx, func() error {
+		return r.o.driver.ConfirmMigration(ctx, compute.ConfirmMigrationRequest{Instance: r.inst, Migration: r.mig, Host: src})
+	})
 	if err != nil {
 		return r.intactFailed(ctx, "compute_confirm_resize", src, err, sm.EvSourceConfirmResizeError, EvConfirmFailedIntact)
 	}
@@ -50,6 +56,16 @@ func (r *run) intactFailed(ctx context.Context, event, host string, cause error,
 	return r.fail(ctx, intactEv, host, cause, nil)
 }
 
+// retryIntact is retry outside Nova's mode, where a confirm or revert
+// that fails goes back to VERIFY_RESIZE and must leave both guests whole;
+// in Nova's mode the one call's failure is the outcome.
+func (r *run) retryIntact(ctx context.Context, f func() error) error {
+	if r.o.opts.NovaCompatibleErrors {
+		return f()
+	}
+	return r.retry(ctx, f)
+}
+
 // powerState asks the driver for the guest's power state on host
 // (ComputeManager._get_power_state); when it cannot say, the stored one.
 func (r *run) powerState(ctx context.Context, host string) sm.PowerState {
@@ -62,10 +78,15 @@ func (r *run) powerState(ctx context.Context, host string) sm.PowerState {
 
 // revertDest is ComputeManager.revert_resize on the destination: the
 // destination guest destroyed with its disks, the migration reverted.
+// Outside Nova's mode a failing destroy is tried again (idempotent by
+// contract), so that a destination half destroyed is not left as the
+// instance's VERIFY_RESIZE guest.
 func (r *run) revertDest(ctx context.Context) error {
 	dest := r.mig.DestCompute
-	err := r.o.driver.Destroy(ctx, compute.DestroyRequest{Instance: r.inst, Host: dest, DestroyDisks: true,
-		Migration: r.mig})
+	err := r.retryIntact(ctx, func() error {
+		return r.o.driver.Destroy(ctx, compute.DestroyRequest{Instance: r.inst, Host: dest, DestroyDisks: true,
+			Migration: r.mig})
+	})
 	if err != nil {
 		return r.intactFailed(ctx, "compute_revert_resize", dest, err, sm.EvDestRevertResizeError, EvRevertFailedIntact)
 	}

@@ -1,0 +1,96 @@
+package migrate_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/xenflow/xenflow/xenapi/xenapitest"
+)
+
+// eCall is one XenAPI call of a clean run: the pool it went to and the
+// call as the pool counts it.
+type eCall struct {
+	pool int
+	xenapitest.CallRecord
+}
+
+func (c eCall) String() string { return fmt.Sprintf("pool%d/%s#%d", c.pool+1, c.Method, c.N) }
+
+// recordCalls runs op cleanly in a fresh world and returns the XenAPI
+// calls it made, in every pool, and the number of steps it persisted.
+func recordCalls(t *testing.T, l eLayout, op eOp) ([]eCall, int) {
+	t.Helper()
+	w := op.prepare(t, l)
+	for _, p := range w.pools {
+		p.ResetCalls()
+	}
+	store := &crashStore{Store: w.store}
+	if err := op.run(context.Background(), w.orch(store, "o1")); err != nil {
+		t.Fatal(err)
+	}
+	w.check()
+	var out []eCall
+	for i, p := range w.pools {
+		for _, c := range p.Calls() {
+			out = append(out, eCall{pool: i, CallRecord: c})
+		}
+	}
+	return out, store.seen
+}
+
+// sweepPoints are the calls a sweep breaks: every one, or under -race
+// (five to ten times slower) the first call of each method.
+func sweepPoints(calls []eCall) []eCall {
+	if !raceDetector {
+		return calls
+	}
+	seen := map[string]bool{}
+	var out []eCall
+	for _, c := range calls {
+		if k := c.Method; !seen[k] {
+			seen[k] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// sweepLayouts are the layouts the sweeps run on: both, or under -race
+// the standalone pools only (TestEndToEnd runs the pool of three).
+func sweepLayouts() []eLayout {
+	if raceDetector {
+		return eLayouts[:1]
+	}
+	return eLayouts
+}
+
+// TestXenServerFaultSweep fails every XenAPI call of resize up, resize
+// down, cold migrate, confirm and revert once, in a fresh world each
+// time, on the real driver. Whatever the fault, once the orchestrator
+// returns, a new one resumes and the driver cleans the move up, the
+// instance rests on the source or on the destination with its data
+// intact there, its migration settled, quota equal to a recount and no
+// orphan VM or VDI in any pool.
+func TestXenServerFaultSweep(t *testing.T) {
+	for _, l := range sweepLayouts() {
+		for _, op := range eOps {
+			t.Run(l.name+"/"+op.name, func(t *testing.T) {
+				calls, _ := recordCalls(t, l, op)
+				points := sweepPoints(calls)
+				t.Logf("%d of %d calls failed", len(points), len(calls))
+				for _, c := range points {
+					t.Run(c.String(), func(t *testing.T) {
+						w := op.prepare(t, l)
+						w.pools[c.pool].FailNth(c.Method, c.N, "INTERNAL_ERROR", "injected")
+						_ = op.run(context.Background(), w.orch(w.store, "o1")) // a typed failure, or a retry that finished
+						w.pools[c.pool].ClearFaults()
+						w.resume()
+						w.cleanup()
+						w.check()
+					})
+				}
+			})
+		}
+	}
+}
