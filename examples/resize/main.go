@@ -157,7 +157,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.transport, "transport", "xapi", "disk transport: xapi or dom0")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the summary as one JSON object on the last line")
 	fs.StringVar(&c.serve, "serve", "", "simulated pool: serve it at `ADDR` (host:port) and, after the run, until interrupted")
-	fs.StringVar(&c.trace, "trace", "", "write the run as a Mermaid sequence diagram to `FILE`")
+	fs.StringVar(&c.trace, "trace", "", "write the run as a Mermaid sequence diagram to `FILE` (a Markdown page when it ends in .md; with -xapi without XenAPI calls: a real pool keeps no call log)")
 	fs.Var(&c.xapi, "xapi", "XenAPI `URL` of a real pool (repeatable, one per pool)")
 	fs.StringVar(&c.user, "user", "root", "real pool: user name")
 	fs.StringVar(&c.passwordFile, "password-file", "", "real pool: `FILE` holding the password")
@@ -206,7 +206,8 @@ func (c *config) check() error {
 			name string
 			set  bool
 		}{{"-vm", c.vm != ""}, {"-password-file", c.passwordFile != ""}, {"-memory-mib", c.memoryMiB != 0},
-			{"-vcpus", c.vcpus != 0}, {"-root-gib", c.rootGi != 0}} {
+			{"-vcpus", c.vcpus != 0}, {"-root-gib", c.rootGi != 0}, {"-ssh-key", c.sshKey != ""},
+			{"-known-hosts", c.knownHosts != ""}} {
 			if f.set {
 				return &UsageError{Flag: f.name, Reason: "only with -xapi (a real pool)"}
 			}

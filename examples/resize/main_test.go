@@ -182,6 +182,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-down", "-migrate"}, "-down: a cold migration keeps the flavor"},
 		{[]string{"-revert", "-no-confirm"}, "-revert and -no-confirm exclude each other"},
 		{[]string{"-vm", "web"}, "-vm: only with -xapi"},
+		{[]string{"-ssh-key", "id_ed25519"}, "-ssh-key: only with -xapi"},
 		{[]string{"-xapi", "ftp://x"}, "is not an http:// or https:// URL"},
 		{[]string{"-xapi", "http://127.0.0.1:1/"}, "-vm: required with -xapi"},
 		{[]string{"-xapi", "http://127.0.0.1:1/", "-vm", "web", "-serve", "127.0.0.1:0"}, "-serve: serves the simulated pool"},
@@ -348,9 +349,17 @@ func TestRealPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := []string{"-xapi", url, "-password-file", pw, "-json"}
-	out, err := runJob(t, append(base, "-vm", "instance-1-1", "-memory-mib", "1024", "-vcpus", "2")...)
+	trace := filepath.Join(t.TempDir(), "real.mmd")
+	out, err := runJob(t, append(base, "-vm", "instance-1-1", "-memory-mib", "1024", "-vcpus", "2", "-trace", trace)...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	diagram, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(diagram), "O->>H1: MigrateDiskAndPowerOff") || strings.Contains(string(diagram), "xapi on") {
+		t.Errorf("trace of a real pool (driver calls, no XenAPI calls):\n%s", diagram)
 	}
 	s := lastSummary(t, out)
 	if s.SourceHost != "host1" || s.DestHost != "host2" || s.Outcome != "confirmed" || s.ToFlavor != "2c-1024m-1g-1e" {
