@@ -86,6 +86,9 @@ func (m *move) resume(ctx context.Context) error {
 	if !src.exists() {
 		return nil
 	}
+	if src.mig != nil && src.mig.Status == sm.MigrationReverted {
+		return m.settleRevert(ctx)
+	}
 	if r := rank(src.state()); r >= 0 && r <= 5 {
 		return m.forward(ctx)
 	}

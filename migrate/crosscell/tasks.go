@@ -269,8 +269,11 @@ func (m *move) finishAtDest(ctx context.Context) error {
 		}
 	}
 	if rank(m.dst.state()) == 8 {
-		return m.swap(ctx)
+		if err := m.swap(ctx); err != nil {
+			return err
+		}
 	}
+	m.settle(ctx, m.dst.mig.QuotaReservationID, true)
 	return nil
 }
 
@@ -314,14 +317,9 @@ func (m *move) swap(ctx context.Context) error {
 	if err := m.mapTo(ctx, m.dst); err != nil {
 		return err
 	}
-	err := m.write(ctx, m.dst, []sm.Event{sm.EvCrossCellSwapHidden}, func(i *compute.Instance, _ *compute.Migration) {
+	return m.write(ctx, m.dst, []sm.Event{sm.EvCrossCellSwapHidden}, func(i *compute.Instance, _ *compute.Migration) {
 		i.Hidden = false
 	})
-	if err != nil {
-		return err
-	}
-	m.settle(ctx, m.dst.mig.QuotaReservationID, true)
-	return nil
 }
 
 // undoFinishAtDest removes what the destination got: its guest and disks.
@@ -355,9 +353,10 @@ func (m *move) finishRollback(ctx context.Context, failed int, cause error) erro
 			return fmt.Errorf("crosscell: rollback of %s: %w (after %w)", ts[i].name, err, cause)
 		}
 	}
+	m.settle(ctx, m.src.mig.QuotaReservationID, false)
 	ev := failureEvent(m.c.flow, m.src)
 	apply := func(i *compute.Instance, mg *compute.Migration) {
-		setMeta(i, SysMetaRollback, "")
+		clearMoveMeta(i)
 		i.Hidden, i.OldFlavor, i.NewFlavor, i.Progress = false, nil, nil, 0
 	}
 	var err error
@@ -371,7 +370,6 @@ func (m *move) finishRollback(ctx context.Context, failed int, cause error) erro
 	}
 	m.notify(ctx, m.src.inst, sm.NotifyMigrateServerError, cause)
 	m.event(ctx, m.src, "conductor_migrate_server", "", cause)
-	m.settle(ctx, m.src.mig.QuotaReservationID, false)
 	if err := m.src.cell.Store.AddFault(ctx, &compute.Fault{InstanceUUID: m.src.inst.UUID, Code: 500,
 		Message: cause.Error(), Host: m.src.inst.Host}); err != nil {
 		m.c.log.Warn("crosscell: fault not recorded")

@@ -34,6 +34,7 @@ func (m *move) finishConfirm(ctx context.Context) error {
 	if err := m.destroyCopy(ctx, m.src); err != nil {
 		return err
 	}
+	m.settle(ctx, m.dst.mig.QuotaReservationID, true)
 	if m.dst.state().Migration == sm.MigrationConfirming {
 		err := m.write(ctx, m.dst, []sm.Event{sm.EvCrossCellConfirm}, func(i *compute.Instance, _ *compute.Migration) {
 			i.OldFlavor, i.NewFlavor = nil, nil
@@ -44,7 +45,6 @@ func (m *move) finishConfirm(ctx context.Context) error {
 		}
 		m.event(ctx, m.dst, "compute_confirm_snapshot_based_resize_at_source", m.dst.mig.SourceCompute, nil)
 	}
-	m.settle(ctx, m.dst.mig.QuotaReservationID, true)
 	return nil
 }
 
@@ -61,7 +61,8 @@ func (m *move) revert(ctx context.Context, requestID string) error {
 // destination guest and disks destroyed, the source guest started again
 // (unless it was stopped), the target copy reverted and hidden, the
 // source copy made level with it, mapped and shown, and the target
-// cell's records hard-deleted.
+// cell's records hard-deleted; the move's system metadata goes last, so
+// Resume finds a revert until it is complete.
 func (m *move) finishRevert(ctx context.Context) error {
 	if m.dst.state().Migration == sm.MigrationReverting {
 		err := retry(ctx, func() error {
@@ -114,11 +115,7 @@ func (m *move) settleRevert(ctx context.Context) error {
 		}
 	}
 	if m.src.inst.Hidden {
-		err := m.write(ctx, m.src, nil, func(i *compute.Instance, _ *compute.Migration) {
-			i.Hidden = false
-			clearMoveMeta(i)
-		})
-		if err != nil {
+		if err := m.write(ctx, m.src, nil, func(i *compute.Instance, _ *compute.Migration) { i.Hidden = false }); err != nil {
 			return err
 		}
 	}
@@ -128,7 +125,7 @@ func (m *move) settleRevert(ctx context.Context) error {
 	if m.src.mig != nil {
 		m.settle(ctx, m.src.mig.QuotaReservationID, true)
 	}
-	return nil
+	return m.write(ctx, m.src, nil, func(i *compute.Instance, _ *compute.Migration) { clearMoveMeta(i) })
 }
 
 // beginAction reserves deltas, writes the API step ev on the visible
