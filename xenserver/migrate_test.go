@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/statemachine"
@@ -400,4 +401,23 @@ func TestMigrateTwice(t *testing.T) {
 			checkFinished(t, &sweepState{r: r})
 		})
 	}
+}
+
+// With a bandwidth limit a disk's stream takes at least its size (less
+// one burst) over the rate.
+func TestBandwidthLimit(t *testing.T) {
+	const rate = 1 << 20
+	e := newEnv(t, standalone, envOptions{config: func(c *Config) { c.Transfer.BandwidthLimit = rate }})
+	g := e.addGuest("compute1", guestSpec{flavor: small, disks: []int64{2 << 20}})
+	start := time.Now()
+	info, err := e.d.MigrateDiskAndPowerOff(context.Background(), compute.MigrateDiskRequest{Instance: g.inst,
+		Migration: newMigration(g, "compute2", small), Host: "compute1", DestHost: "compute2", NewFlavor: small})
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if min := time.Duration(float64(info.BytesSent-rate) / rate * float64(time.Second)); took < min {
+		t.Fatalf("%d bytes in %v, faster than %d B/s allows (%v)", info.BytesSent, took, rate, min)
+	}
+	e.checkDisk("compute2", info.Disks[0].VDI, g.disks[0])
 }
