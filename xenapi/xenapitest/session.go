@@ -51,16 +51,7 @@ func (t methodTable) addSession() {
 			if user != c.p.opts.User || pwd != c.p.opts.Password {
 				return nil, fail(ErrSessionAuthenticationFailed)
 			}
-			now := c.p.now()
-			s := c.p.newObject(classSession, map[string]any{
-				"this_host":          c.p.hosts[0].ref,
-				"last_active":        now,
-				"validation_time":    now,
-				"is_local_superuser": true,
-				"auth_user_name":     user,
-				"originator":         originator,
-			})
-			return s.ref, nil
+			return c.p.newSession(user, originator), nil
 		}})
 	t.add(&method{name: "session.logout", session: true, fn: func(c *call, a *args) (any, error) {
 		if s, ok := c.p.objs[c.session]; ok {
