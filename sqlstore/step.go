@@ -1,0 +1,247 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/xenflow/xenflow/compute"
+	"github.com/xenflow/xenflow/statemachine"
+)
+
+// leaseRow is an instance's lease columns: the fence only grows, and an
+// empty owner is a released lease.
+type leaseRow struct {
+	owner   string
+	fence   int64
+	expires int64 // Unix nanoseconds; the lease is lost at expires
+}
+
+func (r leaseRow) current(now int64) bool { return r.owner != "" && now < r.expires }
+
+func (r leaseRow) lease(instanceUUID string) compute.Lease {
+	return compute.Lease{InstanceUUID: instanceUUID, Owner: r.owner, Fence: uint64(r.fence), Expires: fromNanos(r.expires)}
+}
+
+// check returns nil when l is the current lease at now, or the
+// *LeaseLostError.
+func (r leaseRow) check(l compute.Lease, now int64) error {
+	if r.current(now) && r.owner == l.Owner && uint64(r.fence) == l.Fence {
+		return nil
+	}
+	lost := &compute.LeaseLostError{InstanceUUID: l.InstanceUUID, Owner: l.Owner, Fence: l.Fence}
+	if r.current(now) {
+		lost.CurrentFence = uint64(r.fence)
+	}
+	return lost
+}
+
+// lockedInstance is an instance row read for update.
+type lockedInstance struct {
+	inst  *compute.Instance
+	lease leaseRow
+	now   int64 // the leases' clock when the row was read
+}
+
+// lockInstance reads the instance, its lease and the leases' clock, and
+// locks the row until the transaction ends; withRecord false skips the
+// record.
+func (s *Store) lockInstance(ctx context.Context, tx *sql.Tx, uuid string, withRecord bool) (lockedInstance, error) {
+	clock, args := s.clock()
+	var li lockedInstance
+	cols, dest := "", []any{&li.lease.owner, &li.lease.fence, &li.lease.expires, &li.now}
+	if withRecord {
+		cols = instanceCols + ", "
+	}
+	row := tx.QueryRowContext(ctx, s.d.q(`SELECT `+cols+`lease_owner, lease_fence, lease_expires, `+clock+
+		` FROM instances WHERE uuid = ?`+s.d.forUpdate), append(args, uuid)...)
+	var err error
+	if withRecord {
+		li.inst, err = scanInstance(row, uuid, dest...)
+	} else {
+		err = row.Scan(dest...)
+	}
+	if err != nil {
+		return li, s.notFound("lock instance", compute.KindInstance, uuid, err)
+	}
+	return li, nil
+}
+
+// Transition implements compute.TransitionStore: in one transaction it
+// locks the instance and the migration, checks the lease and the state,
+// calls Apply and writes both rows with UPDATE … WHERE <expected state>
+// AND lease_fence = ?.
+func (s *Store) Transition(ctx context.Context, req compute.TransitionRequest) (*compute.Instance, *compute.Migration, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, nil, err
+	}
+	if err := checkTransitionRequest(req); err != nil {
+		return nil, nil, err
+	}
+	var inst *compute.Instance
+	var mig *compute.Migration
+	err := s.inTx(ctx, "transition", func(tx *sql.Tx) error {
+		var err error
+		inst, mig, err = s.transitionTx(ctx, tx, req)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return inst, mig, nil
+}
+
+func (s *Store) transitionTx(ctx context.Context, tx *sql.Tx, req compute.TransitionRequest) (*compute.Instance, *compute.Migration, error) {
+	li, err := s.lockInstance(ctx, tx, req.InstanceUUID, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	mig, err := s.transitionMigration(ctx, tx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := li.lease.check(req.Lease, li.now); err != nil {
+		return nil, nil, err
+	}
+	inst := li.inst
+	from := inst.FlowState(mig)
+	if req.NewMigration != nil {
+		from = inst.FlowState(nil)
+	}
+	if from != req.Expect {
+		return nil, nil, &compute.UnexpectedStateError{InstanceUUID: req.InstanceUUID, Expected: req.Expect, Actual: from}
+	}
+	if err := req.Apply(inst, mig); err != nil {
+		return nil, nil, err
+	}
+	if err := checkApplied(req, inst, mig); err != nil {
+		return nil, nil, err
+	}
+	now := s.stamp()
+	if err := s.writeStep(ctx, tx, req, inst, li.lease.fence, now); err != nil {
+		return nil, nil, err
+	}
+	if mig == nil {
+		return inst, nil, nil
+	}
+	if req.NewMigration != nil {
+		return inst, mig, s.insertMigrationTx(ctx, tx, mig, now)
+	}
+	return inst, mig, s.updateStepMigration(ctx, tx, req.Expect, mig, now)
+}
+
+// transitionMigration reads and locks the step's migration, or checks
+// that the one it creates does not exist.
+func (s *Store) transitionMigration(ctx context.Context, tx *sql.Tx, req compute.TransitionRequest) (*compute.Migration, error) {
+	id := req.MigrationUUID
+	if req.NewMigration != nil {
+		id = req.NewMigration.UUID
+	}
+	if id == "" {
+		return nil, nil
+	}
+	row := tx.QueryRowContext(ctx, s.d.q(`SELECT `+migrationCols+` FROM migrations WHERE uuid = ?`+s.d.forUpdate), id)
+	m, err := scanMigration(row, id)
+	switch {
+	case req.NewMigration != nil && errors.Is(err, sql.ErrNoRows):
+		return req.NewMigration.Clone(), nil
+	case req.NewMigration != nil && err == nil:
+		return nil, &compute.AlreadyExistsError{Kind: compute.KindMigration, ID: id}
+	case err != nil:
+		return nil, s.notFound("lock migration", compute.KindMigration, id, err)
+	case m.InstanceUUID != req.InstanceUUID:
+		return nil, &compute.InvalidRecordError{Kind: compute.KindMigration, ID: m.UUID, Field: "instance_uuid",
+			Reason: "belongs to instance " + strconv.Quote(m.InstanceUUID) + ", not " + strconv.Quote(req.InstanceUUID)}
+	}
+	return m, nil
+}
+
+// writeStep writes the instance of a step: compare-and-set on the expected
+// vm_state and task_state and on the lease's fence.
+func (s *Store) writeStep(ctx context.Context, tx *sql.Tx, req compute.TransitionRequest, inst *compute.Instance, fence int64, now time.Time) error {
+	inst.UpdatedAt = now
+	rec, err := encode(compute.KindInstance, inst.UUID, inst)
+	if err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, s.d.q(`UPDATE instances SET host = ?, vm_state = ?, task_state = ?, updated_at = ?, record = ?
+		WHERE uuid = ? AND vm_state = ? AND task_state = ? AND lease_fence = ?`),
+		inst.Host, string(inst.VMState), string(inst.TaskState), nanos(now), rec,
+		inst.UUID, string(req.Expect.VM), string(req.Expect.Task), fence)
+	if err := oneRow(res, err); err != nil {
+		return s.conflict("write instance step", err)
+	}
+	return nil
+}
+
+// updateStepMigration writes the migration of a step: compare-and-set on
+// the expected status and phase.
+func (s *Store) updateStepMigration(ctx context.Context, tx *sql.Tx, expect statemachine.FlowState, m *compute.Migration, now time.Time) error {
+	m.UpdatedAt = now
+	rec, err := encode(compute.KindMigration, m.UUID, m)
+	if err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, s.d.q(updateMigration+` WHERE uuid = ? AND status = ? AND phase = ?`),
+		append(migrationRow(m, rec), m.UUID, string(expect.Migration), string(expect.Phase))...)
+	if err := oneRow(res, err); err != nil {
+		return s.conflict("write migration step", err)
+	}
+	return nil
+}
+
+// conflict turns a compare-and-set that matched no row into errRetry: the
+// rows are locked, so it is only seen when a lock was not held, and the
+// retried transaction reports what changed.
+func (s *Store) conflict(op string, err error) error {
+	if errors.Is(err, errNoRow) {
+		return errRetry
+	}
+	return s.wrap(op, err)
+}
+
+// checkTransitionRequest refuses a request before anything is read
+// (compute's MemoryStore checks the same).
+func checkTransitionRequest(req compute.TransitionRequest) error {
+	bad := func(field, reason string) error {
+		return &compute.InvalidRecordError{Kind: compute.KindInstance, ID: req.InstanceUUID, Field: "transition." + field, Reason: reason}
+	}
+	switch {
+	case req.InstanceUUID == "":
+		return &compute.InvalidRecordError{Kind: compute.KindInstance, Field: "transition.instance_uuid", Reason: "empty"}
+	case req.Apply == nil:
+		return bad("apply", "nil")
+	case req.NewMigration == nil:
+		return nil
+	case req.MigrationUUID != "" && req.MigrationUUID != req.NewMigration.UUID:
+		return bad("migration_uuid", "differs from the new migration's "+strconv.Quote(req.NewMigration.UUID))
+	case req.Expect.Migration != statemachine.MigrationNone:
+		return bad("expect", "a step that creates the migration expects migration status none, not "+req.Expect.Migration.String())
+	case req.NewMigration.InstanceUUID != req.InstanceUUID:
+		return bad("new_migration.instance_uuid", "is "+strconv.Quote(req.NewMigration.InstanceUUID))
+	}
+	return req.NewMigration.Validate()
+}
+
+// checkApplied refuses records Apply left invalid or renamed.
+func checkApplied(req compute.TransitionRequest, inst *compute.Instance, mig *compute.Migration) error {
+	if inst.UUID != req.InstanceUUID {
+		return &compute.InvalidRecordError{Kind: compute.KindInstance, ID: req.InstanceUUID, Field: "uuid", Reason: "changed by the step"}
+	}
+	if err := inst.Validate(); err != nil {
+		return err
+	}
+	if mig == nil {
+		return nil
+	}
+	want := req.MigrationUUID
+	if req.NewMigration != nil {
+		want = req.NewMigration.UUID
+	}
+	if mig.UUID != want || mig.InstanceUUID != req.InstanceUUID {
+		return &compute.InvalidRecordError{Kind: compute.KindMigration, ID: want, Field: "uuid", Reason: "changed by the step"}
+	}
+	return mig.Validate()
+}
