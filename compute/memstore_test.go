@@ -601,3 +601,64 @@ func TestFlowStateRoundTrip(t *testing.T) {
 		t.Errorf("Validate of an unknown phase: %v", err)
 	}
 }
+
+// TestStoreKeepsDiskInfo: a migration's DiskInfo is stored with it,
+// through CreateMigration and a Transition, never aliased, and refused
+// with a negative count.
+func TestStoreKeepsDiskInfo(t *testing.T) {
+	ctx := context.Background()
+	s := NewMemoryStore(WithStoreClock(fakeClock()))
+	if err := s.CreateInstance(ctx, testInstance("u1")); err != nil {
+		t.Fatal(err)
+	}
+	info := DiskInfo{Transport: "xapi", Disks: []Disk{{Label: "u1", Userdevice: "0", VDI: "v1", VirtualSize: 1 << 30}},
+		BytesSent: 3 << 20, BytesSentRunning: 2 << 20, Downtime: 1500 * time.Millisecond}
+	m := &Migration{UUID: "m1", InstanceUUID: "u1", Status: statemachine.MigrationPostMigrating,
+		Type: statemachine.MigrationTypeResize, DiskInfo: info}
+	m.DiskInfo.Disks = append([]Disk(nil), info.Disks...)
+	if err := s.CreateMigration(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	m.DiskInfo.Disks[0].VDI = "changed by the caller"
+	got, err := s.GetMigration(ctx, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(info, got.DiskInfo); diff != "" {
+		t.Fatalf("stored DiskInfo (-want +got):\n%s", diff)
+	}
+	l, err := s.AcquireLease(ctx, LeaseRequest{InstanceUUID: "u1", Owner: "o", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, _ := s.GetInstance(ctx, "u1")
+	_, out, err := s.Transition(ctx, TransitionRequest{InstanceUUID: "u1", MigrationUUID: "m1", Lease: l,
+		Expect: inst.FlowState(got), Apply: func(_ *Instance, mg *Migration) error {
+			mg.DiskInfo.Disks = append(mg.DiskInfo.Disks, Disk{Label: "u1_ephemeral_1", Userdevice: "1"})
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.DiskInfo.Disks[1].VDI = "changed by the caller"
+	got, _ = s.GetMigration(ctx, "m1")
+	if len(got.DiskInfo.Disks) != 2 || got.DiskInfo.Disks[1].VDI != "" || got.DiskInfo.Disks[0].VDI != "v1" {
+		t.Fatalf("after the step: %+v", got.DiskInfo)
+	}
+	for _, tc := range []struct {
+		field string
+		mut   func(*DiskInfo)
+	}{
+		{"disk_info.bytes_sent", func(d *DiskInfo) { d.BytesSent = -1 }},
+		{"disk_info.bytes_sent_running", func(d *DiskInfo) { d.BytesSentRunning = -1 }},
+		{"disk_info.downtime", func(d *DiskInfo) { d.Downtime = -time.Second }},
+		{"disk_info.disks[0].virtual_size", func(d *DiskInfo) { d.Disks[0].VirtualSize = -1 }},
+	} {
+		bad := got.Clone()
+		tc.mut(&bad.DiskInfo)
+		var inv *InvalidRecordError
+		if err := s.SaveMigration(ctx, bad); !errors.As(err, &inv) || inv.Field != tc.field {
+			t.Errorf("%s: SaveMigration = %v", tc.field, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"fmt"
 	"maps"
 	"time"
 
@@ -86,17 +87,33 @@ type Instance struct {
 	UpdatedAt time.Time
 }
 
-// Clone returns a deep copy of i; nil gives nil.
+// Clone returns a deep copy of i; nil gives nil. The copy and its three
+// flavors are one allocation: the Store copies every record it takes in
+// and gives out, and the flows' steps are mostly these copies.
 func (i *Instance) Clone() *Instance {
 	if i == nil {
 		return nil
 	}
-	c := *i
-	c.Flavor = i.Flavor.Clone()
-	c.OldFlavor = i.OldFlavor.Clone()
-	c.NewFlavor = i.NewFlavor.Clone()
+	b := &struct {
+		inst    Instance
+		flavors [3]Flavor
+	}{inst: *i}
+	c := &b.inst
+	c.Flavor = cloneFlavorInto(&b.flavors[0], i.Flavor)
+	c.OldFlavor = cloneFlavorInto(&b.flavors[1], i.OldFlavor)
+	c.NewFlavor = cloneFlavorInto(&b.flavors[2], i.NewFlavor)
 	c.SystemMetadata = cloneMap(i.SystemMetadata)
-	return &c
+	return c
+}
+
+// cloneFlavorInto copies f into dst and returns dst; nil gives nil.
+func cloneFlavorInto(dst, f *Flavor) *Flavor {
+	if f == nil {
+		return nil
+	}
+	*dst = *f
+	dst.ExtraSpecs = cloneMap(f.ExtraSpecs)
+	return dst
 }
 
 // Launched reports whether launched_at is set.
@@ -240,21 +257,33 @@ type Migration struct {
 	// the quota ledger made one.
 	QuotaReservationID string
 
+	// DiskInfo is what the source's MigrateDiskAndPowerOff sent, kept for
+	// the destination's FinishMigration (after a restart too) and as the
+	// record of the bytes moved and the downtime.
+	DiskInfo DiskInfo
+
 	// CreatedAt and UpdatedAt are set by the Store; auto-confirm measures
 	// its window from UpdatedAt.
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
 
-// Clone returns a deep copy of m; nil gives nil.
+// Clone returns a deep copy of m; nil gives nil. Like Instance.Clone it
+// makes one allocation for the record and its flavors (and one for the
+// disks of its DiskInfo).
 func (m *Migration) Clone() *Migration {
 	if m == nil {
 		return nil
 	}
-	c := *m
-	c.OldFlavor = m.OldFlavor.Clone()
-	c.NewFlavor = m.NewFlavor.Clone()
-	return &c
+	b := &struct {
+		mig     Migration
+		flavors [2]Flavor
+	}{mig: *m}
+	c := &b.mig
+	c.OldFlavor = cloneFlavorInto(&b.flavors[0], m.OldFlavor)
+	c.NewFlavor = cloneFlavorInto(&b.flavors[1], m.NewFlavor)
+	c.DiskInfo.Disks = append([]Disk(nil), m.DiskInfo.Disks...)
+	return c
 }
 
 // IsResize reports whether the move changes the flavor (Nova: the old and
@@ -295,6 +324,28 @@ func (m *Migration) Validate() error {
 	}
 	if err := validateFlavor(KindMigration, m.UUID, "new_flavor", m.NewFlavor); err != nil {
 		return err
+	}
+	return validateDiskInfo(m.UUID, m.DiskInfo)
+}
+
+// validateDiskInfo refuses negative sizes, counts and durations in a
+// migration's disk info.
+func validateDiskInfo(id string, d DiskInfo) error {
+	bad := func(field string) error {
+		return &InvalidRecordError{Kind: KindMigration, ID: id, Field: "disk_info." + field, Reason: "negative"}
+	}
+	switch {
+	case d.BytesSent < 0:
+		return bad("bytes_sent")
+	case d.BytesSentRunning < 0:
+		return bad("bytes_sent_running")
+	case d.Downtime < 0:
+		return bad("downtime")
+	}
+	for n, disk := range d.Disks {
+		if disk.VirtualSize < 0 {
+			return bad(fmt.Sprintf("disks[%d].virtual_size", n))
+		}
 	}
 	return nil
 }

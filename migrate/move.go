@@ -2,7 +2,6 @@ package migrate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -77,7 +76,9 @@ func (r *run) startResize(ctx context.Context) error {
 
 // migrateDisk is the driver part of _resize_instance:
 // migrate_disk_and_power_off, then migration post-migrating, host and node
-// switched to the destination, old_flavor kept, task resize_migrated.
+// switched to the destination, old_flavor kept, task resize_migrated, and
+// the DiskInfo the source returned kept on the migration for
+// finish_migration.
 func (r *run) migrateDisk(ctx context.Context) error {
 	src, dest := r.mig.SourceCompute, r.mig.DestCompute
 	var info compute.DiskInfo
@@ -95,10 +96,6 @@ func (r *run) migrateDisk(ctx context.Context) error {
 		r.event(ctx, "compute_resize_instance", src, err)
 		return r.resizeFailed(ctx, err)
 	}
-	raw, err := json.Marshal(info)
-	if err != nil {
-		return err
-	}
 	// The source's last save (post-migrating, resize_migrated) and the
 	// destination's first (_finish_resize: flavor := new, resize_finish)
 	// are one write: nothing acts between them.
@@ -111,7 +108,7 @@ func (r *run) migrateDisk(ctx context.Context) error {
 			}
 			i.PowerState = sm.PowerShutdown
 			i.Progress = 80
-			setMeta(i, SysMetaDiskInfo, string(raw))
+			m.DiskInfo = info
 		})
 	if err != nil {
 		return err
@@ -169,15 +166,9 @@ func (r *run) startFinish(ctx context.Context) error {
 // vm_state resized in one write.
 func (r *run) finishMigration(ctx context.Context) error {
 	dest := r.mig.DestCompute
-	var info compute.DiskInfo
-	if raw := r.inst.SystemMetadata[SysMetaDiskInfo]; raw != "" {
-		if err := json.Unmarshal([]byte(raw), &info); err != nil {
-			return fmt.Errorf("migrate: instance %s: stored disk info: %w", r.inst.UUID, err)
-		}
-	}
 	err := r.call(ctx, func(ctx context.Context) error {
 		return r.o.driver.FinishMigration(ctx, compute.FinishMigrationRequest{Instance: r.inst, Migration: r.mig,
-			Host: dest, DiskInfo: info, NewFlavor: r.inst.NewFlavor,
+			Host: dest, DiskInfo: r.mig.DiskInfo, NewFlavor: r.inst.NewFlavor,
 			ResizeInstance: disksChange(r.mig.OldFlavor, r.mig.NewFlavor), PowerOn: r.powerOn(),
 			Progress: r.driverProgress(ctx, 80, 20)})
 	})
@@ -200,7 +191,6 @@ func (r *run) finishMigration(ctx context.Context) error {
 			i.PowerState = power
 			i.LaunchedAt = r.o.now()
 			i.Progress = 100
-			setMeta(i, SysMetaDiskInfo, "")
 		})
 	if err != nil {
 		return err
@@ -349,8 +339,7 @@ func resetFlavor(i *compute.Instance, m *compute.Migration) {
 // the keys of the steps (Nova's finally blocks).
 func clearMoveKeepFlavor(i *compute.Instance, _ *compute.Migration) {
 	i.OldFlavor, i.NewFlavor = nil, nil
-	for _, k := range []string{compute.SysMetaOldVMState, SysMetaDiskInfo, SysMetaTargetHost,
-		SysMetaSuspend} {
+	for _, k := range []string{compute.SysMetaOldVMState, SysMetaTargetHost, SysMetaSuspend} {
 		setMeta(i, k, "")
 	}
 }

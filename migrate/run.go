@@ -19,9 +19,6 @@ const (
 	SysMetaMigration = "xenflow_migration"
 	// SysMetaRequestID is the request id of the instance action.
 	SysMetaRequestID = "xenflow_request_id"
-	// SysMetaDiskInfo is the JSON of the compute.DiskInfo the source's
-	// MigrateDiskAndPowerOff returned, for FinishMigration.
-	SysMetaDiskInfo = "xenflow_disk_info"
 	// SysMetaTargetHost is the host a cold migration asked for.
 	SysMetaTargetHost = "xenflow_target_host"
 	// SysMetaSuspend is "true" for a cold migration with the guest suspended.
