@@ -366,3 +366,20 @@ func TestFinishWithoutNetwork(t *testing.T) {
 		t.Fatalf("after the revert: %+v, %v", got, err)
 	}
 }
+
+// An import that fails is named as the import's failure, on the
+// destination, and the source is rolled back.
+func TestMigrateImportFails(t *testing.T) {
+	e := newEnv(t, standalone, envOptions{})
+	g := e.addGuest("compute1", guestSpec{running: true, flavor: small})
+	mig := newMigration(g, "compute2", large)
+	e.poolOf["compute2"].FailNth(xenapitest.ImportRawVDIAction, 1, xenapitest.ErrVDIIOError, "injected")
+	_, err := e.d.MigrateDiskAndPowerOff(context.Background(), compute.MigrateDiskRequest{Instance: g.inst,
+		Migration: mig, Host: "compute1", DestHost: "compute2", NewFlavor: large})
+	var te *TransferError
+	var he *xenapi.HTTPError
+	if !errors.As(err, &te) || te.Step != "import" || te.ComputeHost != "compute2" || !errors.As(err, &he) {
+		t.Fatalf("error %v, want the import's failure on compute2", err)
+	}
+	checkRolledBack(t, e, g, mig, err)
+}

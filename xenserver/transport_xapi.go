@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/xenapi"
@@ -189,20 +190,54 @@ func relay(ctx context.Context, r relayRequest) (int64, error) {
 	exportErr := func(err error) error {
 		return &TransferError{Step: "export", ComputeHost: r.From.ComputeHost, VDI: vdi, Err: err}
 	}
-	resp, err := r.From.Client.DoHTTP(ctx, xenapi.HTTPRequest{Method: http.MethodGet, Path: "/export_raw_vdi", Query: r.Query})
+	resp, head, length, err := openExport(ctx, r)
 	if err != nil {
 		return 0, exportErr(err)
 	}
 	defer resp.Body.Close()
-	head, length, err := streamHead(resp.Body)
-	if err != nil {
-		return 0, exportErr(err)
-	}
-	if resp.ContentLength >= 0 && resp.ContentLength != length {
-		return 0, exportErr(fmt.Errorf("Content-Length %d, the stream's BAT says %d", resp.ContentLength, length))
-	}
 	body := &relayBody{r: io.LimitReader(io.MultiReader(bytes.NewReader(head), resp.Body), length), want: length,
 		hash: r.Hash, progress: r.Progress}
+	err = importStream(ctx, r, body, length, func() {
+		body.stopped.Store(true) // what the export says after this is not its fault
+		resp.Body.Close()
+	})
+	switch {
+	case body.err != nil:
+		return body.n, exportErr(body.err)
+	case err != nil:
+		return body.n, &TransferError{Step: "import", ComputeHost: r.To.ComputeHost, VDI: string(r.Into), Err: err}
+	case body.n != length:
+		return body.n, exportErr(&ShortBodyError{Want: length, Got: body.n})
+	}
+	if n, _ := resp.Body.Read(make([]byte, 1)); n > 0 {
+		return body.n, exportErr(fmt.Errorf("the stream goes on past the %d bytes its BAT gives", length))
+	}
+	return body.n, nil
+}
+
+// openExport starts the export and reads the VHD stream's head; it
+// returns the response, the head and the stream's length.
+func openExport(ctx context.Context, r relayRequest) (*http.Response, []byte, int64, error) {
+	resp, err := r.From.Client.DoHTTP(ctx, xenapi.HTTPRequest{Method: http.MethodGet, Path: "/export_raw_vdi", Query: r.Query})
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	head, length, err := streamHead(resp.Body)
+	if err == nil && resp.ContentLength >= 0 && resp.ContentLength != length {
+		err = fmt.Errorf("Content-Length %d, the stream's BAT says %d", resp.ContentLength, length)
+	}
+	if err != nil {
+		resp.Body.Close()
+		return nil, nil, 0, err
+	}
+	return resp, head, length, nil
+}
+
+// importStream PUTs length bytes of body into the destination VDI,
+// copied through a fixed buffer on a goroutine of its own; stopExport
+// stops that copy's reads when the import fails. It returns once the copy
+// is over, so body's counters can be read.
+func importStream(ctx context.Context, r relayRequest, body io.Reader, length int64, stopExport func()) error {
 	var src io.Reader = body
 	if r.Limiter != nil {
 		src = r.Limiter.Reader(ctx, body)
@@ -211,33 +246,22 @@ func relay(ctx context.Context, r relayRequest) (int64, error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		buf := make([]byte, r.BufferSize)
-		_, err := io.CopyBuffer(pw, onlyReader{src}, buf)
+		_, err := io.CopyBuffer(pw, onlyReader{src}, make([]byte, r.BufferSize))
 		pw.CloseWithError(err)
 	}()
 	in, err := r.To.Client.DoHTTP(ctx, xenapi.HTTPRequest{Method: http.MethodPut, Path: "/import_raw_vdi",
 		Query: url.Values{"vdi": {string(r.Into)}, "format": {"vhd"}}, Body: pr, ContentLength: length})
 	if err != nil {
-		// Stop the copy (blocked on the pipe or the export) and wait for
-		// it, so its counters can be read.
+		// The copy may be blocked on the pipe or on the export.
 		pr.CloseWithError(errImportOver)
-		resp.Body.Close()
+		stopExport()
 		<-done
-		if body.err != nil {
-			return body.n, exportErr(body.err)
-		}
-		return body.n, &TransferError{Step: "import", ComputeHost: r.To.ComputeHost, VDI: string(r.Into), Err: err}
+		return err
 	}
 	<-done
 	_, _ = io.Copy(io.Discard, io.LimitReader(in.Body, 4096))
 	in.Body.Close()
-	if body.n != length {
-		return body.n, exportErr(&ShortBodyError{Want: length, Got: body.n})
-	}
-	if n, _ := resp.Body.Read(make([]byte, 1)); n > 0 {
-		return body.n, exportErr(fmt.Errorf("the stream goes on past the %d bytes its BAT gives", length))
-	}
-	return body.n, nil
+	return nil
 }
 
 // errImportOver stops the relay's copy once the import answered.
@@ -251,6 +275,7 @@ type relayBody struct {
 	hash     hash.Hash
 	progress func(int64)
 	err      error
+	stopped  atomic.Bool // the relay closed the export itself
 }
 
 func (b *relayBody) Read(p []byte) (int, error) {
@@ -265,7 +290,7 @@ func (b *relayBody) Read(p []byte) (int, error) {
 	if (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)) && b.n < b.want {
 		err = &ShortBodyError{Want: b.want, Got: b.n}
 	}
-	if err != nil && err != io.EOF {
+	if err != nil && err != io.EOF && !b.stopped.Load() {
 		b.err = err
 	}
 	return n, err
