@@ -109,7 +109,9 @@ type DSNError struct {
 }
 
 // Error implements the error interface.
-func (e *DSNError) Error() string { return fmt.Sprintf("sqlstore: data source %q: %s", e.DSN, e.Reason) }
+func (e *DSNError) Error() string {
+	return fmt.Sprintf("sqlstore: data source %q: %s", e.DSN, e.Reason)
+}
 
 // Is makes the error match ErrBadDSN.
 func (e *DSNError) Is(target error) bool { return target == ErrBadDSN }
@@ -129,10 +131,10 @@ func (s *Store) wrap(op string, err error) error {
 		return err
 	case retryable(err):
 		return fmt.Errorf("%w: %s: %w", errRetry, op, err)
-	case unavailable(err):
-		return &UnavailableError{Backend: s.d.name, Op: op, Err: err}
 	case errors.Is(err, sqlite3.NOTADB):
 		return &NotDatabaseError{Path: s.path, Err: err}
+	case unavailable(err):
+		return &UnavailableError{Backend: s.d.name, Op: op, Err: err}
 	}
 	return fmt.Errorf("sqlstore: %s: %s: %w", s.d.name, op, err)
 }
