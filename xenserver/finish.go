@@ -228,8 +228,8 @@ func attachDisks(ctx context.Context, t *target, vm xenapi.VMRef, disks []destDi
 // suspended move, the source disks it left: ConfirmSuspended). A repeated
 // call finds nothing to do.
 func (d *Driver) ConfirmMigration(ctx context.Context, req compute.ConfirmMigrationRequest) error {
-	if req.Instance == nil || req.Migration == nil {
-		return &RequestError{Method: "ConfirmMigration", Field: "Instance and Migration"}
+	if err := require("ConfirmMigration", need{"Instance", req.Instance == nil}, need{"Migration", req.Migration == nil}); err != nil {
+		return err
 	}
 	t, err := d.pool(ctx, req.Host)
 	if err != nil {
@@ -313,8 +313,8 @@ func destroyGuest(ctx context.Context, t *target, vm vmEntry, destroyDisk func(v
 // the VM starts when req.PowerOn. A repeated call finds the VM restored
 // and finishes what is missing.
 func (d *Driver) FinishRevertMigration(ctx context.Context, req compute.FinishRevertRequest) error {
-	if req.Instance == nil || req.Migration == nil {
-		return &RequestError{Method: "FinishRevertMigration", Field: "Instance and Migration"}
+	if err := require("FinishRevertMigration", need{"Instance", req.Instance == nil}, need{"Migration", req.Migration == nil}); err != nil {
+		return err
 	}
 	t, err := d.pool(ctx, req.Host)
 	if err != nil {
