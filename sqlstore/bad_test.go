@@ -171,7 +171,9 @@ func TestDatabaseGoesAway(t *testing.T) {
 	}
 }
 
-func pgAdminDSN() string { return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pg.port) }
+func pgAdminDSN() string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pg.port)
+}
 
 var preMigrating = statemachine.FlowState{VM: statemachine.VMActive, Task: statemachine.TaskResizePrep,
 	Migration: statemachine.MigrationPreMigrating}
