@@ -560,3 +560,112 @@ func TestNovaOracle(t *testing.T) {
 	t.Logf("%d cases (seed %d) and 2 of 2,000 hosts equal to Nova's in %v: %d no valid host, %d multi-instance; cases with a selection where each filter removed hosts: %v",
 		cases, seed, time.Since(start), noValid, multi, removing)
 }
+
+// crossCellDocument is a move whose hosts spread over two or three cells,
+// weighed by the CrossCellWeigher (with the RAM weigher, to break its
+// ties) under a configured multiplier and per-aggregate overrides of
+// cross_cell_move_weight_multiplier.
+func (g gen) crossCellDocument(nHosts int) schedjson.Document {
+	r := g.r
+	cells := []string{"cell1", "cell2", "cell3"}[:2+r.Intn(2)]
+	var doc schedjson.Document
+	for i := 0; i < nHosts; i++ {
+		h := schedjson.HostDoc{Host: fmt.Sprintf("host%d", i), Node: fmt.Sprintf("node%d", i),
+			Cell: cells[r.Intn(len(cells))], TotalUsableRAMMB: g.i64(4096, 8192), FreeRAMMB: g.i64(0, 8192),
+			TotalUsableDiskGB: g.i64(50, 100), FreeDiskMB: g.i64(10240, 102400), VCPUsTotal: g.i64(4, 16)}
+		if g.chance(0.3) {
+			h.FreeRAMMB = g.i64(4096, 4096) // ties
+		}
+		if g.chance(0.4) {
+			md := map[string]string{"cross_cell_move_weight_multiplier": g.pick("-1000000", "0", "2", "-1", "1e6", "bogus")}
+			h.Aggregates = []schedjson.AggregateDoc{{Name: "agg" + h.Cell, Metadata: md}}
+			if g.chance(0.3) {
+				md2 := map[string]string{"cross_cell_move_weight_multiplier": g.pick("5", "-3")}
+				h.Aggregates = append(h.Aggregates, schedjson.AggregateDoc{Name: "other", Metadata: md2})
+			}
+		}
+		doc.Hosts = append(doc.Hosts, h)
+	}
+	cfg := &schedjson.ConfigDoc{Weighers: []string{scheduler.CrossCellWeigherName, scheduler.RAMWeigherName}}
+	if g.chance(0.7) {
+		cfg.CrossCellMoveWeightMultiplier = g.f64([]float64{1e6, -1e6, 0, -1, 2.5}[r.Intn(5)])
+	}
+	if g.chance(0.5) {
+		n := 1 + r.Intn(4)
+		cfg.MaxAttempts = &n
+	}
+	doc.Config = cfg
+	doc.Request = &schedjson.RequestDoc{Flavor: schedjson.FlavorDoc{MemoryMB: 1024, VCPUs: 1, RootGB: 10},
+		InstanceUUID: "00000000-0000-4000-8000-000000000001", RequestedCell: cells[r.Intn(len(cells))],
+		AllowCrossCellMove: g.chance(0.85)}
+	if g.chance(0.5) {
+		doc.Request.IgnoreHosts = []string{doc.Hosts[0].Host}
+	}
+	return doc
+}
+
+// TestNovaOracleCrossCell runs cross-cell moves through Nova's own
+// CrossCellWeigher (nova/scheduler/weights/cross_cell.py) and selection
+// code and through this package: the same hosts, order, selections and
+// alternates (every alternate in the selected host's cell), weights equal
+// to 1e-9. It also counts the moves that stayed in the requested cell
+// and those that left it, so both are exercised.
+func TestNovaOracleCrossCell(t *testing.T) {
+	requireNova(t)
+	const cases = 150
+	g := gen{r: rand.New(rand.NewSource(20261206))}
+	var docs []map[string]any
+	var docJSON [][]byte
+	var outs []*schedjson.Output
+	var cellOf []map[string]string
+	for i := 0; i < cases; i++ {
+		doc := g.crossCellDocument(2 + g.r.Intn(12))
+		in, err := doc.Input()
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		out, err := schedjson.Run(in)
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		b, err := json.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		m["_choices"] = []int{}
+		docs, docJSON, outs = append(docs, m), append(docJSON, b), append(outs, out)
+		cells := map[string]string{"": doc.Request.RequestedCell}
+		for _, h := range doc.Hosts {
+			cells[h.Host] = h.Cell
+		}
+		cellOf = append(cellOf, cells)
+	}
+	results := runNova(t, docs)
+	stayed, left := 0, 0
+	for i := range docs {
+		compare(t, i, docJSON[i], outs[i], results[i])
+		if outs[i].Error != "" || len(outs[i].Alternates) == 0 {
+			continue
+		}
+		sel := outs[i].Selected[0]
+		if cellOf[i][sel.Host] == cellOf[i][""] {
+			stayed++
+		} else {
+			left++
+		}
+		for _, a := range outs[i].Alternates[0] {
+			if cellOf[i][a.Host] != cellOf[i][sel.Host] {
+				t.Errorf("case %d: alternate %s in cell %s, selected %s in %s", i, a.Host, cellOf[i][a.Host],
+					sel.Host, cellOf[i][sel.Host])
+			}
+		}
+	}
+	if stayed < 10 || left < 10 {
+		t.Errorf("moves that stayed in their cell: %d, that left it: %d; the documents do not exercise the weigher", stayed, left)
+	}
+	t.Logf("%d cross-cell cases equal to Nova's: %d stayed in the requested cell, %d left it", cases, stayed, left)
+}
