@@ -170,14 +170,14 @@ func (o *Orchestrator) start(ctx context.Context, sr startRequest) (*Result, err
 		mtype = sm.MigrationTypeResize
 	}
 	mig := &compute.Migration{UUID: migUUID, InstanceUUID: sr.inst.UUID, SourceCompute: sr.inst.Host,
-		SourceNode: sr.inst.Node, OldFlavor: sr.inst.Flavor.Clone(), NewFlavor: sr.newFlavor.Clone(),
+		SourceNode: sr.inst.Node, OldFlavor: sr.inst.Flavor, NewFlavor: sr.newFlavor,
 		Status: sm.MigrationPreMigrating, Type: mtype, QuotaReservationID: resID}
 	// API.resize's save of resize_prep and the conductor's pre-migrating
 	// record (MigrationTask._execute) are one write: nothing acts between.
 	err = r.write(ctx, []sm.Event{sr.ev, sm.EvConductorCreateMigration}, mig,
 		func(i *compute.Instance, _ *compute.Migration) {
 			i.Progress = 0
-			i.NewFlavor = sr.newFlavor.Clone()
+			i.NewFlavor = sr.newFlavor
 			setMeta(i, SysMetaMigration, migUUID)
 			setMeta(i, SysMetaRequestID, sr.requestID)
 			setMeta(i, SysMetaTargetHost, sr.targetHost)

@@ -3,5 +3,5 @@
 package migrate_test
 
 // raceDetector is true under -race, where the sweeps on the XenServer
-// driver fail each method of an operation once instead of every call.
+// driver are sampled (see sampled).
 const raceDetector = true

@@ -39,10 +39,15 @@ func recordCalls(t *testing.T, l eLayout, op eOp) ([]eCall, int) {
 	return out, store.seen
 }
 
-// sweepPoints are the calls a sweep breaks: every one, or under -race
-// (five to ten times slower) the first call of each method.
+// sampled is true under -race (five to ten times slower) and -short,
+// where the sweeps on the XenServer driver break each method once, on the
+// standalone pools, instead of every call on every layout.
+func sampled() bool { return raceDetector || testing.Short() }
+
+// sweepPoints are the calls a sweep breaks: every one, or when sampled
+// the first call of each method.
 func sweepPoints(calls []eCall) []eCall {
-	if !raceDetector {
+	if !sampled() {
 		return calls
 	}
 	seen := map[string]bool{}
@@ -56,10 +61,10 @@ func sweepPoints(calls []eCall) []eCall {
 	return out
 }
 
-// sweepLayouts are the layouts the sweeps run on: both, or under -race
+// sweepLayouts are the layouts the sweeps run on: both, or when sampled
 // the standalone pools only (TestEndToEnd runs the pool of three).
 func sweepLayouts() []eLayout {
-	if raceDetector {
+	if sampled() {
 		return eLayouts[:1]
 	}
 	return eLayouts

@@ -102,9 +102,12 @@ func (r *run) migrateDisk(ctx context.Context) error {
 	err = r.steps(ctx, []sm.Event{sm.EvSourceMigrateDiskAndPowerOff, sm.EvDestFinishResize},
 		func(i *compute.Instance, m *compute.Migration) {
 			i.Host, i.Node = m.DestCompute, m.DestNode
-			i.OldFlavor = i.Flavor.Clone()
+			// The step's records are the store's fresh copies, and the
+			// store copies them again to keep them: no flavor needs a
+			// copy of its own here.
+			i.OldFlavor = i.Flavor
 			if i.NewFlavor != nil {
-				i.Flavor = i.NewFlavor.Clone()
+				i.Flavor = i.NewFlavor
 			}
 			i.PowerState = sm.PowerShutdown
 			i.Progress = 80
@@ -156,7 +159,7 @@ func (r *run) resizeFailed(ctx context.Context, cause error) error {
 func (r *run) startFinish(ctx context.Context) error {
 	return r.step(ctx, sm.EvDestFinishResize, func(i *compute.Instance, _ *compute.Migration) {
 		if i.NewFlavor != nil {
-			i.Flavor = i.NewFlavor.Clone()
+			i.Flavor = i.NewFlavor
 		}
 	})
 }
@@ -330,7 +333,7 @@ func restoreSource(i *compute.Instance, m *compute.Migration) {
 // resetFlavor sets the flavor back to the old one and clears the move.
 func resetFlavor(i *compute.Instance, m *compute.Migration) {
 	if i.OldFlavor != nil {
-		i.Flavor = i.OldFlavor.Clone()
+		i.Flavor = i.OldFlavor
 	}
 	clearMoveKeepFlavor(i, m)
 }

@@ -112,40 +112,57 @@ func (r *run) setLease(l compute.Lease) {
 // lease is renewed every third of its TTL, and a renewal that finds it
 // lost (expired and taken by another owner) cancels f's context, so the
 // call stops where the new owner resumes it. The lease error is returned
-// then, whatever f returned.
+// then, whatever f returned. The renewals run on a timer, not a goroutine
+// of their own: most calls end long before the first one.
 func (r *run) call(ctx context.Context, f func(context.Context) error) error {
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	done := make(chan struct{})
-	go r.keepAlive(cctx, cancel, done)
+	k := &keepAlive{r: r, ctx: cctx, cancel: cancel}
+	k.mu.Lock()
+	k.t = time.AfterFunc(r.o.ttl/3, k.renew)
+	k.mu.Unlock()
 	err := f(cctx)
-	close(done)
+	k.stop()
 	if cause := context.Cause(cctx); errors.Is(cause, compute.ErrLease) {
 		return cause
 	}
 	return err
 }
 
-func (r *run) keepAlive(ctx context.Context, cancel context.CancelCauseFunc, done <-chan struct{}) {
-	t := time.NewTicker(r.o.ttl / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			l, err := r.o.store.RenewLease(ctx, r.getLease(), r.o.ttl)
-			if errors.Is(err, compute.ErrLease) {
-				cancel(err)
-				return
-			}
-			if err == nil {
-				r.setLease(l)
-			}
-		}
+// keepAlive renews a run's lease while a driver call runs.
+type keepAlive struct {
+	r      *run
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+}
+
+// renew renews the lease and sets the timer for the next renewal; a lost
+// lease cancels the call.
+func (k *keepAlive) renew() {
+	l, err := k.r.o.store.RenewLease(k.ctx, k.r.getLease(), k.r.o.ttl)
+	if errors.Is(err, compute.ErrLease) {
+		k.cancel(err)
+		return
 	}
+	if err == nil {
+		k.r.setLease(l)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.stopped && k.ctx.Err() == nil {
+		k.t.Reset(k.r.o.ttl / 3)
+	}
+}
+
+func (k *keepAlive) stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.stopped = true
+	k.t.Stop()
 }
 
 func (r *run) state() sm.FlowState { return r.inst.FlowState(r.mig) }
