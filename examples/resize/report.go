@@ -23,6 +23,9 @@ type reporter struct {
 	bar string
 	// last is the last progress line printed (plain output).
 	last string
+	// sent and running are the most bytes an event reported: the finish's
+	// events carry none, and the bar keeps what the move sent.
+	sent, running int64
 }
 
 // isTerminal reports whether w is a character device.
@@ -70,10 +73,11 @@ func (r *reporter) event(e event) {
 func (r *reporter) progress(p migrate.ProgressEvent) {
 	const width = 30
 	filled := p.Percent * width / 100
-	text := fmt.Sprintf("%3d%% %-14s %s sent (%s while running)", p.Percent, p.Step,
-		formatBytes(p.BytesSent), formatBytes(p.BytesSentRunning))
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.sent, r.running = max(r.sent, p.BytesSent), max(r.running, p.BytesSentRunning)
+	text := fmt.Sprintf("%3d%% %-14s %s sent (%s while running)", p.Percent, p.Step,
+		formatBytes(r.sent), formatBytes(r.running))
 	if r.terminal {
 		r.bar = "[" + strings.Repeat("#", filled) + strings.Repeat(".", width-filled) + "] " + text
 		fmt.Fprintf(r.w, "\r\x1b[K%s", r.bar)
