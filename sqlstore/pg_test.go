@@ -49,6 +49,16 @@ func pgBin(name string) (string, error) {
 	return found[len(found)-1], nil
 }
 
+// pgFsync is the test server's fsync setting: off (the tests do not test
+// PostgreSQL's durability) unless SQLSTORE_PG_FSYNC=on, for benchmarks on
+// a server that syncs every commit.
+func pgFsync() string {
+	if os.Getenv("SQLSTORE_PG_FSYNC") == "on" {
+		return "on"
+	}
+	return "off"
+}
+
 // asUser runs cmd as nobody when the test runs as root (postgres refuses
 // root).
 func asUser(cmd *exec.Cmd) {
@@ -82,7 +92,7 @@ func (p *pgServer) start() error {
 		return err
 	}
 	p.cmd = exec.Command(postgres, "-D", data, "-h", "127.0.0.1", "-p", strconv.Itoa(p.port), "-k", p.dir,
-		"-c", "max_connections=200", "-c", "shared_buffers=64MB")
+		"-c", "max_connections=200", "-c", "shared_buffers=64MB", "-c", "fsync="+pgFsync())
 	asUser(p.cmd)
 	log, err := os.Create(filepath.Join(p.dir, "postgres.log"))
 	if err != nil {
