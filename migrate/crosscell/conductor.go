@@ -119,7 +119,7 @@ func New(cfg Config) (*Conductor, error) {
 	}
 	for i := range cfg.Cells {
 		cell := cfg.Cells[i]
-		o, err := migrate.New(migrate.Config{Store: cell.Store, Driver: cell.Driver, Quota: cfg.Quota,
+		o, err := migrate.New(migrate.Config{Store: sameCellStore{cell.Store}, Driver: cell.Driver, Quota: cfg.Quota,
 			Flavors: cfg.Flavors, Hosts: cell.Hosts, Scheduler: cfg.Scheduler, Notifier: cfg.Notifier, Now: cfg.Now,
 			Rand: cfg.Rand, Owner: cfg.Owner, LeaseTTL: cfg.LeaseTTL, Logger: cfg.Logger, Options: cfg.Options})
 		if err != nil {
@@ -249,8 +249,8 @@ func (c *Conductor) locate(ctx context.Context, uuid string) (*Cell, *compute.In
 }
 
 // SameCell returns the same-cell orchestrator of the named cell, for the
-// operations that never leave it (PollAutoConfirm, Resume of same-cell
-// moves, rescue).
+// operations that never leave it (PollAutoConfirm). It does not see the
+// cross-cell moves' copies and migrations.
 func (c *Conductor) SameCell(name string) (*migrate.Orchestrator, bool) {
 	o, ok := c.same[name]
 	return o, ok

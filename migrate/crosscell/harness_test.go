@@ -33,6 +33,9 @@ type points struct {
 	fault  bool
 	cancel context.CancelFunc
 	log    []string
+	// crashed is set once a crash cancelled the run: the stopped
+	// conductor releases no lease.
+	crashed bool
 }
 
 // hit is called after a successful write (before for a driver call);
@@ -50,6 +53,7 @@ func (p *points) hit(what string) error {
 	}
 	if p.cancel != nil {
 		p.cancel()
+		p.crashed = true
 	}
 	return nil
 }
@@ -57,7 +61,7 @@ func (p *points) hit(what string) error {
 func (p *points) arm(at int, fault bool, cancel context.CancelFunc) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.n, p.at, p.fault, p.cancel, p.log = 0, at, fault, cancel, nil
+	p.n, p.at, p.fault, p.cancel, p.log, p.crashed = 0, at, fault, cancel, nil, false
 }
 
 func (p *points) count() int {
@@ -85,6 +89,16 @@ func (s *sweepStore) Transition(ctx context.Context, req compute.TransitionReque
 		s.p.crashAfter()
 	}
 	return i, m, err
+}
+
+func (s *sweepStore) ReleaseLease(ctx context.Context, l compute.Lease) error {
+	s.p.mu.Lock()
+	crashed := s.p.crashed
+	s.p.mu.Unlock()
+	if crashed {
+		return nil
+	}
+	return s.CellStore.ReleaseLease(ctx, l)
 }
 
 func (s *sweepStore) CreateInstance(ctx context.Context, inst *compute.Instance) error {

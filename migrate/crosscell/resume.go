@@ -8,16 +8,21 @@ import (
 	sm "github.com/xenflow/xenflow/statemachine"
 )
 
-// Resume finishes every cross-cell move, confirm and revert a conductor
-// stopped part-way (a crash, a lost lease), in every cell: each one is
-// driven from the task it stopped in, or its rollback finished. It
-// returns the instances it drove and the first error met; a move whose
-// lease another conductor holds is left to that one. Moves within one
-// cell are resumed by the cell's own orchestrator (SameCell).
+// Resume finishes every move, confirm and revert a conductor stopped
+// part-way (a crash, a lost lease), in every cell: moves within one cell
+// by the cell's own orchestrator (migrate.Orchestrator.Resume), cross-cell
+// ones from the task they stopped in, or their rollback finished. It
+// returns the cross-cell instances it drove and the first error met; a
+// move whose lease another conductor holds is left to that one.
 func (c *Conductor) Resume(ctx context.Context) ([]*Result, error) {
 	seen := map[string]bool{}
 	var out []*Result
 	var first error
+	for _, name := range sortedCells(c.cells) {
+		if _, err := c.same[name].Resume(ctx); err != nil && first == nil && !errors.Is(err, compute.ErrLease) {
+			first = err
+		}
+	}
 	for _, name := range sortedCells(c.cells) {
 		insts, err := c.cells[name].Store.ListInstances(ctx, compute.InstanceFilter{})
 		if err != nil {

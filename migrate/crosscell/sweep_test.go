@@ -125,3 +125,34 @@ func itoa(n int) string {
 	}
 	return itoa(n/10) + digits[n%10:n%10+1]
 }
+
+// TestResumeWaitsForTheLease stops a resize in the middle of its tasks
+// without releasing its leases: a second conductor leaves it while they
+// last and finishes it once they expired.
+func TestResumeWaitsForTheLease(t *testing.T) {
+	sc := scenarios()[0]
+	for _, k := range []int{3, 8, 12} {
+		f, c := sc.prepare(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		f.p.arm(k, false, cancel)
+		_, _ = sc.op.run(ctx, c)
+		cancel()
+		f.p.arm(0, false, nil)
+		before, _ := f.copies(context.Background(), vm1)
+		second := f.conductor("second")
+		if _, err := second.Resume(context.Background()); err != nil {
+			t.Fatalf("point %d: resume under a held lease: %v", k, err)
+		}
+		after, _ := f.copies(context.Background(), vm1)
+		if len(before) != len(after) || f.check(context.Background(), vm1) == nil {
+			t.Fatalf("point %d: the move went on under another owner's lease", k)
+		}
+		f.clock.Advance(time.Minute)
+		if _, err := second.Resume(context.Background()); err != nil {
+			t.Fatalf("point %d: %v", k, err)
+		}
+		if err := f.check(context.Background(), vm1); err != nil {
+			t.Fatalf("point %d: %v", k, err)
+		}
+	}
+}
