@@ -1,0 +1,265 @@
+package crosscell_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/xenflow/xenflow/compute"
+	"github.com/xenflow/xenflow/migrate"
+	"github.com/xenflow/xenflow/migrate/crosscell"
+	"github.com/xenflow/xenflow/quota"
+	sm "github.com/xenflow/xenflow/statemachine"
+	"github.com/xenflow/xenflow/xenapi"
+	"github.com/xenflow/xenflow/xenapi/xenapitest"
+	"github.com/xenflow/xenflow/xenserver"
+)
+
+const (
+	xInstance = "5d1e8a3b-7c2f-4e6a-9b8d-1f3a5c7e9b2d"
+	xName     = "instance-5d1e8a3b"
+	xDisk     = 4 << 20
+)
+
+// xworld is two simulated XenServer pools of two hosts each, served on
+// 127.0.0.1, as the cells cell1 and cell2 of one controller: the driver
+// knows both pools, which never talk to each other.
+type xworld struct {
+	t       *testing.T
+	pools   []*xenapitest.Pool
+	clients []*xenapi.Client
+	poolOf  map[string]int
+	cells   []crosscell.Cell
+	api     *crosscell.MemoryAPIStore
+	ledger  *quota.Ledger
+	data    []byte
+}
+
+func newXWorld(t *testing.T) *xworld {
+	w := &xworld{t: t, poolOf: map[string]int{}, api: crosscell.NewMemoryAPIStore()}
+	inv := xenserver.Inventory{Pools: map[string]xenserver.PoolEndpoint{}, Hosts: map[string]xenserver.HostEntry{}}
+	hostsOf := make([][]string, 2)
+	for pi := 0; pi < 2; pi++ {
+		names := []string{fmt.Sprintf("compute%d", 2*pi+1), fmt.Sprintf("compute%d", 2*pi+2)}
+		p, err := xenapitest.NewPool(xenapitest.Options{Dir: t.TempDir(), Hosts: 2, HostNames: names,
+			HostMemory: 8 << 30, Rand: rand.NewChaCha8([32]byte{byte(pi + 1)})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Close() })
+		url, err := p.Serve("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("pool%d", pi+1)
+		inv.Pools[name] = xenserver.PoolEndpoint{URL: url, User: p.User(), Password: xenserver.Password(p.Password()),
+			ClientOptions: []xenapi.Option{xenapi.WithTaskPollInterval(2 * time.Millisecond)}}
+		for _, h := range p.Hosts() {
+			inv.Hosts[h.Name()] = xenserver.HostEntry{Pool: name, XenServerHost: h.UUID(), SR: h.SRUUID()}
+			w.poolOf[h.Name()] = pi
+			hostsOf[pi] = append(hostsOf[pi], h.Name())
+		}
+		w.pools = append(w.pools, p)
+		w.clients = append(w.clients, login(t, url, p))
+	}
+	d, err := xenserver.New(xenserver.Config{Inventory: inv, Migrate: xenserver.MigrateConfig{ShutdownTimeout: 5 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close(context.Background()) })
+	for pi, name := range []string{"cell1", "cell2"} {
+		w.cells = append(w.cells, crosscell.Cell{Name: name, Driver: d, Hosts: hostsOf[pi],
+			Store: crosscell.NewCellStore(compute.NewMemoryStore())})
+	}
+	if w.ledger, err = quota.NewLedger(); err != nil {
+		t.Fatal(err)
+	}
+	w.boot()
+	return w
+}
+
+func login(t *testing.T, url string, p *xenapitest.Pool) *xenapi.Client {
+	c, err := xenapi.NewClient(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(context.Background(), p.User(), p.Password(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
+}
+
+// boot creates the instance's VM on compute1 (cell1) and writes its data
+// through the guest at the start, middle and end of the root disk.
+func (w *xworld) boot() {
+	ctx := context.Background()
+	p := w.pools[0]
+	vm, err := p.AddVM(xenapitest.VMSpec{Name: xName, Host: "compute1", Memory: 512 << 20, VCPUs: 2,
+		Disks: []int64{xDisk}, Running: true, Networks: []string{p.Network()},
+		OtherConfig: map[string]string{xenserver.KeyNovaUUID: xInstance}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.data = make([]byte, xDisk)
+	for i, off := range []int64{0, xDisk/2 + 512, xDisk - 8192} {
+		seed := []byte(fmt.Sprintf("block %d at %d|", i, off))
+		b := bytes.Repeat(seed, 8192/len(seed)+1)[:8192]
+		if err := p.WriteGuestDisk(vm.Ref, "0", off, b); err != nil {
+			w.t.Fatal(err)
+		}
+		copy(w.data[off:], b)
+	}
+	inst := &compute.Instance{UUID: xInstance, Name: xName, Host: "compute1", Node: "compute1", Cell: "cell1",
+		ProjectID: "p", UserID: "u", VMState: sm.VMActive, PowerState: sm.PowerRunning,
+		Flavor: xFlavors()["medium"].Clone(), LaunchedAt: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	if err := w.cells[0].Store.CreateInstance(ctx, inst); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := w.api.SaveMapping(ctx, crosscell.InstanceMapping{InstanceUUID: xInstance, Cell: "cell1", ProjectID: "p"}); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func xFlavors() migrate.Flavors {
+	return migrate.Flavors{"medium": {ID: "medium", Name: "m1.medium", VCPUs: 2, MemoryMB: 512, RootGB: 1}}
+}
+
+func (w *xworld) conductor() *crosscell.Conductor {
+	c, err := crosscell.New(crosscell.Config{Cells: w.cells, API: w.api, Quota: w.ledger, Flavors: xFlavors(),
+		Owner: "conductor", Rand: rand.NewChaCha8([32]byte{7}), Policy: crosscell.Policy{AllowCrossCellResize: true}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return c
+}
+
+// visible returns the instance's one visible copy and checks it is in
+// the mapped cell.
+func (w *xworld) visible() *compute.Instance {
+	ctx := context.Background()
+	m, err := w.api.GetMapping(ctx, xInstance)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var found []*compute.Instance
+	for _, c := range w.cells {
+		l, err := crosscell.VisibleInstances(ctx, c.Store, compute.InstanceFilter{})
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		found = append(found, l...)
+	}
+	if len(found) != 1 || found[0].Cell != m.Cell {
+		w.t.Fatalf("%d visible copies, mapping names %s", len(found), m.Cell)
+	}
+	return found[0]
+}
+
+// vms returns the power states of the instance's VMs in each pool.
+func (w *xworld) vms() [2][]string {
+	var out [2][]string
+	for pi, c := range w.clients {
+		recs, err := c.VM.GetAllRecords(context.Background())
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		for ref, r := range recs {
+			if r.OtherConfig[xenserver.KeyNovaUUID] == xInstance && !r.IsATemplate && !r.IsASnapshot {
+				out[pi] = append(out[pi], string(r.PowerState))
+				if r.PowerState == "Running" {
+					w.checkData(pi, ref)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// checkData compares the root disk of a VM with what the guest wrote.
+func (w *xworld) checkData(pi int, vm xenapi.VMRef) {
+	ctx := context.Background()
+	c := w.clients[pi]
+	vbds, err := c.VM.GetVBDs(ctx, vm)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, vbd := range vbds {
+		rec, err := c.VBD.GetRecord(ctx, vbd)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if rec.Userdevice != "0" {
+			continue
+		}
+		got := make([]byte, len(w.data))
+		if err := w.pools[pi].ReadVDIAt(string(rec.VDI), got, 0); err != nil {
+			w.t.Fatal(err)
+		}
+		if !bytes.Equal(got, w.data) {
+			w.t.Fatalf("root disk in pool %d differs from the guest's data", pi+1)
+		}
+		return
+	}
+	w.t.Fatalf("VM %s has no root disk", vm)
+}
+
+// TestXenServerCrossCell moves the instance between two pools as two
+// cells with the XenServer driver: a cold migration to the other cell
+// reverted (the guest runs again in pool1 with its data, cell2 holds
+// nothing), then again and confirmed (the guest runs in pool2 with its
+// data, pool1 and cell1 hold nothing).
+func TestXenServerCrossCell(t *testing.T) {
+	ctx := context.Background()
+	w := newXWorld(t)
+	c := w.conductor()
+	steps := []struct {
+		name     string
+		run      func() (*crosscell.Result, error)
+		cell     string
+		host     string
+		vms      [2]int // the instance's VMs in pool1, pool2
+		hiddenIn string
+	}{
+		{"migrate to cell2", func() (*crosscell.Result, error) {
+			return c.Migrate(ctx, migrate.MigrateRequest{InstanceUUID: xInstance, TargetHost: "compute3", Admin: true})
+		}, "cell2", "compute3", [2]int{1, 1}, "cell1"},
+		{"revert", func() (*crosscell.Result, error) {
+			return c.Revert(ctx, migrate.ActionRequest{InstanceUUID: xInstance})
+		}, "cell1", "compute1", [2]int{1, 0}, ""},
+		{"migrate to cell2 again", func() (*crosscell.Result, error) {
+			return c.Migrate(ctx, migrate.MigrateRequest{InstanceUUID: xInstance, TargetHost: "compute4", Admin: true})
+		}, "cell2", "compute4", [2]int{1, 1}, "cell1"},
+		{"confirm", func() (*crosscell.Result, error) {
+			return c.Confirm(ctx, migrate.ActionRequest{InstanceUUID: xInstance})
+		}, "cell2", "compute4", [2]int{0, 1}, ""},
+	}
+	for _, s := range steps {
+		res, err := s.run()
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		inst := w.visible()
+		if res.DestCell != s.cell || inst.Cell != s.cell || inst.Host != s.host {
+			t.Fatalf("%s: in %s on %s, want %s on %s", s.name, inst.Cell, inst.Host, s.cell, s.host)
+		}
+		vms := w.vms()
+		if len(vms[0]) != s.vms[0] || len(vms[1]) != s.vms[1] {
+			t.Fatalf("%s: VMs in the pools %v, want %v", s.name, vms, s.vms)
+		}
+		for pi, cell := range []string{"cell1", "cell2"} {
+			l, err := w.cells[pi].Store.ListInstances(ctx, compute.InstanceFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hidden := len(l) == 1 && l[0].Hidden
+			if hidden != (s.hiddenIn == cell) || len(l) > 1 {
+				t.Fatalf("%s: %s holds %d copies (hidden %v)", s.name, cell, len(l), hidden)
+			}
+		}
+		t.Logf("%s: %s on %s, VMs %v", s.name, inst.Cell, inst.Host, vms)
+	}
+}
