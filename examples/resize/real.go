@@ -71,23 +71,11 @@ func runReal(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	inv, hosts, err := realInventory(pools, a, c, password)
+	drv, hosts, closeDrv, err := realDriver(ctx, c, pools, a, password)
+	defer closeDrv()
 	if err != nil {
 		return err
 	}
-	dom0s, err := withDom0(inv, c, func(name string) (dom0.Host, error) {
-		return sshDom0(ctx, c, hostAddress(pools, inv.Hosts[name]))
-	})
-	defer dom0s.close()
-	if err != nil {
-		return err
-	}
-	drv, err := xenserver.New(xenserver.Config{Inventory: inv, Originator: "xenflow-examples-resize",
-		Transfer: xenserver.TransferConfig{Verify: true}, Transports: transports(c)})
-	if err != nil {
-		return err
-	}
-	defer drv.Close(context.WithoutCancel(ctx))
 	inst, err := drv.Adopt(ctx, xenserver.AdoptRequest{Host: a.host, VM: a.root.Record.UUID})
 	if err != nil {
 		return fmt.Errorf("adopting VM %s: %w", c.vm, err)
@@ -100,7 +88,7 @@ func runReal(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	inst.ProjectID, inst.UserID, inst.LaunchedAt = "adopted", "adopted", time.Now()
+	inst.Flavor, inst.ProjectID, inst.UserID, inst.LaunchedAt = from.Clone(), "adopted", "adopted", time.Now()
 	j := &job{cfg: c, stdout: stdout, driver: drv, hosts: hosts, inst: inst,
 		from: from, to: to, verify: func(ctx context.Context) (string, error) { return findRoot(ctx, pools, a.uuid) },
 		verified: "SHA-256 of the copy against the source (xenserver.TransferConfig.Verify)",
@@ -116,6 +104,32 @@ func (p *realPool) computeHost(h xenapi.HostRecord) string {
 		return h.NameLabel
 	}
 	return p.name + "." + h.NameLabel
+}
+
+// realDriver builds the XenServer driver over the pools (with the hosts'
+// control domains for the dom0 transport) and returns it with the compute
+// hosts and a function that closes what it opened.
+func realDriver(ctx context.Context, c *config, pools []*realPool, a *adopted, password string) (*xenserver.Driver, []string, func(), error) {
+	nothing := func() {}
+	inv, hosts, err := realInventory(pools, a, c, password)
+	if err != nil {
+		return nil, nil, nothing, err
+	}
+	dom0s, err := withDom0(inv, c, func(name string) (dom0.Host, error) {
+		return sshDom0(ctx, c, hostAddress(pools, inv.Hosts[name]))
+	})
+	if err != nil {
+		return nil, nil, func() { _ = dom0s.close() }, err
+	}
+	drv, err := xenserver.New(xenserver.Config{Inventory: inv, Originator: "xenflow-examples-resize",
+		Transfer: xenserver.TransferConfig{Verify: true}, Transports: transports(c)})
+	if err != nil {
+		return nil, nil, func() { _ = dom0s.close() }, err
+	}
+	return drv, hosts, func() {
+		_ = drv.Close(context.WithoutCancel(ctx))
+		_ = dom0s.close()
+	}, nil
 }
 
 // realFlavors returns the adopted VM's flavor, named by its sizes, and
