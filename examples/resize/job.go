@@ -136,36 +136,54 @@ func (j *job) run(ctx context.Context) error {
 	rep.line("xenflow resize: %s", j.layout)
 	rep.line("instance  %s (%s) on %s, flavor %s -> %s", j.inst.Name, j.inst.UUID, j.inst.Host, j.from.ID, j.to.ID)
 	rep.line("state     vm_state/task_state/migration status")
-	start := time.Now()
-	res, err := j.move(ctx, orch)
-	rep.endBar()
+	o, err := j.operate(ctx, orch, obs, rep)
 	if err != nil {
 		return err
-	}
-	total := time.Since(start)
-	if err := j.check(ctx, obs, rep, res.DestHost); err != nil {
-		return err
-	}
-	start = time.Now()
-	final, outcome, err := j.finish(ctx, orch, res)
-	if err != nil {
-		return err
-	}
-	total += time.Since(start)
-	if j.cfg.revert {
-		if err := j.check(ctx, obs, rep, res.SourceHost); err != nil {
-			return err
-		}
 	}
 	inst, err := store.GetInstance(ctx, j.inst.UUID)
 	if err != nil {
 		return err
 	}
-	if err := j.writeTrace(obs, res); err != nil {
+	if err := j.writeTrace(obs, o.res); err != nil {
 		return err
 	}
-	s := j.summary(res, final, outcome, inst.Host, m, total)
-	return s.print(j.stdout, j.cfg.jsonOut)
+	return j.summary(o, inst.Host, m).print(j.stdout, j.cfg.jsonOut)
+}
+
+// outcome is how the operation ended.
+type outcome struct {
+	res *migrate.Result
+	// final is the final state, name what ended it: confirmed, reverted
+	// or verify_resize.
+	final, name string
+	// total is the time the orchestrator took, the disk checks left out.
+	total time.Duration
+}
+
+// operate moves the instance, checks its disk on the destination,
+// confirms or reverts (checking the source again after a revert).
+func (j *job) operate(ctx context.Context, orch *migrate.Orchestrator, obs *observer, rep *reporter) (*outcome, error) {
+	start := time.Now()
+	res, err := j.move(ctx, orch)
+	rep.endBar()
+	if err != nil {
+		return nil, err
+	}
+	o := &outcome{res: res, total: time.Since(start)}
+	if err := j.check(ctx, obs, rep, res.DestHost); err != nil {
+		return nil, err
+	}
+	start = time.Now()
+	if o.final, o.name, err = j.finish(ctx, orch, res); err != nil {
+		return nil, err
+	}
+	o.total += time.Since(start)
+	if j.cfg.revert {
+		if err := j.check(ctx, obs, rep, res.SourceHost); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
 }
 
 // orchestrator builds the Store (observed), the quota ledger, the
@@ -236,7 +254,7 @@ func (j *job) finish(ctx context.Context, orch *migrate.Orchestrator, res *migra
 }
 
 // summary assembles the last line.
-func (j *job) summary(res *migrate.Result, final, outcome, host string, m *measure, total time.Duration) *summary {
+func (j *job) summary(o *outcome, host string, m *measure) *summary {
 	m.mu.Lock()
 	info, writes := m.info, m.writes
 	m.mu.Unlock()
@@ -245,10 +263,10 @@ func (j *job) summary(res *migrate.Result, final, outcome, host string, m *measu
 		verified = "byte for byte against the guest's writes"
 	}
 	return &summary{Operation: j.operation(), Instance: j.inst.UUID, FromFlavor: j.from.ID, ToFlavor: j.to.ID,
-		SourceHost: res.SourceHost, DestHost: res.DestHost, Outcome: outcome, State: final, Host: host,
+		SourceHost: o.res.SourceHost, DestHost: o.res.DestHost, Outcome: o.name, State: o.final, Host: host,
 		Transport: info.Transport, BytesSentRunning: info.BytesSentRunning,
 		BytesSentPoweredOff: info.BytesSent - info.BytesSentRunning,
-		DowntimeSeconds:     m.downtime().Seconds(), TotalSeconds: total.Seconds(), GuestWrites: writes,
+		DowntimeSeconds:     m.downtime().Seconds(), TotalSeconds: o.total.Seconds(), GuestWrites: writes,
 		Verified: verified}
 }
 
