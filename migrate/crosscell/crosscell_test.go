@@ -3,6 +3,7 @@ package crosscell
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/xenflow/xenflow/compute"
@@ -89,11 +90,12 @@ func TestHappyPaths(t *testing.T) {
 	}
 }
 
-// TestNotificationsAsSameCell checks that a cross-cell resize and confirm
-// send what a same-cell one sends.
+// TestNotificationsAsSameCell checks that a cross-cell resize, confirm
+// and revert send the notifications of a same-cell one, in order, and
+// leave the instance's visible copy with the same actions, finished.
 func TestNotificationsAsSameCell(t *testing.T) {
 	ctx := context.Background()
-	types := func(policy bool, flavor string) []sm.Notification {
+	run := func(policy bool, flavor string, finish func(*Conductor) (*Result, error)) ([]sm.Notification, []sm.Action) {
 		f := newFixture(t)
 		f.policy.AllowCrossCellResize = policy
 		f.boot(ctx, vm1, "c1", "c1-h1", "tiny", sm.VMActive)
@@ -105,16 +107,40 @@ func TestNotificationsAsSameCell(t *testing.T) {
 		if res.CrossCell != policy {
 			t.Fatalf("cross-cell %v, want %v", res.CrossCell, policy)
 		}
-		if _, err := c.Confirm(ctx, migrate.ActionRequest{InstanceUUID: vm1}); err != nil {
+		if _, err := finish(c); err != nil {
 			t.Fatal(err)
 		}
-		return f.notes.EventTypes()
+		acts, err := f.stores[f.mappedCell(ctx, vm1)].ListActions(ctx, vm1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []sm.Action
+		for _, a := range acts {
+			if a.FinishTime.IsZero() || len(a.Events) == 0 {
+				t.Fatalf("action %s not finished or without events: %+v", a.Action, a)
+			}
+			names = append(names, a.Action)
+		}
+		return f.notes.EventTypes(), names
 	}
-	same, cross := types(false, "small"), types(true, "medium")
-	want := []sm.Notification{sm.NotifyFinishResizeStart, sm.NotifyFinishResizeEnd, sm.NotifyResizeConfirmStart, sm.NotifyResizeConfirmEnd}
-	for _, n := range want {
-		if !contains(same, n) || !contains(cross, n) {
-			t.Errorf("%s: same-cell %v, cross-cell %v", n, same, cross)
+	for _, fin := range []struct {
+		name string
+		f    func(*Conductor) (*Result, error)
+	}{
+		{"confirm", func(c *Conductor) (*Result, error) {
+			return c.Confirm(ctx, migrate.ActionRequest{InstanceUUID: vm1})
+		}},
+		{"revert", func(c *Conductor) (*Result, error) {
+			return c.Revert(ctx, migrate.ActionRequest{InstanceUUID: vm1})
+		}},
+	} {
+		sameN, sameA := run(false, "small", fin.f)
+		crossN, crossA := run(true, "medium", fin.f)
+		if fmt.Sprint(sameN) != fmt.Sprint(crossN) {
+			t.Errorf("%s: notifications\nsame-cell  %v\ncross-cell %v", fin.name, sameN, crossN)
+		}
+		if fmt.Sprint(sameA) != fmt.Sprint(crossA) {
+			t.Errorf("%s: actions same-cell %v, cross-cell %v", fin.name, sameA, crossA)
 		}
 	}
 }

@@ -203,6 +203,17 @@ func (m *move) event(ctx context.Context, k *copyOf, name, host string, cause er
 	}
 }
 
+// finishAction closes the instance action of the copy's request.
+func (m *move) finishAction(ctx context.Context, k *copyOf) {
+	rid := k.inst.SystemMetadata[migrate.SysMetaRequestID]
+	if rid == "" {
+		return
+	}
+	if err := k.cell.Store.FinishAction(ctx, k.inst.UUID, rid, m.c.now()); err != nil {
+		m.c.log.Warn("crosscell: action not finished", slog.Any("err", err))
+	}
+}
+
 // settle commits a quota reservation; one committed or rolled back
 // before (by a run that stopped) is no error.
 func (m *move) settle(ctx context.Context, id string, commit bool) {

@@ -160,6 +160,10 @@ func (m *move) prepAtDest(ctx context.Context) error {
 			continue
 		}
 		m.event(ctx, m.src, "compute_prep_snapshot_based_resize_at_dest", h, nil)
+		// prep_snapshot_based_resize_at_dest: _send_prep_resize_notifications
+		for _, n := range []sm.Notification{sm.NotifyExists, sm.NotifyResizePrepStart, sm.NotifyResizePrepEnd} {
+			m.notify(ctx, m.src.inst, n, nil)
+		}
 		return m.write(ctx, m.src, []sm.Event{sm.EvCrossCellPrepAtDest}, func(_ *compute.Instance, mg *compute.Migration) {
 			mg.DestCompute, mg.DestNode, mg.DestHost = st.Host, st.Node, st.Host
 		})
@@ -208,6 +212,7 @@ func (m *move) prepAtSource(ctx context.Context) error {
 	}
 	inst, host := m.src.inst, m.src.mig.SourceCompute
 	drv := m.src.cell.Driver
+	m.notify(ctx, inst, sm.NotifyResizeStart, nil)
 	if err := drv.Snapshot(ctx, compute.SnapshotRequest{Instance: inst, Host: host,
 		ImageID: inst.SystemMetadata[SysMetaSnapshot]}); err != nil {
 		return err
@@ -216,9 +221,13 @@ func (m *move) prepAtSource(ctx context.Context) error {
 		return err
 	}
 	m.event(ctx, m.src, "compute_prep_snapshot_based_resize_at_source", host, nil)
-	return m.write(ctx, m.src, []sm.Event{sm.EvCrossCellSourcePoweredOff}, func(i *compute.Instance, _ *compute.Migration) {
+	err := m.write(ctx, m.src, []sm.Event{sm.EvCrossCellSourcePoweredOff}, func(i *compute.Instance, _ *compute.Migration) {
 		i.PowerState, i.Progress = sm.PowerShutdown, 40
 	})
+	if err == nil {
+		m.notify(ctx, m.src.inst, sm.NotifyResizeEnd, nil)
+	}
+	return err
 }
 
 // undoPrepAtSource starts the kept source guest again when it ran.
@@ -317,9 +326,13 @@ func (m *move) swap(ctx context.Context) error {
 	if err := m.mapTo(ctx, m.dst); err != nil {
 		return err
 	}
-	return m.write(ctx, m.dst, []sm.Event{sm.EvCrossCellSwapHidden}, func(i *compute.Instance, _ *compute.Migration) {
+	err := m.write(ctx, m.dst, []sm.Event{sm.EvCrossCellSwapHidden}, func(i *compute.Instance, _ *compute.Migration) {
 		i.Hidden = false
 	})
+	if err == nil {
+		m.finishAction(ctx, m.dst)
+	}
+	return err
 }
 
 // undoFinishAtDest removes what the destination got: its guest and disks.
@@ -370,6 +383,7 @@ func (m *move) finishRollback(ctx context.Context, failed int, cause error) erro
 	}
 	m.notify(ctx, m.src.inst, sm.NotifyMigrateServerError, cause)
 	m.event(ctx, m.src, "conductor_migrate_server", "", cause)
+	m.finishAction(ctx, m.src)
 	if err := m.src.cell.Store.AddFault(ctx, &compute.Fault{InstanceUUID: m.src.inst.UUID, Code: 500,
 		Message: cause.Error(), Host: m.src.inst.Host}); err != nil {
 		m.c.log.Warn("crosscell: fault not recorded")

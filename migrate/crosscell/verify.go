@@ -44,6 +44,7 @@ func (m *move) finishConfirm(ctx context.Context) error {
 			return err
 		}
 		m.event(ctx, m.dst, "compute_confirm_snapshot_based_resize_at_source", m.dst.mig.SourceCompute, nil)
+		m.finishAction(ctx, m.dst)
 	}
 	return nil
 }
@@ -65,18 +66,24 @@ func (m *move) revert(ctx context.Context, requestID string) error {
 // Resume finds a revert until it is complete.
 func (m *move) finishRevert(ctx context.Context) error {
 	if m.dst.state().Migration == sm.MigrationReverting {
+		m.notify(ctx, m.dst.inst, sm.NotifyExists, nil) // revert_snapshot_based_resize_at_dest
 		err := retry(ctx, func() error {
 			return m.dst.cell.Driver.Destroy(ctx, compute.DestroyRequest{Instance: m.dst.inst,
 				Host: m.dst.mig.DestCompute, DestroyDisks: true})
 		})
-		if err == nil && powerOn(m.dst.inst) {
-			err = retry(ctx, func() error {
-				return m.src.cell.Driver.PowerOn(ctx, compute.InstanceRequest{Instance: m.src.inst, Host: m.dst.mig.SourceCompute})
-			})
+		if err == nil {
+			m.event(ctx, m.dst, "compute_revert_snapshot_based_resize_at_dest", m.dst.mig.DestCompute, nil)
+			if powerOn(m.dst.inst) {
+				err = retry(ctx, func() error {
+					return m.src.cell.Driver.PowerOn(ctx, compute.InstanceRequest{Instance: m.src.inst, Host: m.dst.mig.SourceCompute})
+				})
+			}
 		}
 		if err != nil {
 			return m.failVerify(ctx, sm.EvCrossCellRevertError, err)
 		}
+		m.event(ctx, m.dst, "compute_finish_revert_snapshot_based_resize_at_source", m.dst.mig.SourceCompute, nil)
+		m.finishAction(ctx, m.dst)
 		old := m.dst.mig.OldFlavor
 		err = m.write(ctx, m.dst, []sm.Event{sm.EvCrossCellRevert}, func(i *compute.Instance, mg *compute.Migration) {
 			i.Hidden, i.Flavor, i.OldFlavor, i.NewFlavor = true, old.Clone(), nil, nil
@@ -118,6 +125,9 @@ func (m *move) settleRevert(ctx context.Context) error {
 		if err := m.write(ctx, m.src, nil, func(i *compute.Instance, _ *compute.Migration) { i.Hidden = false }); err != nil {
 			return err
 		}
+	}
+	if err := m.copyActions(ctx, m.dst, m.src); err != nil {
+		return err
 	}
 	if err := m.destroyCopy(ctx, m.dst); err != nil {
 		return err
@@ -181,4 +191,52 @@ func clearMoveMeta(i *compute.Instance) {
 	for _, k := range []string{SysMetaSourceCell, SysMetaTargetCell, SysMetaAlternates, SysMetaSnapshot, SysMetaRollback} {
 		delete(i.SystemMetadata, k)
 	}
+}
+
+// copyActions copies the instance actions and events from's cell holds
+// and to's lacks into to's cell (RevertResizeTask's
+// _update_instance_actions_in_source_cell), before from's records are
+// hard-deleted.
+func (m *move) copyActions(ctx context.Context, from, to *copyOf) error {
+	if !from.exists() {
+		return nil
+	}
+	acts, err := from.cell.Store.ListActions(ctx, m.uuid)
+	if err != nil {
+		return err
+	}
+	for _, a := range acts {
+		have, err := to.cell.Store.GetAction(ctx, m.uuid, a.RequestID)
+		if isNotFound(err) {
+			if err := to.cell.Store.CreateAction(ctx, a); err != nil && !alreadyExists(err) {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for _, ev := range a.Events {
+			if !hasEvent(have, ev.Event) {
+				if err := to.cell.Store.SaveActionEvent(ctx, m.uuid, a.RequestID, ev); err != nil {
+					return err
+				}
+			}
+		}
+		if !a.FinishTime.IsZero() && have.FinishTime.IsZero() {
+			if err := to.cell.Store.FinishAction(ctx, m.uuid, a.RequestID, a.FinishTime); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func hasEvent(a *compute.InstanceAction, name string) bool {
+	for _, e := range a.Events {
+		if e.Event == name {
+			return true
+		}
+	}
+	return false
 }
