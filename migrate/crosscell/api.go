@@ -222,18 +222,7 @@ func (c *Conductor) writeStart(ctx context.Context, m *move, mig *compute.Migrat
 	if err != nil {
 		return err
 	}
-	inst, mg, err := k.cell.Store.Transition(ctx, compute.TransitionRequest{InstanceUUID: k.inst.UUID,
-		NewMigration: mig, Expect: k.state(), Lease: k.lease,
-		Apply: func(i *compute.Instance, mg *compute.Migration) error {
-			apply(i)
-			i.SetFlowState(mg, to)
-			return nil
-		}})
-	if err != nil {
-		return err
-	}
-	k.inst, k.mig = inst, mg
-	return nil
+	return m.writeTo(ctx, k, to, mig, func(i *compute.Instance, _ *compute.Migration) { apply(i) })
 }
 
 // result is the move's result from the visible copy.

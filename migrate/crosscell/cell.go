@@ -141,16 +141,18 @@ func (s *MemoryAPIStore) SaveRequestSpec(ctx context.Context, r RequestSpec) err
 // hidden=False).
 func VisibleInstances(ctx context.Context, s compute.InstanceStore, f compute.InstanceFilter) ([]*compute.Instance, error) {
 	all, err := s.ListInstances(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	out := all[:0]
-	for _, i := range all {
-		if !i.Hidden {
-			out = append(out, i)
+	return keep(all, func(i *compute.Instance) bool { return !i.Hidden }), err
+}
+
+// keep returns the elements of xs for which f is true, in place.
+func keep[T any](xs []T, f func(T) bool) []T {
+	out := xs[:0]
+	for _, x := range xs {
+		if f(x) {
+			out = append(out, x)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // QuotaCharges counts a project's usage over every cell as the quota
@@ -257,16 +259,7 @@ func (s *hardDeleteStore) GetInstance(ctx context.Context, uuid string) (*comput
 
 func (s *hardDeleteStore) ListInstances(ctx context.Context, f compute.InstanceFilter) ([]*compute.Instance, error) {
 	all, err := s.Store.ListInstances(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	out := all[:0]
-	for _, i := range all {
-		if t := s.tomb(i.UUID); t == nil || !t.instanceGone {
-			out = append(out, i)
-		}
-	}
-	return out, nil
+	return keep(all, func(i *compute.Instance) bool { t := s.tomb(i.UUID); return t == nil || !t.instanceGone }), err
 }
 
 // CreateInstance implements compute.InstanceStore: an instance destroyed
@@ -310,16 +303,7 @@ func (s *hardDeleteStore) GetMigration(ctx context.Context, uuid string) (*compu
 
 func (s *hardDeleteStore) ListMigrations(ctx context.Context, f compute.MigrationFilter) ([]*compute.Migration, error) {
 	all, err := s.Store.ListMigrations(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	out := all[:0]
-	for _, m := range all {
-		if !s.migrationGone(m) {
-			out = append(out, m)
-		}
-	}
-	return out, nil
+	return keep(all, func(m *compute.Migration) bool { return !s.migrationGone(m) }), err
 }
 
 func (s *hardDeleteStore) ListActions(ctx context.Context, uuid string) ([]*compute.InstanceAction, error) {
@@ -328,13 +312,7 @@ func (s *hardDeleteStore) ListActions(ctx context.Context, uuid string) ([]*comp
 	if err != nil || t == nil {
 		return all, err
 	}
-	out := all[:0]
-	for _, a := range all {
-		if !t.actions[a.RequestID] {
-			out = append(out, a)
-		}
-	}
-	return out, nil
+	return keep(all, func(a *compute.InstanceAction) bool { return !t.actions[a.RequestID] }), nil
 }
 
 func (s *hardDeleteStore) ListFaults(ctx context.Context, uuid string) ([]*compute.Fault, error) {

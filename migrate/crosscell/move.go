@@ -113,7 +113,7 @@ func (m *move) write(ctx context.Context, k *copyOf, evs []sm.Event, apply func(
 		}
 		to, notes = row.To, append(notes, row.Notifications...)
 	}
-	if err := m.writeTo(ctx, k, to, apply); err != nil {
+	if err := m.writeTo(ctx, k, to, nil, apply); err != nil {
 		return err
 	}
 	for _, n := range notes {
@@ -125,17 +125,19 @@ func (m *move) write(ctx context.Context, k *copyOf, evs []sm.Event, apply func(
 // set writes a copy to state s directly, with apply's changes: the steps
 // that bring one cell's copy level with the other's.
 func (m *move) set(ctx context.Context, k *copyOf, s sm.FlowState, apply func(*compute.Instance, *compute.Migration)) error {
-	return m.writeTo(ctx, k, s, apply)
+	return m.writeTo(ctx, k, s, nil, apply)
 }
 
 // writeTo stores the copy in state to with apply's changes, under the
-// copy's lease, compared with the state it was read in.
-func (m *move) writeTo(ctx context.Context, k *copyOf, to sm.FlowState, apply func(*compute.Instance, *compute.Migration)) error {
+// copy's lease, compared with the state it was read in; newMig, when set,
+// is the migration the write creates.
+func (m *move) writeTo(ctx context.Context, k *copyOf, to sm.FlowState, newMig *compute.Migration,
+	apply func(*compute.Instance, *compute.Migration)) error {
 	if err := m.renew(ctx, k); err != nil {
 		return err
 	}
 	inst, mig, err := k.cell.Store.Transition(ctx, compute.TransitionRequest{InstanceUUID: k.inst.UUID,
-		MigrationUUID: migUUIDOf(k.mig), Expect: k.state(), Lease: k.lease,
+		MigrationUUID: migUUIDOf(k.mig), NewMigration: newMig, Expect: k.state(), Lease: k.lease,
 		Apply: func(i *compute.Instance, mg *compute.Migration) error {
 			if apply != nil {
 				apply(i, mg)

@@ -16,28 +16,10 @@ type sameCellStore struct {
 
 func (s sameCellStore) ListInstances(ctx context.Context, f compute.InstanceFilter) ([]*compute.Instance, error) {
 	all, err := s.CellStore.ListInstances(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	out := all[:0]
-	for _, i := range all {
-		if i.SystemMetadata[SysMetaSourceCell] == "" {
-			out = append(out, i)
-		}
-	}
-	return out, nil
+	return keep(all, func(i *compute.Instance) bool { return i.SystemMetadata[SysMetaSourceCell] == "" }), err
 }
 
 func (s sameCellStore) ListMigrations(ctx context.Context, f compute.MigrationFilter) ([]*compute.Migration, error) {
 	all, err := s.CellStore.ListMigrations(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	out := all[:0]
-	for _, m := range all {
-		if !m.CrossCellMove {
-			out = append(out, m)
-		}
-	}
-	return out, nil
+	return keep(all, func(m *compute.Migration) bool { return !m.CrossCellMove }), err
 }
