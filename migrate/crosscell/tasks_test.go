@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/compute/computetest"
 	"github.com/xenflow/xenflow/migrate"
 	sm "github.com/xenflow/xenflow/statemachine"
@@ -92,6 +93,44 @@ func TestNoAlternateLeft(t *testing.T) {
 	}
 	if res.State != (sm.FlowState{VM: sm.VMActive, Migration: sm.MigrationError}) {
 		t.Fatalf("ended in %s", res.State)
+	}
+	if err := f.check(ctx, vm1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConcurrentConductors starts a second move of the instance, and a
+// confirm, while a first conductor's move is at its snapshot: both are
+// refused (by the instance's task_state or the lease), a resume by the
+// second finds the first's lease, and the first move finishes.
+func TestConcurrentConductors(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.boot(ctx, vm1, "c1", "c1-h1", "small", sm.VMActive)
+	first, second := f.conductor("a"), f.conductor("b")
+	var errs []error
+	f.driver.SetHook(func(c computetest.Call) error {
+		if c.Method == computetest.MethodSnapshot && c.Step == "" && errs == nil {
+			_, err := second.Resize(ctx, migrate.ResizeRequest{InstanceUUID: vm1, FlavorID: "medium"})
+			errs = append(errs, err)
+			_, err = second.Confirm(ctx, migrate.ActionRequest{InstanceUUID: vm1})
+			errs = append(errs, err)
+			_, err = second.ResumeInstance(ctx, vm1)
+			errs = append(errs, err)
+		}
+		return nil
+	})
+	if _, err := first.Resize(ctx, migrate.ResizeRequest{InstanceUUID: vm1, FlavorID: "medium"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(errs) != 3 || !errors.Is(errs[2], compute.ErrLease) {
+		t.Fatalf("the second conductor's calls: %v", errs)
+	}
+	for _, err := range errs {
+		var inv *sm.InvalidStateError
+		if !errors.Is(err, compute.ErrLease) && !errors.As(err, &inv) {
+			t.Fatalf("second conductor: %v, want the lease's error or *statemachine.InvalidStateError", err)
+		}
 	}
 	if err := f.check(ctx, vm1); err != nil {
 		t.Fatal(err)
