@@ -53,7 +53,7 @@ func eFlavors() migrate.Flavors {
 // 127.0.0.1, the real driver, a memory Store and a quota ledger on one
 // hand-moved clock.
 type eworld struct {
-	t       *testing.T
+	t       testing.TB
 	layout  eLayout
 	pools   []*xenapitest.Pool
 	clients []*xenapi.Client
@@ -71,6 +71,15 @@ type eworld struct {
 
 func newEWorld(t *testing.T, l eLayout) *eworld {
 	t.Helper()
+	w := newEPools(t, l, 8<<30)
+	w.addInstance()
+	return w
+}
+
+// newEPools builds the layout's pools, each host with hostMemory bytes of
+// RAM, the driver, the Store and the ledger; no instance yet.
+func newEPools(t testing.TB, l eLayout, hostMemory int64) *eworld {
+	t.Helper()
 	w := &eworld{t: t, layout: l, poolOf: map[string]int{}, clock: computetest.NewClock(eStart), flavors: eFlavors()}
 	inv := xenserver.Inventory{Pools: map[string]xenserver.PoolEndpoint{}, Hosts: map[string]xenserver.HostEntry{}}
 	for pi, n := range l.pools {
@@ -79,7 +88,7 @@ func newEWorld(t *testing.T, l eLayout) *eworld {
 			names = append(names, fmt.Sprintf("compute%d", len(w.hosts)+i+1))
 		}
 		p, err := xenapitest.NewPool(xenapitest.Options{Dir: t.TempDir(), Hosts: n, HostNames: names,
-			HostMemory: 8 << 30, Rand: rand.NewChaCha8([32]byte{byte(pi + 1)})})
+			HostMemory: hostMemory, SRSize: 1 << 40, Rand: rand.NewChaCha8([32]byte{byte(pi + 1), byte(pi >> 8)})})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +118,6 @@ func newEWorld(t *testing.T, l eLayout) *eworld {
 	if w.ledger, err = quota.NewLedger(quota.WithClock(w.clock.Now), quota.WithIDs(quota.SequentialIDs("r"))); err != nil {
 		t.Fatal(err)
 	}
-	w.addInstance()
 	return w
 }
 
