@@ -26,6 +26,9 @@ type Store struct {
 	// wake is closed and replaced when this process adds work, for Wait.
 	mu   sync.Mutex
 	wake chan struct{}
+	// stmts holds the hot statements, prepared once per connection.
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
 }
 
 type config struct {
@@ -96,7 +99,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			o(&cfg)
 		}
 	}
-	s := &Store{cfg: cfg, wake: make(chan struct{})}
+	s := &Store{cfg: cfg, wake: make(chan struct{}), stmts: map[string]*sql.Stmt{}}
 	source, err := s.source(dsn)
 	if err != nil {
 		return nil, err
@@ -151,7 +154,56 @@ func (s *Store) Close() error {
 	if s == nil || s.db == nil {
 		return ErrClosed
 	}
+	s.stmtMu.Lock()
+	for q, st := range s.stmts {
+		st.Close()
+		delete(s.stmts, q)
+	}
+	s.stmtMu.Unlock()
 	return s.db.Close()
+}
+
+// prepared returns the statement query (in ? placeholders) prepared on
+// tx's connection, preparing it once per connection: SQLite then parses
+// the hot statements of a step once, not on every call.
+func (s *Store) prepared(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	st, ok := s.stmts[query]
+	s.stmtMu.Unlock()
+	if !ok {
+		var err error
+		if st, err = s.db.PrepareContext(ctx, s.d.q(query)); err != nil {
+			return nil, err
+		}
+		s.stmtMu.Lock()
+		if prev, ok := s.stmts[query]; ok {
+			st.Close()
+			st = prev
+		} else {
+			s.stmts[query] = st
+		}
+		s.stmtMu.Unlock()
+	}
+	return tx.StmtContext(ctx, st), nil
+}
+
+// execPrepared runs a prepared statement in tx.
+func (s *Store) execPrepared(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st, err := s.prepared(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// queryRowPrepared runs a prepared query of one row in tx; a statement
+// that cannot be prepared reports its error through the row.
+func (s *Store) queryRowPrepared(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	st, err := s.prepared(ctx, tx, query)
+	if err != nil {
+		return tx.QueryRowContext(ctx, s.d.q(query), args...)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 // DB returns the database handle, for a caller that backs up or inspects

@@ -55,8 +55,8 @@ func (s *Store) lockInstance(ctx context.Context, tx *sql.Tx, uuid string, withR
 	if withRecord {
 		cols = instanceCols + ", "
 	}
-	row := tx.QueryRowContext(ctx, s.d.q(`SELECT `+cols+`lease_owner, lease_fence, lease_expires, `+clock+
-		` FROM instances WHERE uuid = ?`+s.d.forUpdate), append(args, uuid)...)
+	row := s.queryRowPrepared(ctx, tx, `SELECT `+cols+`lease_owner, lease_fence, lease_expires, `+clock+
+		` FROM instances WHERE uuid = ?`+s.d.forUpdate, append(args, uuid)...)
 	var err error
 	if withRecord {
 		li.inst, err = scanInstance(row, uuid, dest...)
@@ -142,7 +142,7 @@ func (s *Store) transitionMigration(ctx context.Context, tx *sql.Tx, req compute
 	if id == "" {
 		return nil, nil
 	}
-	row := tx.QueryRowContext(ctx, s.d.q(`SELECT `+migrationCols+` FROM migrations WHERE uuid = ?`+s.d.forUpdate), id)
+	row := s.queryRowPrepared(ctx, tx, `SELECT `+migrationCols+` FROM migrations WHERE uuid = ?`+s.d.forUpdate, id)
 	m, err := scanMigration(row, id)
 	switch {
 	case req.NewMigration != nil && errors.Is(err, sql.ErrNoRows):
@@ -166,8 +166,8 @@ func (s *Store) writeStep(ctx context.Context, tx *sql.Tx, req compute.Transitio
 	if err != nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, s.d.q(`UPDATE instances SET host = ?, vm_state = ?, task_state = ?, updated_at = ?, record = ?
-		WHERE uuid = ? AND vm_state = ? AND task_state = ? AND lease_fence = ?`),
+	res, err := s.execPrepared(ctx, tx, `UPDATE instances SET host = ?, vm_state = ?, task_state = ?, updated_at = ?, record = ?
+		WHERE uuid = ? AND vm_state = ? AND task_state = ? AND lease_fence = ?`,
 		inst.Host, string(inst.VMState), string(inst.TaskState), nanos(now), rec,
 		inst.UUID, string(req.Expect.VM), string(req.Expect.Task), fence)
 	if err := oneRow(res, err); err != nil {
@@ -184,7 +184,7 @@ func (s *Store) updateStepMigration(ctx context.Context, tx *sql.Tx, expect stat
 	if err != nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, s.d.q(updateMigration+` WHERE uuid = ? AND status = ? AND phase = ?`),
+	res, err := s.execPrepared(ctx, tx, updateMigration+` WHERE uuid = ? AND status = ? AND phase = ?`,
 		append(migrationRow(m, rec), m.UUID, string(expect.Migration), string(expect.Phase))...)
 	if err := oneRow(res, err); err != nil {
 		return s.conflict("write migration step", err)
