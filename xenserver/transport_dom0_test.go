@@ -79,21 +79,28 @@ func TestDom0TransportResize(t *testing.T) {
 // parent VHD).
 func checkHasParent(t *testing.T, e *testEnv, host, uuid string) {
 	t.Helper()
-	tg, err := e.d.pool(context.Background(), host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := tg.Client.VDI.GetByUUID(context.Background(), uuid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sm, err := tg.Client.VDI.GetSMConfig(context.Background(), ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sm["vhd-parent"] == "" {
+	if sm := vdiRecord(t, e, host, uuid).SMConfig; sm["vhd-parent"] == "" {
 		t.Fatalf("VDI %s has no parent: the chain was flattened", uuid)
 	}
+}
+
+// vdiRecord reads a VDI of a compute host's pool by uuid.
+func vdiRecord(t *testing.T, e *testEnv, host, uuid string) xenapi.VDIRecord {
+	t.Helper()
+	ctx := context.Background()
+	tg, err := e.d.pool(ctx, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := tg.Client.VDI.GetByUUID(ctx, uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := tg.Client.VDI.GetRecord(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
 }
 
 // TestDom0TransportNeedsDom0: a host without dom0 access is refused
