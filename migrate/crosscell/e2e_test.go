@@ -122,6 +122,13 @@ func (w *xworld) boot() {
 	if err := w.api.SaveMapping(ctx, crosscell.InstanceMapping{InstanceUUID: xInstance, Cell: "cell1", ProjectID: "p"}); err != nil {
 		w.t.Fatal(err)
 	}
+	charges, err := crosscell.QuotaCharges(ctx, w.cells, "p")
+	if err == nil {
+		_, err = w.ledger.Reconcile(ctx, "p", charges)
+	}
+	if err != nil {
+		w.t.Fatal(err)
+	}
 }
 
 func xFlavors() migrate.Flavors {
@@ -261,5 +268,155 @@ func TestXenServerCrossCell(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %s on %s, VMs %v", s.name, inst.Cell, inst.Host, vms)
+	}
+}
+
+// xOp is an operation of the XenAPI fault sweep, after its setup.
+type xOp struct {
+	name  string
+	setup []func(*crosscell.Conductor) error
+	run   func(*crosscell.Conductor) error
+}
+
+func xMigrate(c *crosscell.Conductor) error {
+	_, err := c.Migrate(context.Background(), migrate.MigrateRequest{InstanceUUID: xInstance, TargetHost: "compute3", Admin: true})
+	return err
+}
+
+func xConfirm(c *crosscell.Conductor) error {
+	_, err := c.Confirm(context.Background(), migrate.ActionRequest{InstanceUUID: xInstance})
+	return err
+}
+
+func xRevert(c *crosscell.Conductor) error {
+	_, err := c.Revert(context.Background(), migrate.ActionRequest{InstanceUUID: xInstance})
+	return err
+}
+
+var xOps = []xOp{
+	{"migrate", nil, xMigrate},
+	{"confirm", []func(*crosscell.Conductor) error{xMigrate}, xConfirm},
+	{"revert", []func(*crosscell.Conductor) error{xMigrate}, xRevert},
+}
+
+// prepare builds a world with the operation's setup done.
+func (op xOp) prepare(t *testing.T) *xworld {
+	w := newXWorld(t)
+	for _, s := range op.setup {
+		if err := s(w.conductor()); err != nil {
+			t.Fatalf("setup: %v", err)
+		}
+	}
+	for _, p := range w.pools {
+		p.ResetCalls()
+	}
+	return w
+}
+
+// atRest checks the instance once nothing runs: one visible copy, in the
+// mapped cell, with no task; a hidden copy only while it waits in
+// VERIFY_RESIZE; one running VM of it, in the pool of the host the copy
+// names, with the guest's data; a halted one in the source pool only
+// while it waits; quota equal to a recount with nothing pending.
+func (w *xworld) atRest() {
+	w.t.Helper()
+	ctx := context.Background()
+	inst := w.visible()
+	if inst.TaskState != sm.TaskNone {
+		w.t.Fatalf("instance in %s/%s", inst.VMState, inst.TaskState)
+	}
+	waiting := inst.VMState == sm.VMResized
+	hidden := 0
+	for _, c := range w.cells {
+		l, err := c.Store.ListInstances(ctx, compute.InstanceFilter{})
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		for _, i := range l {
+			if i.Hidden {
+				hidden++
+			}
+		}
+	}
+	vms := w.vms()
+	running, halted := 0, 0
+	for pi, states := range vms {
+		for _, s := range states {
+			if s == "Running" {
+				running++
+				if pi != w.poolOf[inst.Host] {
+					w.t.Fatalf("the running VM is in pool %d, the instance on %s", pi+1, inst.Host)
+				}
+			} else {
+				halted++
+			}
+		}
+	}
+	want := map[bool]int{true: 1, false: 0}[waiting]
+	if hidden != want || halted != want || running != 1 {
+		w.t.Fatalf("vm_state %s: %d hidden copies, VMs %v", inst.VMState, hidden, vms)
+	}
+	charges, err := crosscell.QuotaCharges(ctx, w.cells, "p")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	drift, err := w.ledger.Reconcile(ctx, "p", charges)
+	u, uerr := w.ledger.Usage(ctx, "p")
+	if err != nil || uerr != nil || len(drift) > 0 || u.Pending != 0 {
+		w.t.Fatalf("quota: drift %v, %d pending (%v, %v)", drift, u.Pending, err, uerr)
+	}
+}
+
+// TestXenServerFaultSweep fails XenAPI calls of the cross-cell migration,
+// confirm and revert on two simulated pools (the first call of each
+// method in each pool, in a fresh world each time): once the conductor
+// returns and a second one resumed, the instance is at rest with its data
+// in the pool that runs it.
+func TestXenServerFaultSweep(t *testing.T) {
+	for _, op := range xOps {
+		t.Run(op.name, func(t *testing.T) {
+			w := op.prepare(t)
+			if err := op.run(w.conductor()); err != nil {
+				t.Fatal(err)
+			}
+			type point struct {
+				pool int
+				xenapitest.CallRecord
+			}
+			var points []point
+			seen := map[string]bool{}
+			for pi, p := range w.pools {
+				for _, c := range p.Calls() {
+					if k := fmt.Sprint(pi, c.Method); !seen[k] {
+						seen[k] = true
+						points = append(points, point{pi, c})
+					}
+				}
+			}
+			hit := 0
+			for _, pt := range points {
+				name := fmt.Sprintf("pool%d/%s#%d", pt.pool+1, pt.Method, pt.N)
+				t.Run(name, func(t *testing.T) {
+					w := op.prepare(t)
+					p := w.pools[pt.pool]
+					p.FailNth(pt.Method, pt.N, "INTERNAL_ERROR", "injected")
+					_ = op.run(w.conductor())
+					p.ClearFaults()
+					for _, c := range p.Calls() {
+						if c.Method == pt.Method && c.N == pt.N && c.Error != "" {
+							hit++
+						}
+					}
+					if _, err := w.conductor().Resume(context.Background()); err != nil {
+						t.Fatalf("resume: %v", err)
+					}
+					w.atRest()
+				})
+			}
+			t.Logf("%s: %d XenAPI calls failed, %d of them answering the fault (Async calls fail in their task)", op.name, len(points), hit)
+			if hit < len(points)/2 {
+				t.Errorf("only %d of %d faults reached their call", hit, len(points))
+			}
+		})
 	}
 }
