@@ -124,5 +124,4 @@ func TestDom0TransportNeedsDom0(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 	checkSourceIntact(t, e, g, true)
-	_ = xenapi.NullRef
 }
