@@ -202,3 +202,32 @@ func resizePrep(t testing.TB, s compute.Store) compute.Lease {
 	}
 	return l
 }
+
+// TestCorruptRecord: a row whose JSON cannot be decoded gives a
+// *CorruptRecordError naming the record, on every backend.
+func TestCorruptRecord(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := openStore(t, b.dsn(t))
+			if err := s.CreateInstance(ctx, computetest.Instance("i1")); err != nil {
+				t.Fatal(err)
+			}
+			stmt := "UPDATE instances SET record = '{not json' WHERE uuid = ?"
+			if s.Backend() == "postgres" {
+				stmt = "UPDATE instances SET record = '{not json' WHERE uuid = $1"
+			}
+			if _, err := s.DB().ExecContext(ctx, stmt, "i1"); err != nil {
+				t.Fatal(err)
+			}
+			_, err := s.GetInstance(ctx, "i1")
+			var e *sqlstore.CorruptRecordError
+			if !errors.As(err, &e) || e.ID != "i1" || e.Kind != compute.KindInstance {
+				t.Fatalf("GetInstance of a corrupt row: %v (%T), want a *CorruptRecordError for i1", err, err)
+			}
+			if _, err := s.ListInstances(ctx, compute.InstanceFilter{}); !errors.As(err, &e) || e.ID != "i1" {
+				t.Fatalf("ListInstances with a corrupt row: %v", err)
+			}
+		})
+	}
+}

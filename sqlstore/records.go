@@ -53,28 +53,29 @@ type scanner interface{ Scan(dest ...any) error }
 
 // scanInstance reads the instanceCols of a row; the stamps come from their
 // columns.
-func scanInstance(row scanner, id string, extra ...any) (*compute.Instance, error) {
+// id points to the record's uuid, which a list query scans with the row.
+func scanInstance(row scanner, id *string, extra ...any) (*compute.Instance, error) {
 	var rec string
 	var created, updated int64
 	if err := row.Scan(append([]any{&rec, &created, &updated}, extra...)...); err != nil {
 		return nil, err
 	}
 	inst := &compute.Instance{}
-	if err := decode(compute.KindInstance, id, rec, inst); err != nil {
+	if err := decode(compute.KindInstance, *id, rec, inst); err != nil {
 		return nil, err
 	}
 	inst.CreatedAt, inst.UpdatedAt = fromNanos(created), fromNanos(updated)
 	return inst, nil
 }
 
-func scanMigration(row scanner, id string) (*compute.Migration, error) {
+func scanMigration(row scanner, id *string) (*compute.Migration, error) {
 	var rec string
 	var created, updated int64
 	if err := row.Scan(&rec, &created, &updated); err != nil {
 		return nil, err
 	}
 	m := &compute.Migration{}
-	if err := decode(compute.KindMigration, id, rec, m); err != nil {
+	if err := decode(compute.KindMigration, *id, rec, m); err != nil {
 		return nil, err
 	}
 	m.CreatedAt, m.UpdatedAt = fromNanos(created), fromNanos(updated)
@@ -99,7 +100,7 @@ func (s *Store) GetInstance(ctx context.Context, uuid string) (*compute.Instance
 		return nil, err
 	}
 	row := s.db.QueryRowContext(ctx, s.d.q(`SELECT `+instanceCols+` FROM instances WHERE uuid = ?`), uuid)
-	inst, err := scanInstance(row, uuid)
+	inst, err := scanInstance(row, &uuid)
 	if err != nil {
 		return nil, s.notFound("get instance", compute.KindInstance, uuid, err)
 	}
@@ -152,7 +153,7 @@ func (s *Store) ListInstances(ctx context.Context, f compute.InstanceFilter) ([]
 	return listRecords(ctx, s, "list instances", `SELECT uuid, `+instanceCols+` FROM instances`+w.sql()+` ORDER BY uuid`,
 		w.args, func(row scanner) (*compute.Instance, error) {
 			var id string
-			return scanInstance(prefixed{row, &id}, id)
+			return scanInstance(prefixed{row, &id}, &id)
 		})
 }
 
@@ -319,7 +320,7 @@ func (s *Store) GetMigration(ctx context.Context, uuid string) (*compute.Migrati
 		return nil, err
 	}
 	row := s.db.QueryRowContext(ctx, s.d.q(`SELECT `+migrationCols+` FROM migrations WHERE uuid = ?`), uuid)
-	m, err := scanMigration(row, uuid)
+	m, err := scanMigration(row, &uuid)
 	if err != nil {
 		return nil, s.notFound("get migration", compute.KindMigration, uuid, err)
 	}
@@ -351,7 +352,7 @@ func (s *Store) ListMigrations(ctx context.Context, f compute.MigrationFilter) (
 	return listRecords(ctx, s, "list migrations", `SELECT uuid, `+migrationCols+` FROM migrations`+w.sql()+
 		` ORDER BY created_at, uuid`, w.args, func(row scanner) (*compute.Migration, error) {
 		var id string
-		return scanMigration(prefixed{row, &id}, id)
+		return scanMigration(prefixed{row, &id}, &id)
 	})
 }
 

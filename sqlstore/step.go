@@ -59,7 +59,7 @@ func (s *Store) lockInstance(ctx context.Context, tx *sql.Tx, uuid string, withR
 		` FROM instances WHERE uuid = ?`+s.d.forUpdate, append(args, uuid)...)
 	var err error
 	if withRecord {
-		li.inst, err = scanInstance(row, uuid, dest...)
+		li.inst, err = scanInstance(row, &uuid, dest...)
 	} else {
 		err = row.Scan(dest...)
 	}
@@ -143,7 +143,7 @@ func (s *Store) transitionMigration(ctx context.Context, tx *sql.Tx, req compute
 		return nil, nil
 	}
 	row := s.queryRowPrepared(ctx, tx, `SELECT `+migrationCols+` FROM migrations WHERE uuid = ?`+s.d.forUpdate, id)
-	m, err := scanMigration(row, id)
+	m, err := scanMigration(row, &id)
 	switch {
 	case req.NewMigration != nil && errors.Is(err, sql.ErrNoRows):
 		return req.NewMigration.Clone(), nil
