@@ -210,9 +210,7 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, fmt.Errorf("migrate: scheduler: %w", err)
 	}
 	o.sched, o.maxTries = s, sc.MaxAttempts
-	if o.machines, err = buildMachines(); err != nil {
-		return nil, err
-	}
+	o.machines = buildMachines()
 	o.pre = map[statemachine.Operation]statemachine.Precondition{}
 	for _, op := range []statemachine.Operation{statemachine.OpResize, statemachine.OpMigrate,
 		statemachine.OpConfirmResize, statemachine.OpRevertResize} {

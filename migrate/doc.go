@@ -60,9 +60,10 @@
 //     the destination guest: the instance stays in VERIFY_RESIZE on the
 //     destination, which is intact, and the user may try again.
 //
-// These rows are not in Nova's tables; the package adds them to the
-// machines it builds (see [ExtraTransitions]) so every step is still
-// checked against a table.
+// These rows are not in Nova's code; statemachine's move, confirm and
+// revert tables carry them with events named "xenflow.*" (such as
+// statemachine.EvRollbackToSource), so every step is still checked
+// against a table.
 //
 // # Resume
 //

@@ -215,7 +215,7 @@ func (r *run) finishFailed(ctx context.Context, cause error) error {
 	}
 	r.fault(ctx, dest, cause)
 	r.cause = cause
-	if err := r.step(ctx, EvRollbackToSource, nil); err != nil {
+	if err := r.step(ctx, sm.EvRollbackToSource, nil); err != nil {
 		return err
 	}
 	return nil
@@ -259,7 +259,7 @@ func (r *run) rollbackToSource(ctx context.Context) error {
 		power = sm.PowerRunning
 	}
 	r.event(ctx, "compute_finish_revert_resize", src, nil)
-	return r.failed(ctx, EvRolledBack, r.causeOr(), func(i *compute.Instance, m *compute.Migration) {
+	return r.failed(ctx, sm.EvRolledBack, r.causeOr(), func(i *compute.Instance, m *compute.Migration) {
 		restoreSource(i, m)
 		i.PowerState = power
 	})
@@ -268,7 +268,7 @@ func (r *run) rollbackToSource(ctx context.Context) error {
 // rollbackFailed ends a rollback that could not restore the source.
 func (r *run) rollbackFailed(ctx context.Context, host string, err error) error {
 	r.fault(ctx, host, err)
-	return r.failed(ctx, EvRollbackError, errors.Join(r.causeOr(), err), restoreSource)
+	return r.failed(ctx, sm.EvRollbackError, errors.Join(r.causeOr(), err), restoreSource)
 }
 
 func (r *run) causeOr() error {

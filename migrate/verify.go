@@ -21,7 +21,7 @@ func (r *run) confirmSource(ctx context.Context) error {
 		return r.o.driver.ConfirmMigration(ctx, compute.ConfirmMigrationRequest{Instance: r.inst, Migration: r.mig, Host: src})
 	})
 	if err != nil {
-		return r.intactFailed(ctx, "compute_confirm_resize", src, err, sm.EvSourceConfirmResizeError, EvConfirmFailedIntact)
+		return r.intactFailed(ctx, "compute_confirm_resize", src, err, sm.EvSourceConfirmResizeError, sm.EvConfirmFailedIntact)
 	}
 	power := r.powerState(ctx, r.mig.DestCompute)
 	if err := r.commitQuota(ctx, r.reservation()); err != nil {
@@ -88,7 +88,7 @@ func (r *run) revertDest(ctx context.Context) error {
 			Migration: r.mig})
 	})
 	if err != nil {
-		return r.intactFailed(ctx, "compute_revert_resize", dest, err, sm.EvDestRevertResizeError, EvRevertFailedIntact)
+		return r.intactFailed(ctx, "compute_revert_resize", dest, err, sm.EvDestRevertResizeError, sm.EvRevertFailedIntact)
 	}
 	if err := r.step(ctx, sm.EvDestRevertResize, nil); err != nil {
 		return err

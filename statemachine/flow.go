@@ -219,6 +219,7 @@ func buildFlowTable() map[FlowName]Flow {
 	}
 	out := make(map[FlowName]Flow, len(flows))
 	for _, f := range flows {
+		f.Transitions = append(f.Transitions, xenflowRows(f.Name)...)
 		m, err := NewMachine(string(f.Name), f.Transitions)
 		if err != nil {
 			// The tables are fixed; TestFlowTablesWellFormed keeps them
