@@ -44,3 +44,34 @@ func TestStoreConformance(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentOpen: several processes' Opens of one new database at once
+// all succeed and create the schema once.
+func TestConcurrentOpen(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			dsn := b.dsn(t)
+			const n = 4
+			errs := make(chan error, n)
+			for i := 0; i < n; i++ {
+				go func() {
+					s, err := sqlstore.Open(context.Background(), dsn)
+					if err == nil {
+						err = s.Close()
+					}
+					errs <- err
+				}()
+			}
+			for i := 0; i < n; i++ {
+				if err := <-errs; err != nil {
+					t.Fatalf("concurrent Open: %v", err)
+				}
+			}
+			s := openStore(t, dsn)
+			var rows int
+			if err := s.DB().QueryRow("SELECT COUNT(*) FROM xenflow_schema").Scan(&rows); err != nil || rows != sqlstore.SchemaVersion {
+				t.Fatalf("schema versions recorded: %d, %v; want %d", rows, err, sqlstore.SchemaVersion)
+			}
+		})
+	}
+}

@@ -23,7 +23,9 @@ type dialect struct {
 	// clock is an expression of the database's clock in Unix nanoseconds;
 	// empty when the database is embedded and shares the process's clock.
 	clock string
-	// lockSchema serializes concurrent Opens migrating the schema.
+	// lockSchema serializes concurrent Opens migrating the schema (before
+	// its table exists: two CREATE TABLE IF NOT EXISTS at once can both
+	// try to create it).
 	lockSchema string
 	// notify wakes the orchestrators waiting in Store.Wait; empty when the
 	// database has no notifications.
@@ -37,10 +39,13 @@ var (
 		forUpdate:  " FOR UPDATE",
 		skipLocked: " FOR UPDATE SKIP LOCKED",
 		clock:      "CAST(EXTRACT(EPOCH FROM now()) * 1000000 AS BIGINT) * 1000",
-		lockSchema: "LOCK TABLE xenflow_schema IN EXCLUSIVE MODE",
+		lockSchema: "SELECT pg_advisory_xact_lock(" + schemaLockKey + ")",
 		notify:     "SELECT pg_notify('" + workChannel + "', ?)",
 	}
 )
+
+// schemaLockKey is the PostgreSQL advisory lock of schema migrations.
+const schemaLockKey = "7310245918"
 
 // workChannel is the PostgreSQL notification channel of new work.
 const workChannel = "xenflow_work"

@@ -58,13 +58,13 @@ const SchemaVersion = 1
 // refuses a newer one.
 func (s *Store) migrate(ctx context.Context) error {
 	return s.inTx(ctx, "migrate schema", func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS xenflow_schema (version INTEGER NOT NULL)`); err != nil {
-			return s.wrap("create the schema table", err)
-		}
 		if s.d.lockSchema != "" {
 			if _, err := tx.ExecContext(ctx, s.d.lockSchema); err != nil {
-				return s.wrap("lock the schema table", err)
+				return s.wrap("lock the schema", err)
 			}
+		}
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS xenflow_schema (version INTEGER NOT NULL)`); err != nil {
+			return s.wrap("create the schema table", err)
 		}
 		var v int
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM xenflow_schema`).Scan(&v); err != nil {
