@@ -51,6 +51,7 @@ func TestXenServerCrashSweep(t *testing.T) {
 				t.Logf("%d steps, %d of %d calls", steps, len(points), len(calls))
 				for n := 1; n <= steps; n++ {
 					t.Run(fmt.Sprintf("after-step-%d", n), func(t *testing.T) {
+						t.Parallel() // each point has a world of its own
 						w := op.prepare(t, l)
 						ctx, cancel := context.WithCancel(context.Background())
 						defer cancel()
@@ -60,6 +61,7 @@ func TestXenServerCrashSweep(t *testing.T) {
 				}
 				for _, c := range points {
 					t.Run("in-"+c.String(), func(t *testing.T) {
+						t.Parallel()
 						w := op.prepare(t, l)
 						p := w.pools[c.pool]
 						ctx, cancel := context.WithCancel(context.Background())

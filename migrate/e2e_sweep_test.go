@@ -86,6 +86,7 @@ func TestXenServerFaultSweep(t *testing.T) {
 				t.Logf("%d of %d calls failed", len(points), len(calls))
 				for _, c := range points {
 					t.Run(c.String(), func(t *testing.T) {
+						t.Parallel() // each point has a world of its own
 						w := op.prepare(t, l)
 						w.pools[c.pool].FailNth(c.Method, c.N, "INTERNAL_ERROR", "injected")
 						_ = op.run(context.Background(), w.orch(w.store, "o1")) // a typed failure, or a retry that finished
