@@ -180,6 +180,15 @@ func (o *Orchestrator) hostSetLocked(ctx context.Context) (*scheduler.HostSet, e
 // does not report). The resources this orchestrator has claimed for
 // moves in progress are taken off.
 func (o *Orchestrator) hostStates(ctx context.Context, hosts []string) ([]scheduler.HostState, error) {
+	states, err := o.readHostStates(ctx, hosts)
+	if err != nil {
+		return nil, err
+	}
+	return o.lessClaims(states), nil
+}
+
+// readHostStates asks the driver for the hosts' states, as they are.
+func (o *Orchestrator) readHostStates(ctx context.Context, hosts []string) ([]scheduler.HostState, error) {
 	var states []scheduler.HostState
 	if o.watcher != nil {
 		s, err := o.watcher.HostStates(ctx, hosts)
@@ -201,10 +210,16 @@ func (o *Orchestrator) hostStates(ctx context.Context, hosts []string) ([]schedu
 			states = append(states, s)
 		}
 	}
+	return states, nil
+}
+
+// lessClaims takes the resources this orchestrator has claimed for moves
+// in progress off states.
+func (o *Orchestrator) lessClaims(states []scheduler.HostState) []scheduler.HostState {
 	o.claimMu.Lock()
 	defer o.claimMu.Unlock()
 	if len(o.claims) == 0 {
-		return states, nil
+		return states
 	}
 	states = append([]scheduler.HostState(nil), states...) // the watcher's slice is not ours to change
 	for i := range states {
@@ -216,19 +231,23 @@ func (o *Orchestrator) hostStates(ctx context.Context, hosts []string) ([]schedu
 			}
 		}
 	}
-	return states, nil
+	return states
 }
 
 // claim checks that dest has room for f within its allocation ratios and
-// holds it for the migration until the move ends.
+// holds it for the migration until the move ends. The destination is read
+// before the lock (a driver's read is I/O, and claims on other hosts need
+// not wait for it); the claims in force are taken off it under the lock,
+// so two claims on one host never both count its last room.
 func (o *Orchestrator) claim(ctx context.Context, migUUID, dest string, f scheduler.Flavor) error {
-	o.schedMu.Lock()
-	defer o.schedMu.Unlock()
-	o.dropClaim(migUUID)
-	states, err := o.hostStates(ctx, []string{dest})
+	raw, err := o.readHostStates(ctx, []string{dest})
 	if err != nil {
 		return err
 	}
+	o.schedMu.Lock()
+	defer o.schedMu.Unlock()
+	o.dropClaim(migUUID)
+	states := o.lessClaims(raw)
 	if len(states) != 1 {
 		return fmt.Errorf("migrate: destination %s did not report its resources", dest)
 	}
