@@ -47,6 +47,7 @@ func New(cfg Config) (*Driver, error) {
 		d.pools[name] = &poolConn{name: name, ep: ep, originator: cfg.Originator}
 	}
 	d.transports[TransportXAPI] = &xapiTransport{cfg: cfg.Transfer}
+	d.transports[TransportDom0] = NewDom0Transport(nil)
 	for name, t := range cfg.Transports {
 		d.transports[name] = t
 	}
@@ -73,11 +74,23 @@ func (d *Driver) Capabilities() compute.DriverCapabilities {
 	return compute.DriverCapabilities{SupportsSuspendMigrate: true, SupportsCrossCell: true}
 }
 
-// GetInfo returns the state of the instance's VM on req.Host.
+// GetInfo returns the state of the instance's VM on req.Host. While the
+// instance is rescued (its VM halted, a rescue VM made for it) it is the
+// rescue VM's, as Nova's vmops.py lookup(check_rescue=True) prefers the
+// -rescue VM.
 func (d *Driver) GetInfo(ctx context.Context, req compute.InstanceRequest) (compute.InstanceInfo, error) {
-	_, vm, err := d.lookup(ctx, req.Host, req.Instance)
+	t, vm, err := d.lookup(ctx, req.Host, req.Instance)
 	if err != nil {
 		return compute.InstanceInfo{}, err
+	}
+	if !vm.Rec.PowerState.Is(xenapi.VMPowerStateRunning) {
+		rescues, err := findVMsBy(ctx, t.Client, func(oc map[string]string) bool { return oc[KeyRescueOf] == req.Instance.UUID })
+		if err != nil {
+			return compute.InstanceInfo{}, withHost(t, err)
+		}
+		if len(rescues) == 1 {
+			vm = rescues[0]
+		}
 	}
 	return compute.InstanceInfo{
 		PowerState: powerState(vm.Rec.PowerState),

@@ -217,8 +217,10 @@ func TestRescueUnrescue(t *testing.T) {
 					}
 					s.checkRescued(t)
 				}
+				// A rescued instance's state is its rescue VM's, as Nova's
+				// lookup(check_rescue=True) reports it.
 				info, err := s.e.d.GetInfo(ctx, compute.InstanceRequest{Instance: s.g.inst, Host: s.g.host})
-				if err != nil || info.PowerState != statemachine.PowerShutdown {
+				if err != nil || info.PowerState != statemachine.PowerRunning {
 					t.Fatalf("GetInfo of a rescued instance: %+v, %v", info, err)
 				}
 				for i := 0; i < 2; i++ {
