@@ -12,6 +12,7 @@ import (
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/migrate"
 	"github.com/xenflow/xenflow/quota"
+	sm "github.com/xenflow/xenflow/statemachine"
 	"github.com/xenflow/xenflow/xenapi/xenapitest"
 )
 
@@ -38,6 +39,13 @@ type job struct {
 	layout   string
 	// base is the length of the call log when the job began.
 	base int
+	// db holds the Store and the quota ledger.
+	db *stores
+	// loaded is set when the instance came from a durable Store (an
+	// earlier run's), not from the pool.
+	loaded bool
+	// owner names this orchestrator in leases.
+	owner string
 }
 
 // measure is what the run measures of the move.
@@ -133,6 +141,14 @@ func (j *job) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	switch {
+	case j.cfg.resume:
+		return resume(ctx, orch, j.stdout)
+	case j.loaded && j.inst.VMState == sm.VMResized:
+		return j.finishLeft(ctx, orch, rep)
+	case j.cfg.confirmLeft:
+		return &UsageError{Flag: "-confirm", Reason: fmt.Sprintf("no resize of %s waits in VERIFY_RESIZE in the -db Store", j.inst.Name)}
+	}
 	rep.line("xenflow resize: %s", j.layout)
 	rep.line("instance  %s (%s) on %s, flavor %s -> %s", j.inst.Name, j.inst.UUID, j.inst.Host, j.from.ID, j.to.ID)
 	rep.line("state     vm_state/task_state/migration status")
@@ -189,22 +205,63 @@ func (j *job) operate(ctx context.Context, orch *migrate.Orchestrator, obs *obse
 // orchestrator builds the Store (observed), the quota ledger, the
 // observed driver and the orchestrator, with the instance created.
 func (j *job) orchestrator(ctx context.Context, obs *observer, rep *reporter, m *measure) (*migrate.Orchestrator, compute.Store, error) {
-	store := &observedStore{Store: compute.NewMemoryStore(), obs: obs}
-	if err := store.CreateInstance(ctx, j.inst); err != nil {
-		return nil, nil, err
+	store := &observedStore{Store: j.db.store, obs: obs}
+	if !j.loaded && !j.cfg.resume {
+		if err := store.CreateInstance(ctx, j.inst); err != nil {
+			return nil, nil, err
+		}
+		if _, err := j.db.ledger.Reconcile(ctx, j.inst.ProjectID, []quota.Charge{migrate.Charge(j.inst)}); err != nil {
+			return nil, nil, err
+		}
 	}
-	ledger, err := quota.NewLedger()
-	if err != nil {
-		return nil, nil, err
-	}
-	if _, err := ledger.Reconcile(ctx, j.inst.ProjectID, []quota.Charge{migrate.Charge(j.inst)}); err != nil {
-		return nil, nil, err
+	owner := j.owner
+	if owner == "" {
+		owner = "examples-resize"
 	}
 	drv := &observedDriver{Driver: j.driver, obs: obs, hooks: j.hooks(m)}
-	orch, err := migrate.New(migrate.Config{Store: store, Driver: drv, Quota: ledger,
-		Flavors: migrate.Flavors{j.from.ID: j.from, j.to.ID: j.to}, Hosts: j.hosts, Owner: "examples-resize",
+	orch, err := migrate.New(migrate.Config{Store: store, Driver: drv, Quota: j.db.ledger,
+		Flavors: j.flavors(), Hosts: j.hosts, Owner: owner, LeaseTTL: j.cfg.leaseTTL,
 		Options: migrate.Options{CleanShutdown: true, Progress: rep.progress}})
 	return orch, store, err
+}
+
+// flavors are the flavors the orchestrator knows: the run's two and, for
+// a move an earlier run left, the instance's old and new ones.
+func (j *job) flavors() migrate.Flavors {
+	fl := migrate.Flavors{}
+	for _, f := range []*compute.Flavor{j.from, j.to} {
+		if f != nil {
+			fl[f.ID] = f
+		}
+	}
+	if j.inst != nil {
+		for _, f := range []*compute.Flavor{j.inst.Flavor, j.inst.OldFlavor, j.inst.NewFlavor} {
+			if f != nil {
+				fl[f.ID] = f
+			}
+		}
+	}
+	return fl
+}
+
+// finishLeft confirms or reverts a resize an earlier run left in
+// VERIFY_RESIZE in the durable Store.
+func (j *job) finishLeft(ctx context.Context, orch *migrate.Orchestrator, rep *reporter) error {
+	if !j.cfg.confirmLeft && !j.cfg.revert {
+		return &WaitingResizeError{VM: j.inst.Name, Pending: "give -confirm or -revert to finish it"}
+	}
+	rep.line("instance  %s (%s) on %s left in VERIFY_RESIZE by an earlier run", j.inst.Name, j.inst.UUID, j.inst.Host)
+	final, name, err := j.finish(ctx, orch, &migrate.Result{InstanceUUID: j.inst.UUID})
+	rep.endBar()
+	if err != nil {
+		return err
+	}
+	inst, err := j.db.store.GetInstance(ctx, j.inst.UUID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(j.stdout, "%s: instance %s %s on %s\n", name, inst.UUID, final, inst.Host)
+	return nil
 }
 
 // move resizes or cold-migrates the instance to VERIFY_RESIZE.

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -103,6 +104,13 @@ type config struct {
 	user, passwordFile, vm   string
 	memoryMiB, vcpus, rootGi int
 	sshKey, knownHosts       string
+
+	// db is the -db DSN (memory when empty), owner and leaseTTL the
+	// orchestrator's lease owner and lease period.
+	db       string
+	resume   bool
+	owner    string
+	leaseTTL time.Duration
 }
 
 // real reports whether the run is against pools given with -xapi.
@@ -130,10 +138,13 @@ the hosts' control domains over SSH/SFTP, as root at each host's address,
 port 22) needs -ssh-key and -known-hosts as well. On the simulated pool
 -transport dom0 reaches each host's control domain as a local directory.
 
-The Store is in memory: a resize left in VERIFY_RESIZE by -no-confirm can
-only be confirmed or reverted by the process that holds its Store, so
--confirm and -revert of such a resize in a later run are refused until a
-durable Store (a later -db flag) keeps it.
+The Store and the quota ledger are in memory unless -db names a database
+(package sqlstore): a SQLite file ("state.db") or PostgreSQL
+("postgres://user@host/db"). With -db and -xapi a resize left in
+VERIFY_RESIZE by -no-confirm is confirmed or reverted by a later run with
+the same -db and -confirm or -revert, and -resume drives to its end every
+operation a stopped run left unfinished in that database (a resize,
+cold migration, confirm or revert), prints each outcome and exits.
 
 Flags:
 `
@@ -168,7 +179,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.sshKey, "ssh-key", "", "dom0 transport: private key `FILE` for the hosts' control domains")
 	fs.StringVar(&c.knownHosts, "known-hosts", "", "dom0 transport: known_hosts `FILE` for the hosts' control domains")
 	fs.BoolVar(&c.noConfirm, "no-confirm", false, "leave the instance in VERIFY_RESIZE")
-	fs.BoolVar(&c.confirmLeft, "confirm", false, "confirm a resize an earlier run left in VERIFY_RESIZE (needs its Store; see above)")
+	fs.BoolVar(&c.confirmLeft, "confirm", false, "confirm a resize an earlier run left in VERIFY_RESIZE (needs its -db; see above)")
+	fs.StringVar(&c.db, "db", "", "keep the Store and quota in `DSN`: a SQLite file, or postgres://... (default: in memory)")
+	fs.BoolVar(&c.resume, "resume", false, "with -db and -xapi: finish every operation left unfinished in the database, print the outcomes and exit")
+	fs.StringVar(&c.owner, "owner", "examples-resize", "the orchestrator's name in the Store's leases")
+	fs.DurationVar(&c.leaseTTL, "lease-ttl", 0, "how long the orchestrator's lease on an instance lasts without renewal (0: the orchestrator's default, 30s)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -198,6 +213,14 @@ func (c *config) check() error {
 		return &UsageError{Flag: "-revert", Reason: "-revert and -no-confirm exclude each other"}
 	case c.confirmLeft && (c.revert || c.noConfirm):
 		return &UsageError{Flag: "-confirm", Reason: "-confirm excludes -revert and -no-confirm"}
+	case (c.resume || c.confirmLeft) && c.db == "":
+		return &UsageError{Flag: "-resume/-confirm", Reason: "need -db: the memory Store keeps nothing between runs"}
+	case c.resume && (c.confirmLeft || c.revert || c.noConfirm || c.migrate || c.down):
+		return &UsageError{Flag: "-resume", Reason: "finishes what the database holds; it takes no operation flags"}
+	case c.owner == "":
+		return &UsageError{Flag: "-owner", Reason: "must not be empty"}
+	case c.leaseTTL < 0:
+		return &UsageError{Flag: "-lease-ttl", Reason: "must not be negative"}
 	case c.memoryMiB < 0 || c.vcpus < 0 || c.rootGi < 0:
 		return &UsageError{Flag: "-memory-mib/-vcpus/-root-gib", Reason: "must not be negative"}
 	}
@@ -207,7 +230,7 @@ func (c *config) check() error {
 			set  bool
 		}{{"-vm", c.vm != ""}, {"-password-file", c.passwordFile != ""}, {"-memory-mib", c.memoryMiB != 0},
 			{"-vcpus", c.vcpus != 0}, {"-root-gib", c.rootGi != 0}, {"-ssh-key", c.sshKey != ""},
-			{"-known-hosts", c.knownHosts != ""}} {
+			{"-known-hosts", c.knownHosts != ""}, {"-resume", c.resume}, {"-confirm", c.confirmLeft}} {
 			if f.set {
 				return &UsageError{Flag: f.name, Reason: "only with -xapi (a real pool)"}
 			}
@@ -215,7 +238,7 @@ func (c *config) check() error {
 		return nil
 	}
 	switch {
-	case c.vm == "":
+	case c.vm == "" && !c.resume:
 		return &UsageError{Flag: "-vm", Reason: "required with -xapi"}
 	case c.serve != "":
 		return &UsageError{Flag: "-serve", Reason: "serves the simulated pool; not with -xapi"}
@@ -233,9 +256,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
-	}
-	if c.confirmLeft {
-		return &UnavailableError{Flag: "-confirm", Reason: errNoDurableStore}
 	}
 	if c.real() {
 		return runReal(ctx, c, stdout, stderr)

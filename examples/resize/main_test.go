@@ -188,6 +188,12 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-xapi", "http://127.0.0.1:1/", "-vm", "web", "-serve", "127.0.0.1:0"}, "-serve: serves the simulated pool"},
 		{[]string{"-xapi", "http://127.0.0.1:1/", "-vm", "web", "-down"}, "-down: the simulated pool's flavors"},
 		{[]string{"-xapi", "http://127.0.0.1:1/", "-vm", "web", "-transport", "dom0"}, "needs -ssh-key and -known-hosts"},
+		{[]string{"-confirm"}, "-resume/-confirm: need -db"},
+		{[]string{"-resume"}, "-resume/-confirm: need -db"},
+		{[]string{"-resume", "-db", "s.db"}, "-resume: only with -xapi"},
+		{[]string{"-resume", "-db", "s.db", "-revert"}, "-resume: finishes what the database holds"},
+		{[]string{"-owner", ""}, "-owner: must not be empty"},
+		{[]string{"-lease-ttl", "-1s"}, "-lease-ttl: must not be negative"},
 		{[]string{"-nosuchflag"}, "flag provided but not defined"},
 		{[]string{"extra"}, `unexpected ["extra"]`},
 	} {
@@ -200,26 +206,6 @@ func TestBadFlags(t *testing.T) {
 			}
 			if got := exitStatus(err, &stderr); got != exitUsage || !strings.Contains(stderr.String(), tc.want) {
 				t.Fatalf("exit %d, stderr %q", got, stderr.String())
-			}
-		})
-	}
-}
-
-func TestUnavailable(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"-confirm"}, "no durable Store"},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			err := run(context.Background(), tc.args, io.Discard, io.Discard)
-			var ue *UnavailableError
-			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want an *UnavailableError with %q", err, tc.want)
-			}
-			if got := exitStatus(err, io.Discard); got != exitFail {
-				t.Fatalf("exit %d", got)
 			}
 		})
 	}
@@ -257,7 +243,7 @@ func TestHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) || exitStatus(err, io.Discard) != exitOK {
 		t.Fatalf("-h: %v", err)
 	}
-	for _, want := range []string{"usage: resize", "-xapi URL", "-no-confirm", "durable Store"} {
+	for _, want := range []string{"usage: resize", "-xapi URL", "-no-confirm", "-db DSN", "-resume"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("usage lacks %q", want)
 		}
@@ -380,6 +366,45 @@ func TestRealPool(t *testing.T) {
 	var nv *NoVMError
 	if !errors.As(err, &nv) {
 		t.Fatalf("unknown VM: %v", err)
+	}
+}
+
+// TestDurableStore leaves resizes in VERIFY_RESIZE and finishes them in
+// later runs on the same -db: a revert, then a confirm, each checked
+// through XenAPI; -resume then finds nothing left.
+func TestDurableStore(t *testing.T) {
+	url := startFakepool(t)
+	pw := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pw, []byte(xenapitest.DefaultPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"-xapi", url, "-password-file", pw, "-db", filepath.Join(t.TempDir(), "state.db")}
+	vm := []string{"-vm", "instance-1-1"}
+	for _, step := range []struct {
+		args       []string
+		want, host string
+	}{
+		{[]string{"-memory-mib", "1024", "-vcpus", "2", "-no-confirm"}, "verify_resize", "host2"},
+		{[]string{"-revert"}, "reverted: instance", "host1"},
+		{[]string{"-memory-mib", "1024", "-vcpus", "2", "-no-confirm"}, "verify_resize", "host2"},
+		{[]string{"-confirm"}, "confirmed: instance", "host2"},
+	} {
+		out, err := runJob(t, append(append(append([]string{}, base...), vm...), step.args...)...)
+		if err != nil || !strings.Contains(out, step.want) {
+			t.Fatalf("%q: %v\n%s", step.args, err, out)
+		}
+		if step.args[0] == "-confirm" {
+			checkMoved(t, url, "instance-1-1", step.host, "root disk of instance-1-1\n")
+		}
+	}
+	_, err := runJob(t, append(append(append([]string{}, base...), vm...), "-confirm")...)
+	var ue *UsageError
+	if !errors.As(err, &ue) {
+		t.Fatalf("-confirm with nothing waiting: %v", err)
+	}
+	out, err := runJob(t, append(base, "-resume")...)
+	if err != nil || !strings.Contains(out, "resumed 0 operation(s)") {
+		t.Fatalf("-resume: %v\n%s", err, out)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/dom0"
+	sm "github.com/xenflow/xenflow/statemachine"
 	"github.com/xenflow/xenflow/xenapi"
 	"github.com/xenflow/xenflow/xenserver"
 )
@@ -67,6 +68,14 @@ func runReal(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	db, err := openStores(ctx, c.db)
+	if err != nil {
+		return err
+	}
+	defer db.close()
+	if c.resume {
+		return resumeReal(ctx, c, pools, password, db, stdout)
+	}
 	a, err := findVM(ctx, pools, c)
 	if err != nil {
 		return err
@@ -76,23 +85,55 @@ func runReal(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	inst, err := drv.Adopt(ctx, xenserver.AdoptRequest{Host: a.host, VM: a.root.Record.UUID})
-	if err != nil {
-		return fmt.Errorf("adopting VM %s: %w", c.vm, err)
-	}
-	a.uuid = inst.UUID
-	if err := a.refuseWaiting(ctx, c); err != nil {
-		return err
-	}
-	from, to, err := realFlavors(c, inst.Flavor)
+	inst, err := a.instance(ctx, c, drv, db)
 	if err != nil {
 		return err
 	}
-	inst.Flavor, inst.ProjectID, inst.UserID, inst.LaunchedAt = from.Clone(), "adopted", "adopted", time.Now()
-	j := &job{cfg: c, stdout: stdout, driver: drv, hosts: hosts, inst: inst,
+	from, to := inst.Flavor, inst.Flavor
+	if inst.VMState != sm.VMResized {
+		if from, to, err = realFlavors(c, inst.Flavor); err != nil {
+			return err
+		}
+	}
+	if !db.loaded(inst) {
+		inst.Flavor, inst.ProjectID, inst.UserID, inst.LaunchedAt = from.Clone(), "adopted", "adopted", time.Now()
+	}
+	j := &job{cfg: c, stdout: stdout, driver: drv, hosts: hosts, inst: inst, db: db, loaded: db.loaded(inst), owner: c.owner,
 		from: from, to: to, verify: func(ctx context.Context) (string, error) { return findRoot(ctx, pools, a.uuid) },
 		verified: "SHA-256 of the copy against the source (xenserver.TransferConfig.Verify)",
 		layout:   fmt.Sprintf("%d pool(s), %d hosts; VM %s adopted", len(pools), len(hosts), a.root.Record.NameLabel)}
+	return j.run(ctx)
+}
+
+// instance is the instance the VM is: the durable Store's record when an
+// earlier run with the same -db keeps it, else the VM adopted (refused
+// when an unconfirmed resize of it is in no Store this run has).
+func (a *adopted) instance(ctx context.Context, c *config, drv *xenserver.Driver, db *stores) (*compute.Instance, error) {
+	inst, err := adoptOrLoad(ctx, db.store, a.root.Record.OtherConfig[xenserver.KeyNovaUUID])
+	if err != nil {
+		return nil, err
+	}
+	if inst != nil && db.durable {
+		a.uuid = inst.UUID
+		db.kept = inst
+		return inst, nil
+	}
+	if inst, err = drv.Adopt(ctx, xenserver.AdoptRequest{Host: a.host, VM: a.root.Record.UUID}); err != nil {
+		return nil, fmt.Errorf("adopting VM %s: %w", c.vm, err)
+	}
+	a.uuid = inst.UUID
+	return inst, a.refuseWaiting(ctx, c)
+}
+
+// resumeReal drives to its end every operation left unfinished in the
+// durable Store, over the pools -xapi gives.
+func resumeReal(ctx context.Context, c *config, pools []*realPool, password string, db *stores, stdout io.Writer) error {
+	drv, hosts, closeDrv, err := realDriver(ctx, c, pools, nil, password)
+	defer closeDrv()
+	if err != nil {
+		return err
+	}
+	j := &job{cfg: c, stdout: stdout, driver: drv, hosts: hosts, db: db, owner: c.owner}
 	return j.run(ctx)
 }
 
@@ -299,10 +340,9 @@ func (a *adopted) refuseWaiting(ctx context.Context, c *config) error {
 }
 
 // errNoDurableStore says why a resize left in VERIFY_RESIZE cannot be
-// finished by a later run.
+// finished by this run.
 const errNoDurableStore = "the resize an earlier run left in VERIFY_RESIZE is in that run's Store, " +
-	"and xenflow has no durable Store yet: confirm or revert it in the process that holds the Store " +
-	"(a later -db flag will keep it)"
+	"and this run has not got it: give the same -db the earlier run had"
 
 // realInventory places every host of every pool: the SR that holds
 // instance disks is the adopted VM's root SR where the host sees it, else
@@ -340,7 +380,7 @@ func (p *realPool) diskSR(h xenapi.HostRef, a *adopted) (string, bool) {
 		if !ok || !seenBy(hosts, h) || sr.ContentType == "iso" || sr.Type == "iso" || sr.Type == "udev" {
 			continue
 		}
-		if a.pool == p && ref == a.root.SR {
+		if a != nil && a.pool == p && ref == a.root.SR {
 			return sr.UUID, true
 		}
 		if sr.Shared {

@@ -160,7 +160,12 @@ func runSimulated(ctx context.Context, c *config, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer drv.Close(context.WithoutCancel(ctx))
-	j := &job{cfg: c, stdout: stdout, driver: drv, hosts: sim.hostNames(),
+	db, err := openStores(ctx, c.db)
+	if err != nil {
+		return err
+	}
+	defer db.close()
+	j := &job{cfg: c, stdout: stdout, driver: drv, hosts: sim.hostNames(), db: db, owner: c.owner,
 		inst: sim.instance(from, time.Now()), from: from, to: to,
 		callLog: sim.pool.Calls, guest: sim.guest, verify: sim.verify,
 		layout: fmt.Sprintf("one pool of %d hosts with local SRs, served at %s", c.hosts, sim.url)}
