@@ -32,6 +32,11 @@
 // VM's userdevice 1 is checked to be the original root disk, and no
 // marker is written.
 //
+// -db DSN keeps the Store in a database (package sqlstore): a SQLite file,
+// or postgres://... for PostgreSQL; the default is in memory. With -db and
+// -xapi, -resume finishes every rescue and unrescue a stopped run left
+// unfinished in that database (-vm names the VM, for its host) and exits.
+//
 // -h prints every flag. Exit status 0 on success and for -h, 1 when the
 // run fails, 2 for bad flags.
 package main

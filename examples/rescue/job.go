@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/rescue"
+	"github.com/xenflow/xenflow/sqlstore"
 	"github.com/xenflow/xenflow/xenapi"
 )
 
@@ -20,6 +22,10 @@ type job struct {
 	client  *xenapi.Client
 	inst    *compute.Instance
 	image   string
+	// db is the -db DSN (memory when empty), resume asks to finish what
+	// it holds instead of a rescue.
+	db     string
+	resume bool
 	// marker, when set, writes data through the rescue VM's userdevice 1
 	// and reads it back from the original root disk after the unrescue.
 	marker *marker
@@ -56,19 +62,29 @@ type summary struct {
 // run rescues the instance, checks the rescue VM, unrescues and checks the
 // original.
 func (j *job) run(ctx context.Context) error {
-	store := &printingStore{Store: compute.NewMemoryStore(), out: j.stdout}
-	if err := store.CreateInstance(ctx, j.inst); err != nil {
+	st, closeStore, err := openStore(ctx, j.db)
+	if err != nil {
 		return err
 	}
+	defer closeStore()
+	store := &printingStore{Store: st, out: j.stdout}
 	o, err := rescue.New(rescue.Config{Store: store, Driver: j.driver, Owner: "examples-rescue"})
 	if err != nil {
+		return err
+	}
+	if j.resume {
+		err := o.Resume(ctx)
+		fmt.Fprintln(j.stdout, "resumed every rescue and unrescue left unfinished")
+		return err
+	}
+	if err := createOrLoad(ctx, store, j.inst); err != nil {
 		return err
 	}
 	sum := summary{Instance: j.inst.UUID, Host: j.inst.Host}
 	fmt.Fprintf(j.stdout, "instance %s (%s) on %s: %s\n", j.inst.UUID, j.inst.Name, j.inst.Host, j.inst.FlowState(nil))
 
 	start := time.Now()
-	res, err := o.Rescue(ctx, rescue.RescueRequest{InstanceUUID: j.inst.UUID, ImageRef: j.image, RequestID: "req-examples-rescue"})
+	res, err := o.Rescue(ctx, rescue.RescueRequest{InstanceUUID: j.inst.UUID, ImageRef: j.image, RequestID: j.requestID("rescue")})
 	if err != nil {
 		return fmt.Errorf("rescue: %w", err)
 	}
@@ -80,7 +96,7 @@ func (j *job) run(ctx context.Context) error {
 	}
 
 	start = time.Now()
-	after, err := o.Unrescue(ctx, rescue.UnrescueRequest{InstanceUUID: j.inst.UUID, RequestID: "req-examples-unrescue"})
+	after, err := o.Unrescue(ctx, rescue.UnrescueRequest{InstanceUUID: j.inst.UUID, RequestID: j.requestID("unrescue")})
 	if err != nil {
 		return fmt.Errorf("unrescue: %w", err)
 	}
@@ -90,6 +106,42 @@ func (j *job) run(ctx context.Context) error {
 		return err
 	}
 	return j.report(sum)
+}
+
+// requestID names a run's request; with -db, where the instance actions
+// of earlier runs are kept, it carries the time so each run's is new.
+func (j *job) requestID(action string) string {
+	if j.db == "" {
+		return "req-examples-" + action
+	}
+	return fmt.Sprintf("req-examples-%s-%d", action, time.Now().UnixNano())
+}
+
+// openStore opens the Store -db names (memory when empty) and returns it
+// with the function that closes it.
+func openStore(ctx context.Context, dsn string) (compute.Store, func(), error) {
+	if dsn == "" {
+		return compute.NewMemoryStore(), func() {}, nil
+	}
+	db, err := sqlstore.Open(ctx, dsn)
+	if err != nil {
+		return nil, func() {}, fmt.Errorf("-db: %w", err)
+	}
+	return db, func() { _ = db.Close() }, nil
+}
+
+// createOrLoad creates the instance in the Store, or takes the record an
+// earlier run on the same -db left there.
+func createOrLoad(ctx context.Context, store compute.Store, inst *compute.Instance) error {
+	kept, err := store.GetInstance(ctx, inst.UUID)
+	switch {
+	case errors.Is(err, compute.ErrNotFound):
+		return store.CreateInstance(ctx, inst)
+	case err != nil:
+		return err
+	}
+	*inst = *kept
+	return nil
 }
 
 // checkRescued finds the rescue VM, checks that its userdevice 1 is the

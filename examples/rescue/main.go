@@ -58,6 +58,11 @@ type config struct {
 	diskMiB int64
 
 	xapi, user, passwordFile, vm, rescueImage string
+
+	// db is the -db DSN (memory when empty); resume asks to finish what
+	// it holds.
+	db     string
+	resume bool
 }
 
 // real reports whether the run is against a pool given with -xapi.
@@ -76,6 +81,12 @@ original's root disk after the unrescue.
 
 With -xapi URL: the VM -vm of that pool is adopted as the instance and
 rescued from the VDI -rescue-image.
+
+The Store is in memory unless -db names a database (package sqlstore): a
+SQLite file ("state.db") or PostgreSQL ("postgres://user@host/db"). With
+-db and -xapi, -resume finishes every rescue and unrescue a stopped run
+left unfinished in that database (the VM -vm names the host), prints the
+outcome and exits.
 
 Flags:
 `
@@ -98,6 +109,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.passwordFile, "password-file", "", "a real pool: a `FILE` holding the password (its first line)")
 	fs.StringVar(&c.vm, "vm", "", "a real pool: the VM to rescue, by `NAME-OR-UUID`")
 	fs.StringVar(&c.rescueImage, "rescue-image", "", "a real pool: the `VDI-UUID` of the rescue image")
+	fs.StringVar(&c.db, "db", "", "keep the Store in `DSN`: a SQLite file, or postgres://... (default: in memory)")
+	fs.BoolVar(&c.resume, "resume", false, "with -db and -xapi: finish every rescue and unrescue left unfinished in the database and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -115,7 +128,13 @@ func (c *config) check() error {
 	if c.diskMiB < 1 || c.diskMiB > 1<<20 {
 		return &UsageError{Flag: "-disk-mib", Reason: "must be 1..1048576"}
 	}
+	if c.resume && c.db == "" {
+		return &UsageError{Flag: "-resume", Reason: "needs -db: the memory Store keeps nothing between runs"}
+	}
 	if !c.real() {
+		if c.resume {
+			return &UsageError{Flag: "-resume", Reason: "needs -xapi: the simulated pool ends with its run"}
+		}
 		for flag, v := range map[string]string{"-vm": c.vm, "-password-file": c.passwordFile, "-rescue-image": c.rescueImage} {
 			if v != "" {
 				return &UsageError{Flag: flag, Reason: "needs -xapi"}
@@ -130,7 +149,7 @@ func (c *config) check() error {
 		return &UsageError{Flag: "-serve", Reason: "serves the simulated pool only; not with -xapi"}
 	}
 	for flag, v := range map[string]string{"-vm": c.vm, "-password-file": c.passwordFile, "-rescue-image": c.rescueImage} {
-		if v == "" {
+		if v == "" && !(c.resume && flag == "-rescue-image") {
 			return &UsageError{Flag: flag, Reason: "required with -xapi"}
 		}
 	}

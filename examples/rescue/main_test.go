@@ -110,6 +110,30 @@ func TestRealPool(t *testing.T) {
 	if s.Host != host.Name() || s.MarkerWritten || s.RescueDisk != s.OriginalRoot || s.OriginalPower != "Running" || s.RescueVMsLeft != 0 {
 		t.Fatalf("summary: %+v\n%s", s, out.String())
 	}
+
+	// With -db the instance's record outlives the run: a second run
+	// takes it from the database, and -resume finds nothing unfinished.
+	db := filepath.Join(t.TempDir(), "state.db")
+	base := []string{"-xapi", url, "-user", pool.User(), "-password-file", pw, "-vm", "db1", "-db", db}
+	for _, args := range [][]string{
+		append(append([]string{}, base...), "-rescue-image", imgUUID, "-json"),
+		append(append([]string{}, base...), "-rescue-image", imgUUID, "-json"),
+		append(append([]string{}, base...), "-resume"),
+	} {
+		out.Reset()
+		if err := run(ctx, args, &out, &out); err != nil {
+			t.Fatalf("%q: %v\n%s", args, err, out.String())
+		}
+		if args[len(args)-1] == "-resume" {
+			if !strings.Contains(out.String(), "resumed every rescue") {
+				t.Fatalf("-resume printed %q", out.String())
+			}
+			continue
+		}
+		if s := lastJSON(t, out.String()); s.FinalVMState != "active" || s.RescueVMsLeft != 0 {
+			t.Fatalf("summary with -db: %+v", s)
+		}
+	}
 }
 
 // lineWriter calls fn with everything written so far, under a lock.
@@ -181,6 +205,8 @@ func TestFlags(t *testing.T) {
 		{[]string{"extra"}, exitUsage, "unexpected"},
 		{[]string{"-disk-mib", "0"}, exitUsage, "-disk-mib"},
 		{[]string{"-vm", "x"}, exitUsage, "-vm: needs -xapi"},
+		{[]string{"-resume"}, exitUsage, "-resume: needs -db"},
+		{[]string{"-resume", "-db", "s.db"}, exitUsage, "-resume: needs -xapi"},
 		{[]string{"-xapi", "ftp://x"}, exitUsage, "not an http"},
 		{[]string{"-xapi", "http://127.0.0.1:1", "-vm", "x", "-rescue-image", "y"}, exitUsage, "-password-file: required"},
 		{[]string{"-xapi", "http://127.0.0.1:1", "-serve", "127.0.0.1:0"}, exitUsage, "-serve"},
