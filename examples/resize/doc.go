@@ -50,10 +50,28 @@
 //	go run ./examples/resize -xapi http://127.0.0.1:8080/ -password-file pw \
 //		-vm instance-1-1 -memory-mib 1024 -vcpus 2
 //
-// -no-confirm leaves the instance in VERIFY_RESIZE. The Store is in
-// memory, so a later run cannot confirm or revert that resize: -confirm,
-// and -revert of a VM whose source is kept, are refused with a typed error
-// until a durable Store exists.
+// -db DSN keeps the Store and the quota in a database (package sqlstore):
+// a SQLite file ("state.db") or PostgreSQL ("postgres://..."); the default
+// is in memory, so the first run needs nothing. -no-confirm leaves the
+// instance in VERIFY_RESIZE; a later run with the same -db and -confirm or
+// -revert finishes it (without -db both are refused with a typed error).
+// -resume (with -db and -xapi) drives to its end every resize, cold
+// migration, confirm and revert a stopped run left unfinished in that
+// database, prints each outcome and exits. -owner names the orchestrator
+// in the Store's leases and -lease-ttl sets their period.
+//
+// -cross-cell moves the instance between two cells of two hosts each (two
+// simulated pools that never talk to each other) with migrate/crosscell's
+// Conductor and the XenServer driver, the cross-cell policy on and the
+// scheduler preferring the other cell; the summary shows the instance's
+// cell before and after, and the root disk's content is checked by its
+// SHA-256 where the VM runs, after the move and after the confirm or
+// revert.
+//
+// Test hook: with XENFLOW_RESIZE_CRASH_AFTER=N in its environment and
+// -db, the command counts each persisted step on stderr and kills itself
+// with SIGKILL right after the N-th, so a crash test stops it at an exact
+// step and checks what -resume makes of it.
 //
 // -h prints every flag. Exit status 0 on success and for -h, 1 when the
 // run fails, 2 for bad flags.

@@ -107,10 +107,11 @@ type config struct {
 
 	// db is the -db DSN (memory when empty), owner and leaseTTL the
 	// orchestrator's lease owner and lease period.
-	db       string
-	resume   bool
-	owner    string
-	leaseTTL time.Duration
+	crossCell bool
+	db        string
+	resume    bool
+	owner     string
+	leaseTTL  time.Duration
 }
 
 // real reports whether the run is against pools given with -xapi.
@@ -146,6 +147,10 @@ the same -db and -confirm or -revert, and -resume drives to its end every
 operation a stopped run left unfinished in that database (a resize,
 cold migration, confirm or revert), prints each outcome and exits.
 
+-cross-cell moves the instance from cell1 (a simulated pool of 2 hosts)
+to cell2 (another pool of 2 hosts) with the cross-cell Conductor, and
+checks its disk in the pool that runs it.
+
 Flags:
 `
 
@@ -180,6 +185,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.knownHosts, "known-hosts", "", "dom0 transport: known_hosts `FILE` for the hosts' control domains")
 	fs.BoolVar(&c.noConfirm, "no-confirm", false, "leave the instance in VERIFY_RESIZE")
 	fs.BoolVar(&c.confirmLeft, "confirm", false, "confirm a resize an earlier run left in VERIFY_RESIZE (needs its -db; see above)")
+	fs.BoolVar(&c.crossCell, "cross-cell", false, "simulated pools: move the instance from cell1 (one pool of 2 hosts) to cell2 (another pool of 2 hosts) with migrate/crosscell's Conductor")
 	fs.StringVar(&c.db, "db", "", "keep the Store and quota in `DSN`: a SQLite file, or postgres://... (default: in memory)")
 	fs.BoolVar(&c.resume, "resume", false, "with -db and -xapi: finish every operation left unfinished in the database, print the outcomes and exit")
 	fs.StringVar(&c.owner, "owner", "examples-resize", "the orchestrator's name in the Store's leases")
@@ -217,6 +223,8 @@ func (c *config) check() error {
 		return &UsageError{Flag: "-resume/-confirm", Reason: "need -db: the memory Store keeps nothing between runs"}
 	case c.resume && (c.confirmLeft || c.revert || c.noConfirm || c.migrate || c.down):
 		return &UsageError{Flag: "-resume", Reason: "finishes what the database holds; it takes no operation flags"}
+	case c.crossCell && (c.real() || c.db != "" || c.down || c.suspend || c.transport != "xapi" || c.trace != "" || c.serve != ""):
+		return &UsageError{Flag: "-cross-cell", Reason: "runs on its own two simulated pools with the xapi transport and a memory Store; not with -xapi, -db, -down, -suspend, -transport dom0, -trace or -serve"}
 	case c.owner == "":
 		return &UsageError{Flag: "-owner", Reason: "must not be empty"}
 	case c.leaseTTL < 0:
@@ -256,6 +264,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if c.crossCell {
+		return runCrossCell(ctx, c, stdout)
 	}
 	if c.real() {
 		return runReal(ctx, c, stdout, stderr)

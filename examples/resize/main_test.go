@@ -193,6 +193,8 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-resume", "-db", "s.db"}, "-resume: only with -xapi"},
 		{[]string{"-resume", "-db", "s.db", "-revert"}, "-resume: finishes what the database holds"},
 		{[]string{"-owner", ""}, "-owner: must not be empty"},
+		{[]string{"-cross-cell", "-db", "s.db"}, "-cross-cell: runs on its own two simulated pools"},
+		{[]string{"-cross-cell", "-down"}, "-cross-cell: runs on its own two simulated pools"},
 		{[]string{"-lease-ttl", "-1s"}, "-lease-ttl: must not be negative"},
 		{[]string{"-nosuchflag"}, "flag provided but not defined"},
 		{[]string{"extra"}, `unexpected ["extra"]`},
