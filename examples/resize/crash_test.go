@@ -3,12 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -118,7 +114,7 @@ func viewPool(ctx context.Context, t *testing.T, url, name, instanceUUID, host s
 		if err != nil {
 			t.Fatal(err)
 		}
-		v.host, v.hash = h.NameLabel, hashVDI(ctx, t, c, root.VDI)
+		v.host, v.hash = h.NameLabel, hashVDI(ctx, t, c, root.VDI, root.Size)
 		found = append(found, r.NameLabel)
 	}
 	if len(found) != 1 {
@@ -128,19 +124,13 @@ func viewPool(ctx context.Context, t *testing.T, url, name, instanceUUID, host s
 }
 
 // hashVDI is the SHA-256 of a VDI's raw content.
-func hashVDI(ctx context.Context, t *testing.T, c *xenapi.Client, vdi xenapi.VDIRef) string {
+func hashVDI(ctx context.Context, t *testing.T, c *xenapi.Client, vdi xenapi.VDIRef, size int64) string {
 	t.Helper()
-	resp, err := c.DoHTTP(ctx, xenapi.HTTPRequest{Method: "GET", Path: xenapitest.ExportRawVDIPath,
-		Query: neturl.Values{"vdi": {string(vdi)}, "format": {"raw"}}})
+	sum, err := vdiSHA256(ctx, c, vdi, size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, resp.Body); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return sum
 }
 
 // crashRun runs the resize binary with args, killed by itself with

@@ -10,11 +10,9 @@ import (
 	"io"
 	neturl "net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -300,32 +298,7 @@ func TestServe(t *testing.T) {
 // 127.0.0.1 and returns its URL; the process is stopped by its pid.
 func startFakepool(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "fakepool")
-	if out, err := exec.Command("go", "build", "-o", bin, "../fakepool").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-hosts", "2", "-dir", filepath.Join(dir, "pool"))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`^url=(http://127\.0\.0\.1:\d+/) `).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("fakepool said %q", line)
-	}
-	return m[1]
+	return servePool(t, buildCommand(t, t.TempDir(), "../fakepool", "fakepool"), "-hosts", "2")
 }
 
 // TestRealPool resizes a VM of examples/fakepool, served on loopback, as
