@@ -40,8 +40,9 @@ const (
 // ImageChecker says whether an image exists. A rescue checks its image
 // before anything changes.
 type ImageChecker interface {
-	// ImageExists reports whether ref names an image the driver can boot.
-	ImageExists(ctx context.Context, ref string) (bool, error)
+	// ImageExists reports whether ref names an image the driver can
+	// boot a rescue guest from on the compute host.
+	ImageExists(ctx context.Context, host, ref string) (bool, error)
 }
 
 // Driver is the part of compute.Driver a rescue and an unrescue call;

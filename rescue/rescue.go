@@ -99,7 +99,7 @@ func (o *Orchestrator) rescueImage(ctx context.Context, inst *compute.Instance, 
 		return "", &ImageNotFoundError{InstanceUUID: inst.UUID}
 	}
 	if o.images != nil {
-		ok, err := o.images.ImageExists(ctx, ref)
+		ok, err := o.images.ImageExists(ctx, inst.Host, ref)
 		if err != nil {
 			return "", fmt.Errorf("rescue: instance %s: checking image %q: %w", inst.UUID, ref, err)
 		}

@@ -36,7 +36,7 @@ type world struct {
 
 type fakeImages map[string]bool
 
-func (f fakeImages) ImageExists(_ context.Context, ref string) (bool, error) { return f[ref], nil }
+func (f fakeImages) ImageExists(_ context.Context, _, ref string) (bool, error) { return f[ref], nil }
 
 // newWorld builds the world with the instance in vm_state vm.
 func newWorld(t *testing.T, vm statemachine.VMState) *world {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,7 +89,7 @@ func newXWorld(t *testing.T) *xworld {
 
 func (w *xworld) orchestrator(store compute.Store, owner string) *rescue.Orchestrator {
 	w.t.Helper()
-	o, err := rescue.New(rescue.Config{Store: store, Driver: w.driver, Now: w.clock.Now, Owner: owner,
+	o, err := rescue.New(rescue.Config{Store: store, Driver: w.driver, Images: w.driver, Now: w.clock.Now, Owner: owner,
 		LeaseTTL: time.Minute, RetryDelay: -1})
 	if err != nil {
 		w.t.Fatal(err)
@@ -365,6 +366,28 @@ func TestXenServerRescueNameTaken(t *testing.T) {
 	for _, orig := range w.vmNamed(xName) {
 		if _, locked := orig.BlockedOperations["start"]; locked || !orig.PowerState.Is(xenapi.VMPowerStateRunning) {
 			t.Fatalf("the original: %s, bootlocked=%v", orig.PowerState, locked)
+		}
+	}
+}
+
+// TestXenServerMissingImage: a rescue image no pool holds is refused
+// before anything changes: no step written, no VM touched.
+func TestXenServerMissingImage(t *testing.T) {
+	w := newXWorld(t)
+	ctx := context.Background()
+	w.pool.ResetCalls()
+	_, err := w.orchestrator(w.store, "o1").Rescue(ctx, rescue.RescueRequest{InstanceUUID: xInstance, ImageRef: "no-such-image"})
+	var nf *rescue.ImageNotFoundError
+	if !errors.As(err, &nf) || nf.ImageRef != "no-such-image" {
+		t.Fatalf("Rescue = %v", err)
+	}
+	inst, err := w.store.GetInstance(ctx, xInstance)
+	if err != nil || !inst.UpdatedAt.Equal(w.inst.UpdatedAt) || inst.FlowState(nil) != w.inst.FlowState(nil) {
+		t.Fatalf("instance changed: %s, %v", inst.FlowState(nil), err)
+	}
+	for _, c := range w.pool.Calls() {
+		if !strings.Contains(c.Method, "get_") && c.Method != "session.login_with_password" {
+			t.Fatalf("a missing image made the call %s", c)
 		}
 	}
 }

@@ -27,6 +27,17 @@ const (
 	RoleRescue = "rescue"
 )
 
+// ImageExists reports whether Rescue on the compute host can find the
+// image ref: a VDI tagged image-id ref, or with ref as its uuid, in the
+// host's pool or another pool of the inventory. A rescue orchestrator asks
+// it (rescue.ImageChecker) before it changes anything.
+func (d *Driver) ImageExists(ctx context.Context, host, ref string) (bool, error) {
+	if _, err := d.pool(ctx, host); err != nil {
+		return false, err
+	}
+	return d.PoolImages(host).Has(ctx, ref)
+}
+
 // rescueSuffix is appended to the rescue VM's name
 // (nova/virt/xenapi/vmops.py, rescue).
 const rescueSuffix = "-rescue"

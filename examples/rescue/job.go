@@ -19,9 +19,11 @@ type job struct {
 	stdout  io.Writer
 	jsonOut bool
 	driver  rescue.Driver
-	client  *xenapi.Client
-	inst    *compute.Instance
-	image   string
+	// images checks the rescue image before anything changes.
+	images rescue.ImageChecker
+	client *xenapi.Client
+	inst   *compute.Instance
+	image  string
 	// db is the -db DSN (memory when empty), resume asks to finish what
 	// it holds instead of a rescue.
 	db     string
@@ -68,7 +70,7 @@ func (j *job) run(ctx context.Context) error {
 	}
 	defer closeStore()
 	store := &printingStore{Store: st, out: j.stdout}
-	o, err := rescue.New(rescue.Config{Store: store, Driver: j.driver, Owner: "examples-rescue"})
+	o, err := rescue.New(rescue.Config{Store: store, Driver: j.driver, Images: j.images, Owner: "examples-rescue"})
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ func runReal(ctx context.Context, c *config, stdout io.Writer) error {
 	}
 	defer drv.Close(context.WithoutCancel(ctx))
 	if c.resume {
-		j := &job{stdout: stdout, driver: drv, client: client, db: c.db, resume: true}
+		j := &job{stdout: stdout, driver: drv, images: drv, client: client, db: c.db, resume: true}
 		return j.run(ctx)
 	}
 	inst, err := drv.Adopt(ctx, xenserver.AdoptRequest{Host: place.host, VM: c.vm})
@@ -54,7 +54,7 @@ func runReal(ctx context.Context, c *config, stdout io.Writer) error {
 		inst.LaunchedAt = time.Now()
 	}
 	fmt.Fprintf(stdout, "pool %s: VM %s adopted as instance %s on compute host %s\n", c.xapi, c.vm, inst.UUID, place.host)
-	j := &job{stdout: stdout, jsonOut: c.jsonOut, driver: drv, client: client, inst: inst, image: c.rescueImage, db: c.db}
+	j := &job{stdout: stdout, jsonOut: c.jsonOut, driver: drv, images: drv, client: client, inst: inst, image: c.rescueImage, db: c.db}
 	return j.run(ctx)
 }
 

@@ -104,5 +104,5 @@ func simJob(ctx context.Context, c *config, pool *xenapitest.Pool, url string, c
 			buf := make([]byte, n)
 			return buf, pool.ReadVDIAt(string(vdi), buf, off)
 		}}
-	return &job{stdout: stdout, jsonOut: c.jsonOut, driver: drv, client: client, inst: inst, image: simImageID, marker: m, db: c.db}, drv, nil
+	return &job{stdout: stdout, jsonOut: c.jsonOut, driver: drv, images: drv, client: client, inst: inst, image: simImageID, marker: m, db: c.db}, drv, nil
 }
