@@ -734,8 +734,15 @@ func noKnownTypeError(addr string, known []string, err error) error {
 		return nil
 	}
 	offered := "nothing"
-	if _, o, ok := strings.Cut(msg, "server offered: "); ok {
-		offered = clip(strings.TrimSpace(o))
+	// x/crypto's words: "server offered: [...]", "peer offered: [...]"
+	// since v0.39.
+	for _, sep := range []string{"server offered: ", "peer offered: "} {
+		if _, o, ok := strings.Cut(msg, sep); ok {
+			offered = strings.TrimSpace(o)
+			if len(offered) > 512 { // the server's words: bounded
+				offered = offered[:512] + "..."
+			}
+		}
 	}
 	return &HostKeyError{Addr: addr, NoKnownType: true, Offered: offered, Known: known, Err: err}
 }
