@@ -3,8 +3,6 @@ package compute
 import (
 	"context"
 	"time"
-
-	"github.com/xenflow/xenflow/statemachine"
 )
 
 // leaseRecord is an instance's lease: the last fence handed out, and the
@@ -32,7 +30,7 @@ func (s *MemoryStore) Transition(ctx context.Context, req TransitionRequest) (*I
 	if err := s.usable(ctx); err != nil {
 		return nil, nil, err
 	}
-	if err := checkTransitionRequest(req); err != nil {
+	if err := req.Validate(); err != nil {
 		return nil, nil, err
 	}
 	s.mu.Lock()
@@ -56,33 +54,11 @@ func (s *MemoryStore) Transition(ctx context.Context, req TransitionRequest) (*I
 	if err := req.Apply(inst, mig); err != nil {
 		return nil, nil, err
 	}
-	if err := checkApplied(req, inst, mig); err != nil {
+	if err := req.CheckApplied(inst, mig); err != nil {
 		return nil, nil, err
 	}
 	s.storeStepLocked(inst, mig, now)
 	return inst, mig, nil
-}
-
-// checkTransitionRequest refuses a request that cannot name a step.
-func checkTransitionRequest(req TransitionRequest) error {
-	bad := func(field, reason string) error {
-		return &InvalidRecordError{Kind: KindInstance, ID: req.InstanceUUID, Field: "transition." + field, Reason: reason}
-	}
-	switch {
-	case req.InstanceUUID == "":
-		return &InvalidRecordError{Kind: KindInstance, Field: "transition.instance_uuid", Reason: "empty"}
-	case req.Apply == nil:
-		return bad("apply", "nil")
-	case req.NewMigration == nil:
-		return nil
-	case req.MigrationUUID != "" && req.MigrationUUID != req.NewMigration.UUID:
-		return bad("migration_uuid", "differs from the new migration's "+quote(req.NewMigration.UUID))
-	case req.Expect.Migration != statemachine.MigrationNone:
-		return bad("expect", "a step that creates the migration expects migration status none, not "+req.Expect.Migration.String())
-	case req.NewMigration.InstanceUUID != req.InstanceUUID:
-		return bad("new_migration.instance_uuid", "is "+quote(req.NewMigration.InstanceUUID))
-	}
-	return req.NewMigration.Validate()
 }
 
 // transitionRecordsLocked returns copies of the records the step starts
@@ -123,27 +99,6 @@ func checkLease(rec *leaseRecord, l Lease, instanceUUID string, now time.Time) e
 		lost.CurrentFence = rec.fence
 	}
 	return lost
-}
-
-// checkApplied refuses records Apply left unstorable.
-func checkApplied(req TransitionRequest, inst *Instance, mig *Migration) error {
-	if inst.UUID != req.InstanceUUID {
-		return &InvalidRecordError{Kind: KindInstance, ID: req.InstanceUUID, Field: "uuid", Reason: "changed by the step"}
-	}
-	if err := inst.Validate(); err != nil {
-		return err
-	}
-	if mig == nil {
-		return nil
-	}
-	want := req.MigrationUUID
-	if req.NewMigration != nil {
-		want = req.NewMigration.UUID
-	}
-	if mig.UUID != want || mig.InstanceUUID != req.InstanceUUID {
-		return &InvalidRecordError{Kind: KindMigration, ID: want, Field: "uuid", Reason: "changed by the step"}
-	}
-	return mig.Validate()
 }
 
 // storeStepLocked stamps the step's records with now, keeping the stored

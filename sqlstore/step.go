@@ -77,7 +77,7 @@ func (s *Store) Transition(ctx context.Context, req compute.TransitionRequest) (
 	if err := s.usable(ctx); err != nil {
 		return nil, nil, err
 	}
-	if err := checkTransitionRequest(req); err != nil {
+	if err := req.Validate(); err != nil {
 		return nil, nil, err
 	}
 	var inst *compute.Instance
@@ -116,7 +116,7 @@ func (s *Store) transitionTx(ctx context.Context, tx *sql.Tx, req compute.Transi
 	if err := req.Apply(inst, mig); err != nil {
 		return nil, nil, err
 	}
-	if err := checkApplied(req, inst, mig); err != nil {
+	if err := req.CheckApplied(inst, mig); err != nil {
 		return nil, nil, err
 	}
 	now := s.stamp()
@@ -200,48 +200,4 @@ func (s *Store) conflict(op string, err error) error {
 		return errRetry
 	}
 	return s.wrap(op, err)
-}
-
-// checkTransitionRequest refuses a request before anything is read
-// (compute's MemoryStore checks the same).
-func checkTransitionRequest(req compute.TransitionRequest) error {
-	bad := func(field, reason string) error {
-		return &compute.InvalidRecordError{Kind: compute.KindInstance, ID: req.InstanceUUID, Field: "transition." + field, Reason: reason}
-	}
-	switch {
-	case req.InstanceUUID == "":
-		return &compute.InvalidRecordError{Kind: compute.KindInstance, Field: "transition.instance_uuid", Reason: "empty"}
-	case req.Apply == nil:
-		return bad("apply", "nil")
-	case req.NewMigration == nil:
-		return nil
-	case req.MigrationUUID != "" && req.MigrationUUID != req.NewMigration.UUID:
-		return bad("migration_uuid", "differs from the new migration's "+strconv.Quote(req.NewMigration.UUID))
-	case req.Expect.Migration != statemachine.MigrationNone:
-		return bad("expect", "a step that creates the migration expects migration status none, not "+req.Expect.Migration.String())
-	case req.NewMigration.InstanceUUID != req.InstanceUUID:
-		return bad("new_migration.instance_uuid", "is "+strconv.Quote(req.NewMigration.InstanceUUID))
-	}
-	return req.NewMigration.Validate()
-}
-
-// checkApplied refuses records Apply left invalid or renamed.
-func checkApplied(req compute.TransitionRequest, inst *compute.Instance, mig *compute.Migration) error {
-	if inst.UUID != req.InstanceUUID {
-		return &compute.InvalidRecordError{Kind: compute.KindInstance, ID: req.InstanceUUID, Field: "uuid", Reason: "changed by the step"}
-	}
-	if err := inst.Validate(); err != nil {
-		return err
-	}
-	if mig == nil {
-		return nil
-	}
-	want := req.MigrationUUID
-	if req.NewMigration != nil {
-		want = req.NewMigration.UUID
-	}
-	if mig.UUID != want || mig.InstanceUUID != req.InstanceUUID {
-		return &compute.InvalidRecordError{Kind: compute.KindMigration, ID: want, Field: "uuid", Reason: "changed by the step"}
-	}
-	return mig.Validate()
 }
