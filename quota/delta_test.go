@@ -83,7 +83,9 @@ func TestResizeDeltas(t *testing.T) {
 	}
 }
 
-// TestChargeAfterEachPath checks the net effect the reference states: an
+// TestChargeAfterEachPath checks the net effect of Nova's resize quota steps
+// (nova/compute/utils.py upsize_quota_delta, downsize_quota_delta,
+// reverse_upsize_quota_delta): an
 // instance is charged max(old, new) between finish_resize and
 // confirm/revert, new after a confirm and old after a revert, for random
 // flavors.

@@ -9,7 +9,7 @@ import (
 	"github.com/xenflow/xenflow/quota"
 )
 
-// The resize lifecycle of the reference's worked example: 2 vCPU/4096 MB
+// The resize lifecycle of a worked example: 2 vCPU/4096 MB
 // resized to 4 vCPU/2048 MB. The resize reserves the growth, finish_resize
 // commits it (VERIFY_RESIZE is charged max(old, new)), and the confirm gives
 // back the RAM that shrank.
@@ -90,8 +90,8 @@ func ExampleOverQuotaError() {
 	// cores: requested 6, used 2 of 4, headroom 2
 }
 
-// UpsizeDelta, DownsizeDelta and ReverseUpsizeDelta on the reference's
-// worked example; a cold migration keeps the flavor and reserves nothing.
+// UpsizeDelta, DownsizeDelta and ReverseUpsizeDelta (nova/compute/utils.py
+// upsize_quota_delta and its siblings) on that worked example; a cold migration keeps the flavor and reserves nothing.
 func ExampleUpsizeDelta() {
 	oldFlavor := quota.Flavor{VCPUs: 2, MemoryMB: 4096}
 	newFlavor := quota.Flavor{VCPUs: 4, MemoryMB: 2048}

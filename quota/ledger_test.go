@@ -11,7 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestResizeLifecycle drives the reference's lifecycle table through the
+// TestResizeLifecycle drives Nova's resize quota lifecycle (nova/compute/api.py
+// resize, nova/compute/manager.py finish_resize, confirm and revert) through the
 // ledger: reserve at resize, commit at finish_resize (the instance is then
 // charged max(old, new) in VERIFY_RESIZE), then a reservation at confirm or
 // revert committed when it finishes. After every step a recount of the

@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// model is a plain, separate implementation of the reservation-era rules
-// from the reference (nova-flows.md §2.1), used as an oracle for the ledger:
+// model is a plain, separate implementation of Nova's reservation-era rules
+// (nova/quota.py DbQuotaDriver.reserve/commit/rollback and
+// nova/db/sqlalchemy/api.py quota_reserve, Ocata), used as an oracle for the ledger:
 // every operation is applied to both and their answers and figures compared.
 type model struct {
 	now       time.Time
