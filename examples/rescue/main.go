@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/xenflow/xenflow/internal/cli"
 )
 
 func main() {
@@ -21,35 +23,17 @@ func main() {
 
 // Exit statuses.
 const (
-	exitOK    = 0 // the run ended as asked (also -h)
-	exitFail  = 1 // the rescue, the unrescue or the pool failed
-	exitUsage = 2 // bad flags
+	exitOK    = cli.ExitOK    // the run ended as asked (also -h)
+	exitFail  = cli.ExitFail  // the rescue, the unrescue or the pool failed
+	exitUsage = cli.ExitUsage // bad flags
 )
 
 // exitStatus prints err (unless it is -h) and returns the exit status.
-func exitStatus(err error, stderr io.Writer) int {
-	var ue *UsageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return exitOK
-	case errors.As(err, &ue):
-		fmt.Fprintln(stderr, "rescue:", err)
-		return exitUsage
-	default:
-		fmt.Fprintln(stderr, "rescue:", err)
-		return exitFail
-	}
-}
+func exitStatus(err error, stderr io.Writer) int { return cli.ExitStatus("rescue", err, stderr) }
 
 // UsageError is a flag or a combination of flags the command refuses
 // before it does anything.
-type UsageError struct {
-	Flag   string
-	Reason string
-}
-
-// Error implements the error interface.
-func (e *UsageError) Error() string { return e.Flag + ": " + e.Reason }
+type UsageError = cli.UsageError
 
 // config is what the flags ask for.
 type config struct {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/xenflow/xenflow/internal/cli"
 )
 
 func main() {
@@ -22,35 +24,17 @@ func main() {
 
 // Exit statuses.
 const (
-	exitOK    = 0 // the run ended as asked (also -h)
-	exitFail  = 1 // the operation or the pool failed
-	exitUsage = 2 // bad flags
+	exitOK    = cli.ExitOK    // the run ended as asked (also -h)
+	exitFail  = cli.ExitFail  // the operation or the pool failed
+	exitUsage = cli.ExitUsage // bad flags
 )
 
 // exitStatus prints err (unless it is -h) and returns the exit status.
-func exitStatus(err error, stderr io.Writer) int {
-	var ue *UsageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return exitOK
-	case errors.As(err, &ue):
-		fmt.Fprintln(stderr, "resize:", err)
-		return exitUsage
-	default:
-		fmt.Fprintln(stderr, "resize:", err)
-		return exitFail
-	}
-}
+func exitStatus(err error, stderr io.Writer) int { return cli.ExitStatus("resize", err, stderr) }
 
 // UsageError is a flag or a combination of flags the command refuses
 // before it does anything.
-type UsageError struct {
-	Flag   string
-	Reason string
-}
-
-// Error implements the error interface.
-func (e *UsageError) Error() string { return e.Flag + ": " + e.Reason }
+type UsageError = cli.UsageError
 
 // UnavailableError is a flag the command understands but cannot serve
 // with the driver it runs: what is missing and why.
