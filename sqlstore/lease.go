@@ -60,7 +60,10 @@ func (s *Store) AcquireLease(ctx context.Context, req compute.LeaseRequest) (com
 			got = leaseRow{owner: req.Owner, fence: cur.fence + 1}
 		}
 		got.expires = li.now + int64(req.TTL)
-		return s.setLease(ctx, tx, req.InstanceUUID, cur, got)
+		if err := s.setLease(ctx, tx, req.InstanceUUID, cur, got); err != nil || got.fence == cur.fence {
+			return err
+		}
+		return s.logGrant(ctx, tx, req.InstanceUUID, got)
 	})
 	if err != nil {
 		return compute.Lease{}, err
@@ -154,6 +157,9 @@ func (s *Store) ClaimWork(ctx context.Context, req ClaimRequest) ([]compute.Leas
 		for _, f := range free {
 			next := leaseRow{owner: req.Owner, fence: f.lease.fence + 1, expires: f.now + int64(req.TTL)}
 			if err := s.setLease(ctx, tx, f.uuid, f.lease, next); err != nil {
+				return err
+			}
+			if err := s.logGrant(ctx, tx, f.uuid, next); err != nil {
 				return err
 			}
 			got = append(got, next.lease(f.uuid))

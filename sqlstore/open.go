@@ -36,6 +36,7 @@ type config struct {
 	busyTimeout time.Duration
 	poll        time.Duration
 	log         *slog.Logger
+	fenceLog    bool
 }
 
 // idleConns is how many idle connections the pool keeps.

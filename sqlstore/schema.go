@@ -48,11 +48,25 @@ var migrations = [][]string{
 			project TEXT PRIMARY KEY,
 			record TEXT NOT NULL)`,
 	},
+	{
+		// The fence log (WithFenceLog): every lease granted with a new
+		// fence and every step written under one, in commit order per
+		// instance.
+		`CREATE TABLE fence_log (
+			instance_uuid TEXT NOT NULL,
+			seq BIGINT NOT NULL,
+			kind TEXT NOT NULL,
+			owner TEXT NOT NULL,
+			fence BIGINT NOT NULL,
+			state TEXT NOT NULL,
+			at BIGINT NOT NULL,
+			PRIMARY KEY (instance_uuid, seq))`,
+	},
 }
 
 // SchemaVersion is the newest schema version this code knows: the number
 // of migrations (a test keeps the two equal).
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migrate brings the schema to SchemaVersion in one transaction, or
 // refuses a newer one.

@@ -123,6 +123,9 @@ func (s *Store) transitionTx(ctx context.Context, tx *sql.Tx, req compute.Transi
 	if err := s.writeStep(ctx, tx, req, inst, li.lease.fence, now); err != nil {
 		return nil, nil, err
 	}
+	if err := s.logStep(ctx, tx, inst.UUID, req.Lease.Owner, req.Lease.Fence, inst.FlowState(mig)); err != nil {
+		return nil, nil, err
+	}
 	if mig == nil {
 		return inst, nil, nil
 	}
