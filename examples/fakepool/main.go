@@ -60,6 +60,8 @@ func (f *faultFlags) Set(s string) error {
 type config struct {
 	listen, dir, user, password string
 	hosts, pools                int
+	vms                         int
+	diskMiB                     int64
 	shared, verbose             bool
 	faults                      faultFlags
 	timeouts                    xenapitest.HTTPTimeouts
@@ -86,6 +88,8 @@ Flags:
 	fs.StringVar(&c.dir, "dir", "", "directory for the hosts' dom0 trees and SRs (default: a temporary directory removed at exit); pool i of several goes in DIR/pool<i>")
 	fs.StringVar(&c.user, "user", xenapitest.DefaultUser, "user name login_with_password accepts")
 	fs.StringVar(&c.password, "password", xenapitest.DefaultPassword, "password login_with_password accepts")
+	fs.IntVar(&c.vms, "vms", 0, "seed this many running guests guest-001, guest-002, ... spread over the hosts, each with one root disk of -disk-mib (0: two VMs per host, instance-<host>-<n>, with a root and an ephemeral disk)")
+	fs.Int64Var(&c.diskMiB, "disk-mib", 64, "size of each seeded VM's root disk in MiB")
 	fs.BoolVar(&c.shared, "shared-sr", false, "give each pool an SR every host sees")
 	fs.Var(&c.faults, "fault", "METHOD:N:CODE[:PARAM...]: the N-th call of METHOD (a XenAPI wire name, or get_export_raw_vdi / put_import_raw_vdi) fails with CODE and the parameters (separated by ':'); N 0 fails every call; repeatable")
 	fs.DurationVar(&c.timeouts.ReadHeader, "header-timeout", xenapitest.DefaultReadHeaderTimeout, "how long a client may take to send a request's headers")
@@ -101,6 +105,10 @@ Flags:
 		return nil, errors.New("-hosts must be at least 1")
 	case c.pools < 1:
 		return nil, errors.New("-pools must be at least 1")
+	case c.vms < 0 || c.vms > maxGuests:
+		return nil, fmt.Errorf("-vms %d is outside 0..%d", c.vms, maxGuests)
+	case c.diskMiB < 1 || c.diskMiB > 2040<<10:
+		return nil, fmt.Errorf("-disk-mib %d is outside 1..%d", c.diskMiB, 2040<<10)
 	}
 	return c, nil
 }
@@ -216,7 +224,11 @@ func newPool(c *config, i int, stderr io.Writer) (*xenapitest.Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := seed(pool); err != nil {
+	seedFn := seed
+	if c.vms > 0 {
+		seedFn = func(p *xenapitest.Pool, diskMiB int64) error { return seedGuests(p, c.vms, diskMiB) }
+	}
+	if err := seedFn(pool, c.diskMiB); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -226,10 +238,10 @@ func newPool(c *config, i int, stderr io.Writer) (*xenapitest.Pool, error) {
 	return pool, nil
 }
 
-// seed adds two VMs per host, each with a root disk holding a recognisable
-// first sector, an ephemeral disk and a VIF on the pool's network; the
-// first VM of each host runs.
-func seed(pool *xenapitest.Pool) error {
+// seed adds two VMs per host, each with a root disk of diskMiB holding a
+// recognisable first sector, an ephemeral disk and a VIF on the pool's
+// network; the first VM of each host runs.
+func seed(pool *xenapitest.Pool, diskMiB int64) error {
 	for i, h := range pool.Hosts() {
 		for j := 1; j <= 2; j++ {
 			name := fmt.Sprintf("instance-%d-%d", i+1, j)
@@ -238,7 +250,7 @@ func seed(pool *xenapitest.Pool) error {
 				Host:        h.Name(),
 				Memory:      512 << 20,
 				VCPUs:       j,
-				Disks:       []int64{64 << 20, 16 << 20},
+				Disks:       []int64{diskMiB << 20, 16 << 20},
 				Networks:    []string{pool.Network()},
 				Running:     j == 1,
 				OtherConfig: map[string]string{"nova_uuid": fmt.Sprintf("00000000-0000-4000-8000-%012d", i*10+j)},
@@ -249,6 +261,34 @@ func seed(pool *xenapitest.Pool) error {
 			if err := pool.WriteVDI(vm.VDIs[0], 0, []byte("root disk of "+name+"\n")); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// maxGuests bounds -vms: the names and nova_uuids have room for it.
+const maxGuests = 9999
+
+// guestMemory is each guest's memory: small, so many fit on a host.
+const guestMemory = 128 << 20
+
+// seedGuests adds n running guests spread over the hosts in turn, each
+// with one root disk of diskMiB whose first sector names it, a VIF on the
+// pool's network, and an other_config:nova_uuid that tags it.
+func seedGuests(pool *xenapitest.Pool, n int, diskMiB int64) error {
+	hosts := pool.Hosts()
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("guest-%03d", i)
+		vm, err := pool.AddVM(xenapitest.VMSpec{
+			Name: name, Host: hosts[(i-1)%len(hosts)].Name(), Memory: guestMemory, VCPUs: 1,
+			Disks: []int64{diskMiB << 20}, Networks: []string{pool.Network()}, Running: true,
+			OtherConfig: map[string]string{"nova_uuid": fmt.Sprintf("00000000-0000-4000-9000-%012d", i)},
+		})
+		if err != nil {
+			return err
+		}
+		if err := pool.WriteVDI(vm.VDIs[0], 0, []byte("root disk of "+name+"\n")); err != nil {
+			return err
 		}
 	}
 	return nil

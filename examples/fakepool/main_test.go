@@ -94,6 +94,7 @@ func TestRunBadFlags(t *testing.T) {
 		{"-hosts", "0"}, {"-nosuchflag"}, {"extra"}, {"-pools", "0"},
 		{"-fault", "VM.start"}, {"-fault", "VM.start:x:HOST_OFFLINE"}, {"-fault", "VM.start:-1:HOST_OFFLINE"}, {"-fault", ":1:X"},
 		{"-listen", "127.0.0.1"}, {"-body-timeout", "soon"},
+		{"-vms", "-1"}, {"-vms", "10000"}, {"-disk-mib", "0"},
 	} {
 		if err := run(context.Background(), args, io.Discard, io.Discard); err == nil || errors.Is(err, flag.ErrHelp) {
 			t.Errorf("%q: error %v", args, err)
@@ -285,5 +286,67 @@ func TestBinarySignal(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("still running 10 s after SIGINT")
+	}
+}
+
+// TestRunGuests: -vms seeds that many running guests, named in order,
+// spread over the hosts, each tagged with its own nova_uuid and with one
+// root disk of -disk-mib.
+func TestRunGuests(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	go func() {
+		_ = run(ctx, []string{"-listen", "127.0.0.1:0", "-hosts", "2", "-vms", "5", "-disk-mib", "2", "-dir", t.TempDir()}, pw, io.Discard)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	m := urlLine.FindStringSubmatch(strings.TrimSuffix(line, "\n"))
+	if err != nil || m == nil {
+		t.Fatalf("first line %q: %v", line, err)
+	}
+	go io.Copy(io.Discard, pr)
+	c, err := xenapi.NewClient(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(ctx, m[2], m[3], "fakepool-test"); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	recs, err := c.VM.GetAllRecords(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perHost, tags := map[xenapi.HostRef]int{}, map[string]bool{}
+	for _, r := range recs {
+		if r.IsControlDomain {
+			continue
+		}
+		if !regexp.MustCompile(`^guest-00[1-5]$`).MatchString(r.NameLabel) || r.PowerState != xenapi.VMPowerStateRunning {
+			t.Errorf("VM %s %s", r.NameLabel, r.PowerState)
+		}
+		perHost[r.ResidentOn]++
+		tags[r.OtherConfig["nova_uuid"]] = true
+		checkGuestRoot(ctx, t, c, r, 2<<20)
+	}
+	if len(tags) != 5 || len(perHost) != 2 {
+		t.Fatalf("%d tagged guests on %d hosts, want 5 on 2", len(tags), len(perHost))
+	}
+}
+
+// checkGuestRoot checks that a seeded guest has one disk, of size bytes.
+func checkGuestRoot(ctx context.Context, t *testing.T, c *xenapi.Client, r xenapi.VMRecord, size int64) {
+	t.Helper()
+	if len(r.VBDs) != 1 {
+		t.Fatalf("VM %s has %d VBDs, want a root disk only", r.NameLabel, len(r.VBDs))
+	}
+	b, err := c.VBD.GetRecord(ctx, r.VBDs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.VDI.GetRecord(ctx, b.VDI)
+	if err != nil || d.VirtualSize != size {
+		t.Fatalf("VM %s root disk: %d bytes (%v), want %d", r.NameLabel, d.VirtualSize, err, size)
 	}
 }
