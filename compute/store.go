@@ -119,6 +119,20 @@ type Store interface {
 	LeaseStore
 }
 
+// InstanceDestroyer is an optional capability of a Store: the hard delete
+// of an instance (Nova's instance.destroy(hard_delete=True), which the
+// cross-cell tasks use so that a later move may come back to the cell
+// without archiving). A caller that needs it asserts it on its Store.
+type InstanceDestroyer interface {
+	// DestroyInstance deletes the instance and every record that belongs
+	// to it, in one step: its migrations, its instance actions with their
+	// events, its faults and its lease (a lease on it is lost; the
+	// instance may then be created again, with no records but its own).
+	// It must be idempotent: an instance that does not exist (never
+	// created, or destroyed before) is no error and changes nothing.
+	DestroyInstance(ctx context.Context, uuid string) error
+}
+
 // TransitionStore writes one flow step atomically: the instance and its
 // migration are compared whole and changed together, or nothing is written.
 // It is the port the flows write every step through (Nova's

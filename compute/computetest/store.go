@@ -24,7 +24,8 @@ var epoch = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // stores newStore returns, one fresh store per subtest: records never
 // aliased, compare-and-set saves, atomic transitions that write nothing on
 // any error, exactly one winner among concurrent transitions from the same
-// state, lease expiry by the store's clock, and fencing.
+// state, lease expiry by the store's clock, and fencing; and, when the
+// store implements [compute.InstanceDestroyer], its hard delete.
 func TestStore(t *testing.T, newStore NewStore) {
 	t.Helper()
 	suites := []struct {
@@ -41,6 +42,8 @@ func TestStore(t *testing.T, newStore NewStore) {
 		{"LeaseRace", testLeaseRace},
 		{"Fencing", testFencing},
 		{"CancelledContext", testCancelledContext},
+		{"DestroyInstance", testDestroyInstance},
+		{"DestroyInstanceBadInput", testDestroyInstanceBadInput},
 	}
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) { s.run(t, newStore) })

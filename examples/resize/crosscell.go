@@ -66,8 +66,8 @@ func newCellWorld(ctx context.Context, c *config, from *compute.Flavor) (*cellWo
 		return w, err
 	}
 	w.cells = []crosscell.Cell{
-		{Name: "cell1", Driver: w.driver, Hosts: sim.hostNames(), Store: crosscell.NewCellStore(compute.NewMemoryStore())},
-		{Name: "cell2", Driver: w.driver, Hosts: hosts2, Store: crosscell.NewCellStore(compute.NewMemoryStore())},
+		{Name: "cell1", Driver: w.driver, Hosts: sim.hostNames(), Store: compute.NewMemoryStore()},
+		{Name: "cell2", Driver: w.driver, Hosts: hosts2, Store: compute.NewMemoryStore()},
 	}
 	return w, nil
 }

@@ -2,34 +2,39 @@ package crosscell
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
 
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/migrate"
 	"github.com/xenflow/xenflow/quota"
-	"github.com/xenflow/xenflow/statemachine"
 )
 
-// Cell is one cell: its database (a CellStore) and its compute hosts,
-// reached through its driver.
+// Cell is one cell: its database and its compute hosts, reached through
+// its driver.
 type Cell struct {
-	Name   string
-	Store  CellStore
+	Name string
+	// Store is the cell's database. It must also implement
+	// compute.InstanceDestroyer: the cross-cell tasks hard-delete the
+	// copy a move leaves in a cell (Nova's
+	// instance.destroy(hard_delete=True)), which lets a later move come
+	// back to the cell without archiving. New refuses a store without it
+	// with a *NoHardDeleteError.
+	Store  compute.Store
 	Driver compute.Driver
 	// Hosts are the cell's compute hosts.
 	Hosts []string
 }
 
-// CellStore is a cell's database: a compute.Store that can also hard-delete
-// an instance with its migrations, actions and faults (Nova's
-// instance.destroy(hard_delete=True) of the cross-cell tasks, which lets a
-// later move come back to the cell without archiving).
-type CellStore interface {
-	compute.Store
-	// DestroyInstance hard-deletes the instance and every record that
-	// belongs to it; an instance that does not exist is no error.
-	DestroyInstance(ctx context.Context, uuid string) error
+// destroyer returns the cell's hard delete (New checked that its Store
+// has one).
+func (c *Cell) destroyer() (compute.InstanceDestroyer, error) {
+	d, ok := c.Store.(compute.InstanceDestroyer)
+	if !ok {
+		return nil, &NoHardDeleteError{Cell: c.Name, Store: fmt.Sprintf("%T", c.Store)}
+	}
+	return d, nil
 }
 
 // InstanceMapping says which cell holds an instance (Nova's
@@ -182,168 +187,6 @@ func quotaFlavor(f *compute.Flavor) quota.Flavor {
 	}
 	return quota.Flavor{VCPUs: int64(f.VCPUs), MemoryMB: int64(f.MemoryMB), RootGB: int64(f.RootGB),
 		EphemeralGB: int64(f.EphemeralGB)}
-}
-
-// hardDeleteStore is a CellStore over a compute.Store without deletes: a
-// destroyed instance and its records are hidden from every read, and the
-// instance may be created again. It is how a MemoryStore becomes a cell
-// database until compute.Store grows a hard delete of its own.
-type hardDeleteStore struct {
-	compute.Store
-	mu   sync.Mutex
-	gone map[string]*tombstone // by instance UUID
-}
-
-// tombstone is what one DestroyInstance removed.
-type tombstone struct {
-	instanceGone bool
-	migrations   map[string]bool
-	actions      map[string]bool // request IDs
-	faultsUntil  int             // faults listed before the destroy
-}
-
-// NewCellStore returns s as a CellStore: s itself when it can hard-delete,
-// else a wrapper that hides destroyed records from every read.
-func NewCellStore(s compute.Store) CellStore {
-	if cs, ok := s.(CellStore); ok {
-		return cs
-	}
-	return &hardDeleteStore{Store: s, gone: map[string]*tombstone{}}
-}
-
-func (s *hardDeleteStore) tomb(uuid string) *tombstone {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.gone[uuid]
-}
-
-// DestroyInstance implements [CellStore].
-func (s *hardDeleteStore) DestroyInstance(ctx context.Context, uuid string) error {
-	if _, err := s.GetInstance(ctx, uuid); err != nil {
-		if isNotFound(err) {
-			return nil
-		}
-		return err
-	}
-	migs, err := s.Store.ListMigrations(ctx, compute.MigrationFilter{InstanceUUID: uuid})
-	if err != nil {
-		return err
-	}
-	acts, err := s.Store.ListActions(ctx, uuid)
-	if err != nil {
-		return err
-	}
-	faults, err := s.Store.ListFaults(ctx, uuid)
-	if err != nil {
-		return err
-	}
-	t := &tombstone{instanceGone: true, migrations: map[string]bool{}, actions: map[string]bool{}, faultsUntil: len(faults)}
-	for _, m := range migs {
-		t.migrations[m.UUID] = true
-	}
-	for _, a := range acts {
-		t.actions[a.RequestID] = true
-	}
-	s.mu.Lock()
-	s.gone[uuid] = t
-	s.mu.Unlock()
-	return nil
-}
-
-func (s *hardDeleteStore) GetInstance(ctx context.Context, uuid string) (*compute.Instance, error) {
-	if t := s.tomb(uuid); t != nil && t.instanceGone {
-		return nil, &compute.NotFoundError{Kind: compute.KindInstance, ID: uuid}
-	}
-	return s.Store.GetInstance(ctx, uuid)
-}
-
-func (s *hardDeleteStore) ListInstances(ctx context.Context, f compute.InstanceFilter) ([]*compute.Instance, error) {
-	all, err := s.Store.ListInstances(ctx, f)
-	return keep(all, func(i *compute.Instance) bool { t := s.tomb(i.UUID); return t == nil || !t.instanceGone }), err
-}
-
-// CreateInstance implements compute.InstanceStore: an instance destroyed
-// before is written again in place of the old record.
-func (s *hardDeleteStore) CreateInstance(ctx context.Context, inst *compute.Instance) error {
-	t := s.tomb(instanceUUID(inst))
-	if t == nil || !t.instanceGone {
-		return s.Store.CreateInstance(ctx, inst)
-	}
-	if err := inst.Validate(); err != nil {
-		return err
-	}
-	if err := s.Store.SaveInstance(ctx, inst); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	t.instanceGone = false
-	s.mu.Unlock()
-	return nil
-}
-
-func (s *hardDeleteStore) SaveInstance(ctx context.Context, inst *compute.Instance, expected ...statemachine.TaskState) error {
-	if t := s.tomb(instanceUUID(inst)); t != nil && t.instanceGone {
-		return &compute.NotFoundError{Kind: compute.KindInstance, ID: inst.UUID}
-	}
-	return s.Store.SaveInstance(ctx, inst, expected...)
-}
-
-func (s *hardDeleteStore) migrationGone(m *compute.Migration) bool {
-	t := s.tomb(m.InstanceUUID)
-	return t != nil && t.migrations[m.UUID]
-}
-
-func (s *hardDeleteStore) GetMigration(ctx context.Context, uuid string) (*compute.Migration, error) {
-	m, err := s.Store.GetMigration(ctx, uuid)
-	if err == nil && s.migrationGone(m) {
-		return nil, &compute.NotFoundError{Kind: compute.KindMigration, ID: uuid}
-	}
-	return m, err
-}
-
-func (s *hardDeleteStore) ListMigrations(ctx context.Context, f compute.MigrationFilter) ([]*compute.Migration, error) {
-	all, err := s.Store.ListMigrations(ctx, f)
-	return keep(all, func(m *compute.Migration) bool { return !s.migrationGone(m) }), err
-}
-
-func (s *hardDeleteStore) ListActions(ctx context.Context, uuid string) ([]*compute.InstanceAction, error) {
-	all, err := s.Store.ListActions(ctx, uuid)
-	t := s.tomb(uuid)
-	if err != nil || t == nil {
-		return all, err
-	}
-	return keep(all, func(a *compute.InstanceAction) bool { return !t.actions[a.RequestID] }), nil
-}
-
-func (s *hardDeleteStore) ListFaults(ctx context.Context, uuid string) ([]*compute.Fault, error) {
-	all, err := s.Store.ListFaults(ctx, uuid)
-	t := s.tomb(uuid)
-	if err != nil || t == nil {
-		return all, err
-	}
-	// newest first: the faults recorded since the destroy lead the list
-	return all[:max(len(all)-t.faultsUntil, 0)], nil
-}
-
-func (s *hardDeleteStore) Transition(ctx context.Context, req compute.TransitionRequest) (*compute.Instance, *compute.Migration, error) {
-	if t := s.tomb(req.InstanceUUID); t != nil && (t.instanceGone || t.migrations[req.MigrationUUID]) {
-		return nil, nil, &compute.NotFoundError{Kind: compute.KindInstance, ID: req.InstanceUUID}
-	}
-	return s.Store.Transition(ctx, req)
-}
-
-func (s *hardDeleteStore) AcquireLease(ctx context.Context, req compute.LeaseRequest) (compute.Lease, error) {
-	if t := s.tomb(req.InstanceUUID); t != nil && t.instanceGone {
-		return compute.Lease{}, &compute.NotFoundError{Kind: compute.KindInstance, ID: req.InstanceUUID}
-	}
-	return s.Store.AcquireLease(ctx, req)
-}
-
-func instanceUUID(i *compute.Instance) string {
-	if i == nil {
-		return ""
-	}
-	return i.UUID
 }
 
 // sortedCells returns the names of cells in order.

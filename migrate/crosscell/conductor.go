@@ -156,6 +156,9 @@ func checkConfig(cfg Config) error {
 		case cell.Driver == nil:
 			return &ConfigError{Field: field + ".Driver", Reason: "missing"}
 		}
+		if _, err := cell.destroyer(); err != nil {
+			return err
+		}
 		seen[cell.Name] = true
 	}
 	return nil

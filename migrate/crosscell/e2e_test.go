@@ -72,7 +72,7 @@ func newXWorld(t *testing.T) *xworld {
 	t.Cleanup(func() { _ = d.Close(context.Background()) })
 	for pi, name := range []string{"cell1", "cell2"} {
 		w.cells = append(w.cells, crosscell.Cell{Name: name, Driver: d, Hosts: hostsOf[pi],
-			Store: crosscell.NewCellStore(compute.NewMemoryStore())})
+			Store: compute.NewMemoryStore()})
 	}
 	if w.ledger, err = quota.NewLedger(); err != nil {
 		t.Fatal(err)

@@ -69,6 +69,20 @@ func (e *TaskError) Error() string {
 // Unwrap returns the task's error.
 func (e *TaskError) Unwrap() error { return e.Err }
 
+// NoHardDeleteError says a cell's Store cannot hard-delete instances (it
+// does not implement compute.InstanceDestroyer), so a cross-cell move
+// could not remove the copy it leaves in that cell.
+type NoHardDeleteError struct {
+	Cell string
+	// Store is the store's Go type.
+	Store string
+}
+
+// Error implements the error interface.
+func (e *NoHardDeleteError) Error() string {
+	return fmt.Sprintf("crosscell: cell %s: store %s does not implement compute.InstanceDestroyer (hard delete)", e.Cell, e.Store)
+}
+
 // ConfigError says which field of a Config is unusable.
 type ConfigError struct {
 	Field  string

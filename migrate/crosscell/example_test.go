@@ -31,7 +31,7 @@ func ExampleConductor_Resize() {
 			panic(err)
 		}
 		cells = append(cells, crosscell.Cell{Name: name, Driver: driver, Hosts: []string{host},
-			Store: crosscell.NewCellStore(compute.NewMemoryStore())})
+			Store: compute.NewMemoryStore()})
 	}
 	flavors := migrate.Flavors{
 		"small":  {ID: "small", Name: "m1.small", VCPUs: 1, MemoryMB: 2048, RootGB: 20},

@@ -70,11 +70,17 @@ func (p *points) count() int {
 	return p.n
 }
 
+// cellStore is what a cell's store in these tests implements.
+type cellStore interface {
+	compute.Store
+	compute.InstanceDestroyer
+}
+
 // sweepStore is a cell's store whose writes are points; refuseCopy makes
 // it refuse every instance it did not hold (a target cell that refuses
 // the copy).
 type sweepStore struct {
-	CellStore
+	cellStore
 	name       string
 	p          *points
 	refuseCopy bool
@@ -84,7 +90,7 @@ func (s *sweepStore) Transition(ctx context.Context, req compute.TransitionReque
 	if err := s.p.faultBefore(s.name + " Transition"); err != nil {
 		return nil, nil, err
 	}
-	i, m, err := s.CellStore.Transition(ctx, req)
+	i, m, err := s.cellStore.Transition(ctx, req)
 	if err == nil {
 		s.p.crashAfter()
 	}
@@ -98,7 +104,7 @@ func (s *sweepStore) ReleaseLease(ctx context.Context, l compute.Lease) error {
 	if crashed {
 		return nil
 	}
-	return s.CellStore.ReleaseLease(ctx, l)
+	return s.cellStore.ReleaseLease(ctx, l)
 }
 
 func (s *sweepStore) CreateInstance(ctx context.Context, inst *compute.Instance) error {
@@ -108,7 +114,7 @@ func (s *sweepStore) CreateInstance(ctx context.Context, inst *compute.Instance)
 	if err := s.p.faultBefore(s.name + " CreateInstance"); err != nil {
 		return err
 	}
-	err := s.CellStore.CreateInstance(ctx, inst)
+	err := s.cellStore.CreateInstance(ctx, inst)
 	if err == nil {
 		s.p.crashAfter()
 	}
@@ -119,7 +125,7 @@ func (s *sweepStore) CreateMigration(ctx context.Context, m *compute.Migration) 
 	if err := s.p.faultBefore(s.name + " CreateMigration"); err != nil {
 		return err
 	}
-	err := s.CellStore.CreateMigration(ctx, m)
+	err := s.cellStore.CreateMigration(ctx, m)
 	if err == nil {
 		s.p.crashAfter()
 	}
@@ -130,7 +136,7 @@ func (s *sweepStore) DestroyInstance(ctx context.Context, uuid string) error {
 	if err := s.p.faultBefore(s.name + " DestroyInstance"); err != nil {
 		return err
 	}
-	err := s.CellStore.DestroyInstance(ctx, uuid)
+	err := s.cellStore.DestroyInstance(ctx, uuid)
 	if err == nil {
 		s.p.crashAfter()
 	}
@@ -199,6 +205,13 @@ type fixture struct {
 // c2-h2); c1-h2 has room for small but not medium, so a resize of an
 // instance on c1-h1 to medium leaves the cell when the policy allows it.
 func newFixture(t *testing.T) *fixture {
+	return newFixtureOn(t, func(_ string, now func() time.Time) cellStore {
+		return compute.NewMemoryStore(compute.WithStoreClock(now))
+	})
+}
+
+// newFixtureOn is newFixture with the cells' stores from open.
+func newFixtureOn(t *testing.T, open func(cell string, now func() time.Time) cellStore) *fixture {
 	clock := computetest.NewClock(testStart)
 	ledger, err := quota.NewLedger(quota.WithClock(clock.Now), quota.WithIDs(quota.SequentialIDs("r")))
 	if err != nil {
@@ -214,7 +227,7 @@ func newFixture(t *testing.T) *fixture {
 			"medium": {ID: "medium", Name: "m1.medium", VCPUs: 2, MemoryMB: 4096, RootGB: 40},
 		}}
 	for _, cell := range []string{"c1", "c2"} {
-		st := &sweepStore{CellStore: NewCellStore(compute.NewMemoryStore(compute.WithStoreClock(clock.Now))), name: cell, p: p}
+		st := &sweepStore{cellStore: open(cell, clock.Now), name: cell, p: p}
 		f.stores[cell] = st
 		c := Cell{Name: cell, Store: st, Driver: f.driver}
 		for i := 1; i <= 2; i++ {

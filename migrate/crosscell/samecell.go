@@ -11,15 +11,15 @@ import (
 // lists, so its Resume and PollAutoConfirm never drive a cross-cell move
 // with the same-cell flows.
 type sameCellStore struct {
-	CellStore
+	compute.Store
 }
 
 func (s sameCellStore) ListInstances(ctx context.Context, f compute.InstanceFilter) ([]*compute.Instance, error) {
-	all, err := s.CellStore.ListInstances(ctx, f)
+	all, err := s.Store.ListInstances(ctx, f)
 	return keep(all, func(i *compute.Instance) bool { return i.SystemMetadata[SysMetaSourceCell] == "" }), err
 }
 
 func (s sameCellStore) ListMigrations(ctx context.Context, f compute.MigrationFilter) ([]*compute.Migration, error) {
-	all, err := s.CellStore.ListMigrations(ctx, f)
+	all, err := s.Store.ListMigrations(ctx, f)
 	return keep(all, func(m *compute.Migration) bool { return !m.CrossCellMove }), err
 }

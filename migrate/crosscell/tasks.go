@@ -119,7 +119,11 @@ func (m *move) destroyCopy(ctx context.Context, k *copyOf) error {
 		}
 		k.lease = compute.Lease{}
 	}
-	if err := k.cell.Store.DestroyInstance(ctx, m.instanceUUID()); err != nil {
+	d, err := k.cell.destroyer()
+	if err != nil {
+		return err
+	}
+	if err := d.DestroyInstance(ctx, m.instanceUUID()); err != nil {
 		return err
 	}
 	k.inst, k.mig = nil, nil
