@@ -117,6 +117,28 @@ type HostStateWatcher interface {
 	HostStates(ctx context.Context, hosts []string) ([]scheduler.HostState, error)
 }
 
+// ImageDeleter is optional: a Driver whose image store can delete an
+// image implements it, and a cross-cell move deletes its snapshot once the
+// instance no longer needs it (nova/compute/manager.py,
+// _finish_snapshot_based_resize_at_dest calls compute_utils.delete_image
+// after the spawn).
+type ImageDeleter interface {
+	// DeleteImage removes image req.ImageID from the image store and
+	// every copy the driver cached of it (XenServer: the image's VDIs in
+	// every pool of the inventory). Disks cloned from the image keep
+	// their data. It must be idempotent: an image that does not exist
+	// (never stored, or deleted before) is no error and changes nothing.
+	DeleteImage(ctx context.Context, req DeleteImageRequest) error
+}
+
+// DeleteImageRequest is what DeleteImage needs.
+type DeleteImageRequest struct {
+	// Host is the compute host the call is made for (the image store it
+	// reaches).
+	Host    string
+	ImageID string
+}
+
 // DriverCapabilities are what a driver supports.
 type DriverCapabilities struct {
 	// SupportsMigrateToSameHost lets a move stay on its host (false for

@@ -33,6 +33,8 @@ const (
 	MethodSnapshot               Method = "Snapshot"
 	MethodSpawn                  Method = "Spawn"
 	MethodCleanupMigration       Method = "CleanupMigration"
+	// MethodDeleteImage is compute.ImageDeleter's method.
+	MethodDeleteImage Method = "DeleteImage"
 )
 
 // Suffixes of the guests the XenServer driver keeps beside an instance's.
@@ -180,6 +182,7 @@ func NewFakeDriver(opts ...FakeDriverOption) *FakeDriver {
 var (
 	_ compute.Driver           = (*FakeDriver)(nil)
 	_ compute.HostStateWatcher = (*FakeDriver)(nil)
+	_ compute.ImageDeleter     = (*FakeDriver)(nil)
 )
 
 // AddHost adds a simulated host (Node defaults to Host).

@@ -451,6 +451,20 @@ func TestFakeDriverCrossCell(t *testing.T) {
 	if p.rootDigest(t, "host-b", p.inst.Name) != p.rootDigest(t, "host-a", p.inst.Name) {
 		t.Error("spawned guest's root disk differs from the snapshot's")
 	}
+	for i := 0; i < 2; i++ { // the second delete finds nothing to do
+		if err := p.d.DeleteImage(ctx, compute.DeleteImageRequest{Host: "host-b", ImageID: "snap-1"}); err != nil {
+			t.Fatalf("DeleteImage #%d: %v", i+1, err)
+		}
+	}
+	if imgs := p.d.Images(); len(imgs) != 0 {
+		t.Errorf("images after DeleteImage: %v", imgs)
+	}
+	if p.rootDigest(t, "host-b", p.inst.Name) != p.rootDigest(t, "host-a", p.inst.Name) {
+		t.Error("the spawned guest's root disk changed when its image was deleted")
+	}
+	if err := p.d.DeleteImage(ctx, compute.DeleteImageRequest{Host: "host-b"}); !errors.Is(err, compute.ErrInvalidRecord) {
+		t.Errorf("DeleteImage without an image ID: %v", err)
+	}
 	off := NewFakeDriver(WithCapabilities(compute.DriverCapabilities{}))
 	if err := off.Snapshot(ctx, compute.SnapshotRequest{Instance: p.inst, Host: "host-a", ImageID: "x"}); !errors.Is(err, compute.ErrNotImplemented) {
 		t.Errorf("Snapshot without cross-cell support: %v", err)
@@ -563,6 +577,9 @@ func TestFakeDriverFaultAtStart(t *testing.T) {
 		MethodCleanupMigration: func(p *pool) error {
 			return p.d.CleanupMigration(ctx, compute.CleanupMigrationRequest{Migration: p.mig, Host: "host-a"})
 		},
+		MethodDeleteImage: func(p *pool) error {
+			return p.d.DeleteImage(ctx, compute.DeleteImageRequest{Host: "host-a", ImageID: "img"})
+		},
 	}
 	for m, call := range calls {
 		t.Run(string(m), func(t *testing.T) {
@@ -580,8 +597,8 @@ func TestFakeDriverFaultAtStart(t *testing.T) {
 			}
 		})
 	}
-	if len(calls) != 14 {
-		t.Fatalf("%d methods tried, want every method of compute.Driver but Capabilities", len(calls))
+	if len(calls) != 15 {
+		t.Fatalf("%d methods tried, want every method of compute.Driver but Capabilities, and DeleteImage", len(calls))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -186,6 +187,24 @@ func (w *xworld) vms() [2][]string {
 	return out
 }
 
+// images returns the VDIs of either pool tagged as an image by the
+// driver (pool/name), managed or kept by the SR as a base copy.
+func (w *xworld) images() []string {
+	var out []string
+	for pi, c := range w.clients {
+		recs, err := c.VDI.GetAllRecords(context.Background())
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.OtherConfig[xenserver.KeyImageID] != "" {
+				out = append(out, fmt.Sprintf("pool%d/%s", pi+1, r.NameLabel))
+			}
+		}
+	}
+	return out
+}
+
 // checkData compares the root disk of a VM with what the guest wrote.
 func (w *xworld) checkData(pi int, vm xenapi.VMRef) {
 	ctx := context.Background()
@@ -257,6 +276,11 @@ func TestXenServerCrossCell(t *testing.T) {
 		if len(vms[0]) != s.vms[0] || len(vms[1]) != s.vms[1] {
 			t.Fatalf("%s: VMs in the pools %v, want %v", s.name, vms, s.vms)
 		}
+		// the snapshot is kept while the move waits in VERIFY_RESIZE,
+		// deleted from both pools by the confirm or revert
+		if imgs := w.images(); (len(imgs) > 0) != (s.hiddenIn != "") {
+			t.Fatalf("%s: snapshot image VDIs %v", s.name, imgs)
+		}
 		for pi, cell := range []string{"cell1", "cell2"} {
 			l, err := w.cells[pi].Store.ListInstances(ctx, compute.InstanceFilter{})
 			if err != nil {
@@ -317,7 +341,8 @@ func (op xOp) prepare(t *testing.T) *xworld {
 // mapped cell, with no task; a hidden copy only while it waits in
 // VERIFY_RESIZE; one running VM of it, in the pool of the host the copy
 // names, with the guest's data; a halted one in the source pool only
-// while it waits; quota equal to a recount with nothing pending.
+// while it waits; no VDI of a snapshot image in either pool unless it
+// waits; quota equal to a recount with nothing pending.
 func (w *xworld) atRest() {
 	w.t.Helper()
 	ctx := context.Background()
@@ -356,6 +381,9 @@ func (w *xworld) atRest() {
 	if hidden != want || halted != want || running != 1 {
 		w.t.Fatalf("vm_state %s: %d hidden copies, VMs %v", inst.VMState, hidden, vms)
 	}
+	if imgs := w.images(); !waiting && len(imgs) > 0 {
+		w.t.Fatalf("vm_state %s: snapshot images left: %v", inst.VMState, imgs)
+	}
 	charges, err := crosscell.QuotaCharges(ctx, w.cells, "p")
 	if err != nil {
 		w.t.Fatal(err)
@@ -367,44 +395,83 @@ func (w *xworld) atRest() {
 	}
 }
 
-// TestXenServerFaultSweep fails XenAPI calls of the cross-cell migration,
-// confirm and revert on two simulated pools (the first call of each
-// method in each pool, in a fresh world each time): once the conductor
-// returns and a second one resumed, the instance is at rest with its data
-// in the pool that runs it.
+// xCall is one XenAPI call of a clean run: the pool it went to and the
+// call as the pool counts it.
+type xCall struct {
+	pool int
+	xenapitest.CallRecord
+}
+
+func (c xCall) String() string { return fmt.Sprintf("pool%d/%s#%d", c.pool+1, c.Method, c.N) }
+
+// recordCalls runs op cleanly in a fresh world and returns every XenAPI
+// call it made, in both pools.
+func (op xOp) recordCalls(t *testing.T) []xCall {
+	w := op.prepare(t)
+	if err := op.run(w.conductor()); err != nil {
+		t.Fatal(err)
+	}
+	w.atRest()
+	var out []xCall
+	for pi, p := range w.pools {
+		for _, c := range p.Calls() {
+			out = append(out, xCall{pi, c})
+		}
+	}
+	return out
+}
+
+// sampled is true under -race (five to ten times slower) and -short,
+// where the XenAPI sweep fails the first call of each method in each
+// pool instead of every call.
+func sampled() bool { return raceDetector || testing.Short() }
+
+// sweepPoints are the calls the sweep fails: every one, or when sampled
+// the first of each method in each pool.
+func sweepPoints(calls []xCall) []xCall {
+	if !sampled() {
+		return calls
+	}
+	seen := map[string]bool{}
+	var out []xCall
+	for _, c := range calls {
+		if k := fmt.Sprint(c.pool, c.Method); !seen[k] {
+			seen[k] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// TestXenServerFaultSweep fails every XenAPI call of the cross-cell
+// migration, confirm and revert on two simulated pools once, in a fresh
+// world each time (sampled under -race and -short: see sampled): once the
+// conductor returns and a second one resumed, the instance is at rest
+// with its data in the pool that runs it and no image of the move left.
 func TestXenServerFaultSweep(t *testing.T) {
 	for _, op := range xOps {
 		t.Run(op.name, func(t *testing.T) {
-			w := op.prepare(t)
-			if err := op.run(w.conductor()); err != nil {
-				t.Fatal(err)
-			}
-			type point struct {
-				pool int
-				xenapitest.CallRecord
-			}
-			var points []point
-			seen := map[string]bool{}
-			for pi, p := range w.pools {
-				for _, c := range p.Calls() {
-					if k := fmt.Sprint(pi, c.Method); !seen[k] {
-						seen[k] = true
-						points = append(points, point{pi, c})
-					}
+			calls := op.recordCalls(t)
+			points := sweepPoints(calls)
+			var hit atomic.Int64
+			t.Cleanup(func() {
+				t.Logf("%s: %d of %d XenAPI calls failed, %d of them answering the fault (Async calls fail in their task)",
+					op.name, len(points), len(calls), hit.Load())
+				if int(hit.Load()) < len(points)/2 {
+					t.Errorf("only %d of %d faults reached their call", hit.Load(), len(points))
 				}
-			}
-			hit := 0
+			})
 			for _, pt := range points {
-				name := fmt.Sprintf("pool%d/%s#%d", pt.pool+1, pt.Method, pt.N)
-				t.Run(name, func(t *testing.T) {
+				t.Run(pt.String(), func(t *testing.T) {
+					t.Parallel() // each point has a world of its own
 					w := op.prepare(t)
 					p := w.pools[pt.pool]
 					p.FailNth(pt.Method, pt.N, "INTERNAL_ERROR", "injected")
-					_ = op.run(w.conductor())
+					_ = op.run(w.conductor()) // a typed failure, or a retry that finished
 					p.ClearFaults()
 					for _, c := range p.Calls() {
 						if c.Method == pt.Method && c.N == pt.N && c.Error != "" {
-							hit++
+							hit.Add(1)
 						}
 					}
 					if _, err := w.conductor().Resume(context.Background()); err != nil {
@@ -412,10 +479,6 @@ func TestXenServerFaultSweep(t *testing.T) {
 					}
 					w.atRest()
 				})
-			}
-			t.Logf("%s: %d XenAPI calls failed, %d of them answering the fault (Async calls fail in their task)", op.name, len(points), hit)
-			if hit < len(points)/2 {
-				t.Errorf("only %d of %d faults reached their call", hit, len(points))
 			}
 		})
 	}

@@ -315,7 +315,8 @@ func (f *fixture) copies(ctx context.Context, id string) (visible, hidden map[st
 
 // check verifies the invariants of an instance at rest: one visible copy,
 // in the mapped cell; a hidden copy only while it waits in VERIFY_RESIZE;
-// quota equal to a recount with nothing pending; the root disk intact on
+// quota equal to a recount with nothing pending; no snapshot image left
+// unless it waits; the root disk intact on
 // the host the visible copy names; no other guest of it but the source's
 // kept one while it waits.
 func (f *fixture) check(ctx context.Context, id string) error {
@@ -340,6 +341,9 @@ func (f *fixture) check(ctx context.Context, id string) error {
 	}
 	if err := f.quotaSettled(ctx); err != nil {
 		return err
+	}
+	if imgs := f.driver.Images(); !waiting && len(imgs) > 0 {
+		return fmt.Errorf("images left in the image store: %v", imgs)
 	}
 	return f.disksIntact(inst, waiting)
 }

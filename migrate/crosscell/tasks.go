@@ -371,6 +371,7 @@ func (m *move) finishRollback(ctx context.Context, failed int, cause error) erro
 		}
 	}
 	m.settle(ctx, m.src.mig.QuotaReservationID, false)
+	m.deleteSnapshot(ctx)
 	ev := failureEvent(m.c.flow, m.src)
 	apply := func(i *compute.Instance, mg *compute.Migration) {
 		clearMoveMeta(i)

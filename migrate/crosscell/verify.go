@@ -31,6 +31,9 @@ func (m *move) finishConfirm(ctx context.Context) error {
 			return m.failVerify(ctx, sm.EvCrossCellConfirmError, err)
 		}
 	}
+	if m.dst.state().Migration == sm.MigrationConfirming && m.spawnedGuestFound(ctx) {
+		m.deleteSnapshot(ctx)
+	}
 	if err := m.destroyCopy(ctx, m.src); err != nil {
 		return err
 	}
@@ -135,6 +138,7 @@ func (m *move) settleRevert(ctx context.Context) error {
 	if m.src.mig != nil {
 		m.settle(ctx, m.src.mig.QuotaReservationID, true)
 	}
+	m.deleteSnapshot(ctx)
 	return m.write(ctx, m.src, nil, func(i *compute.Instance, _ *compute.Migration) { clearMoveMeta(i) })
 }
 
