@@ -63,7 +63,8 @@ type Config struct {
 	LeaseTTL time.Duration
 	Logger   *slog.Logger
 	Policy   Policy
-	// Options are the same-cell orchestrators' options.
+	// Options are the same-cell orchestrators' options; the conductor
+	// reads ResizeConfirmWindow for the cross-cell moves' auto-confirm.
 	Options migrate.Options
 }
 
@@ -83,6 +84,8 @@ type Conductor struct {
 	ttl      time.Duration
 	log      *slog.Logger
 	policy   Policy
+	// confirmWindow is resize_confirm_window (PollAutoConfirm).
+	confirmWindow time.Duration
 
 	randMu sync.Mutex
 	rand   io.Reader
@@ -99,7 +102,7 @@ func New(cfg Config) (*Conductor, error) {
 	c := &Conductor{cells: map[string]*Cell{}, same: map[string]*migrate.Orchestrator{}, api: cfg.API,
 		ledger: cfg.Quota, flavors: cfg.Flavors, notifier: cfg.Notifier, now: cfg.Now, owner: cfg.Owner,
 		ttl: cfg.LeaseTTL, log: cfg.Logger, policy: cfg.Policy, rand: cfg.Rand, active: map[string]bool{},
-		pre: map[sm.Operation]sm.Precondition{}}
+		pre: map[sm.Operation]sm.Precondition{}, confirmWindow: cfg.Options.ResizeConfirmWindow}
 	c.setDefaults()
 	sc := scheduler.DefaultConfig()
 	if cfg.Scheduler != nil {

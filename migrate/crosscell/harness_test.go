@@ -198,7 +198,9 @@ type fixture struct {
 	notes   *compute.RecordingNotifier
 	p       *points
 	policy  Policy
-	seed    byte
+	// opts are the conductors' options.
+	opts migrate.Options
+	seed byte
 }
 
 // newFixture builds the cells c1 (hosts c1-h1, c1-h2) and c2 (c2-h1,
@@ -259,7 +261,7 @@ func newFixtureOn(t *testing.T, open func(cell string, now func() time.Time) cel
 func (f *fixture) conductor(owner string) *Conductor {
 	f.seed++
 	c, err := New(Config{Cells: f.cells, API: f.api, Quota: f.ledger, Flavors: f.flavors, Notifier: f.notes,
-		Now: f.clock.Now, Rand: rand.NewChaCha8([32]byte{f.seed}), Owner: owner, Policy: f.policy})
+		Now: f.clock.Now, Rand: rand.NewChaCha8([32]byte{f.seed}), Owner: owner, Policy: f.policy, Options: f.opts})
 	if err != nil {
 		f.t.Fatal(err)
 	}
