@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -172,7 +171,7 @@ func TestDatabaseGoesAway(t *testing.T) {
 }
 
 func pgAdminDSN() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", pg.port)
+	return pg.URL("postgres", "")
 }
 
 var preMigrating = statemachine.FlowState{VM: statemachine.VMActive, Task: statemachine.TaskResizePrep,

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,7 +40,13 @@ func buildCommand(t *testing.T, dir, pkg, name string) string {
 // extra flags and returns its URL; the process is stopped by its pid.
 func servePool(t *testing.T, bin string, extra ...string) string {
 	t.Helper()
-	args := append([]string{"-listen", "127.0.0.1:0", "-dir", filepath.Join(t.TempDir(), "pool")}, extra...)
+	return servePools(t, bin, 1, extra...)[0]
+}
+
+// servePools runs fakepool (bin) serving n pools and returns their URLs.
+func servePools(t *testing.T, bin string, n int, extra ...string) []string {
+	t.Helper()
+	args := append([]string{"-listen", "127.0.0.1:0", "-dir", filepath.Join(t.TempDir(), "pool"), "-pools", strconv.Itoa(n)}, extra...)
 	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -52,15 +59,20 @@ func servePool(t *testing.T, bin string, extra ...string) string {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
+	r := bufio.NewReader(stdout)
+	var urls []string
+	for len(urls) < n {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`^url=(http://127\.0\.0\.1:\d+/) `).FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("fakepool said %q", line)
+		}
+		urls = append(urls, m[1])
 	}
-	m := regexp.MustCompile(`^url=(http://127\.0\.0\.1:\d+/) `).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("fakepool said %q", line)
-	}
-	return m[1]
+	return urls
 }
 
 // poolView is what a XenAPI client sees of the pool, for the checks.
@@ -270,8 +282,9 @@ func crashAndResume(t *testing.T, resizeBin, poolBin, pw string, pt crashPoint) 
 	}
 }
 
-// checkStored reads the instance from the database: ACTIVE or RESIZED
-// with no task, no operation left in progress, and the quota usage exactly
+// checkStored reads the instance from the database: a fence log that
+// passes sqlstore.CheckFenceLog, the instance ACTIVE or RESIZED with no
+// task, no operation left in progress, and the quota usage exactly
 // what its flavors charge with nothing pending. It returns the instance.
 func checkStored(ctx context.Context, t *testing.T, dbFile string) *compute.Instance {
 	t.Helper()
@@ -280,6 +293,9 @@ func checkStored(ctx context.Context, t *testing.T, dbFile string) *compute.Inst
 		t.Fatal(err)
 	}
 	defer db.Close()
+	if log, err := db.FenceLog(ctx, ""); err != nil || len(log) == 0 || sqlstore.CheckFenceLog(log) != nil {
+		t.Fatalf("fence log of %d entries (%v): %v", len(log), err, sqlstore.CheckFenceLog(log))
+	}
 	insts, err := db.ListInstances(ctx, compute.InstanceFilter{})
 	if err != nil || len(insts) != 1 {
 		t.Fatalf("instances in the Store: %d, %v", len(insts), err)

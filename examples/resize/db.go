@@ -31,7 +31,9 @@ type stores struct {
 	// durable is set when the stores outlive the process.
 	durable bool
 	// kept is the instance an earlier run left in the Store.
-	kept  *compute.Instance
+	kept *compute.Instance
+	// wait returns when work may have arrived (sqlstore's Store.Wait).
+	wait  func(context.Context) error
 	close func()
 }
 
@@ -39,9 +41,9 @@ type stores struct {
 // Store.
 func (s *stores) loaded(inst *compute.Instance) bool { return s.kept != nil && s.kept == inst }
 
-// openStores opens the stores -db names (memory when empty) and wraps the
-// Store with the crash hook when crashAfterEnv asks for it.
-func openStores(ctx context.Context, dsn string) (*stores, error) {
+// openStores opens the stores -db names (memory when empty) with opts and
+// wraps the Store with the crash hook when crashAfterEnv asks for it.
+func openStores(ctx context.Context, dsn string, opts ...sqlstore.Option) (*stores, error) {
 	if dsn == "" {
 		ledger, err := quota.NewLedger()
 		if err != nil {
@@ -49,7 +51,7 @@ func openStores(ctx context.Context, dsn string) (*stores, error) {
 		}
 		return &stores{store: compute.NewMemoryStore(), ledger: ledger, close: func() {}}, nil
 	}
-	db, err := sqlstore.Open(ctx, dsn)
+	db, err := sqlstore.Open(ctx, dsn, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("-db: %w", err)
 	}
@@ -58,7 +60,7 @@ func openStores(ctx context.Context, dsn string) (*stores, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	s := &stores{store: db, ledger: ledger, durable: true, close: func() { _ = db.Close() }}
+	s := &stores{store: db, ledger: ledger, durable: true, wait: db.Wait, close: func() { _ = db.Close() }}
 	if v, ok := os.LookupEnv(crashAfterEnv); ok {
 		n, _ := strconv.Atoi(v)
 		s.store = &crashStore{Store: db, after: n}

@@ -58,7 +58,25 @@
 // -resume (with -db and -xapi) drives to its end every resize, cold
 // migration, confirm and revert a stopped run left unfinished in that
 // database, prints each outcome and exits. -owner names the orchestrator
-// in the Store's leases and -lease-ttl sets their period.
+// in the Store's leases and -lease-ttl sets their period. Every lease
+// granted and every step written goes into the database's fence log
+// (sqlstore.WithFenceLog).
+//
+// Several orchestrators share the work on one PostgreSQL database:
+// -submit adopts every guest VM of the -xapi pools as an instance whose
+// system metadata requests a resize to the flavor -memory-mib, -vcpus and
+// -root-gib give, charges the instances to the quota and exits; then each
+// -worker process (its own -owner, the same -lease-ttl) takes over the
+// operations whose leases expired (migrate's Resume, beside the rest),
+// resizes and confirms the requested instances no one else holds,
+// -parallel at a time, waits on PostgreSQL's LISTEN/NOTIFY (or the poll
+// interval, half the lease period up to 1 s) while the others hold the
+// rest, and exits when every one is confirmed or rolled back:
+//
+//	go run ./examples/fakepool -pools 4 -hosts 2 -vms 50 -disk-mib 1 &
+//	resize -db postgres://... -xapi URL1 ... -xapi URL4 -password-file pw -submit -memory-mib 256
+//	resize -db postgres://... -xapi URL1 ... -xapi URL4 -password-file pw -worker -owner o1 -lease-ttl 2s &
+//	resize -db postgres://... -xapi URL1 ... -xapi URL4 -password-file pw -worker -owner o2 -lease-ttl 2s
 //
 // -cross-cell moves the instance between two cells of two hosts each (two
 // simulated pools that never talk to each other) with migrate/crosscell's

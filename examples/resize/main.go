@@ -96,6 +96,10 @@ type config struct {
 	resume    bool
 	owner     string
 	leaseTTL  time.Duration
+	// submit records resizes of every VM for workers; worker runs one
+	// of the orchestrators that do them, parallel operations at once.
+	submit, worker bool
+	parallel       int
 }
 
 // real reports whether the run is against pools given with -xapi.
@@ -130,6 +134,16 @@ VERIFY_RESIZE by -no-confirm is confirmed or reverted by a later run with
 the same -db and -confirm or -revert, and -resume drives to its end every
 operation a stopped run left unfinished in that database (a resize,
 cold migration, confirm or revert), prints each outcome and exits.
+
+Several orchestrators share the work on one database (PostgreSQL for
+several processes): -submit adopts every guest VM of the -xapi pools as
+an instance and records in the Store a resize of each to the flavor
+-memory-mib, -vcpus and -root-gib give, and exits; each -worker process
+(its own -owner) then loops: it takes over the operations whose leases
+expired (-lease-ttl), resizes and confirms the recorded instances no
+one else holds, -parallel at a time, waits for a notification of new
+work when the rest are held, and exits when every one is done. With -db
+every lease and step is in the database's fence log (package sqlstore).
 
 -cross-cell moves the instance from cell1 (a simulated pool of 2 hosts)
 to cell2 (another pool of 2 hosts) with the cross-cell Conductor, and
@@ -173,6 +187,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.db, "db", "", "keep the Store and quota in `DSN`: a SQLite file, or postgres://... (default: in memory)")
 	fs.BoolVar(&c.resume, "resume", false, "with -db and -xapi: finish every operation left unfinished in the database, print the outcomes and exit")
 	fs.StringVar(&c.owner, "owner", "examples-resize", "the orchestrator's name in the Store's leases")
+	fs.BoolVar(&c.submit, "submit", false, "with -db and -xapi: record a resize of every guest VM of the pools for -worker processes and exit")
+	fs.BoolVar(&c.worker, "worker", false, "with -db and -xapi: do the resizes -submit recorded, with the other workers, until none is left")
+	fs.IntVar(&c.parallel, "parallel", 1, "with -worker: operations driven at once")
 	fs.DurationVar(&c.leaseTTL, "lease-ttl", 0, "how long the orchestrator's lease on an instance lasts without renewal (0: the orchestrator's default, 30s)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -207,6 +224,12 @@ func (c *config) check() error {
 		return &UsageError{Flag: "-resume/-confirm", Reason: "need -db: the memory Store keeps nothing between runs"}
 	case c.resume && (c.confirmLeft || c.revert || c.noConfirm || c.migrate || c.down):
 		return &UsageError{Flag: "-resume", Reason: "finishes what the database holds; it takes no operation flags"}
+	case (c.submit || c.worker) && (c.db == "" || !c.real()):
+		return &UsageError{Flag: "-submit/-worker", Reason: "need -db and -xapi: the workers share the database and the pools"}
+	case (c.submit || c.worker) && (c.submit == c.worker || c.resume || c.vm != "" || c.confirmLeft || c.revert || c.noConfirm || c.migrate):
+		return &UsageError{Flag: "-submit/-worker", Reason: "one of the two, without -resume, -vm, -confirm, -revert, -no-confirm or -migrate"}
+	case c.parallel < 1 || (c.parallel > 1 && !c.worker):
+		return &UsageError{Flag: "-parallel", Reason: "at least 1, and more only with -worker"}
 	case c.crossCell && (c.real() || c.db != "" || c.down || c.suspend || c.transport != "xapi" || c.trace != "" || c.serve != ""):
 		return &UsageError{Flag: "-cross-cell", Reason: "runs on its own two simulated pools with the xapi transport and a memory Store; not with -xapi, -db, -down, -suspend, -transport dom0, -trace or -serve"}
 	case c.owner == "":
@@ -230,7 +253,7 @@ func (c *config) check() error {
 		return nil
 	}
 	switch {
-	case c.vm == "" && !c.resume:
+	case c.vm == "" && !c.resume && !c.submit && !c.worker:
 		return &UsageError{Flag: "-vm", Reason: "required with -xapi"}
 	case c.serve != "":
 		return &UsageError{Flag: "-serve", Reason: "serves the simulated pool; not with -xapi"}

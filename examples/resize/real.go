@@ -12,6 +12,7 @@ import (
 
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/dom0"
+	"github.com/xenflow/xenflow/sqlstore"
 	sm "github.com/xenflow/xenflow/statemachine"
 	"github.com/xenflow/xenflow/xenapi"
 	"github.com/xenflow/xenflow/xenserver"
@@ -68,13 +69,16 @@ func runReal(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	db, err := openStores(ctx, c.db)
+	db, err := openStores(ctx, c.db, storeOptions(c)...)
 	if err != nil {
 		return err
 	}
 	defer db.close()
-	if c.resume {
+	switch {
+	case c.resume:
 		return resumeReal(ctx, c, pools, password, db, stdout)
+	case c.submit || c.worker:
+		return runShared(ctx, c, pools, password, db, stdout)
 	}
 	a, err := findVM(ctx, pools, c)
 	if err != nil {
@@ -135,6 +139,31 @@ func resumeReal(ctx context.Context, c *config, pools []*realPool, password stri
 	}
 	j := &job{cfg: c, stdout: stdout, driver: drv, hosts: hosts, db: db, owner: c.owner}
 	return j.run(ctx)
+}
+
+// runShared is -submit or -worker: the driver over every pool, with no VM
+// adopted beforehand.
+func runShared(ctx context.Context, c *config, pools []*realPool, password string, db *stores, stdout io.Writer) error {
+	drv, hosts, closeDrv, err := realDriver(ctx, c, pools, nil, password)
+	defer closeDrv()
+	if err != nil {
+		return err
+	}
+	if c.submit {
+		return runSubmit(ctx, c, pools, drv, db, stdout)
+	}
+	return runWorker(ctx, c, drv, hosts, db, stdout)
+}
+
+// storeOptions are the sqlstore options of a -db: the fence log, and for
+// a worker a poll no longer than half the lease period, so an expired
+// lease is seen soon.
+func storeOptions(c *config) []sqlstore.Option {
+	opts := []sqlstore.Option{sqlstore.WithFenceLog()}
+	if c.worker && c.leaseTTL > 0 && c.leaseTTL < 2*time.Second {
+		opts = append(opts, sqlstore.WithPollInterval(c.leaseTTL/2))
+	}
+	return opts
 }
 
 // computeHost names a host of the pool as a compute host: its name_label,
