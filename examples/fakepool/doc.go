@@ -11,12 +11,13 @@
 // hosts listen on free ports of 127.0.0.1 and answer HOST_IS_SLAVE with the
 // master's address.
 //
-// -vms N seeds N running guests instead, guest-001 … guest-N spread over
-// the hosts in turn, each tagged with its own other_config:nova_uuid and
-// with one root disk of -disk-mib MiB (64 by default) — the pool many
-// orchestrators share in examples/resize's worker test:
+// -vms N seeds N running guests in each pool instead, guest-<pool>-001 …
+// spread over its hosts in turn, each tagged with its own
+// other_config:nova_uuid and with one root disk of -disk-mib MiB (64 by
+// default) — the pools many orchestrators share in examples/resize's
+// worker test:
 //
-//	fakepool -hosts 2 -vms 200 -disk-mib 1
+//	fakepool -pools 4 -hosts 2 -vms 50 -disk-mib 1
 //
 // -pools K serves K standalone pools, their masters on consecutive ports
 // from -listen's (with port 0, on a free run of ports); pool i keeps its

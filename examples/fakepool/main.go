@@ -88,7 +88,7 @@ Flags:
 	fs.StringVar(&c.dir, "dir", "", "directory for the hosts' dom0 trees and SRs (default: a temporary directory removed at exit); pool i of several goes in DIR/pool<i>")
 	fs.StringVar(&c.user, "user", xenapitest.DefaultUser, "user name login_with_password accepts")
 	fs.StringVar(&c.password, "password", xenapitest.DefaultPassword, "password login_with_password accepts")
-	fs.IntVar(&c.vms, "vms", 0, "seed this many running guests guest-001, guest-002, ... spread over the hosts, each with one root disk of -disk-mib (0: two VMs per host, instance-<host>-<n>, with a root and an ephemeral disk)")
+	fs.IntVar(&c.vms, "vms", 0, "seed this many running guests in each pool, guest-<pool>-001, guest-<pool>-002, ... spread over its hosts, each with one root disk of -disk-mib (0: two VMs per host, instance-<host>-<n>, with a root and an ephemeral disk)")
 	fs.Int64Var(&c.diskMiB, "disk-mib", 64, "size of each seeded VM's root disk in MiB")
 	fs.BoolVar(&c.shared, "shared-sr", false, "give each pool an SR every host sees")
 	fs.Var(&c.faults, "fault", "METHOD:N:CODE[:PARAM...]: the N-th call of METHOD (a XenAPI wire name, or get_export_raw_vdi / put_import_raw_vdi) fails with CODE and the parameters (separated by ':'); N 0 fails every call; repeatable")
@@ -226,7 +226,7 @@ func newPool(c *config, i int, stderr io.Writer) (*xenapitest.Pool, error) {
 	}
 	seedFn := seed
 	if c.vms > 0 {
-		seedFn = func(p *xenapitest.Pool, diskMiB int64) error { return seedGuests(p, c.vms, diskMiB) }
+		seedFn = func(p *xenapitest.Pool, diskMiB int64) error { return seedGuests(p, i+1, c.vms, diskMiB) }
 	}
 	if err := seedFn(pool, c.diskMiB); err != nil {
 		pool.Close()
@@ -267,22 +267,23 @@ func seed(pool *xenapitest.Pool, diskMiB int64) error {
 }
 
 // maxGuests bounds -vms: the names and nova_uuids have room for it.
-const maxGuests = 9999
+const maxGuests = 999
 
 // guestMemory is each guest's memory: small, so many fit on a host.
 const guestMemory = 128 << 20
 
-// seedGuests adds n running guests spread over the hosts in turn, each
-// with one root disk of diskMiB whose first sector names it, a VIF on the
-// pool's network, and an other_config:nova_uuid that tags it.
-func seedGuests(pool *xenapitest.Pool, n int, diskMiB int64) error {
+// seedGuests adds n running guests to pool number poolNo, spread over its
+// hosts in turn, each with one root disk of diskMiB whose first sector
+// names it, a VIF on the pool's network, and an other_config:nova_uuid
+// that tags it, unique across the pools.
+func seedGuests(pool *xenapitest.Pool, poolNo, n int, diskMiB int64) error {
 	hosts := pool.Hosts()
 	for i := 1; i <= n; i++ {
-		name := fmt.Sprintf("guest-%03d", i)
+		name := fmt.Sprintf("guest-%d-%03d", poolNo, i)
 		vm, err := pool.AddVM(xenapitest.VMSpec{
 			Name: name, Host: hosts[(i-1)%len(hosts)].Name(), Memory: guestMemory, VCPUs: 1,
 			Disks: []int64{diskMiB << 20}, Networks: []string{pool.Network()}, Running: true,
-			OtherConfig: map[string]string{"nova_uuid": fmt.Sprintf("00000000-0000-4000-9000-%012d", i)},
+			OtherConfig: map[string]string{"nova_uuid": fmt.Sprintf("00000000-0000-4000-9%03d-%012d", poolNo, i)},
 		})
 		if err != nil {
 			return err

@@ -94,7 +94,7 @@ func TestRunBadFlags(t *testing.T) {
 		{"-hosts", "0"}, {"-nosuchflag"}, {"extra"}, {"-pools", "0"},
 		{"-fault", "VM.start"}, {"-fault", "VM.start:x:HOST_OFFLINE"}, {"-fault", "VM.start:-1:HOST_OFFLINE"}, {"-fault", ":1:X"},
 		{"-listen", "127.0.0.1"}, {"-body-timeout", "soon"},
-		{"-vms", "-1"}, {"-vms", "10000"}, {"-disk-mib", "0"},
+		{"-vms", "-1"}, {"-vms", "1000"}, {"-disk-mib", "0"},
 	} {
 		if err := run(context.Background(), args, io.Discard, io.Discard); err == nil || errors.Is(err, flag.ErrHelp) {
 			t.Errorf("%q: error %v", args, err)
@@ -323,7 +323,7 @@ func TestRunGuests(t *testing.T) {
 		if r.IsControlDomain {
 			continue
 		}
-		if !regexp.MustCompile(`^guest-00[1-5]$`).MatchString(r.NameLabel) || r.PowerState != xenapi.VMPowerStateRunning {
+		if !regexp.MustCompile(`^guest-1-00[1-5]$`).MatchString(r.NameLabel) || r.PowerState != xenapi.VMPowerStateRunning {
 			t.Errorf("VM %s %s", r.NameLabel, r.PowerState)
 		}
 		perHost[r.ResidentOn]++
