@@ -3,7 +3,6 @@ package quota
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"math/rand"
 	"runtime"
@@ -14,7 +13,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-var propertySeed = flag.Int64("quota.seed", 0, "run the quota property test with this seed only")
+// The property test itself is quota/quotatest's TestStore (run on the
+// memory store by that package's tests, and by sqlstore on SQLite and
+// PostgreSQL); runPropertyOn is its in-package form for the tests here
+// that run it on unexported stores (store_test.go's jsonStore), which
+// cannot import quotatest without an import cycle.
 
 // checkingStore wraps a Store and checks the ledger's invariants inside each
 // Update's critical section: after a successful change, no scope is over a
@@ -106,25 +109,6 @@ func invariantViolation(pq *ProjectQuota) string {
 	return ""
 }
 
-// TestPropertyInterleavings runs random interleavings of reserve, commit,
-// rollback, retried settlements, expiry and clock movement from many
-// goroutines on a few shared projects, with the invariants checked inside
-// every store transaction. Afterwards usage must equal the sum of the
-// deltas each goroutine saw committed, and Reconcile must find no drift.
-func TestPropertyInterleavings(t *testing.T) {
-	seeds := []int64{1, 2, 3, 4, 5, 6}
-	if *propertySeed != 0 {
-		seeds = []int64{*propertySeed}
-	}
-	ops := 1500
-	if testing.Short() {
-		ops = 300
-	}
-	for _, seed := range seeds {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { runProperty(t, seed, 8, ops) })
-	}
-}
-
 type scopeKey struct{ project, user string }
 
 type held struct {
@@ -140,10 +124,6 @@ type worker struct {
 	net       map[scopeKey]Amounts // committed by this worker, never below 0
 	neg       map[scopeKey]Amounts // negative deltas this worker holds pending (≤ 0)
 	stats     map[string]int
-}
-
-func runProperty(t *testing.T, seed int64, workers, ops int) {
-	runPropertyOn(t, seed, workers, ops, NewMemStore())
 }
 
 func runPropertyOn(t *testing.T, seed int64, workers, ops int, store Store) {
