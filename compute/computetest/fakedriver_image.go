@@ -22,14 +22,26 @@ func (d *FakeDriver) DeleteImage(ctx context.Context, req compute.DeleteImageReq
 	})
 }
 
-// Images returns the IDs of the images in the image store, in order.
-func (d *FakeDriver) Images() []string {
+// Image is an image of the FakeDriver's image store.
+type Image struct {
+	ID string
+	// InstanceUUID is the instance whose root disk Snapshot stored; empty
+	// for an image AddImage put.
+	InstanceUUID string
+}
+
+// Images returns the images in the image store, by ID.
+func (d *FakeDriver) Images() []Image {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]string, 0, len(d.images))
-	for id := range d.images {
-		out = append(out, id)
+	out := make([]Image, 0, len(d.images))
+	for id, v := range d.images {
+		img := Image{ID: id}
+		if v.Label != id {
+			img.InstanceUUID = v.Label
+		}
+		out = append(out, img)
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }

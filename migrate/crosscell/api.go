@@ -124,7 +124,7 @@ func (c *Conductor) selectDestination(ctx context.Context, sr startRequest) (sch
 				continue // a host that does not report is left out
 			}
 			st.Cell = name
-			states = append(states, st)
+			states = append(states, c.claims.less(name, []scheduler.HostState{st})...)
 		}
 	}
 	hs, err := scheduler.NewHostSet(states)

@@ -92,6 +92,9 @@ type Conductor struct {
 
 	activeMu sync.Mutex
 	active   map[string]bool
+
+	// claims are the destinations' resources held by moves in progress.
+	claims claimSet
 }
 
 // New builds a Conductor, with one same-cell orchestrator per cell.

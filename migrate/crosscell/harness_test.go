@@ -344,8 +344,10 @@ func (f *fixture) check(ctx context.Context, id string) error {
 	if err := f.quotaSettled(ctx); err != nil {
 		return err
 	}
-	if imgs := f.driver.Images(); !waiting && len(imgs) > 0 {
-		return fmt.Errorf("images left in the image store: %v", imgs)
+	for _, img := range f.driver.Images() {
+		if !waiting && img.InstanceUUID == id {
+			return fmt.Errorf("image %s of the instance left in the image store", img.ID)
+		}
 	}
 	return f.disksIntact(inst, waiting)
 }

@@ -25,7 +25,7 @@ type task struct {
 func (m *move) tasks() []task {
 	return []task{
 		{"TargetDBSetupTask", m.targetDBSetup, m.undoTargetDBSetup},
-		{"PrepResizeAtDestTask", m.prepAtDest, func(context.Context) error { return nil }},
+		{"PrepResizeAtDestTask", m.prepAtDest, m.undoPrepAtDest},
 		{"PrepResizeAtSourceTask", m.prepAtSource, m.undoPrepAtSource},
 		{"FinishResizeAtDestTask", m.finishAtDest, m.undoFinishAtDest},
 	}
@@ -147,7 +147,10 @@ func (m *move) mapTo(ctx context.Context, k *copyOf) error {
 // claimed, or of the next alternate of its cell when they do not fit.
 func (m *move) prepAtDest(ctx context.Context) error {
 	if rank(m.src.state()) >= 2 {
-		return nil
+		// a resumed move: its claim is held again, as it was checked
+		h := m.src.mig.DestCompute
+		cl := claim{cell: m.dst.cell.Name, host: h, instance: m.uuid, flavor: schedFlavor(m.src.inst.NewFlavor)}
+		return m.c.claims.take(m.migUUID, cl, scheduler.HostState{Host: h}, func(scheduler.HostState) error { return nil })
 	}
 	hosts := []string{m.src.mig.DestCompute}
 	if alts := m.src.inst.SystemMetadata[SysMetaAlternates]; alts != "" {
@@ -175,21 +178,31 @@ func (m *move) prepAtDest(ctx context.Context) error {
 	return last
 }
 
-// claim checks that the flavor fits host h of the target cell now: the
-// scheduler's filters run on that one host (Nova's MoveClaim).
+// claim checks that the flavor fits host h of the target cell now, with
+// the other moves' claims on it taken off: the scheduler's filters run on
+// that one host (Nova's MoveClaim). The claim is then held until the
+// move is confirmed, reverted or rolled back.
 func (m *move) claim(ctx context.Context, h string) (scheduler.HostState, error) {
 	st, err := m.dst.cell.Driver.GetAvailableResource(ctx, compute.HostRequest{Host: h})
 	if err != nil {
 		return st, err
 	}
 	st.Cell = m.dst.cell.Name
-	hs, err := scheduler.NewHostSet([]scheduler.HostState{st})
-	if err != nil {
-		return st, err
-	}
-	_, err = m.c.sched.Select(hs, &scheduler.Request{Flavor: schedFlavor(m.src.inst.NewFlavor),
-		InstanceUUID: m.src.inst.UUID, RequestedHost: h})
-	return st, err
+	f := schedFlavor(m.src.inst.NewFlavor)
+	cl := claim{cell: m.dst.cell.Name, host: h, instance: m.uuid, flavor: f}
+	return st, m.c.claims.take(m.migUUID, cl, st, func(free scheduler.HostState) error {
+		hs, err := scheduler.NewHostSet([]scheduler.HostState{free})
+		if err == nil {
+			_, err = m.c.sched.Select(hs, &scheduler.Request{Flavor: f, InstanceUUID: m.uuid, RequestedHost: h})
+		}
+		return err
+	})
+}
+
+// undoPrepAtDest releases the destination's claim.
+func (m *move) undoPrepAtDest(context.Context) error {
+	m.c.claims.drop(m.migUUID)
+	return nil
 }
 
 // prepAtSource is PrepResizeAtSourceTask: old_vm_state stashed, the root

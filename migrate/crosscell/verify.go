@@ -49,6 +49,7 @@ func (m *move) finishConfirm(ctx context.Context) error {
 		m.event(ctx, m.dst, "compute_confirm_snapshot_based_resize_at_source", m.dst.mig.SourceCompute, nil)
 		m.finishAction(ctx, m.dst)
 	}
+	m.c.claims.drop(m.migUUID)
 	return nil
 }
 
@@ -139,6 +140,7 @@ func (m *move) settleRevert(ctx context.Context) error {
 		m.settle(ctx, m.src.mig.QuotaReservationID, true)
 	}
 	m.deleteSnapshot(ctx)
+	m.c.claims.drop(m.migUUID)
 	return m.write(ctx, m.src, nil, func(i *compute.Instance, _ *compute.Migration) { clearMoveMeta(i) })
 }
 

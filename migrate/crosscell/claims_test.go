@@ -1,0 +1,123 @@
+package crosscell
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/xenflow/xenflow/compute"
+	"github.com/xenflow/xenflow/compute/computetest"
+	"github.com/xenflow/xenflow/migrate"
+	"github.com/xenflow/xenflow/scheduler"
+	sm "github.com/xenflow/xenflow/statemachine"
+)
+
+// lastRoom fills c2 so that only c2-h1 has room, for one medium flavor:
+// vm1 and vm2 (small, on c1-h1) cannot both move there.
+func lastRoom(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	for host, mb := range map[string]int{"c2-h1": 65536 - 4096 - 100, "c2-h2": 65536} {
+		filler := &compute.Instance{UUID: "filler-" + host, Flavor: &compute.Flavor{ID: "filler", MemoryMB: mb, VCPUs: 1, RootGB: 1}}
+		if err := f.driver.AddGuest(host, filler, sm.PowerRunning); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.boot(ctx, vm1, "c1", "c1-h1", "small", sm.VMActive)
+	f.boot(ctx, vm2, "c1", "c1-h1", "small", sm.VMActive)
+}
+
+func resizeTo(ctx context.Context, c *Conductor, id, flavor string) (*Result, error) {
+	return c.Resize(ctx, migrate.ResizeRequest{InstanceUUID: id, FlavorID: flavor})
+}
+
+// TestClaimHeldForTheMove: while vm1's move to c2-h1 runs (between
+// PrepResizeAtDestTask and the spawn), vm2's move finds no room there, as
+// the claim holds the host's last room; the claim lasts until vm1 is
+// confirmed.
+func TestClaimHeldForTheMove(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	lastRoom(t, f)
+	c := f.conductor("conductor")
+	var once sync.Once
+	var second error
+	f.driver.SetHook(func(call computetest.Call) error {
+		if call.Method == computetest.MethodSnapshot && call.InstanceUUID == vm1 && call.Step == "" {
+			once.Do(func() { _, second = resizeTo(ctx, c, vm2, "medium") })
+		}
+		return nil
+	})
+	res, err := resizeTo(ctx, c, vm1, "medium")
+	if err != nil || res.DestHost != "c2-h1" {
+		t.Fatalf("vm1: %+v, %v; want VERIFY_RESIZE on c2-h1", res, err)
+	}
+	if !errors.Is(second, scheduler.ErrNoValidHost) {
+		t.Fatalf("vm2 during vm1's move: %v, want NoValidHost", second)
+	}
+	if !c.claims.held(res.MigrationUUID) {
+		t.Fatal("the claim was released while vm1 waits in VERIFY_RESIZE")
+	}
+	if _, err := c.Confirm(ctx, migrate.ActionRequest{InstanceUUID: vm1}); err != nil {
+		t.Fatal(err)
+	}
+	if c.claims.held(res.MigrationUUID) {
+		t.Fatal("the claim outlived the confirm")
+	}
+	for _, id := range []string{vm1, vm2} {
+		if err := f.check(ctx, id); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+}
+
+// TestClaimReleased: the claim of a move that is rolled back (its spawn
+// fails) or reverted is released, and the next move gets the room.
+func TestClaimReleased(t *testing.T) {
+	cases := []struct {
+		name string
+		// end ends vm1's move to c2-h1.
+		end func(ctx context.Context, t *testing.T, f *fixture, c *Conductor) string
+	}{
+		{"rolled back", func(ctx context.Context, t *testing.T, f *fixture, c *Conductor) string {
+			f.driver.InjectFault(computetest.Fault{Method: computetest.MethodSpawn, Nth: 1})
+			res, err := resizeTo(ctx, c, vm1, "medium")
+			var te *TaskError
+			if !errors.As(err, &te) || te.Task != "FinishResizeAtDestTask" {
+				t.Fatalf("vm1 with a failing spawn: %v", err)
+			}
+			f.driver.ClearFaults()
+			return res.MigrationUUID
+		}},
+		{"reverted", func(ctx context.Context, t *testing.T, f *fixture, c *Conductor) string {
+			res, err := resizeTo(ctx, c, vm1, "medium")
+			if err == nil {
+				_, err = c.Revert(ctx, migrate.ActionRequest{InstanceUUID: vm1})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.MigrationUUID
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t)
+			lastRoom(t, f)
+			c := f.conductor("conductor")
+			mig := tc.end(ctx, t, f, c)
+			if mig == "" || c.claims.held(mig) {
+				t.Fatalf("vm1's claim (migration %q) is still held", mig)
+			}
+			if res, err := resizeTo(ctx, c, vm2, "medium"); err != nil || res.DestHost != "c2-h1" {
+				t.Fatalf("vm2 after vm1's move ended: %+v, %v; want c2-h1", res, err)
+			}
+			for _, id := range []string{vm1, vm2} {
+				if err := f.check(ctx, id); err != nil {
+					t.Fatalf("%s: %v", id, err)
+				}
+			}
+		})
+	}
+}
