@@ -177,6 +177,10 @@ func pgAdminDSN() string {
 var preMigrating = statemachine.FlowState{VM: statemachine.VMActive, Task: statemachine.TaskResizePrep,
 	Migration: statemachine.MigrationPreMigrating}
 
+// migrating is the state toMigrating writes.
+var migrating = statemachine.FlowState{VM: statemachine.VMActive, Task: statemachine.TaskResizeMigrating,
+	Migration: statemachine.MigrationMigrating}
+
 func toMigrating(inst *compute.Instance, mig *compute.Migration) error {
 	inst.TaskState, mig.Status = statemachine.TaskResizeMigrating, statemachine.MigrationMigrating
 	return nil

@@ -30,7 +30,8 @@ var (
 )
 
 // UnavailableError says that the database could not be reached (connection
-// refused) or went away during Op (connection lost, server shut down). A
+// refused) or went away during Op (connection lost, server shut down; a
+// SQLite file whose disk is full, that cannot be written or opened). A
 // step that fails this way wrote nothing and can be retried once the
 // database is back.
 type UnavailableError struct {
@@ -145,12 +146,19 @@ func retryable(err error) bool {
 }
 
 // unavailable reports whether err says the database is out of reach: a
-// network error, a connection closed under the client, or PostgreSQL's
-// connection-exception (08) and operator-intervention (57P) classes.
+// network error, a connection closed under the client, PostgreSQL's
+// connection-exception (08) and operator-intervention (57P) classes, or a
+// SQLite file that can no longer be written or opened (disk full, I/O
+// error, read-only, cannot open).
 func unavailable(err error) bool {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
 		return strings.HasPrefix(pg.Code, "08") || strings.HasPrefix(pg.Code, "57P")
+	}
+	for _, code := range []sqlite3.ErrorCode{sqlite3.FULL, sqlite3.IOERR, sqlite3.READONLY, sqlite3.CANTOPEN} {
+		if errors.Is(err, code) {
+			return true
+		}
 	}
 	var ne net.Error
 	var ce *pgconn.ConnectError

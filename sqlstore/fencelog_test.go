@@ -37,8 +37,6 @@ func TestFenceLog(t *testing.T) {
 			if err != nil || len(claimed) != 1 {
 				t.Fatalf("claim after expiry: %v, %v", claimed, err)
 			}
-			migrating := statemachine.FlowState{VM: statemachine.VMActive, Task: statemachine.TaskResizeMigrating,
-				Migration: statemachine.MigrationMigrating}
 			toMigrated := func(inst *compute.Instance, mig *compute.Migration) error {
 				inst.TaskState, mig.Status = statemachine.TaskResizeMigrated, statemachine.MigrationPostMigrating
 				return nil
