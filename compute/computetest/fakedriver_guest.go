@@ -229,8 +229,10 @@ func (d *FakeDriver) Snapshot(ctx context.Context, req compute.SnapshotRequest) 
 	})
 }
 
-// Spawn implements [compute.Driver]: a guest from an image of the store;
-// a guest that exists already is only powered as asked.
+// Spawn implements [compute.Driver]: a guest from an image of the store,
+// with a blank ephemeral disk when the flavor has ephemeral_gb (as Nova's
+// spawn creates the flavor's ephemeral disks); a guest that exists
+// already is only powered as asked.
 func (d *FakeDriver) Spawn(ctx context.Context, req compute.SpawnRequest) error {
 	c := instanceCall(MethodSpawn, req.Host, req.Instance, nil)
 	invalid := d.crossCell(c)
@@ -248,6 +250,10 @@ func (d *FakeDriver) Spawn(ctx context.Context, req compute.SpawnRequest) error 
 			img.Label = req.Instance.UUID
 			g = &Guest{Name: name, InstanceUUID: req.Instance.UUID, Host: req.Host, Flavor: *req.Flavor.Clone(),
 				VDIs: []string{d.newVDILocked(h, img)}}
+			if gb := req.Flavor.EphemeralGB; gb > 0 {
+				g.VDIs = append(g.VDIs, d.newVDILocked(h, VDI{Label: req.Instance.UUID + "_ephemeral_1", Userdevice: "4",
+					VirtualSize: gib(gb), SHA256: BlankDigest}))
+			}
 			h.guests[name] = g
 		}
 		g.Power = powerFor(req.PowerOn)
@@ -295,4 +301,23 @@ func powerFor(on bool) statemachine.PowerState {
 
 func instanceCall(m Method, host string, inst *compute.Instance, mig *compute.Migration) Call {
 	return Call{Method: m, Host: host, InstanceUUID: instanceUUID(inst), MigrationUUID: migrationUUID(mig)}
+}
+
+// GuestDisks returns copies of the disks of the guest named name on host,
+// by userdevice ("0" the root, "4" the first ephemeral disk); nil when
+// the host has no such guest.
+func (d *FakeDriver) GuestDisks(host, name string) map[string]VDI {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h, ok := d.hosts[host]
+	if !ok || h.guests[name] == nil {
+		return nil
+	}
+	out := map[string]VDI{}
+	for _, id := range h.guests[name].VDIs {
+		if v, ok := h.vdis[id]; ok {
+			out[v.Userdevice] = *v
+		}
+	}
+	return out
 }

@@ -7,6 +7,10 @@ import (
 	"github.com/xenflow/xenflow/compute"
 )
 
+// BlankDigest is the SHA256 standing for the content of a disk Spawn
+// creates blank (an ephemeral disk): the digest of nothing.
+const BlankDigest = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
 // DeleteImage implements [compute.ImageDeleter]: the image leaves the
 // image store; the guests spawned from it keep their disks. An image the
 // store does not hold is no error.

@@ -465,6 +465,15 @@ func TestFakeDriverCrossCell(t *testing.T) {
 	if err := p.d.DeleteImage(ctx, compute.DeleteImageRequest{Host: "host-b"}); !errors.Is(err, compute.ErrInvalidRecord) {
 		t.Errorf("DeleteImage without an image ID: %v", err)
 	}
+	eph := Instance("i-eph")
+	p.d.AddImage("img-eph", 1<<30)
+	if err := p.d.Spawn(ctx, compute.SpawnRequest{Instance: eph, Host: "host-b", ImageRef: "img-eph",
+		Flavor: &compute.Flavor{ID: "e", MemoryMB: 512, VCPUs: 1, RootGB: 1, EphemeralGB: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.d.GuestDisks("host-b", eph.Name); len(got) != 2 || got["4"].SHA256 != BlankDigest || BlankDigest != digest("") {
+		t.Errorf("a guest spawned with ephemeral_gb has disks %v, want a root and a blank ephemeral disk", got)
+	}
 	off := NewFakeDriver(WithCapabilities(compute.DriverCapabilities{}))
 	if err := off.Snapshot(ctx, compute.SnapshotRequest{Instance: p.inst, Host: "host-a", ImageID: "x"}); !errors.Is(err, compute.ErrNotImplemented) {
 		t.Errorf("Snapshot without cross-cell support: %v", err)

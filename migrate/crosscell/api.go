@@ -22,8 +22,9 @@ type Result struct {
 }
 
 // Resize resizes an instance (nova/compute/api.py, API.resize) and leaves
-// it in VERIFY_RESIZE. With the cross-cell policy off the move stays in
-// the instance's cell (the scheduler sees only its hosts); with it on,
+// it in VERIFY_RESIZE. With the cross-cell policy off (or the instance
+// has ephemeral disks the policy does not let a move lose) the move stays
+// in the instance's cell (the scheduler sees only its hosts); with it on,
 // the scheduler may pick a host in another cell, and then the tasks of
 // CrossCellMigrationTask move the instance there. A failed cross-cell
 // move is rolled back and returned as a *TaskError.
@@ -33,7 +34,7 @@ func (c *Conductor) Resize(ctx context.Context, req migrate.ResizeRequest) (*Res
 		return nil, err
 	}
 	flavor, err := c.flavors.Flavor(ctx, req.FlavorID)
-	if err != nil || flavor.Disabled || (inst.Flavor != nil && inst.Flavor.ID == flavor.ID) || !c.policy.AllowCrossCellResize {
+	if err != nil || flavor.Disabled || (inst.Flavor != nil && inst.Flavor.ID == flavor.ID) || !c.crossCellAllowed(inst) {
 		return c.sameCell(c.same[cell.Name].Resize(ctx, req))(cell)
 	}
 	return c.start(ctx, startRequest{cell: cell, inst: inst, flavor: flavor, requestID: req.RequestID,
@@ -50,12 +51,23 @@ func (c *Conductor) Migrate(ctx context.Context, req migrate.MigrateRequest) (*R
 	if err != nil {
 		return nil, err
 	}
-	if !c.policy.AllowCrossCellResize || req.Suspend || inst.Flavor == nil {
+	if !c.crossCellAllowed(inst) || req.Suspend || inst.Flavor == nil {
 		return c.sameCell(c.same[cell.Name].Migrate(ctx, req))(cell)
 	}
 	return c.start(ctx, startRequest{cell: cell, inst: inst, flavor: inst.Flavor.Clone(), requestID: req.RequestID,
 		admin: req.Admin, action: sm.ActionMigrate, mtype: sm.MigrationTypeMigration, targetHost: req.TargetHost,
 		same: func() (*migrate.Result, error) { return c.same[cell.Name].Migrate(ctx, req) }})
+}
+
+// crossCellAllowed reports whether the policy lets the instance's move
+// leave its cell: the cross-cell rule allows it, and the instance has no
+// ephemeral disk or the policy accepts losing its data (a cross-cell move
+// carries the root disk only; see the package documentation).
+func (c *Conductor) crossCellAllowed(inst *compute.Instance) bool {
+	if !c.policy.AllowCrossCellResize {
+		return false
+	}
+	return inst.Flavor == nil || inst.Flavor.EphemeralGB == 0 || c.policy.AllowEphemeralLoss
 }
 
 // sameCell wraps a same-cell orchestrator's answer.

@@ -38,6 +38,12 @@ type Policy struct {
 	// AllowCrossCellResize is Nova's compute:servers:resize:cross_cell
 	// rule: false (the default) keeps every move in its cell.
 	AllowCrossCellResize bool
+	// AllowEphemeralLoss lets an instance with ephemeral disks leave its
+	// cell, as Nova does: the destination gets blank ephemeral disks and
+	// the data of the source's is gone once the move is confirmed. False
+	// (the default) keeps such an instance's moves in its cell, where
+	// its ephemeral disks travel with it.
+	AllowEphemeralLoss bool
 }
 
 // Config is what a Conductor is built from.
