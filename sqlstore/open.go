@@ -29,6 +29,13 @@ type Store struct {
 	// stmts holds the hot statements, prepared once per connection.
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt
+	// writeMu queues this process's SQLite write transactions: SQLite
+	// runs one writer at a time, and a goroutine waiting on a mutex
+	// costs nothing, while one waiting in SQLite's busy handler sleeps
+	// and retries. Other processes still wait in the busy handler.
+	writeMu sync.Mutex
+	// cache spares a step decoding the records the step before wrote.
+	cache caches
 }
 
 type config struct {
@@ -100,7 +107,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 			o(&cfg)
 		}
 	}
-	s := &Store{cfg: cfg, wake: make(chan struct{}), stmts: map[string]*sql.Stmt{}}
+	s := &Store{cfg: cfg, wake: make(chan struct{}), stmts: map[string]*sql.Stmt{}, cache: newCaches()}
 	source, err := s.source(dsn)
 	if err != nil {
 		return nil, err
@@ -226,6 +233,10 @@ func (s *Store) usable(ctx context.Context) error {
 // fn again when the database reports a conflict it resolves by retrying.
 func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	const attempts = 10
+	if s.d.name == sqliteDialect.name {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
 	for i := 1; ; i++ {
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {

@@ -52,34 +52,53 @@ const (
 type scanner interface{ Scan(dest ...any) error }
 
 // scanInstance reads the instanceCols of a row; the stamps come from their
-// columns.
-// id points to the record's uuid, which a list query scans with the row.
-func scanInstance(row scanner, id *string, extra ...any) (*compute.Instance, error) {
+// columns. id points to the record's uuid, which a list query scans with
+// the row. With a cache, a record whose text is cached is not decoded
+// again.
+func scanInstance(row scanner, id *string, c *recordCache[*compute.Instance], extra ...any) (*compute.Instance, error) {
 	var rec string
 	var created, updated int64
 	if err := row.Scan(append([]any{&rec, &created, &updated}, extra...)...); err != nil {
 		return nil, err
 	}
-	inst := &compute.Instance{}
-	if err := decode(compute.KindInstance, *id, rec, inst); err != nil {
+	inst, err := decodeCached(c, compute.KindInstance, *id, rec, func() *compute.Instance { return &compute.Instance{} })
+	if err != nil {
 		return nil, err
 	}
 	inst.CreatedAt, inst.UpdatedAt = fromNanos(created), fromNanos(updated)
 	return inst, nil
 }
 
-func scanMigration(row scanner, id *string) (*compute.Migration, error) {
+func scanMigration(row scanner, id *string, c *recordCache[*compute.Migration]) (*compute.Migration, error) {
 	var rec string
 	var created, updated int64
 	if err := row.Scan(&rec, &created, &updated); err != nil {
 		return nil, err
 	}
-	m := &compute.Migration{}
-	if err := decode(compute.KindMigration, *id, rec, m); err != nil {
+	m, err := decodeCached(c, compute.KindMigration, *id, rec, func() *compute.Migration { return &compute.Migration{} })
+	if err != nil {
 		return nil, err
 	}
 	m.CreatedAt, m.UpdatedAt = fromNanos(created), fromNanos(updated)
 	return m, nil
+}
+
+// decodeCached decodes rec into a new record, or takes it from the cache
+// (nil: none) when rec is the text cached for id.
+func decodeCached[T any](c *recordCache[T], kind, id, rec string, newT func() T) (T, error) {
+	if c != nil {
+		if v, ok := c.get(id, rec); ok {
+			return v, nil
+		}
+	}
+	v := newT()
+	if err := decode(kind, id, rec, v); err != nil {
+		return v, err
+	}
+	if c != nil {
+		c.put(id, rec, v)
+	}
+	return v, nil
 }
 
 // notFound turns sql.ErrNoRows into a *compute.NotFoundError.
@@ -100,7 +119,7 @@ func (s *Store) GetInstance(ctx context.Context, uuid string) (*compute.Instance
 		return nil, err
 	}
 	row := s.db.QueryRowContext(ctx, s.d.q(`SELECT `+instanceCols+` FROM instances WHERE uuid = ?`), uuid)
-	inst, err := scanInstance(row, &uuid)
+	inst, err := scanInstance(row, &uuid, nil)
 	if err != nil {
 		return nil, s.notFound("get instance", compute.KindInstance, uuid, err)
 	}
@@ -153,7 +172,7 @@ func (s *Store) ListInstances(ctx context.Context, f compute.InstanceFilter) ([]
 	return listRecords(ctx, s, "list instances", `SELECT uuid, `+instanceCols+` FROM instances`+w.sql()+` ORDER BY uuid`,
 		w.args, func(row scanner) (*compute.Instance, error) {
 			var id string
-			return scanInstance(prefixed{row, &id}, &id)
+			return scanInstance(prefixed{row, &id}, &id, nil)
 		})
 }
 
@@ -320,7 +339,7 @@ func (s *Store) GetMigration(ctx context.Context, uuid string) (*compute.Migrati
 		return nil, err
 	}
 	row := s.db.QueryRowContext(ctx, s.d.q(`SELECT `+migrationCols+` FROM migrations WHERE uuid = ?`), uuid)
-	m, err := scanMigration(row, &uuid)
+	m, err := scanMigration(row, &uuid, nil)
 	if err != nil {
 		return nil, s.notFound("get migration", compute.KindMigration, uuid, err)
 	}
@@ -352,7 +371,7 @@ func (s *Store) ListMigrations(ctx context.Context, f compute.MigrationFilter) (
 	return listRecords(ctx, s, "list migrations", `SELECT uuid, `+migrationCols+` FROM migrations`+w.sql()+
 		` ORDER BY created_at, uuid`, w.args, func(row scanner) (*compute.Migration, error) {
 		var id string
-		return scanMigration(prefixed{row, &id}, &id)
+		return scanMigration(prefixed{row, &id}, &id, nil)
 	})
 }
 

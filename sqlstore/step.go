@@ -59,7 +59,7 @@ func (s *Store) lockInstance(ctx context.Context, tx *sql.Tx, uuid string, withR
 		` FROM instances WHERE uuid = ?`+s.d.forUpdate, append(args, uuid)...)
 	var err error
 	if withRecord {
-		li.inst, err = scanInstance(row, &uuid, dest...)
+		li.inst, err = scanInstance(row, &uuid, s.cache.instances, dest...)
 	} else {
 		err = row.Scan(dest...)
 	}
@@ -146,7 +146,7 @@ func (s *Store) transitionMigration(ctx context.Context, tx *sql.Tx, req compute
 		return nil, nil
 	}
 	row := s.queryRowPrepared(ctx, tx, `SELECT `+migrationCols+` FROM migrations WHERE uuid = ?`+s.d.forUpdate, id)
-	m, err := scanMigration(row, &id)
+	m, err := scanMigration(row, &id, s.cache.migrations)
 	switch {
 	case req.NewMigration != nil && errors.Is(err, sql.ErrNoRows):
 		return req.NewMigration.Clone(), nil
@@ -176,6 +176,7 @@ func (s *Store) writeStep(ctx context.Context, tx *sql.Tx, req compute.Transitio
 	if err := oneRow(res, err); err != nil {
 		return s.conflict("write instance step", err)
 	}
+	s.cache.instances.put(inst.UUID, rec, inst)
 	return nil
 }
 
@@ -192,6 +193,7 @@ func (s *Store) updateStepMigration(ctx context.Context, tx *sql.Tx, expect stat
 	if err := oneRow(res, err); err != nil {
 		return s.conflict("write migration step", err)
 	}
+	s.cache.migrations.put(m.UUID, rec, m)
 	return nil
 }
 
