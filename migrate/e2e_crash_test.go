@@ -41,46 +41,47 @@ func (s *crashStore) Transition(ctx context.Context, req compute.TransitionReque
 // up, resize down, cold migrate, confirm and revert (the call held by a
 // delay while the context is cancelled), then lets the lease expire and
 // resumes with a new orchestrator: the same resting states and
-// invariants as the fault sweep.
+// invariants as the fault sweep, in both modes.
 func TestXenServerCrashSweep(t *testing.T) {
-	for _, l := range sweepLayouts() {
-		for _, op := range eOps {
-			t.Run(l.name+"/"+op.name, func(t *testing.T) {
-				calls, steps := recordCalls(t, l, op)
-				points := crashPoints(calls)
-				t.Logf("%d steps, %d of %d calls", steps, len(points), len(calls))
-				for n := 1; n <= steps; n++ {
-					t.Run(fmt.Sprintf("after-step-%d", n), func(t *testing.T) {
-						t.Parallel() // each point has a world of its own
-						w := op.prepare(t, l)
-						ctx, cancel := context.WithCancel(context.Background())
-						defer cancel()
-						_ = op.run(ctx, w.orch(&crashStore{Store: w.store, n: n, cancel: cancel}, "o1"))
-						w.afterCrash()
-					})
-				}
-				for _, c := range points {
-					t.Run("in-"+c.String(), func(t *testing.T) {
-						t.Parallel()
-						w := op.prepare(t, l)
-						p := w.pools[c.pool]
-						ctx, cancel := context.WithCancel(context.Background())
-						defer cancel()
-						p.InjectFault(xenapitest.Fault{Method: c.Method, N: c.N, Delay: 20 * time.Millisecond})
-						go func() {
-							for p.CallCount(c.Method) < c.N && ctx.Err() == nil {
-								time.Sleep(time.Millisecond)
-							}
-							cancel()
-						}()
-						_ = op.run(ctx, w.orch(w.store, "o1"))
-						p.ClearFaults()
-						w.afterCrash()
-					})
-				}
+	forEachSweep(t, func(t *testing.T, mode eMode, l eLayout, op eOp) {
+		calls, steps := recordCalls(t, l, op)
+		points := crashPoints(calls)
+		t.Logf("%d steps, %d of %d calls", steps, len(points), len(calls))
+		for n := 1; n <= steps; n++ {
+			t.Run(fmt.Sprintf("after-step-%d", n), func(t *testing.T) {
+				t.Parallel() // each point has a world of its own
+				w := op.prepareIn(t, l, mode)
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				_ = op.run(ctx, w.orch(&crashStore{Store: w.store, n: n, cancel: cancel}, "o1"))
+				w.afterCrash()
 			})
 		}
-	}
+		for _, c := range points {
+			t.Run("in-"+c.String(), func(t *testing.T) {
+				t.Parallel()
+				crashInCall(t, op.prepareIn(t, l, mode), op, c)
+			})
+		}
+	})
+}
+
+// crashInCall stops the orchestrator in the middle of call c (held by a
+// delay while the context is cancelled), then resumes and checks.
+func crashInCall(t *testing.T, w *eworld, op eOp, c eCall) {
+	p := w.pools[c.pool]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p.InjectFault(xenapitest.Fault{Method: c.Method, N: c.N, Delay: 20 * time.Millisecond})
+	go func() {
+		for p.CallCount(c.Method) < c.N && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	_ = op.run(ctx, w.orch(w.store, "o1"))
+	p.ClearFaults()
+	w.afterCrash()
 }
 
 // crashPoints are the calls the crash sweep stops in: every one, or when

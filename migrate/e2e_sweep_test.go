@@ -72,31 +72,58 @@ func sweepLayouts() []eLayout {
 
 // TestXenServerFaultSweep fails every XenAPI call of resize up, resize
 // down, cold migrate, confirm and revert once, in a fresh world each
-// time, on the real driver. Whatever the fault, once the orchestrator
-// returns, a new one resumes and the driver cleans the move up, the
-// instance rests on the source or on the destination with its data
-// intact there, its migration settled, quota equal to a recount and no
-// orphan VM or VDI in any pool.
+// time, on the real driver, in xenflow's mode and in Nova's. Whatever
+// the fault, once the orchestrator returns, a new one resumes and the
+// driver cleans the move up, the instance rests on the source or on the
+// destination (or, in Nova's mode, in error with a fault) with its data
+// intact on the host the Store names, its migration settled, quota
+// equal to a recount and no orphan VM or VDI in any pool.
 func TestXenServerFaultSweep(t *testing.T) {
-	for _, l := range sweepLayouts() {
-		for _, op := range eOps {
-			t.Run(l.name+"/"+op.name, func(t *testing.T) {
-				calls, _ := recordCalls(t, l, op)
-				points := sweepPoints(calls)
-				t.Logf("%d of %d calls failed", len(points), len(calls))
-				for _, c := range points {
-					t.Run(c.String(), func(t *testing.T) {
-						t.Parallel() // each point has a world of its own
-						w := op.prepare(t, l)
-						w.pools[c.pool].FailNth(c.Method, c.N, "INTERNAL_ERROR", "injected")
-						_ = op.run(context.Background(), w.orch(w.store, "o1")) // a typed failure, or a retry that finished
-						w.pools[c.pool].ClearFaults()
-						w.resume()
-						w.cleanup()
-						w.check()
-					})
-				}
+	forEachSweep(t, func(t *testing.T, mode eMode, l eLayout, op eOp) {
+		calls, _ := recordCalls(t, l, op)
+		points := sweepPoints(calls)
+		t.Logf("%d of %d calls failed", len(points), len(calls))
+		for _, c := range points {
+			t.Run(c.String(), func(t *testing.T) {
+				t.Parallel() // each point has a world of its own
+				w := op.prepareIn(t, l, mode)
+				w.pools[c.pool].FailNth(c.Method, c.N, "INTERNAL_ERROR", "injected")
+				_ = op.run(context.Background(), w.orch(w.store, "o1")) // a typed failure, or a retry that finished
+				w.pools[c.pool].ClearFaults()
+				w.resume()
+				w.cleanup()
+				w.check()
 			})
 		}
+	})
+}
+
+// forEachSweep runs sweep as a subtest for every mode, sweep layout and
+// operation.
+func forEachSweep(t *testing.T, sweep func(t *testing.T, mode eMode, l eLayout, op eOp)) {
+	for _, mode := range eModes {
+		for _, l := range sweepLayouts() {
+			for _, op := range eOps {
+				t.Run(mode.name+"/"+l.name+"/"+op.name, func(t *testing.T) { sweep(t, mode, l, op) })
+			}
+		}
 	}
+}
+
+// eMode is a way the orchestrator ends a failure: xenflow's rollback to
+// the intact source, or Nova's vm_state error.
+type eMode struct {
+	name string
+	nova bool
+}
+
+var eModes = []eMode{{"xenflow", false}, {"nova", true}}
+
+// prepareIn is prepare with the operation run in mode (the setup always
+// runs in xenflow's).
+func (op eOp) prepareIn(t *testing.T, l eLayout, mode eMode) *eworld {
+	t.Helper()
+	w := op.prepare(t, l)
+	w.opts.NovaCompatibleErrors = mode.nova
+	return w
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/compute/computetest"
+	"github.com/xenflow/xenflow/dom0"
+	"github.com/xenflow/xenflow/dom0/dom0test"
 	"github.com/xenflow/xenflow/migrate"
 	"github.com/xenflow/xenflow/quota"
 	sm "github.com/xenflow/xenflow/statemachine"
@@ -67,11 +69,13 @@ type eworld struct {
 	opts    migrate.Options
 	data    []byte // what the guest's root disk holds
 	seed    byte
+	// dom0 are the hosts' control domains, with the dom0 transport.
+	dom0 map[string]*dom0test.FaultHost
 }
 
-func newEWorld(t *testing.T, l eLayout) *eworld {
+func newEWorld(t *testing.T, l eLayout, transport string) *eworld {
 	t.Helper()
-	w := newEPools(t, l, 8<<30)
+	w := newEPoolsWith(t, l, 8<<30, transport)
 	w.addInstance()
 	return w
 }
@@ -79,8 +83,16 @@ func newEWorld(t *testing.T, l eLayout) *eworld {
 // newEPools builds the layout's pools, each host with hostMemory bytes of
 // RAM, the driver, the Store and the ledger; no instance yet.
 func newEPools(t testing.TB, l eLayout, hostMemory int64) *eworld {
+	return newEPoolsWith(t, l, hostMemory, xenserver.TransportXAPI)
+}
+
+// newEPoolsWith is newEPools with the disks moved by transport; with
+// xenserver.TransportDom0 each host's dom0 is a dom0test.FaultHost over
+// the simulated host's root, kept in w.dom0.
+func newEPoolsWith(t testing.TB, l eLayout, hostMemory int64, transport string) *eworld {
 	t.Helper()
-	w := &eworld{t: t, layout: l, poolOf: map[string]int{}, clock: computetest.NewClock(eStart), flavors: eFlavors()}
+	w := &eworld{t: t, layout: l, poolOf: map[string]int{}, clock: computetest.NewClock(eStart), flavors: eFlavors(),
+		dom0: map[string]*dom0test.FaultHost{}}
 	inv := xenserver.Inventory{Pools: map[string]xenserver.PoolEndpoint{}, Hosts: map[string]xenserver.HostEntry{}}
 	for pi, n := range l.pools {
 		var names []string
@@ -101,7 +113,7 @@ func newEPools(t testing.TB, l eLayout, hostMemory int64) *eworld {
 		inv.Pools[name] = xenserver.PoolEndpoint{URL: url, User: p.User(), Password: xenserver.Password(p.Password()),
 			ClientOptions: []xenapi.Option{xenapi.WithTaskPollInterval(2 * time.Millisecond)}}
 		for _, h := range p.Hosts() {
-			inv.Hosts[h.Name()] = xenserver.HostEntry{Pool: name, XenServerHost: h.UUID(), SR: h.SRUUID()}
+			inv.Hosts[h.Name()] = w.hostEntry(name, h, transport)
 			w.poolOf[h.Name()] = pi
 			w.hosts = append(w.hosts, h.Name())
 		}
@@ -119,6 +131,22 @@ func newEPools(t testing.TB, l eLayout, hostMemory int64) *eworld {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// hostEntry is the inventory entry of a simulated host of pool, with
+// its dom0 when the transport needs one.
+func (w *eworld) hostEntry(pool string, h *xenapitest.Host, transport string) xenserver.HostEntry {
+	e := xenserver.HostEntry{Pool: pool, XenServerHost: h.UUID(), SR: h.SRUUID(), Transport: transport}
+	if transport != xenserver.TransportDom0 {
+		return e
+	}
+	local, err := dom0.Local(h.Root())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.dom0[h.Name()] = dom0test.NewFaultHost(local)
+	e.Dom0 = w.dom0[h.Name()]
+	return e
 }
 
 func (w *eworld) login(url string, p *xenapitest.Pool) *xenapi.Client {
@@ -248,7 +276,13 @@ var eOps = []eOp{
 // prepare builds a world for op and runs its setup.
 func (op eOp) prepare(t *testing.T, l eLayout) *eworld {
 	t.Helper()
-	w := newEWorld(t, l)
+	return op.prepareWith(t, l, xenserver.TransportXAPI)
+}
+
+// prepareWith is prepare with the disks moved by transport.
+func (op eOp) prepareWith(t *testing.T, l eLayout, transport string) *eworld {
+	t.Helper()
+	w := newEWorld(t, l, transport)
 	if op.setup != nil {
 		if err := op.setup(context.Background(), w.orch(w.store, "setup")); err != nil {
 			t.Fatalf("setup: %v", err)
@@ -363,12 +397,12 @@ func (w *eworld) root(c *xenapi.Client, vm xenapi.VMRef) xenapi.VDIRef {
 func (w *eworld) check() {
 	w.t.Helper()
 	if err := w.invariants(); err != nil {
-		w.t.Fatal(err)
+		inst := w.instance()
+		w.t.Fatalf("instance %s on %s: %v", inst.VMState, inst.Host, err)
 	}
 }
 
 func (w *eworld) invariants() error {
-	ctx := context.Background()
 	inst := w.instance()
 	if inst.TaskState != sm.TaskNone {
 		return fmt.Errorf("instance left with task_state %s", inst.TaskState)
@@ -386,11 +420,7 @@ func (w *eworld) invariants() error {
 		}
 		wantVMs = 2
 	case sm.VMError:
-		faults, err := w.store.ListFaults(ctx, eInstance)
-		if !w.opts.NovaCompatibleErrors || err != nil || len(faults) == 0 {
-			return fmt.Errorf("instance in error (Nova's mode %v, %d faults, %v)", w.opts.NovaCompatibleErrors, len(faults), err)
-		}
-		return w.quotaSettled()
+		return w.errorInvariants(inst)
 	default:
 		return fmt.Errorf("instance in vm_state %s", inst.VMState)
 	}
@@ -404,6 +434,110 @@ func (w *eworld) invariants() error {
 		return err
 	}
 	return w.noOrphans(wantVMs)
+}
+
+// errorInvariants is what Nova's mode allows of an instance in error: a
+// fault recorded; its data intact, byte for byte, in a VM of the
+// instance (its own or the kept <name>-orig) whose root disk is on the
+// SR of the host the Store names; its migrations terminal; quota usage
+// equal to a recount; and nothing in the pools but the instance's VMs
+// (one of each kind at most) with their attached disks.
+func (w *eworld) errorInvariants(inst *compute.Instance) error {
+	faults, err := w.store.ListFaults(context.Background(), eInstance)
+	if !w.opts.NovaCompatibleErrors || err != nil || len(faults) == 0 {
+		return fmt.Errorf("instance in error (Nova's mode %v, %d faults, %v)", w.opts.NovaCompatibleErrors, len(faults), err)
+	}
+	if err := w.dataOnHost(inst); err != nil {
+		return err
+	}
+	if err := w.migrationsSettled(inst); err != nil {
+		return err
+	}
+	if err := w.quotaSettled(); err != nil {
+		return err
+	}
+	return w.onlyInstanceVMs()
+}
+
+// dataOnHost finds the guest's data in a VM of the instance whose root
+// disk is on the SR of inst.Host.
+func (w *eworld) dataOnHost(inst *compute.Instance) error {
+	ctx := context.Background()
+	pi := w.poolOf[inst.Host]
+	c := w.clients[pi]
+	var sr string
+	for _, h := range w.pools[pi].Hosts() {
+		if h.Name() == inst.Host {
+			sr = h.SRUUID()
+		}
+	}
+	recs, err := c.VM.GetAllRecords(ctx)
+	if err != nil {
+		return err
+	}
+	var seen []string
+	for ref, rec := range recs {
+		if rec.OtherConfig[xenserver.KeyNovaUUID] != inst.UUID && rec.OtherConfig[xenserver.KeyOrigOf] != inst.UUID {
+			continue
+		}
+		vdi, err := c.VDI.GetRecord(ctx, w.root(c, ref))
+		if err != nil {
+			return err
+		}
+		srUUID, err := c.SR.GetUUID(ctx, vdi.SR)
+		if err != nil {
+			return err
+		}
+		seen = append(seen, fmt.Sprintf("%s on SR %s", rec.NameLabel, srUUID))
+		if srUUID != sr {
+			continue
+		}
+		got := make([]byte, len(w.data))
+		if err := w.pools[pi].ReadVDIAt(string(w.root(c, ref)), got, 0); err != nil {
+			return err
+		}
+		if bytes.Equal(got, w.data) {
+			return nil
+		}
+	}
+	return fmt.Errorf("instance in error on %s (SR %s): no VM of it there holds its data (VMs: %v)", inst.Host, sr, seen)
+}
+
+// onlyInstanceVMs checks every pool holds nothing but the instance's VM
+// and its kept copy (one of each at most) and the disks they use.
+func (w *eworld) onlyInstanceVMs() error {
+	ctx := context.Background()
+	own, kept := 0, 0
+	for _, c := range w.clients {
+		recs, err := c.VM.GetAllRecords(ctx)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			switch {
+			case r.IsATemplate || r.IsControlDomain || r.IsASnapshot:
+			case r.OtherConfig[xenserver.KeyNovaUUID] == eInstance:
+				own++
+			case r.OtherConfig[xenserver.KeyOrigOf] == eInstance:
+				kept++
+			default:
+				return fmt.Errorf("VM %s is not the instance's", r.NameLabel)
+			}
+		}
+		disks, err := c.VDI.GetAllRecords(ctx)
+		if err != nil {
+			return err
+		}
+		for _, v := range disks {
+			if v.Managed && !v.IsASnapshot && len(v.VBDs) == 0 {
+				return fmt.Errorf("disk %s (%s) is used by no VM", v.UUID, v.NameLabel)
+			}
+		}
+	}
+	if own > 1 || kept > 1 {
+		return fmt.Errorf("%d VMs and %d kept copies of the instance", own, kept)
+	}
+	return nil
 }
 
 // dataIntact compares the root disk of the instance's VM on the host the

@@ -206,12 +206,15 @@ func (r *run) finishMigration(ctx context.Context) error {
 
 // finishFailed is _finish_resize's error path. Nova: vm_state error with
 // the flavor reset to the old one and host/node left on the destination
-// (bug 1825537). xenflow: the source guest is intact, so the fault is
-// recorded and the move rolled back to the source.
+// (bug 1825537), where nothing of the guest may be left to recover by a
+// hard reboot. In Nova's mode xenflow keeps the vm_state error but
+// restores the intact source guest first, powered off, and names the
+// source, so the instance's data is where the Store says. Otherwise the
+// fault is recorded and the move rolled back to the source.
 func (r *run) finishFailed(ctx context.Context, cause error) error {
 	dest := r.mig.DestCompute
 	if r.o.opts.NovaCompatibleErrors {
-		return r.fail(ctx, sm.EvDestFinishResizeError, dest, cause, resetFlavor)
+		return r.finishFailedNova(ctx, cause)
 	}
 	r.fault(ctx, dest, cause)
 	r.cause = cause
@@ -221,34 +224,36 @@ func (r *run) finishFailed(ctx context.Context, cause error) error {
 	return nil
 }
 
+// finishFailedNova ends a failed finish in vm_state error on the host
+// that holds the guest: the source, restored and off, unless the
+// destination could not be destroyed and its guest is still there
+// (Nova's outcome then).
+func (r *run) finishFailedNova(ctx context.Context, cause error) error {
+	dest := r.mig.DestCompute
+	destLeft, err := r.restoreGuest(ctx, false)
+	if err != nil && interrupted(ctx, err) {
+		return err
+	}
+	if err != nil {
+		r.fault(ctx, r.mig.SourceCompute, err)
+	}
+	if destLeft {
+		return r.fail(ctx, sm.EvDestFinishResizeError, dest, errors.Join(cause, err), resetFlavor)
+	}
+	return r.fail(ctx, sm.EvDestFinishResizeError, dest, cause, func(i *compute.Instance, m *compute.Migration) {
+		restoreSource(i, m)
+		if err == nil {
+			i.PowerState = sm.PowerShutdown
+		}
+	})
+}
+
 // rollbackToSource destroys the destination guest and restores the
 // source guest (started unless it was stopped), then puts the instance
 // back on the source in its old vm_state with the migration in error.
-// A destination that cannot destroy its guest is lost when it cannot say
-// that guest runs either: the source is restored all the same (what the
-// destination keeps is for CleanupMigration once it is back, and a fault
-// says so); a destination guest that runs keeps the source off.
 func (r *run) rollbackToSource(ctx context.Context) error {
-	src, dest := r.mig.SourceCompute, r.mig.DestCompute
-	err := r.retry(ctx, func() error {
-		return r.o.driver.Destroy(ctx, compute.DestroyRequest{Instance: r.inst, Host: dest, DestroyDisks: true,
-			Migration: r.mig})
-	})
-	if err != nil && !interrupted(ctx, err) {
-		info, ierr := r.o.driver.GetInfo(ctx, compute.InstanceRequest{Instance: r.inst, Host: dest})
-		if ierr == nil && info.PowerState == sm.PowerRunning {
-			return r.rollbackFailed(ctx, src, err)
-		}
-		r.fault(ctx, dest, fmt.Errorf("migrate: destination %s lost; its copy is left for cleanup: %w", dest, err))
-		err = nil
-	}
-	if err == nil {
-		err = r.retry(ctx, func() error {
-			return r.o.driver.FinishRevertMigration(ctx, compute.FinishRevertRequest{Instance: r.inst,
-				Migration: r.mig, Host: src, PowerOn: r.powerOn()})
-		})
-	}
-	if err != nil {
+	src := r.mig.SourceCompute
+	if _, err := r.restoreGuest(ctx, r.powerOn()); err != nil {
 		if interrupted(ctx, err) {
 			return err
 		}
@@ -262,6 +267,35 @@ func (r *run) rollbackToSource(ctx context.Context) error {
 	return r.failed(ctx, sm.EvRolledBack, r.causeOr(), func(i *compute.Instance, m *compute.Migration) {
 		restoreSource(i, m)
 		i.PowerState = power
+	})
+}
+
+// restoreGuest destroys the destination guest and restores the source
+// guest (started when powerOn). A destination that cannot destroy its
+// guest is lost when it cannot say that guest runs either: the source is
+// restored all the same (what the destination keeps is for
+// CleanupMigration once it is back, and a fault says so); a destination
+// guest that runs keeps the source off, and destLeft says so.
+func (r *run) restoreGuest(ctx context.Context, powerOn bool) (destLeft bool, err error) {
+	src, dest := r.mig.SourceCompute, r.mig.DestCompute
+	err = r.retry(ctx, func() error {
+		return r.o.driver.Destroy(ctx, compute.DestroyRequest{Instance: r.inst, Host: dest, DestroyDisks: true,
+			Migration: r.mig})
+	})
+	if err != nil && !interrupted(ctx, err) {
+		info, ierr := r.o.driver.GetInfo(ctx, compute.InstanceRequest{Instance: r.inst, Host: dest})
+		if ierr == nil && info.PowerState == sm.PowerRunning {
+			return true, err
+		}
+		r.fault(ctx, dest, fmt.Errorf("migrate: destination %s lost; its copy is left for cleanup: %w", dest, err))
+		err = nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return false, r.retry(ctx, func() error {
+		return r.o.driver.FinishRevertMigration(ctx, compute.FinishRevertRequest{Instance: r.inst,
+			Migration: r.mig, Host: src, PowerOn: powerOn})
 	})
 }
 

@@ -2,6 +2,8 @@ package migrate
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/xenflow/xenflow/compute"
 	sm "github.com/xenflow/xenflow/statemachine"
@@ -78,15 +80,21 @@ func (r *run) powerState(ctx context.Context, host string) sm.PowerState {
 
 // revertDest is ComputeManager.revert_resize on the destination: the
 // destination guest destroyed with its disks, the migration reverted.
-// Outside Nova's mode a failing destroy is tried again (idempotent by
-// contract), so that a destination half destroyed is not left as the
-// instance's VERIFY_RESIZE guest.
+// A failing destroy is tried again in both modes (it is idempotent by
+// contract): a destination half destroyed (its disks gone, its VM left)
+// must not become the instance's VERIFY_RESIZE guest, nor, in Nova's
+// mode, its guest in error. A destroy that failed but left no guest on
+// the destination did its work; what it left is for CleanupMigration.
 func (r *run) revertDest(ctx context.Context) error {
 	dest := r.mig.DestCompute
-	err := r.retryIntact(ctx, func() error {
+	err := r.retry(ctx, func() error {
 		return r.o.driver.Destroy(ctx, compute.DestroyRequest{Instance: r.inst, Host: dest, DestroyDisks: true,
 			Migration: r.mig})
 	})
+	if err != nil && !interrupted(ctx, err) && r.guestGone(ctx, dest) {
+		r.fault(ctx, dest, fmt.Errorf("migrate: the guest on %s is destroyed, its disks are left for cleanup: %w", dest, err))
+		err = nil
+	}
 	if err != nil {
 		return r.intactFailed(ctx, "compute_revert_resize", dest, err, sm.EvDestRevertResizeError, sm.EvRevertFailedIntact)
 	}
@@ -95,6 +103,13 @@ func (r *run) revertDest(ctx context.Context) error {
 	}
 	r.event(ctx, "compute_revert_resize", dest, nil)
 	return nil
+}
+
+// guestGone reports whether the driver says the instance has no guest on
+// host.
+func (r *run) guestGone(ctx context.Context, host string) bool {
+	_, err := r.o.driver.GetInfo(ctx, compute.InstanceRequest{Instance: r.inst, Host: host})
+	return errors.Is(err, compute.ErrNotFound)
 }
 
 // finishRevert is ComputeManager.finish_revert_resize on the source:
