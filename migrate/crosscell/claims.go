@@ -1,9 +1,11 @@
 package crosscell
 
 import (
+	"context"
 	"slices"
 	"sync"
 
+	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/scheduler"
 )
 
@@ -82,4 +84,49 @@ func (cs *claimSet) held(migUUID string) bool {
 	defer cs.mu.Unlock()
 	_, ok := cs.byMig[migUUID]
 	return ok
+}
+
+// claimingDriver is a cell's driver as the cell's same-cell orchestrator
+// sees it: the hosts' resources with the cross-cell claims in force on
+// them taken off, so a move within the cell does not take the room a
+// cross-cell move into it holds.
+type claimingDriver struct {
+	compute.Driver
+	claims *claimSet
+	cell   string
+}
+
+// GetAvailableResource implements compute.Driver.
+func (d claimingDriver) GetAvailableResource(ctx context.Context, req compute.HostRequest) (scheduler.HostState, error) {
+	st, err := d.Driver.GetAvailableResource(ctx, req)
+	if err != nil {
+		return st, err
+	}
+	return d.claims.less(d.cell, []scheduler.HostState{st})[0], nil
+}
+
+// watchingClaimingDriver is a claimingDriver over a driver that watches
+// its hosts' states.
+type watchingClaimingDriver struct {
+	claimingDriver
+	w compute.HostStateWatcher
+}
+
+// HostStates implements compute.HostStateWatcher.
+func (d watchingClaimingDriver) HostStates(ctx context.Context, hosts []string) ([]scheduler.HostState, error) {
+	states, err := d.w.HostStates(ctx, hosts)
+	if err != nil {
+		return nil, err
+	}
+	return d.claims.less(d.cell, states), nil
+}
+
+// sameCellDriver returns the cell's driver for its same-cell
+// orchestrator, a HostStateWatcher when the driver is one.
+func (c *Conductor) sameCellDriver(cell *Cell) compute.Driver {
+	d := claimingDriver{Driver: cell.Driver, claims: &c.claims, cell: cell.Name}
+	if w, ok := cell.Driver.(compute.HostStateWatcher); ok {
+		return watchingClaimingDriver{claimingDriver: d, w: w}
+	}
+	return d
 }

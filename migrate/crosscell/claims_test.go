@@ -17,14 +17,19 @@ import (
 // vm1 and vm2 (small, on c1-h1) cannot both move there.
 func lastRoom(t *testing.T, f *fixture) {
 	ctx := context.Background()
+	lastRoomIn(t, f)
+	f.boot(ctx, vm1, "c1", "c1-h1", "small", sm.VMActive)
+	f.boot(ctx, vm2, "c1", "c1-h1", "small", sm.VMActive)
+}
+
+// lastRoomIn fills c2-h2 and leaves room for one medium flavor on c2-h1.
+func lastRoomIn(t *testing.T, f *fixture) {
 	for host, mb := range map[string]int{"c2-h1": 65536 - 4096 - 100, "c2-h2": 65536} {
 		filler := &compute.Instance{UUID: "filler-" + host, Flavor: &compute.Flavor{ID: "filler", MemoryMB: mb, VCPUs: 1, RootGB: 1}}
 		if err := f.driver.AddGuest(host, filler, sm.PowerRunning); err != nil {
 			t.Fatal(err)
 		}
 	}
-	f.boot(ctx, vm1, "c1", "c1-h1", "small", sm.VMActive)
-	f.boot(ctx, vm2, "c1", "c1-h1", "small", sm.VMActive)
 }
 
 func resizeTo(ctx context.Context, c *Conductor, id, flavor string) (*Result, error) {
@@ -119,5 +124,40 @@ func TestClaimReleased(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestClaimSeenInTheCell: while vm1's cross-cell move to c2-h1 holds its
+// claim, a move within c2 (vm2, on c2-h2, by c2's same-cell orchestrator)
+// finds no room on c2-h1 either.
+func TestClaimSeenInTheCell(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	lastRoomIn(t, f)
+	f.boot(ctx, vm1, "c1", "c1-h1", "small", sm.VMActive)
+	f.boot(ctx, vm2, "c2", "c2-h2", "small", sm.VMActive)
+	c := f.conductor("conductor")
+	same, ok := c.SameCell("c2")
+	if !ok {
+		t.Fatal("no orchestrator for c2")
+	}
+	var once sync.Once
+	var second error
+	f.driver.SetHook(func(call computetest.Call) error {
+		if call.Method == computetest.MethodSnapshot && call.InstanceUUID == vm1 && call.Step == "" {
+			once.Do(func() { _, second = same.Resize(ctx, migrate.ResizeRequest{InstanceUUID: vm2, FlavorID: "medium"}) })
+		}
+		return nil
+	})
+	if res, err := resizeTo(ctx, c, vm1, "medium"); err != nil || res.DestHost != "c2-h1" {
+		t.Fatalf("vm1: %+v, %v; want VERIFY_RESIZE on c2-h1", res, err)
+	}
+	if !errors.Is(second, scheduler.ErrNoValidHost) {
+		t.Fatalf("vm2's move within c2 during vm1's: %v, want NoValidHost", second)
+	}
+	for _, id := range []string{vm1, vm2} {
+		if err := f.check(ctx, id); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
 	}
 }

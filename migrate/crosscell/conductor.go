@@ -131,7 +131,7 @@ func New(cfg Config) (*Conductor, error) {
 	}
 	for i := range cfg.Cells {
 		cell := cfg.Cells[i]
-		o, err := migrate.New(migrate.Config{Store: sameCellStore{cell.Store}, Driver: cell.Driver, Quota: cfg.Quota,
+		o, err := migrate.New(migrate.Config{Store: sameCellStore{cell.Store}, Driver: c.sameCellDriver(&cell), Quota: cfg.Quota,
 			Flavors: cfg.Flavors, Hosts: cell.Hosts, Scheduler: cfg.Scheduler, Notifier: cfg.Notifier, Now: cfg.Now,
 			Rand: cfg.Rand, Owner: cfg.Owner, LeaseTTL: cfg.LeaseTTL, Logger: cfg.Logger, Options: cfg.Options})
 		if err != nil {
