@@ -13,10 +13,10 @@ import (
 	sm "github.com/xenflow/xenflow/statemachine"
 )
 
-// A resize that only another cell has room for: with the cross-cell
-// policy on, the instance moves from cell1 to cell2, waits in
-// VERIFY_RESIZE there, and a confirm removes what cell1 kept.
-func ExampleConductor_Resize() {
+// exampleConductor builds two cells of one host each on a FakeDriver,
+// with an instance of flavor small in cell1, whose host has no room for
+// medium, and a conductor with the cross-cell policy on and opts.
+func exampleConductor(opts migrate.Options, now func() time.Time) (*crosscell.Conductor, *compute.Instance, []crosscell.Cell) {
 	ctx := context.Background()
 	driver := computetest.NewFakeDriver()
 	var cells []crosscell.Cell
@@ -31,7 +31,7 @@ func ExampleConductor_Resize() {
 			panic(err)
 		}
 		cells = append(cells, crosscell.Cell{Name: name, Driver: driver, Hosts: []string{host},
-			Store: compute.NewMemoryStore()})
+			Store: compute.NewMemoryStore(compute.WithStoreClock(now))})
 	}
 	flavors := migrate.Flavors{
 		"small":  {ID: "small", Name: "m1.small", VCPUs: 1, MemoryMB: 2048, RootGB: 20},
@@ -44,12 +44,20 @@ func ExampleConductor_Resize() {
 	must(cells[0].Store.CreateInstance(ctx, inst))
 	must(driver.AddGuest("cell1-host", inst, sm.PowerRunning))
 	must(api.SaveMapping(ctx, crosscell.InstanceMapping{InstanceUUID: inst.UUID, Cell: "cell1", ProjectID: "p"}))
-	ledger, err := quota.NewLedger()
+	ledger, err := quota.NewLedger(quota.WithClock(now))
 	must(err)
-	c, err := crosscell.New(crosscell.Config{Cells: cells, API: api, Quota: ledger, Flavors: flavors,
-		Owner: "conductor-1", Policy: crosscell.Policy{AllowCrossCellResize: true}})
+	c, err := crosscell.New(crosscell.Config{Cells: cells, API: api, Quota: ledger, Flavors: flavors, Now: now,
+		Owner: "conductor-1", Policy: crosscell.Policy{AllowCrossCellResize: true}, Options: opts})
 	must(err)
+	return c, inst, cells
+}
 
+// A resize that only another cell has room for: with the cross-cell
+// policy on, the instance moves from cell1 to cell2, waits in
+// VERIFY_RESIZE there, and a confirm removes what cell1 kept.
+func ExampleConductor_Resize() {
+	ctx := context.Background()
+	c, inst, cells := exampleConductor(migrate.Options{}, time.Now)
 	res, err := c.Resize(ctx, migrate.ResizeRequest{InstanceUUID: inst.UUID, FlavorID: "medium"})
 	must(err)
 	status, _ := res.State.Status()
@@ -63,6 +71,30 @@ func ExampleConductor_Resize() {
 	// Output:
 	// cell1 -> cell2 on cell2-host: VERIFY_RESIZE
 	// confirmed in cell2: ACTIVE; cell1 holds 0 instances
+}
+
+// A cross-cell resize left in VERIFY_RESIZE is confirmed by the periodic
+// poll once resize_confirm_window has passed.
+func ExampleConductor_PollAutoConfirm() {
+	ctx := context.Background()
+	clock := computetest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	c, inst, _ := exampleConductor(migrate.Options{ResizeConfirmWindow: time.Hour}, clock.Now)
+	_, err := c.Resize(ctx, migrate.ResizeRequest{InstanceUUID: inst.UUID, FlavorID: "medium"})
+	must(err)
+	for _, after := range []time.Duration{30 * time.Minute, time.Hour} {
+		clock.Advance(after - clock.Now().Sub(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)))
+		done, err := c.PollAutoConfirm(ctx)
+		must(err)
+		fmt.Printf("after %v: %d confirmed", after, len(done))
+		for _, r := range done {
+			status, _ := r.State.Status()
+			fmt.Printf(" (%s in %s)", status, r.DestCell)
+		}
+		fmt.Println()
+	}
+	// Output:
+	// after 30m0s: 0 confirmed
+	// after 1h0m0s: 1 confirmed (ACTIVE in cell2)
 }
 
 func must(err error) {
