@@ -161,3 +161,32 @@ func TestClaimSeenInTheCell(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimResumed: a conductor that resumes after another stopped holds
+// the claims of the cross-cell moves waiting in VERIFY_RESIZE again, until
+// it confirms them.
+func TestClaimResumed(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	lastRoom(t, f)
+	res, err := resizeTo(ctx, f.conductor("first"), vm1, "medium")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := f.conductor("second")
+	if second.claims.held(res.MigrationUUID) {
+		t.Fatal("a new conductor holds a claim before it resumed")
+	}
+	if _, err := second.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !second.claims.held(res.MigrationUUID) {
+		t.Fatal("the resumed move waiting in VERIFY_RESIZE holds no claim")
+	}
+	if _, err := second.Confirm(ctx, migrate.ActionRequest{InstanceUUID: vm1}); err != nil {
+		t.Fatal(err)
+	}
+	if second.claims.held(res.MigrationUUID) {
+		t.Fatal("the claim outlived the confirm")
+	}
+}
