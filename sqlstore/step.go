@@ -94,11 +94,7 @@ func (s *Store) Transition(ctx context.Context, req compute.TransitionRequest) (
 }
 
 func (s *Store) transitionTx(ctx context.Context, tx *sql.Tx, req compute.TransitionRequest) (*compute.Instance, *compute.Migration, error) {
-	li, err := s.lockInstance(ctx, tx, req.InstanceUUID, true)
-	if err != nil {
-		return nil, nil, err
-	}
-	mig, err := s.transitionMigration(ctx, tx, req)
+	li, mig, err := s.lockStep(ctx, tx, req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -135,6 +131,60 @@ func (s *Store) transitionTx(ctx context.Context, tx *sql.Tx, req compute.Transi
 	return inst, mig, s.updateStepMigration(ctx, tx, req.Expect, mig, now)
 }
 
+// lockStep reads and locks the step's instance and migration: both in one
+// statement when the step names an existing migration, else one by one
+// (also when the joined read finds no row, for the precise error).
+func (s *Store) lockStep(ctx context.Context, tx *sql.Tx, req compute.TransitionRequest) (lockedInstance, *compute.Migration, error) {
+	if req.MigrationUUID != "" && req.NewMigration == nil {
+		li, mig, err := s.lockJoined(ctx, tx, req.InstanceUUID, req.MigrationUUID)
+		if !errors.Is(err, sql.ErrNoRows) {
+			return li, mig, err
+		}
+	}
+	li, err := s.lockInstance(ctx, tx, req.InstanceUUID, true)
+	if err != nil {
+		return li, nil, err
+	}
+	mig, err := s.transitionMigration(ctx, tx, req)
+	return li, mig, err
+}
+
+// lockJoined reads and locks an instance, its lease, the leases' clock and
+// a migration in one statement; sql.ErrNoRows when either row is missing.
+func (s *Store) lockJoined(ctx context.Context, tx *sql.Tx, uuid, migUUID string) (lockedInstance, *compute.Migration, error) {
+	clock, args := s.clock()
+	var li lockedInstance
+	var rec string
+	var created, updated int64
+	row := s.queryRowPrepared(ctx, tx, `SELECT i.record, i.created_at, i.updated_at, i.lease_owner, i.lease_fence, i.lease_expires, `+
+		clock+`, m.record, m.created_at, m.updated_at FROM instances i, migrations m WHERE i.uuid = ? AND m.uuid = ?`+s.d.forUpdate,
+		append(args, uuid, migUUID)...)
+	inst, err := scanInstance(row, &uuid, s.cache.instances, &li.lease.owner, &li.lease.fence, &li.lease.expires, &li.now,
+		&rec, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return li, nil, err
+	}
+	if err != nil {
+		return li, nil, s.notFound("lock step", compute.KindInstance, uuid, err)
+	}
+	li.inst = inst
+	m, err := decodeCached(s.cache.migrations, compute.KindMigration, migUUID, rec, func() *compute.Migration { return &compute.Migration{} })
+	if err != nil {
+		return li, nil, err
+	}
+	m.CreatedAt, m.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return li, m, migrationOf(m, uuid)
+}
+
+// migrationOf refuses a migration of another instance.
+func migrationOf(m *compute.Migration, instanceUUID string) error {
+	if m.InstanceUUID != instanceUUID {
+		return &compute.InvalidRecordError{Kind: compute.KindMigration, ID: m.UUID, Field: "instance_uuid",
+			Reason: "belongs to instance " + strconv.Quote(m.InstanceUUID) + ", not " + strconv.Quote(instanceUUID)}
+	}
+	return nil
+}
+
 // transitionMigration reads and locks the step's migration, or checks
 // that the one it creates does not exist.
 func (s *Store) transitionMigration(ctx context.Context, tx *sql.Tx, req compute.TransitionRequest) (*compute.Migration, error) {
@@ -154,11 +204,8 @@ func (s *Store) transitionMigration(ctx context.Context, tx *sql.Tx, req compute
 		return nil, &compute.AlreadyExistsError{Kind: compute.KindMigration, ID: id}
 	case err != nil:
 		return nil, s.notFound("lock migration", compute.KindMigration, id, err)
-	case m.InstanceUUID != req.InstanceUUID:
-		return nil, &compute.InvalidRecordError{Kind: compute.KindMigration, ID: m.UUID, Field: "instance_uuid",
-			Reason: "belongs to instance " + strconv.Quote(m.InstanceUUID) + ", not " + strconv.Quote(req.InstanceUUID)}
 	}
-	return m, nil
+	return m, migrationOf(m, req.InstanceUUID)
 }
 
 // writeStep writes the instance of a step: compare-and-set on the expected
