@@ -5,7 +5,14 @@
 //
 //   - SQLite is the embedded default: one file, no server, no cgo
 //     (github.com/ncruces/go-sqlite3), opened in WAL mode with immediate
-//     transactions and a busy timeout, so writers queue instead of failing.
+//     transactions and a busy timeout, so writers queue instead of failing
+//     (within one process on a mutex). It runs with synchronous=NORMAL: a
+//     commit survives the crash of any process (the WAL is written before
+//     the commit returns), but not a power loss or an operating-system
+//     crash, which may take the last commits before it — never the file's
+//     consistency — since the WAL is synced only at checkpoints. A disk
+//     that fills up or fails under a step gives an *UnavailableError and
+//     writes nothing of it.
 //   - PostgreSQL (github.com/jackc/pgx/v5 through database/sql) serves
 //     several orchestrators on several machines: rows are locked with
 //     SELECT … FOR UPDATE, [Store.ClaimWork] hands out unleased operations
@@ -24,7 +31,15 @@
 // compute.Instance or compute.Migration is stored without a schema change.
 // Compare-and-set is UPDATE … WHERE <expected state> AND lease_fence = ?,
 // and every change of several rows is one transaction, so a failed step
-// writes nothing. Nova keeps the same records in its instances, migrations,
+// writes nothing. A step reads its instance and migration in one
+// statement, and takes the records the step before it wrote from a cache
+// keyed by their stored text instead of decoding them again.
+//
+// [WithFenceLog] keeps a fence log: every lease granted with a new fence
+// and every step written under one, in the same transaction.
+// [CheckFenceLog] proves from it that no step was written by an owner
+// whose lease had passed on to another — the check examples/resize's
+// many-orchestrators test makes after killing one of three orchestrators. Nova keeps the same records in its instances, migrations,
 // instance_actions(_events) and instance_faults tables
 // (nova/db/main/models.py).
 package sqlstore
