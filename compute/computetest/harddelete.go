@@ -3,6 +3,8 @@ package computetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -164,5 +166,51 @@ func testDestroyInstanceBadInput(t *testing.T, newStore NewStore) {
 	}
 	if got := f.recordCounts(t, "i1", "m1"); got != [4]int{1, 1, 1, 2} {
 		t.Fatalf("after refused destroys: instance, migrations, actions, faults = %v, want all kept", got)
+	}
+}
+
+// testDestroyInstanceRace destroys an instance while steps that create
+// migrations of it run: each step either wrote before the destroy (and
+// its migration went with the instance) or fails with a *NotFoundError,
+// so no migration of the destroyed instance is left.
+func testDestroyInstanceRace(t *testing.T, newStore NewStore) {
+	f := newFixture(t, newStore)
+	d := f.destroyer(t)
+	f.createInstance(t, Instance("i1"))
+	lease := f.acquire(t, "i1", "o1", time.Hour)
+	from, _ := f.snapshot(t, "i1", "")
+	const steps = 8
+	errs := make([]error, steps+1)
+	var wg sync.WaitGroup
+	for k := 0; k < steps; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, errs[k] = f.store.Transition(f.ctx, compute.TransitionRequest{InstanceUUID: "i1",
+				NewMigration: Migration(fmt.Sprintf("m%d", k), "i1"), Expect: from.FlowState(nil), Lease: lease,
+				Apply: func(*compute.Instance, *compute.Migration) error { return nil }})
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errs[steps] = d.DestroyInstance(f.ctx, "i1")
+	}()
+	wg.Wait()
+	for k, err := range errs {
+		if err != nil && !errors.Is(err, compute.ErrNotFound) {
+			t.Errorf("call %d racing the destroy: %v", k, err)
+		}
+	}
+	if errs[steps] != nil {
+		t.Fatalf("DestroyInstance: %v", errs[steps])
+	}
+	if got := f.recordCounts(t, "i1"); got != [4]int{} {
+		t.Fatalf("after the race: instance, migrations, actions, faults = %v, want none", got)
+	}
+	for k := 0; k < steps; k++ {
+		if _, err := f.store.GetMigration(f.ctx, fmt.Sprintf("m%d", k)); !errors.Is(err, compute.ErrNotFound) {
+			t.Fatalf("migration m%d outlived its instance: %v", k, err)
+		}
 	}
 }

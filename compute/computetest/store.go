@@ -44,6 +44,7 @@ func TestStore(t *testing.T, newStore NewStore) {
 		{"CancelledContext", testCancelledContext},
 		{"DestroyInstance", testDestroyInstance},
 		{"DestroyInstanceBadInput", testDestroyInstanceBadInput},
+		{"DestroyInstanceRace", testDestroyInstanceRace},
 	}
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) { s.run(t, newStore) })
