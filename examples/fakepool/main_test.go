@@ -210,18 +210,8 @@ func TestRunPools(t *testing.T) {
 // fails with the code and parameters, the others succeed.
 func TestRunFault(t *testing.T) {
 	lines := start(t, []string{"-hosts", "1", "-fault", "VM.get_all_records:2:HOST_OFFLINE:OpaqueRef:x", "-fault", "VM.get_all:0:INTERNAL_ERROR"}, 1)
-	m := urlLine.FindStringSubmatch(lines[0])
-	if m == nil {
-		t.Fatalf("line %q", lines[0])
-	}
 	ctx := context.Background()
-	c, err := xenapi.NewClient(m[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Login(ctx, m[2], m[3], "fakepool-test"); err != nil {
-		t.Fatal(err)
-	}
+	c := login(ctx, t, lines[0])
 	defer c.Close(ctx)
 	for i, want := range []string{"", "HOST_OFFLINE", ""} {
 		_, err := c.VM.GetAllRecords(ctx)
@@ -293,26 +283,9 @@ func TestBinarySignal(t *testing.T) {
 // spread over the hosts, each tagged with its own nova_uuid and with one
 // root disk of -disk-mib.
 func TestRunGuests(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pr, pw := io.Pipe()
-	go func() {
-		_ = run(ctx, []string{"-listen", "127.0.0.1:0", "-hosts", "2", "-vms", "5", "-disk-mib", "2", "-dir", t.TempDir()}, pw, io.Discard)
-		pw.Close()
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	m := urlLine.FindStringSubmatch(strings.TrimSuffix(line, "\n"))
-	if err != nil || m == nil {
-		t.Fatalf("first line %q: %v", line, err)
-	}
-	go io.Copy(io.Discard, pr)
-	c, err := xenapi.NewClient(m[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Login(ctx, m[2], m[3], "fakepool-test"); err != nil {
-		t.Fatal(err)
-	}
+	lines := start(t, []string{"-listen", "127.0.0.1:0", "-hosts", "2", "-vms", "5", "-disk-mib", "2", "-dir", t.TempDir()}, 1)
+	ctx := context.Background()
+	c := login(ctx, t, lines[0])
 	defer c.Close(ctx)
 	recs, err := c.VM.GetAllRecords(ctx)
 	if err != nil {
@@ -349,4 +322,21 @@ func checkGuestRoot(ctx context.Context, t *testing.T, c *xenapi.Client, r xenap
 	if err != nil || d.VirtualSize != size {
 		t.Fatalf("VM %s root disk: %d bytes (%v), want %d", r.NameLabel, d.VirtualSize, err, size)
 	}
+}
+
+// login logs in to the pool a url line names, as its user.
+func login(ctx context.Context, t *testing.T, line string) *xenapi.Client {
+	t.Helper()
+	m := urlLine.FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("line %q", line)
+	}
+	c, err := xenapi.NewClient(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(ctx, m[2], m[3], "fakepool-test"); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

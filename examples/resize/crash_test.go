@@ -88,13 +88,7 @@ type poolView struct {
 // empty; the VM named name when instanceUUID is empty).
 func viewPool(ctx context.Context, t *testing.T, url, name, instanceUUID, host string) poolView {
 	t.Helper()
-	c, err := xenapi.NewClient(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Login(ctx, xenapitest.DefaultUser, xenapitest.DefaultPassword, "resize-crash-test"); err != nil {
-		t.Fatal(err)
-	}
+	c := poolClient(ctx, t, url)
 	defer c.Close(ctx)
 	vms, err := guestVMs(ctx, c)
 	if err != nil {
@@ -133,6 +127,19 @@ func viewPool(ctx context.Context, t *testing.T, url, name, instanceUUID, host s
 		t.Fatalf("running VMs claiming %s %s on %q: %v", name, instanceUUID, host, found)
 	}
 	return v
+}
+
+// poolClient logs in to the simulated pool at url as its user.
+func poolClient(ctx context.Context, t *testing.T, url string) *xenapi.Client {
+	t.Helper()
+	c, err := xenapi.NewClient(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(ctx, xenapitest.DefaultUser, xenapitest.DefaultPassword, "resize-test"); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // hashVDI is the SHA-256 of a VDI's raw content.

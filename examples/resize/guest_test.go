@@ -27,13 +27,7 @@ func TestGuestDiskVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := xenapi.NewClient(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Login(ctx, pool.User(), pool.Password(), "resize-test"); err != nil {
-		t.Fatal(err)
-	}
+	c := poolClient(ctx, t, url)
 	defer c.Close(ctx)
 	g := newGuestDisk(pool, vm.Ref, size)
 	if err := g.buildChain(ctx, c, xenapi.VDIRef(vm.VDIs[0]), 3, 8); err != nil {

@@ -279,13 +279,7 @@ func TestServe(t *testing.T) {
 		t.Fatalf("no serving line: %v", <-done)
 	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	c, err := xenapi.NewClient(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Login(ctx, xenapitest.DefaultUser, xenapitest.DefaultPassword, "resize-test"); err != nil {
-		t.Fatal(err)
-	}
+	c := poolClient(ctx, t, url)
 	root, err := instanceRoot(ctx, c, simInstanceUUID)
 	if err != nil {
 		t.Fatal(err)
@@ -431,13 +425,7 @@ func checkMoved(t *testing.T, url, name, host, head string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := xenapi.NewClient(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Login(ctx, xenapitest.DefaultUser, xenapitest.DefaultPassword, "resize-test"); err != nil {
-		t.Fatal(err)
-	}
+	c := poolClient(ctx, t, url)
 	defer c.Close(ctx)
 	refs, err := c.VM.GetByNameLabel(ctx, name)
 	if err != nil || len(refs) != 1 {

@@ -209,13 +209,7 @@ func readGuests(ctx context.Context, t *testing.T, urls []string) guestView {
 // readPoolGuests adds one pool's guests to v, its hosts' names prefixed.
 func readPoolGuests(ctx context.Context, t *testing.T, url, prefix string, v *guestView) {
 	t.Helper()
-	c, err := xenapi.NewClient(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Login(ctx, xenapitest.DefaultUser, xenapitest.DefaultPassword, "resize-workers-test"); err != nil {
-		t.Fatal(err)
-	}
+	c := poolClient(ctx, t, url)
 	defer c.Close(ctx)
 	vms, err := guestVMs(ctx, c)
 	if err != nil {
