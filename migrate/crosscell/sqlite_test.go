@@ -17,15 +17,7 @@ import (
 // move back to c1 then works, and once confirmed c2 holds none either.
 func TestSQLiteCellsHardDelete(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	open := func(cell string, now func() time.Time) cellStore {
-		s, err := sqlstore.Open(ctx, filepath.Join(dir, cell+".db"), sqlstore.WithClock(now))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
+	open := sqliteCells(t)
 	f := newFixtureOn(t, open)
 	f.boot(ctx, vm1, "c1", "c1-h1", "small", sm.VMActive)
 	steps := []struct {
@@ -55,6 +47,61 @@ func TestSQLiteCellsHardDelete(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sqliteCells returns a function that opens a cell's store in a SQLite
+// file of its own, in a directory of the test's.
+func sqliteCells(t *testing.T) func(string, func() time.Time) cellStore {
+	dir := t.TempDir()
+	return func(cell string, now func() time.Time) cellStore {
+		s, err := sqlstore.Open(context.Background(), filepath.Join(dir, cell+".db"), sqlstore.WithClock(now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+}
+
+// TestCrashSweepSQLite is TestCrashSweep on cells kept in SQLite files:
+// stopped after every write and before every driver call, the databases
+// closed and opened again (what a restarted conductor finds), a second
+// conductor resumes and the invariants hold, the hard deletes included.
+func TestCrashSweepSQLite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two SQLite files per point")
+	}
+	for _, sc := range scenarios() {
+		t.Run(sc.name, func(t *testing.T) {
+			n := sc.points(t, false)
+			for k := 1; k <= n; k++ {
+				open := sqliteCells(t)
+				f, c := sc.prepareOn(t, newFixtureOn(t, open))
+				ctx, cancel := context.WithCancel(context.Background())
+				f.p.arm(k, false, cancel)
+				_, _ = sc.op.run(ctx, c)
+				cancel()
+				f.reopen(t, open)
+				cell := f.recover(t, sc.name+" crash at point "+itoa(k))
+				for _, other := range []string{"c1", "c2"} {
+					if n := f.recordsOf(context.Background(), other, vm1); other != cell && !f.waiting(vm1) && n != [4]int{} {
+						t.Errorf("%s crash at point %d: %s holds %v of the instance, which rests in %s", sc.name, k, other, n, cell)
+					}
+				}
+			}
+			t.Logf("%s: %d crash points", sc.name, n)
+		})
+	}
+}
+
+// waiting reports whether the instance's visible copy waits in
+// VERIFY_RESIZE.
+func (f *fixture) waiting(id string) bool {
+	visible, _ := f.copies(context.Background(), id)
+	for _, inst := range visible {
+		return inst.VMState == sm.VMResized
+	}
+	return false
 }
 
 // reopen closes the cells' stores and opens them again from their files.

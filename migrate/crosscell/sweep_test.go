@@ -30,8 +30,12 @@ func scenarios() []scenario {
 
 // prepare builds a fixture with the scenario's setup done.
 func (sc scenario) prepare(t *testing.T) (*fixture, *Conductor) {
+	return sc.prepareOn(t, newFixture(t))
+}
+
+// prepareOn is prepare on the fixture f.
+func (sc scenario) prepareOn(t *testing.T, f *fixture) (*fixture, *Conductor) {
 	ctx := context.Background()
-	f := newFixture(t)
 	f.boot(ctx, vm1, "c1", "c1-h1", "small", sc.vm)
 	c := f.conductor("first")
 	for _, o := range sc.setup {
