@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/compute/computetest"
+	"github.com/xenflow/xenflow/internal/cputime"
 	"github.com/xenflow/xenflow/sqlstore"
 	"github.com/xenflow/xenflow/statemachine"
 )
@@ -92,7 +92,7 @@ func benchSteps(b *testing.B, s compute.Store, goroutines int) {
 		instances[i] = newBenchInstance(b, s, i)
 	}
 	var n atomic.Int64
-	cpu0 := cpuTime(b)
+	cpu0 := cputime.Process()
 	b.ResetTimer()
 	if goroutines == 1 {
 		for i := 0; i < b.N; i++ {
@@ -108,18 +108,10 @@ func benchSteps(b *testing.B, s compute.Store, goroutines int) {
 		})
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "steps/s")
-	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/step")
-}
-
-// cpuTime is the process's user and system CPU time: on a shared machine
-// it shows the cost of a step that wall time hides behind other load (for
-// PostgreSQL it leaves out the server's share).
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	// CPU time shows the cost of a step that wall time hides behind other
+	// load on a shared machine (for PostgreSQL it leaves out the server's
+	// share).
+	b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/step")
 }
 
 var _ compute.Store = (*sqlstore.Store)(nil)
