@@ -30,6 +30,10 @@ type dialect struct {
 	// notify wakes the orchestrators waiting in Store.Wait; empty when the
 	// database has no notifications.
 	notify string
+	// withUpdate is set when the database runs an UPDATE in a WITH
+	// clause, so a step writes its instance and migration in one
+	// statement (one round trip).
+	withUpdate bool
 }
 
 var (
@@ -41,6 +45,7 @@ var (
 		clock:      "CAST(EXTRACT(EPOCH FROM now()) * 1000000 AS BIGINT) * 1000",
 		lockSchema: "SELECT pg_advisory_xact_lock(" + schemaLockKey + ")",
 		notify:     "SELECT pg_notify('" + workChannel + "', ?)",
+		withUpdate: true,
 	}
 )
 

@@ -115,20 +115,33 @@ func (s *Store) transitionTx(ctx context.Context, tx *sql.Tx, req compute.Transi
 	if err := req.CheckApplied(inst, mig); err != nil {
 		return nil, nil, err
 	}
-	now := s.stamp()
-	if err := s.writeStep(ctx, tx, req, inst, li.lease.fence, now); err != nil {
+	if err := s.writeRows(ctx, tx, req, inst, mig, li.lease.fence); err != nil {
 		return nil, nil, err
 	}
 	if err := s.logStep(ctx, tx, inst.UUID, req.Lease.Owner, req.Lease.Fence, inst.FlowState(mig)); err != nil {
 		return nil, nil, err
 	}
-	if mig == nil {
-		return inst, nil, nil
+	return inst, mig, nil
+}
+
+// writeRows writes a step's instance and migration (inserted when the step
+// creates it), stamped now; on PostgreSQL an instance and migration are
+// written by one statement.
+func (s *Store) writeRows(ctx context.Context, tx *sql.Tx, req compute.TransitionRequest, inst *compute.Instance, mig *compute.Migration, fence int64) error {
+	now := s.stamp()
+	switch {
+	case mig != nil && req.NewMigration == nil && s.d.withUpdate:
+		return s.writeBoth(ctx, tx, req, inst, mig, fence, now)
+	case mig == nil:
+		return s.writeStep(ctx, tx, req, inst, fence, now)
+	}
+	if err := s.writeStep(ctx, tx, req, inst, fence, now); err != nil {
+		return err
 	}
 	if req.NewMigration != nil {
-		return inst, mig, s.insertMigrationTx(ctx, tx, mig, now)
+		return s.insertMigrationTx(ctx, tx, mig, now)
 	}
-	return inst, mig, s.updateStepMigration(ctx, tx, req.Expect, mig, now)
+	return s.updateStepMigration(ctx, tx, req.Expect, mig, now)
 }
 
 // lockStep reads and locks the step's instance and migration: both in one
@@ -208,18 +221,35 @@ func (s *Store) transitionMigration(ctx context.Context, tx *sql.Tx, req compute
 	return m, migrationOf(m, req.InstanceUUID)
 }
 
-// writeStep writes the instance of a step: compare-and-set on the expected
-// vm_state and task_state and on the lease's fence.
-func (s *Store) writeStep(ctx context.Context, tx *sql.Tx, req compute.TransitionRequest, inst *compute.Instance, fence int64, now time.Time) error {
+// instanceStep is the compare-and-set of a step's instance on the
+// expected vm_state and task_state and on the lease's fence: the
+// statement, its arguments and the record written.
+func instanceStep(req compute.TransitionRequest, inst *compute.Instance, fence int64, now time.Time) (string, []any, string, error) {
 	inst.UpdatedAt = now
 	rec, err := encode(compute.KindInstance, inst.UUID, inst)
+	return `UPDATE instances SET host = ?, vm_state = ?, task_state = ?, updated_at = ?, record = ?
+		WHERE uuid = ? AND vm_state = ? AND task_state = ? AND lease_fence = ?`,
+		[]any{inst.Host, string(inst.VMState), string(inst.TaskState), nanos(now), rec,
+			inst.UUID, string(req.Expect.VM), string(req.Expect.Task), fence}, rec, err
+}
+
+// migrationStep is the compare-and-set of a step's migration on the
+// expected status and phase: the statement, its arguments and the record
+// written.
+func migrationStep(expect statemachine.FlowState, m *compute.Migration, now time.Time) (string, []any, string, error) {
+	m.UpdatedAt = now
+	rec, err := encode(compute.KindMigration, m.UUID, m)
+	return updateMigration + ` WHERE uuid = ? AND status = ? AND phase = ?`,
+		append(migrationRow(m, rec), m.UUID, string(expect.Migration), string(expect.Phase)), rec, err
+}
+
+// writeStep writes the instance of a step.
+func (s *Store) writeStep(ctx context.Context, tx *sql.Tx, req compute.TransitionRequest, inst *compute.Instance, fence int64, now time.Time) error {
+	q, args, rec, err := instanceStep(req, inst, fence, now)
 	if err != nil {
 		return err
 	}
-	res, err := s.execPrepared(ctx, tx, `UPDATE instances SET host = ?, vm_state = ?, task_state = ?, updated_at = ?, record = ?
-		WHERE uuid = ? AND vm_state = ? AND task_state = ? AND lease_fence = ?`,
-		inst.Host, string(inst.VMState), string(inst.TaskState), nanos(now), rec,
-		inst.UUID, string(req.Expect.VM), string(req.Expect.Task), fence)
+	res, err := s.execPrepared(ctx, tx, q, args...)
 	if err := oneRow(res, err); err != nil {
 		return s.conflict("write instance step", err)
 	}
@@ -227,20 +257,43 @@ func (s *Store) writeStep(ctx context.Context, tx *sql.Tx, req compute.Transitio
 	return nil
 }
 
-// updateStepMigration writes the migration of a step: compare-and-set on
-// the expected status and phase.
+// updateStepMigration writes the migration of a step.
 func (s *Store) updateStepMigration(ctx context.Context, tx *sql.Tx, expect statemachine.FlowState, m *compute.Migration, now time.Time) error {
-	m.UpdatedAt = now
-	rec, err := encode(compute.KindMigration, m.UUID, m)
+	q, args, rec, err := migrationStep(expect, m, now)
 	if err != nil {
 		return err
 	}
-	res, err := s.execPrepared(ctx, tx, updateMigration+` WHERE uuid = ? AND status = ? AND phase = ?`,
-		append(migrationRow(m, rec), m.UUID, string(expect.Migration), string(expect.Phase))...)
+	res, err := s.execPrepared(ctx, tx, q, args...)
 	if err := oneRow(res, err); err != nil {
 		return s.conflict("write migration step", err)
 	}
 	s.cache.migrations.put(m.UUID, rec, m)
+	return nil
+}
+
+// writeBoth writes a step's instance and migration in one statement, the
+// migration's UPDATE in a WITH clause; either compare-and-set matching no
+// row fails the step.
+func (s *Store) writeBoth(ctx context.Context, tx *sql.Tx, req compute.TransitionRequest, inst *compute.Instance, m *compute.Migration, fence int64, now time.Time) error {
+	iq, iargs, irec, err := instanceStep(req, inst, fence, now)
+	if err != nil {
+		return err
+	}
+	mq, margs, mrec, err := migrationStep(req.Expect, m, now)
+	if err != nil {
+		return err
+	}
+	var migs int64
+	err = s.queryRowPrepared(ctx, tx, `WITH m AS (`+mq+` RETURNING 1) `+iq+` RETURNING (SELECT COUNT(*) FROM m)`,
+		append(margs, iargs...)...).Scan(&migs)
+	switch {
+	case errors.Is(err, sql.ErrNoRows) || (err == nil && migs != 1):
+		return errRetry
+	case err != nil:
+		return s.wrap("write step", err)
+	}
+	s.cache.instances.put(inst.UUID, irec, inst)
+	s.cache.migrations.put(m.UUID, mrec, m)
 	return nil
 }
 
