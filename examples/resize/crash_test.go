@@ -253,7 +253,10 @@ func countSteps(t *testing.T, resizeBin, poolBin, pw string, flow []string) int 
 
 // crashAndResume is one point of TestRealCrashes.
 func crashAndResume(t *testing.T, resizeBin, poolBin, pw string, pt crashPoint) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// The deadline covers the runs of the commands too: 20 points run at
+	// once, each with its pool and two or three runs, on a machine that
+	// may be busy.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	url := servePool(t, poolBin, "-hosts", "2")
 	before := viewPool(ctx, t, url, "instance-1-1", "", "")
