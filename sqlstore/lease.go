@@ -71,7 +71,9 @@ func (s *Store) AcquireLease(ctx context.Context, req compute.LeaseRequest) (com
 	return got.lease(req.InstanceUUID), nil
 }
 
-// RenewLease implements compute.LeaseStore.
+// RenewLease implements compute.LeaseStore: one UPDATE … RETURNING of
+// the current lease's expiry; a lease it does not find is read again for
+// the precise error.
 func (s *Store) RenewLease(ctx context.Context, l compute.Lease, ttl time.Duration) (compute.Lease, error) {
 	if err := s.usable(ctx); err != nil {
 		return compute.Lease{}, err
@@ -79,8 +81,16 @@ func (s *Store) RenewLease(ctx context.Context, l compute.Lease, ttl time.Durati
 	if err := checkLeaseRequest(l.InstanceUUID, l.Owner, ttl); err != nil {
 		return compute.Lease{}, err
 	}
-	var got leaseRow
+	got := leaseRow{owner: l.Owner, fence: int64(l.Fence)}
 	err := s.inTx(ctx, "renew lease", func(tx *sql.Tx) error {
+		clock, args := s.clock()
+		err := tx.QueryRowContext(ctx, s.d.q(`UPDATE instances SET lease_expires = `+clock+` + ?
+			WHERE uuid = ? AND lease_owner = ? AND lease_fence = ? AND lease_owner <> '' AND lease_expires > `+clock+
+			` RETURNING lease_expires`), append(append(append([]any{}, args...), int64(ttl), l.InstanceUUID, l.Owner, got.fence), args...)...).
+			Scan(&got.expires)
+		if !errors.Is(err, sql.ErrNoRows) {
+			return s.wrap("renew lease", err)
+		}
 		li, err := s.lockInstance(ctx, tx, l.InstanceUUID, false)
 		if err != nil {
 			return err
@@ -88,9 +98,7 @@ func (s *Store) RenewLease(ctx context.Context, l compute.Lease, ttl time.Durati
 		if err := li.lease.check(l, li.now); err != nil {
 			return err
 		}
-		got = li.lease
-		got.expires = li.now + int64(ttl)
-		return s.setLease(ctx, tx, l.InstanceUUID, li.lease, got)
+		return errRetry // current again by the clock read after the UPDATE's: renew once more
 	})
 	if err != nil {
 		return compute.Lease{}, err

@@ -94,18 +94,7 @@ func viewPool(ctx context.Context, t *testing.T, url, name, instanceUUID, host s
 	if err != nil {
 		t.Fatal(err)
 	}
-	vdis, err := c.VDI.GetAllRecords(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := poolView{vms: len(vms)}
-	for _, d := range vdis {
-		// An unmanaged VDI is a VHD chain's base copy, which xapi keeps
-		// under a snapshot's leaf until it coalesces the chain.
-		if d.Managed {
-			v.vdis++
-		}
-	}
+	v := poolView{vms: len(vms), vdis: managedVDIs(ctx, t, c)}
 	var found []string
 	for ref, r := range vms {
 		claims := r.OtherConfig[xenserver.KeyNovaUUID] == instanceUUID && instanceUUID != ""
