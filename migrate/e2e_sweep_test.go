@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/xenapi/xenapitest"
 )
 
@@ -22,10 +23,22 @@ func (c eCall) String() string { return fmt.Sprintf("pool%d/%s#%d", c.pool+1, c.
 func recordCalls(t *testing.T, l eLayout, op eOp) ([]eCall, int) {
 	t.Helper()
 	w := op.prepare(t, l)
+	store := &crashStore{Store: w.store}
+	calls := cleanCallsOn(t, w, op, store)
+	return calls, store.seen
+}
+
+// cleanCalls runs op cleanly in w and returns the XenAPI calls it made.
+func cleanCalls(t *testing.T, w *eworld, op eOp) []eCall {
+	t.Helper()
+	return cleanCallsOn(t, w, op, w.store)
+}
+
+func cleanCallsOn(t *testing.T, w *eworld, op eOp, store compute.Store) []eCall {
+	t.Helper()
 	for _, p := range w.pools {
 		p.ResetCalls()
 	}
-	store := &crashStore{Store: w.store}
 	if err := op.run(context.Background(), w.orch(store, "o1")); err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +49,7 @@ func recordCalls(t *testing.T, l eLayout, op eOp) ([]eCall, int) {
 			out = append(out, eCall{pool: i, CallRecord: c})
 		}
 	}
-	return out, store.seen
+	return out
 }
 
 // sampled is true under -race (five to ten times slower) and -short,
@@ -50,6 +63,11 @@ func sweepPoints(calls []eCall) []eCall {
 	if !sampled() {
 		return calls
 	}
+	return firstOfEachMethod(calls)
+}
+
+// firstOfEachMethod is the first call of each method.
+func firstOfEachMethod(calls []eCall) []eCall {
 	seen := map[string]bool{}
 	var out []eCall
 	for _, c := range calls {
