@@ -152,6 +152,9 @@ func (o *Orchestrator) start(ctx context.Context, sr startRequest) (*Result, err
 		return nil, err
 	}
 	defer o.release(lease)
+	r := &run{o: o, op: sr.op, flow: sr.flow, lease: lease, inst: sr.inst}
+	ctx, stop := r.keepAlive(ctx)
+	defer stop()
 	resID, err := o.reserve(ctx, sr.inst, sr.deltas)
 	if err != nil {
 		return nil, err
@@ -164,7 +167,6 @@ func (o *Orchestrator) start(ctx context.Context, sr startRequest) (*Result, err
 		o.settle(ctx, resID)
 		return nil, err
 	}
-	r := &run{o: o, op: sr.op, flow: sr.flow, lease: lease, inst: sr.inst}
 	mtype := sm.MigrationTypeMigration
 	if sr.op == sm.OpResize {
 		mtype = sm.MigrationTypeResize
@@ -238,12 +240,14 @@ func (o *Orchestrator) verifyAction(ctx context.Context, req ActionRequest, op s
 		return nil, err
 	}
 	defer o.release(lease)
+	r := &run{o: o, op: op, flow: sm.FlowConfirm, lease: lease, inst: inst, mig: mig}
+	ctx, stop := r.keepAlive(ctx)
+	defer stop()
 	if req.RequestID == "" {
 		if req.RequestID, err = o.newUUID(); err != nil {
 			return nil, err
 		}
 	}
-	r := &run{o: o, op: op, flow: sm.FlowConfirm, lease: lease, inst: inst, mig: mig}
 	ev, action := sm.EvAPIConfirmResize, sm.ActionConfirmResize
 	deltas := quota.DownsizeDelta(quotaFlavor(mig.NewFlavor), quotaFlavor(mig.OldFlavor))
 	if op == sm.OpRevertResize {

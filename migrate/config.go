@@ -58,6 +58,12 @@ type Config struct {
 	Notifier compute.Notifier
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// AfterFunc calls f once d has passed on the clock Now reads and
+	// returns a function that cancels the call (time.AfterFunc's Stop);
+	// the lease keep-alive of every operation is scheduled on it. When
+	// nil, time.AfterFunc. A caller that injects Now injects AfterFunc on
+	// the same clock.
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 	// Rand is the randomness source for UUIDs, request ids and the
 	// scheduler's subset choice (crypto/rand when nil). It is read under
 	// a lock.
@@ -84,7 +90,10 @@ type Options struct {
 	// 0 (the default) turns auto-confirm off.
 	ResizeConfirmWindow time.Duration
 	// NovaCompatibleErrors ends in vm_state error wherever Nova does,
-	// instead of rolling back to the intact source.
+	// instead of rolling back to the intact source. The instance is then
+	// named on the host that holds its guest: after a failed finish that
+	// is the source, whose guest is restored powered off (Nova leaves the
+	// destination named, bug 1825537, with nothing there to reboot).
 	NovaCompatibleErrors bool
 	// RecoveryAttempts is how often a step of a rollback (which has no
 	// further way back) is tried before the instance is put in error
@@ -134,12 +143,14 @@ type Orchestrator struct {
 	maxTries int
 	notifier compute.Notifier
 	now      func() time.Time
-	owner    string
-	ttl      time.Duration
-	log      *slog.Logger
-	opts     Options
-	caps     compute.DriverCapabilities
-	machines machines
+	// afterFunc schedules the lease keep-alive on the clock now reads.
+	afterFunc func(time.Duration, func()) func() bool
+	owner     string
+	ttl       time.Duration
+	log       *slog.Logger
+	opts      Options
+	caps      compute.DriverCapabilities
+	machines  machines
 	// pre are the API preconditions of the operations, looked up once.
 	pre map[statemachine.Operation]statemachine.Precondition
 
@@ -195,8 +206,9 @@ func New(cfg Config) (*Orchestrator, error) {
 		return nil, &ConfigError{Field: "Options.ResizeConfirmWindow", Reason: "negative"}
 	}
 	o := &Orchestrator{store: cfg.Store, driver: cfg.Driver, ledger: cfg.Quota, flavors: cfg.Flavors,
-		hosts: append([]string(nil), cfg.Hosts...), notifier: cfg.Notifier, now: cfg.Now, owner: cfg.Owner,
-		ttl: cfg.LeaseTTL, log: cfg.Logger, opts: cfg.Options, rand: cfg.Rand, claims: map[string]claim{},
+		hosts: append([]string(nil), cfg.Hosts...), notifier: cfg.Notifier, now: cfg.Now, afterFunc: cfg.AfterFunc,
+		owner: cfg.Owner,
+		ttl:   cfg.LeaseTTL, log: cfg.Logger, opts: cfg.Options, rand: cfg.Rand, claims: map[string]claim{},
 		active: map[string]bool{}}
 	o.watcher, _ = cfg.Driver.(compute.HostStateWatcher)
 	o.caps = cfg.Driver.Capabilities()
@@ -227,6 +239,9 @@ func (o *Orchestrator) setDefaults() {
 	}
 	if o.now == nil {
 		o.now = time.Now
+	}
+	if o.afterFunc == nil {
+		o.afterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
 	if o.rand == nil {
 		o.rand = rand.Reader

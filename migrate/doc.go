@@ -23,9 +23,13 @@
 // checked by the Store on every write, so an orchestrator that lost its
 // lease cannot write, and one operation is never driven by two
 // orchestrators; within one orchestrator an instance is driven by one
-// goroutine at a time. The lease is renewed while a long driver call
-// runs, and a renewal that finds it taken cancels the call. The driver's
-// methods are idempotent, so a resumed step repeats its call safely.
+// goroutine at a time. The lease is kept alive for the whole operation,
+// from its acquisition to its release: renewed every third of its TTL on
+// the orchestrator's clock (Config.AfterFunc), whatever step runs; a
+// renewal that finds it taken cancels the operation's context, so the
+// driver call in progress stops and no further step is written. The
+// driver's methods are idempotent, so a resumed step repeats its call
+// safely.
 //
 // Where Nova saves twice with nothing acting in between, the two rows are
 // one write: API.resize's resize_prep with the conductor's pre-migrating

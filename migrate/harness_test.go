@@ -79,6 +79,32 @@ type traceStore struct {
 	// writes are the owners and fences of every step, per instance, in
 	// the order the store applied them.
 	writes map[string][]compute.Lease
+	// renewErr, when set, is what RenewLease returns: a Store that cannot
+	// be reached.
+	renewErr error
+}
+
+func (s *traceStore) RenewLease(ctx context.Context, l compute.Lease, ttl time.Duration) (compute.Lease, error) {
+	s.mu.Lock()
+	err := s.renewErr
+	s.mu.Unlock()
+	if err != nil {
+		return compute.Lease{}, err
+	}
+	return s.Store.RenewLease(ctx, l, ttl)
+}
+
+func (s *traceStore) setRenewErr(err error) {
+	s.mu.Lock()
+	s.renewErr = err
+	s.mu.Unlock()
+}
+
+// writeCount is how many steps were written for instance id.
+func (s *traceStore) writeCount(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.writes[id])
 }
 
 func (s *traceStore) ReleaseLease(ctx context.Context, l compute.Lease) error {

@@ -23,7 +23,7 @@ func (r *run) drive(ctx context.Context) error {
 			r.finishAction(context.WithoutCancel(ctx), r.inst.SystemMetadata[SysMetaRequestID])
 			return nil
 		}
-		if err := ctx.Err(); err != nil {
+		if err := context.Cause(ctx); err != nil {
 			return r.stop(err)
 		}
 		if i > 32 {
@@ -31,7 +31,7 @@ func (r *run) drive(ctx context.Context) error {
 		}
 		if err := h(ctx); err != nil {
 			if interrupted(ctx, err) {
-				return r.stop(err)
+				return r.stop(leaseCause(ctx, err))
 			}
 			return err
 		}

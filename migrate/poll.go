@@ -61,6 +61,8 @@ func (o *Orchestrator) autoConfirm(ctx context.Context, m *compute.Migration) (*
 	}
 	defer o.release(lease)
 	r := &run{o: o, op: sm.OpConfirmResize, flow: sm.FlowAutoConfirm, lease: lease, inst: inst, mig: m}
+	ctx, stop := r.keepAlive(ctx)
+	defer stop()
 	if inst.VMState != sm.VMResized || inst.TaskState != sm.TaskNone {
 		o.log.Info("migrate: auto-confirm found the instance not in VERIFY_RESIZE", slog.String("instance", inst.UUID))
 		return nil, r.step(ctx, sm.EvPeriodicPollUnconfirmedResizes, nil)

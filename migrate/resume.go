@@ -102,6 +102,8 @@ func (o *Orchestrator) resumeOne(ctx context.Context, uuid string) *ResumeOutcom
 	if r.handler() == nil {
 		return nil
 	}
+	ctx, stop := r.keepAlive(ctx)
+	defer stop()
 	oc := &ResumeOutcome{InstanceUUID: uuid, From: r.state()}
 	if err := r.drive(ctx); err != nil {
 		oc.Err = err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/xenflow/xenflow/compute"
 	sm "github.com/xenflow/xenflow/statemachine"
@@ -31,7 +30,7 @@ type run struct {
 	o    *Orchestrator
 	op   sm.Operation
 	flow sm.FlowName
-	// lease is renewed by keepAlive while a driver call runs.
+	// lease is renewed by keepAlive from the run's start to its end.
 	leaseMu sync.Mutex
 	lease   compute.Lease
 	inst    *compute.Instance
@@ -82,7 +81,9 @@ func (o *Orchestrator) release(l compute.Lease) {
 	}
 }
 
-// renew extends the lease once half of it has passed.
+// renew extends the lease before a step when half of it has passed (the
+// keep-alive renews it every third, so this only acts when the clock
+// Now reads and the one AfterFunc schedules on disagree).
 func (r *run) renew(ctx context.Context) error {
 	l := r.getLease()
 	if r.o.now().Before(l.Expires.Add(-r.o.ttl / 2)) {
@@ -108,41 +109,62 @@ func (r *run) setLease(l compute.Lease) {
 	r.leaseMu.Unlock()
 }
 
-// call runs a driver call with the lease kept alive: while f runs, the
-// lease is renewed every third of its TTL, and a renewal that finds it
-// lost (expired and taken by another owner) cancels f's context, so the
-// call stops where the new owner resumes it. The lease error is returned
-// then, whatever f returned. The renewals run on a timer, not a goroutine
-// of their own: most calls end long before the first one.
+// call runs a driver call on the run's context. When the run's
+// keep-alive found the lease lost and cancelled that context, the lease
+// error is returned, whatever f returned.
 func (r *run) call(ctx context.Context, f func(context.Context) error) error {
-	cctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	k := &keepAlive{r: r, ctx: cctx, cancel: cancel}
-	k.mu.Lock()
-	k.t = time.AfterFunc(r.o.ttl/3, k.renew)
-	k.mu.Unlock()
-	err := f(cctx)
-	k.stop()
-	if cause := context.Cause(cctx); errors.Is(cause, compute.ErrLease) {
+	return leaseCause(ctx, f(ctx))
+}
+
+// leaseCause is the lease error that cancelled ctx, if one did, else err.
+func leaseCause(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, compute.ErrLease) {
 		return cause
 	}
 	return err
 }
 
-// keepAlive renews a run's lease while a driver call runs.
+// keepAlive renews the run's lease every third of its TTL on the
+// orchestrator's clock (Config.AfterFunc), from the run's start until
+// stop is called, so that every step of the run (Store writes, quota,
+// every driver call) is covered, not only the long ones. A renewal that
+// finds the lease lost (expired and taken by another owner) cancels the
+// returned context with the *compute.LeaseLostError as its cause: the
+// driver call in progress stops and no further step is written, so the
+// new owner resumes where this run stopped.
+func (r *run) keepAlive(ctx context.Context) (context.Context, func()) {
+	cctx, cancel := context.WithCancelCause(ctx)
+	k := &keepAlive{r: r, ctx: cctx, cancel: cancel}
+	k.mu.Lock()
+	k.stopTimer = r.o.afterFunc(r.o.ttl/3, k.renew)
+	k.mu.Unlock()
+	return cctx, func() {
+		k.stop()
+		cancel(nil)
+	}
+}
+
+// keepAlive is a run's lease renewal.
 type keepAlive struct {
 	r      *run
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
-	mu      sync.Mutex
-	t       *time.Timer
-	stopped bool
+	mu        sync.Mutex
+	stopTimer func() bool
+	stopped   bool
 }
 
-// renew renews the lease and sets the timer for the next renewal; a lost
-// lease cancels the call.
+// renew renews the lease and schedules the next renewal; a lost lease
+// cancels the run. Any other failure (the Store unreachable for a
+// moment) is tried again at the next third of the TTL.
 func (k *keepAlive) renew() {
+	k.mu.Lock()
+	if k.stopped {
+		k.mu.Unlock()
+		return
+	}
+	k.mu.Unlock()
 	l, err := k.r.o.store.RenewLease(k.ctx, k.r.getLease(), k.r.o.ttl)
 	if errors.Is(err, compute.ErrLease) {
 		k.cancel(err)
@@ -154,7 +176,7 @@ func (k *keepAlive) renew() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if !k.stopped && k.ctx.Err() == nil {
-		k.t.Reset(k.r.o.ttl / 3)
+		k.stopTimer = k.r.o.afterFunc(k.r.o.ttl/3, k.renew)
 	}
 }
 
@@ -162,7 +184,7 @@ func (k *keepAlive) stop() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.stopped = true
-	k.t.Stop()
+	k.stopTimer()
 }
 
 func (r *run) state() sm.FlowState { return r.inst.FlowState(r.mig) }
@@ -209,6 +231,9 @@ func (r *run) write(ctx context.Context, evs []sm.Event, newMig *compute.Migrati
 	}
 	if err := r.renew(ctx); err != nil {
 		return err
+	}
+	if cause := context.Cause(ctx); cause != nil {
+		return cause // the run stopped (its lease lost): no further step
 	}
 	inst, mig, err := r.o.store.Transition(ctx, compute.TransitionRequest{
 		InstanceUUID: r.inst.UUID, MigrationUUID: r.migUUID(), NewMigration: newMig, Expect: from, Lease: r.getLease(),
@@ -362,6 +387,10 @@ func interrupted(ctx context.Context, err error) bool {
 // drops the run's claim: whoever resumes the move claims for itself.
 func (r *run) stop(err error) error {
 	r.o.dropClaim(r.migUUID())
+	var ie *InterruptedError
+	if errors.As(err, &ie) {
+		return err
+	}
 	return &InterruptedError{InstanceUUID: r.inst.UUID, State: r.state(), Err: err}
 }
 
