@@ -158,8 +158,12 @@ func (h *FaultHost) Unwrap() dom0.Host { return h.Host }
 // Streams is the wrapped host's number of SFTP data sessions (1 when it
 // does not say), so a transfer through the wrapper runs as it would on the
 // host.
-func (h *FaultHost) Streams() int {
-	if s, ok := h.Host.(interface{ Streams() int }); ok {
+func (h *FaultHost) Streams() int { return streams(h.Host) }
+
+// streams is a host's number of SFTP data sessions, 1 when it does not
+// say.
+func streams(h dom0.Host) int {
+	if s, ok := h.(interface{ Streams() int }); ok {
 		return s.Streams()
 	}
 	return 1
