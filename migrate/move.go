@@ -16,6 +16,7 @@ var errNoProgress = errors.New("migrate: a step made no progress")
 // drive runs the run's operation from the state it is in to a resting
 // state: VERIFY_RESIZE, or an end of confirm, revert or a failure.
 func (r *run) drive(ctx context.Context) error {
+	defer r.flushEvents(ctx)
 	for i := 0; ; i++ {
 		h := r.handler()
 		if h == nil {
@@ -116,7 +117,7 @@ func (r *run) migrateDisk(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.event(ctx, "compute_resize_instance", src, nil)
+	r.holdEvent("compute_resize_instance", src)
 	r.progress(ctx, 80, "resize_migrated", compute.Progress{BytesSent: info.BytesSent,
 		BytesSentRunning: info.BytesSentRunning, PoweredOff: true})
 	return nil
@@ -173,8 +174,9 @@ func (r *run) finishMigration(ctx context.Context) error {
 		return r.o.driver.FinishMigration(ctx, compute.FinishMigrationRequest{Instance: r.inst, Migration: r.mig,
 			Host: dest, DiskInfo: r.mig.DiskInfo, NewFlavor: r.inst.NewFlavor,
 			ResizeInstance: disksChange(r.mig.OldFlavor, r.mig.NewFlavor), PowerOn: r.powerOn(),
-			Progress: r.driverProgress(ctx, 80, 20)})
+			Progress: r.offProgress(ctx, 80, 20)})
 	})
+	r.flushEvents(ctx)
 	if err != nil {
 		if interrupted(ctx, err) {
 			return err

@@ -43,6 +43,8 @@ type run struct {
 	cause error
 	// attempts counts the destinations prepped.
 	attempts int
+	// held are action events kept while the guest is powered off.
+	held []compute.InstanceActionEvent
 }
 
 // acquire takes the lease on an instance; a lease held by another owner
@@ -310,9 +312,32 @@ func (r *run) notify(ctx context.Context, n sm.Notification, fault error) {
 // event records one event of the instance action (Nova's
 // wrap_instance_event): its name, host and result.
 func (r *run) event(ctx context.Context, name, host string, cause error) {
-	rid := r.inst.SystemMetadata[SysMetaRequestID]
-	if rid == "" {
-		return
+	if ev, ok := r.newEvent(name, host, cause); ok {
+		r.saveEvent(ctx, ev)
+	}
+}
+
+// holdEvent is event for a step that ends with the guest powered off:
+// the event is kept, with its time, and saved by flushEvents once the
+// guest runs again (or the run stops), so that no Store write but the
+// step's own lengthens the downtime.
+func (r *run) holdEvent(name, host string) {
+	if ev, ok := r.newEvent(name, host, nil); ok {
+		r.held = append(r.held, ev)
+	}
+}
+
+// flushEvents saves the events holdEvent kept.
+func (r *run) flushEvents(ctx context.Context) {
+	for _, ev := range r.held {
+		r.saveEvent(ctx, ev)
+	}
+	r.held = nil
+}
+
+func (r *run) newEvent(name, host string, cause error) (compute.InstanceActionEvent, bool) {
+	if r.inst.SystemMetadata[SysMetaRequestID] == "" {
+		return compute.InstanceActionEvent{}, false
 	}
 	now := r.o.now()
 	ev := compute.InstanceActionEvent{Event: name, Host: host, StartTime: now, FinishTime: now,
@@ -320,8 +345,13 @@ func (r *run) event(ctx context.Context, name, host string, cause error) {
 	if cause != nil {
 		ev.Result, ev.Traceback = compute.EventResultError, cause.Error()
 	}
-	if err := r.o.store.SaveActionEvent(ctx, r.inst.UUID, rid, ev); err != nil {
-		r.o.log.Warn("migrate: action event not saved", slog.String("event", name), slog.Any("err", err))
+	return ev, true
+}
+
+func (r *run) saveEvent(ctx context.Context, ev compute.InstanceActionEvent) {
+	rid := r.inst.SystemMetadata[SysMetaRequestID]
+	if err := r.o.store.SaveActionEvent(context.WithoutCancel(ctx), r.inst.UUID, rid, ev); err != nil {
+		r.o.log.Warn("migrate: action event not saved", slog.String("event", ev.Event), slog.Any("err", err))
 	}
 }
 
@@ -350,9 +380,11 @@ func (r *run) fault(ctx context.Context, host string, cause error) {
 }
 
 // progress saves percent on the instance when it grew and streams it to
-// the callback.
+// the callback. While the guest is powered off (the end of the disk move,
+// the finish) it is only streamed: a Store write there would lengthen the
+// downtime, and the steps that end those calls save 80 and 100.
 func (r *run) progress(ctx context.Context, percent int, step string, p compute.Progress) {
-	if percent > r.inst.Progress && percent <= 100 {
+	if percent > r.inst.Progress && percent <= 100 && !p.PoweredOff {
 		inst, mig, err := r.o.store.Transition(ctx, compute.TransitionRequest{InstanceUUID: r.inst.UUID,
 			MigrationUUID: r.migUUID(), Expect: r.state(), Lease: r.getLease(),
 			Apply: func(i *compute.Instance, _ *compute.Migration) error { i.Progress = percent; return nil }})
@@ -374,6 +406,16 @@ func (r *run) driverProgress(ctx context.Context, base, span int) compute.Progre
 	return func(p compute.Progress) {
 		pct := min(max(p.Percent, 0), 100)
 		r.progress(ctx, base+pct*span/100, p.Step, p)
+	}
+}
+
+// offProgress is driverProgress for a call that runs with the guest
+// powered off from its start (finish_migration starts it at its end).
+func (r *run) offProgress(ctx context.Context, base, span int) compute.ProgressFunc {
+	f := r.driverProgress(ctx, base, span)
+	return func(p compute.Progress) {
+		p.PoweredOff = true
+		f(p)
 	}
 }
 
