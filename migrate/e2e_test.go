@@ -407,7 +407,7 @@ func (w *eworld) invariants() error {
 	if inst.TaskState != sm.TaskNone {
 		return fmt.Errorf("instance left with task_state %s", inst.TaskState)
 	}
-	wantVMs := 1
+	data, orphans := w.dataIntact, func() error { return w.noOrphans(1) }
 	switch inst.VMState {
 	case sm.VMActive:
 		_, rec := w.instanceVM(inst)
@@ -418,13 +418,16 @@ func (w *eworld) invariants() error {
 		if inst.Host == w.hosts[0] {
 			return fmt.Errorf("instance resized on its source %s", inst.Host)
 		}
-		wantVMs = 2
+		orphans = func() error { return w.noOrphans(2) }
 	case sm.VMError:
-		return w.errorInvariants(inst)
+		if err := w.faultRecorded(); err != nil {
+			return err
+		}
+		data, orphans = w.dataOnHost, w.onlyInstanceVMs
 	default:
 		return fmt.Errorf("instance in vm_state %s", inst.VMState)
 	}
-	if err := w.dataIntact(inst); err != nil {
+	if err := data(inst); err != nil {
 		return err
 	}
 	if err := w.migrationsSettled(inst); err != nil {
@@ -433,30 +436,22 @@ func (w *eworld) invariants() error {
 	if err := w.quotaSettled(); err != nil {
 		return err
 	}
-	return w.noOrphans(wantVMs)
+	return orphans()
 }
 
-// errorInvariants is what Nova's mode allows of an instance in error: a
-// fault recorded; its data intact, byte for byte, in a VM of the
-// instance (its own or the kept <name>-orig) whose root disk is on the
-// SR of the host the Store names; its migrations terminal; quota usage
-// equal to a recount; and nothing in the pools but the instance's VMs
-// (one of each kind at most) with their attached disks.
-func (w *eworld) errorInvariants(inst *compute.Instance) error {
+// faultRecorded is what Nova's mode allows of an instance in error,
+// besides the other invariants: a fault recorded. There its data must be
+// intact, byte for byte, in a VM of the instance (its own or the kept
+// <name>-orig) whose root disk is on the SR of the host the Store names
+// (dataOnHost), and the pools must hold nothing but the instance's VMs
+// (one of each kind at most) with their attached disks
+// (onlyInstanceVMs).
+func (w *eworld) faultRecorded() error {
 	faults, err := w.store.ListFaults(context.Background(), eInstance)
 	if !w.opts.NovaCompatibleErrors || err != nil || len(faults) == 0 {
 		return fmt.Errorf("instance in error (Nova's mode %v, %d faults, %v)", w.opts.NovaCompatibleErrors, len(faults), err)
 	}
-	if err := w.dataOnHost(inst); err != nil {
-		return err
-	}
-	if err := w.migrationsSettled(inst); err != nil {
-		return err
-	}
-	if err := w.quotaSettled(); err != nil {
-		return err
-	}
-	return w.onlyInstanceVMs()
+	return nil
 }
 
 // dataOnHost finds the guest's data in a VM of the instance whose root

@@ -121,18 +121,7 @@ type leaseCase struct {
 }
 
 func leaseCases() []leaseCase {
-	resize := func(ctx context.Context, o *Orchestrator) error {
-		_, err := o.Resize(ctx, ResizeRequest{InstanceUUID: "i1", FlavorID: "medium"})
-		return err
-	}
-	confirm := func(ctx context.Context, o *Orchestrator) error {
-		_, err := o.Confirm(ctx, ActionRequest{InstanceUUID: "i1"})
-		return err
-	}
-	revert := func(ctx context.Context, o *Orchestrator) error {
-		_, err := o.Revert(ctx, ActionRequest{InstanceUUID: "i1"})
-		return err
-	}
+	resize, confirm, revert := resizeI1("medium"), confirmI1, revertI1
 	return []leaseCase{
 		{name: "resize/disk-move", method: computetest.MethodMigrateDiskAndPowerOff, run: resize, want: sm.VMResized},
 		{name: "resize/finish", method: computetest.MethodFinishMigration, run: resize, want: sm.VMResized},
@@ -150,7 +139,7 @@ func (c leaseCase) prepare(t *testing.T) (*harness, *timerClock, *Orchestrator) 
 	t.Helper()
 	h, tc, o := leaseHarness(t)
 	if c.setup == "resize" {
-		if _, err := o.Resize(context.Background(), ResizeRequest{InstanceUUID: "i1", FlavorID: "medium"}); err != nil {
+		if err := resizeI1("medium")(context.Background(), o); err != nil {
 			t.Fatal(err)
 		}
 	}

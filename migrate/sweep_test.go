@@ -24,25 +24,33 @@ type sweepCase struct {
 	fault *computetest.Fault
 }
 
+// resizeI1 resizes instance i1 to flavor.
+func resizeI1(flavor string) func(context.Context, *Orchestrator) error {
+	return func(ctx context.Context, o *Orchestrator) error {
+		_, err := o.Resize(ctx, ResizeRequest{InstanceUUID: "i1", FlavorID: flavor})
+		return err
+	}
+}
+
+// migrateI1, confirmI1 and revertI1 cold-migrate, confirm and revert
+// instance i1.
+func migrateI1(ctx context.Context, o *Orchestrator) error {
+	_, err := o.Migrate(ctx, MigrateRequest{InstanceUUID: "i1"})
+	return err
+}
+
+func confirmI1(ctx context.Context, o *Orchestrator) error {
+	_, err := o.Confirm(ctx, ActionRequest{InstanceUUID: "i1"})
+	return err
+}
+
+func revertI1(ctx context.Context, o *Orchestrator) error {
+	_, err := o.Revert(ctx, ActionRequest{InstanceUUID: "i1"})
+	return err
+}
+
 func sweepCases() []sweepCase {
-	resize := func(flavor string) func(context.Context, *Orchestrator) error {
-		return func(ctx context.Context, o *Orchestrator) error {
-			_, err := o.Resize(ctx, ResizeRequest{InstanceUUID: "i1", FlavorID: flavor})
-			return err
-		}
-	}
-	migrate := func(ctx context.Context, o *Orchestrator) error {
-		_, err := o.Migrate(ctx, MigrateRequest{InstanceUUID: "i1"})
-		return err
-	}
-	confirm := func(ctx context.Context, o *Orchestrator) error {
-		_, err := o.Confirm(ctx, ActionRequest{InstanceUUID: "i1"})
-		return err
-	}
-	revert := func(ctx context.Context, o *Orchestrator) error {
-		_, err := o.Revert(ctx, ActionRequest{InstanceUUID: "i1"})
-		return err
-	}
+	resize, migrate, confirm, revert := resizeI1, migrateI1, confirmI1, revertI1
 	return []sweepCase{
 		{name: "resize-up", state: sm.VMActive, run: resize("large")},
 		{name: "resize-down", state: sm.VMActive, run: resize("tiny")},
