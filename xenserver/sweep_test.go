@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xenflow/xenflow/compute"
+	"github.com/xenflow/xenflow/dom0/dom0test"
 	"github.com/xenflow/xenflow/statemachine"
 	"github.com/xenflow/xenflow/xenapi"
 	"github.com/xenflow/xenflow/xenapi/xenapitest"
@@ -31,6 +32,8 @@ type scenario struct {
 
 type sweepState struct {
 	r *resizeRun
+	// dom0 is each compute host's dom0, in the dom0 sweep.
+	dom0 map[string]*dom0test.FaultHost
 }
 
 func (s *sweepState) e() *testEnv { return s.r.e }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"strconv"
 	"strings"
@@ -126,6 +127,8 @@ type dom0Move struct {
 	staged int
 	// leafSent is set once sequence 0 (the guest's own leaf) is staged.
 	leafSent bool
+	// landed is the imported chain once it is in the destination SR.
+	landed   vhd.ImportResult
 	imported xenapi.VDIRef
 }
 
@@ -240,9 +243,9 @@ func (m *dom0Move) Finish(ctx context.Context) (compute.Disk, error) {
 	if !m.leafSent {
 		return compute.Disk{}, fmt.Errorf("xenserver: dom0 move of VDI %s: the leaf was never sent", m.req.Record.UUID)
 	}
-	res, err := dom0.ImportChain(ctx, m.req.Dest.Dom0, m.send.Label, m.send.DstSR, m.x.Options)
+	res, err := m.importChain(ctx)
 	if err != nil {
-		return compute.Disk{}, &TransferError{Step: "import", ComputeHost: m.req.Dest.ComputeHost, VDI: m.req.Record.UUID, Err: err}
+		return compute.Disk{}, err
 	}
 	c := m.req.Dest.Client
 	if err := c.SR.Scan(ctx, m.req.Dest.SR); err != nil {
@@ -266,11 +269,69 @@ func (m *dom0Move) Finish(ctx context.Context) (compute.Disk, error) {
 		VirtualSize: m.req.Record.VirtualSize}, nil
 }
 
-// Abort removes both staging directories and the imported VDI.
+// importChain imports the staged chain into the destination SR. The chain
+// is in the SR when ImportChain gives its leaf, also when removing the
+// staging directory afterwards failed: that directory is only retried
+// here (CleanupMigration, and the next move's Begin, remove it too), and
+// the copy goes on.
+func (m *dom0Move) importChain(ctx context.Context) (vhd.ImportResult, error) {
+	dst := m.req.Dest.Dom0
+	res, err := dom0.ImportChain(ctx, dst, m.send.Label, m.send.DstSR, m.x.Options)
+	if !res.Leaf.IsZero() {
+		m.landed = res
+	}
+	if err != nil && res.Leaf.IsZero() {
+		return res, &TransferError{Step: "import", ComputeHost: m.req.Dest.ComputeHost, VDI: m.req.Record.UUID, Err: err}
+	}
+	if err != nil {
+		_, recv, serr := dom0.StagingDirs(m.send, m.x.Options)
+		if serr == nil {
+			_ = dst.RemoveAll(recv)
+		}
+	}
+	return res, nil
+}
+
+// Abort removes both staging directories and the imported chain: the
+// leaf's VDI when xapi knows it, else the leaf's file, and the parents'
+// files, which are fresh copies nothing else uses.
 func (m *dom0Move) Abort(ctx context.Context) error {
 	err := dom0.CleanupChain(ctx, m.req.Source.Dom0, m.req.Dest.Dom0, m.send, m.x.Options)
-	if m.imported != "" {
-		err = errors.Join(err, destroyVDI(ctx, m.req.Dest.Client, m.imported))
+	if m.landed.Leaf.IsZero() {
+		return err
+	}
+	leaf, err2 := m.importedLeaf(ctx)
+	err = errors.Join(err, err2)
+	if leaf != "" {
+		err = errors.Join(err, destroyVDI(ctx, m.req.Dest.Client, leaf))
+	}
+	dst := m.req.Dest.Dom0
+	for i, f := range m.landed.Files {
+		if i == 0 && leaf != "" {
+			continue
+		}
+		if rerr := dst.Remove(f); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, fmt.Errorf("xenserver: remove the imported %s on %s: %w", f, dst, rerr))
+		}
+	}
+	if err == nil {
+		m.landed, m.imported = vhd.ImportResult{}, ""
 	}
 	return err
+}
+
+// importedLeaf is the imported leaf's VDI, "" when xapi does not know it
+// (no SR scan since the import).
+func (m *dom0Move) importedLeaf(ctx context.Context) (xenapi.VDIRef, error) {
+	if m.imported != "" {
+		return m.imported, nil
+	}
+	ref, err := m.req.Dest.Client.VDI.GetByUUID(ctx, m.landed.Leaf.String())
+	switch {
+	case err == nil:
+		return ref, nil
+	case xenapi.IsCode(err, xenapi.CodeUUIDInvalid):
+		return "", nil
+	}
+	return "", fmt.Errorf("xenserver: imported VDI %s on %q: %w", m.landed.Leaf, m.req.Dest.ComputeHost, err)
 }
