@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strconv"
 
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/xenapi"
@@ -13,8 +15,8 @@ import (
 // FinishMigration creates the instance's VM on the destination host
 // (req.Host) from the disks the source sent (nova/virt/xenapi/vmops.py,
 // finish_migration): it checks each disk (present, made by this
-// migration, complete), grows the root disk to root_gb with VDI.resize
-// when req.ResizeInstance, creates the VM with req.NewFlavor tagged
+// migration, complete), grows the root disk to root_gb and the ephemeral
+// disks to ephemeral_gb with VDI.resize when req.ResizeInstance, creates the VM with req.NewFlavor tagged
 // nova_uuid and xenflow_migration, attaches the disks and starts the VM
 // when req.PowerOn. A repeated call finds the VM it made and finishes what
 // is missing. A DiskInfo with a SuspendVDI finishes a suspended move
@@ -52,7 +54,7 @@ func (d *Driver) FinishMigration(ctx context.Context, req compute.FinishMigratio
 		return err
 	}
 	if req.ResizeInstance && !found {
-		if err := growRoot(ctx, t, disks, req.NewFlavor); err != nil {
+		if err := growDisks(ctx, t, disks, req.NewFlavor); err != nil {
 			return err
 		}
 	}
@@ -138,19 +140,67 @@ func migrationVM(ctx context.Context, t *target, instance, migration string) (vm
 	return vm, true, nil
 }
 
-// growRoot grows the root disk to the flavor's root_gb (VDI.resize grows
-// only; vm_utils.py, update_vdi_virtual_size).
-func growRoot(ctx context.Context, t *target, disks []destDisk, flavor *compute.Flavor) error {
-	want := int64(flavor.RootGB) << 30
-	for _, disk := range disks {
-		if disk.Userdevice != "0" || want <= disk.Rec.VirtualSize {
+// growDisks grows the root disk to the flavor's root_gb and the ephemeral
+// disks (every other disk, in userdevice order) to the flavor's
+// ephemeral_gb, split over them as Nova splits it (vmops.py,
+// _resize_up_vdis; vm_utils.py, get_ephemeral_disk_sizes). VDI.resize
+// only grows (vm_utils.py, update_vdi_virtual_size): a disk already as
+// large is left alone, and so is an ephemeral disk past the split. Unlike
+// Nova, no new ephemeral disk is made when the split names more disks
+// than the instance has.
+func growDisks(ctx context.Context, t *target, disks []destDisk, flavor *compute.Flavor) error {
+	ephemeral := ephemeralSizes(flavor.EphemeralGB)
+	ordered := append([]destDisk(nil), disks...)
+	sort.SliceStable(ordered, func(i, j int) bool { return deviceNumber(ordered[i].Userdevice) < deviceNumber(ordered[j].Userdevice) })
+	next := 0
+	for _, disk := range ordered {
+		gb := flavor.RootGB
+		if disk.Userdevice != deviceRoot {
+			gb = 0
+			if next < len(ephemeral) {
+				gb = ephemeral[next]
+			}
+			next++
+		}
+		want := int64(gb) << 30
+		if want <= disk.Rec.VirtualSize {
 			continue
 		}
 		if err := t.Client.VDI.Resize(ctx, disk.Ref, want); err != nil {
-			return withHost(t, fmt.Errorf("grow VDI %s to %d bytes: %w", disk.VDI, want, err))
+			return withHost(t, fmt.Errorf("grow VDI %s (userdevice %s) to %d bytes: %w", disk.VDI, disk.Userdevice, want, err))
 		}
 	}
 	return nil
+}
+
+// maxEphemeralGB is the largest ephemeral disk Nova makes, in GiB, when
+// the total is not a multiple of 1024 GiB (then it is 1024).
+const maxEphemeralGB = 2000
+
+// ephemeralSizes splits a flavor's ephemeral_gb into the sizes of its
+// ephemeral disks, in GiB (vm_utils.py, get_ephemeral_disk_sizes): disks
+// of at most 2000 GiB, or of 1024 GiB when the total is a multiple of
+// 1024.
+func ephemeralSizes(totalGB int) []int {
+	largest := maxEphemeralGB
+	if totalGB%1024 == 0 {
+		largest = 1024
+	}
+	var out []int
+	for left := totalGB; left > 0; left -= largest {
+		out = append(out, min(largest, left))
+	}
+	return out
+}
+
+// deviceNumber orders userdevices numerically; one that is not a number
+// goes last.
+func deviceNumber(userdevice string) int {
+	n, err := strconv.Atoi(userdevice)
+	if err != nil {
+		return 1 << 30
+	}
+	return n
 }
 
 // createVM makes the destination VM with the new flavor, in the order

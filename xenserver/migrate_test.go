@@ -152,7 +152,7 @@ func checkRootSize(t *testing.T, e *testEnv, host, uuid string, want int64) {
 	}
 	size, err := tg.Client.VDI.GetVirtualSize(context.Background(), ref)
 	if err != nil || size != want {
-		t.Fatalf("root VDI size %d (%v), want %d", size, err, want)
+		t.Fatalf("VDI %s: virtual size %d (%v), want %d", uuid, size, err, want)
 	}
 }
 

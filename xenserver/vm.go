@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/xenflow/xenflow/compute"
@@ -255,13 +254,7 @@ type vmDisk struct {
 }
 
 // userdeviceNumber orders disks by userdevice.
-func (d vmDisk) userdeviceNumber() int {
-	n, err := strconv.Atoi(d.VBDRec.Userdevice)
-	if err != nil {
-		return 1 << 30
-	}
-	return n
-}
+func (d vmDisk) userdeviceNumber() int { return deviceNumber(d.VBDRec.Userdevice) }
 
 // vmDisks returns a VM's disks (VBDs of type Disk with a VDI), by
 // userdevice.
