@@ -50,8 +50,9 @@
 //
 // FinishMigration (vmops.py, finish_migration) checks the destination
 // disks (present, tagged complete by this migration, the size sent), grows
-// the root disk to root_gb with VDI.resize, creates the VM with the new
-// flavor (VM.create with memory static_min ≤ dynamic_min ≤ dynamic_max ≤
+// the root disk to root_gb and the ephemeral disks to their share of
+// ephemeral_gb with VDI.resize (vmops.py, _resize_up_vdis), creates the
+// VM with the new flavor (VM.create with memory static_min ≤ dynamic_min ≤ dynamic_max ≤
 // static_max and VCPUs_max, VCPUs_at_startup, as vm_utils.py create_vm),
 // its VBDs and its VIFs (the source's devices and MACs, on the network of
 // the same uuid in one pool, else of the same name_label; a missing
