@@ -18,7 +18,17 @@ import (
 // against its known_hosts file.
 func dial(t *testing.T, s *Server) *ssh.Client {
 	t.Helper()
-	pem, err := os.ReadFile(s.UserKey)
+	c, err := dialWith(t, s, s.UserKey)
+	if err != nil {
+		t.Fatalf("dial %s: %v\n%s", s.Addr, err, s.Log())
+	}
+	return c
+}
+
+// dialWith logs in as the server's user with the key in keyFile.
+func dialWith(t *testing.T, s *Server, keyFile string) (*ssh.Client, error) {
+	t.Helper()
+	pem, err := os.ReadFile(keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,12 +40,8 @@ func dial(t *testing.T, s *Server) *ssh.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := ssh.Dial("tcp", s.Addr, &ssh.ClientConfig{User: s.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+	return ssh.Dial("tcp", s.Addr, &ssh.ClientConfig{User: s.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback: check, Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatalf("dial %s: %v\n%s", s.Addr, err, s.Log())
-	}
-	return c
 }
 
 // TestStart: the server listens on 127.0.0.1, accepts the user's key, is
@@ -90,20 +96,7 @@ func TestUnknownKeyRefused(t *testing.T) {
 	_, other, _ := ed25519Key()
 	file := s.Dir + "/other"
 	WriteKey(t, file, other, "")
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.ParsePrivateKey(pem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	check, err := knownhosts.New(s.KnownHosts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = ssh.Dial("tcp", s.Addr, &ssh.ClientConfig{User: s.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: check, Timeout: 10 * time.Second})
+	_, err := dialWith(t, s, file)
 	if err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
 		t.Fatalf("got %v, want the key refused", err)
 	}
