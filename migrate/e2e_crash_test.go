@@ -9,6 +9,7 @@ import (
 
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/xenapi/xenapitest"
+	"github.com/xenflow/xenflow/xenserver"
 )
 
 // crashStore counts the successful Transitions and cancels the run's
@@ -50,7 +51,7 @@ func TestXenServerCrashSweep(t *testing.T) {
 		for n := 1; n <= steps; n++ {
 			t.Run(fmt.Sprintf("after-step-%d", n), func(t *testing.T) {
 				t.Parallel() // each point has a world of its own
-				w := op.prepareIn(t, l, mode)
+				w := op.prepareIn(t, l, mode, xenserver.TransportXAPI)
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
 				_ = op.run(ctx, w.orch(&crashStore{Store: w.store, n: n, cancel: cancel}, "o1"))
@@ -60,7 +61,7 @@ func TestXenServerCrashSweep(t *testing.T) {
 		for _, c := range points {
 			t.Run("in-"+c.String(), func(t *testing.T) {
 				t.Parallel()
-				crashInCall(t, op.prepareIn(t, l, mode), op, c)
+				crashInCall(t, op.prepareIn(t, l, mode, xenserver.TransportXAPI), op, c)
 			})
 		}
 	})

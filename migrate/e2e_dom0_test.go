@@ -46,10 +46,11 @@ func recordDom0Calls(t *testing.T, l eLayout, op eOp) []dom0Call {
 	return out
 }
 
-// dom0SweepPoints are the operations a dom0 sweep fails: every one, or
-// when sampled every dom0SampleStep-th.
-func dom0SweepPoints(calls []dom0Call) []dom0Call {
-	if !sampled() {
+// dom0SweepPoints are the operations a dom0 sweep fails: in xenflow's
+// mode every one, in Nova's mode (whose failure paths the XenAPI sweeps
+// cover call by call) and when sampled every dom0SampleStep-th.
+func dom0SweepPoints(calls []dom0Call, mode eMode) []dom0Call {
+	if !sampled() && !mode.nova {
 		return calls
 	}
 	var out []dom0Call
@@ -64,47 +65,67 @@ const dom0SampleStep = 8
 
 // TestXenServerDom0FaultSweep fails every dom0 operation of resize up,
 // resize down and cold migrate with the dom0 transport once, in a fresh
-// world each time, on the real driver (confirm and revert make none: the
-// kept guest and the destination's are destroyed through XenAPI). The
-// invariants are the XenAPI fault sweep's, and after the cleanup no
-// staging directory or partial file is left on any host's dom0.
+// world each time, on the real driver, in both modes (confirm and revert
+// make none: the kept guest and the destination's are destroyed through
+// XenAPI). The invariants are the XenAPI fault sweep's, and after the
+// cleanup no staging directory or partial file is left on any host's
+// dom0.
 func TestXenServerDom0FaultSweep(t *testing.T) {
-	for _, l := range sweepLayouts() {
-		for _, op := range eOps {
-			t.Run(l.name+"/"+op.name, func(t *testing.T) {
-				calls := recordDom0Calls(t, l, op)
-				if len(calls) == 0 && op.setup == nil {
-					t.Fatal("the move made no dom0 operation")
-				}
-				points := dom0SweepPoints(calls)
-				t.Logf("%d of %d dom0 operations failed", len(points), len(calls))
-				var failed atomic.Int64
-				t.Cleanup(func() { // after the parallel points
-					if len(points) == 0 {
-						return
-					}
-					t.Logf("%d points failed the operation, the others were retried", failed.Load())
-					if failed.Load() == 0 {
-						t.Error("no dom0 fault failed the move")
-					}
-				})
-				for _, c := range points {
-					t.Run(c.String(), func(t *testing.T) {
-						t.Parallel() // each point has a world of its own
-						if dom0FaultPoint(t, l, op, c) != nil {
-							failed.Add(1)
-						}
-					})
+	forEachSweep(t, func(t *testing.T, mode eMode, l eLayout, op eOp) {
+		calls := recordDom0Calls(t, l, op)
+		if len(calls) == 0 && op.setup == nil {
+			t.Fatal("the move made no dom0 operation")
+		}
+		points := dom0SweepPoints(calls, mode)
+		t.Logf("%d of %d dom0 operations failed", len(points), len(calls))
+		var failed atomic.Int64
+		t.Cleanup(func() { // after the parallel points
+			if len(points) == 0 {
+				return
+			}
+			t.Logf("%d points failed the operation, the others were retried", failed.Load())
+			if failed.Load() == 0 {
+				t.Error("no dom0 fault failed the move")
+			}
+		})
+		for _, c := range points {
+			t.Run(c.String(), func(t *testing.T) {
+				t.Parallel() // each point has a world of its own
+				if dom0FaultPoint(t, op.prepareIn(t, l, mode, xenserver.TransportDom0), op, c) != nil {
+					failed.Add(1)
 				}
 			})
 		}
-	}
+	})
 }
 
-// dom0FaultPoint fails dom0 operation c once during op, then resumes,
-// cleans up and checks; it returns what the operation returned.
-func dom0FaultPoint(t *testing.T, l eLayout, op eOp, c dom0Call) error {
-	w := op.prepareWith(t, l, xenserver.TransportDom0)
+// TestXenServerDom0CrashSweep stops the orchestrator right after every
+// step it persists, with the dom0 transport, in both modes, then resumes
+// with a new one once the lease expired: the crash sweep's invariants,
+// and no staging directory or partial file left after the cleanup.
+func TestXenServerDom0CrashSweep(t *testing.T) {
+	forEachSweep(t, func(t *testing.T, mode eMode, l eLayout, op eOp) {
+		w := op.prepareWith(t, l, xenserver.TransportDom0)
+		store := &crashStore{Store: w.store}
+		cleanCallsOn(t, w, op, store)
+		t.Logf("%d steps", store.seen)
+		for n := 1; n <= store.seen; n++ {
+			t.Run(fmt.Sprintf("after-step-%d", n), func(t *testing.T) {
+				t.Parallel()
+				w := op.prepareIn(t, l, mode, xenserver.TransportDom0)
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				_ = op.run(ctx, w.orch(&crashStore{Store: w.store, n: n, cancel: cancel}, "o1"))
+				w.afterCrash()
+				w.checkNoStaging()
+			})
+		}
+	})
+}
+
+// dom0FaultPoint fails dom0 operation c once during op in w, then
+// resumes, cleans up and checks; it returns what the operation returned.
+func dom0FaultPoint(t *testing.T, w *eworld, op eOp, c dom0Call) error {
 	w.dom0[c.host].FailNth(c.op, c.n)
 	err := op.run(context.Background(), w.orch(w.store, "o1"))
 	w.dom0[c.host].ClearFaults()

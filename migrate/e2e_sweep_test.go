@@ -7,6 +7,7 @@ import (
 
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/xenapi/xenapitest"
+	"github.com/xenflow/xenflow/xenserver"
 )
 
 // eCall is one XenAPI call of a clean run: the pool it went to and the
@@ -104,7 +105,7 @@ func TestXenServerFaultSweep(t *testing.T) {
 		for _, c := range points {
 			t.Run(c.String(), func(t *testing.T) {
 				t.Parallel() // each point has a world of its own
-				w := op.prepareIn(t, l, mode)
+				w := op.prepareIn(t, l, mode, xenserver.TransportXAPI)
 				w.pools[c.pool].FailNth(c.Method, c.N, "INTERNAL_ERROR", "injected")
 				_ = op.run(context.Background(), w.orch(w.store, "o1")) // a typed failure, or a retry that finished
 				w.pools[c.pool].ClearFaults()
@@ -137,11 +138,11 @@ type eMode struct {
 
 var eModes = []eMode{{"xenflow", false}, {"nova", true}}
 
-// prepareIn is prepare with the operation run in mode (the setup always
-// runs in xenflow's).
-func (op eOp) prepareIn(t *testing.T, l eLayout, mode eMode) *eworld {
+// prepareIn is prepareWith with the operation run in mode (the setup
+// always runs in xenflow's).
+func (op eOp) prepareIn(t *testing.T, l eLayout, mode eMode, transport string) *eworld {
 	t.Helper()
-	w := op.prepare(t, l)
+	w := op.prepareWith(t, l, transport)
 	w.opts.NovaCompatibleErrors = mode.nova
 	return w
 }
