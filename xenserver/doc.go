@@ -76,7 +76,11 @@
 // the default, streams GET /export_raw_vdi?format=vhd[&base=] from the
 // source pool into PUT /import_raw_vdi?format=vhd on a VDI it created on
 // the destination SR, through the controller with a fixed buffer,
-// Content-Length passed on, SHA-256 of what went through; disks over 2040
+// Content-Length passed on, SHA-256 of what went through; each import
+// runs under a task the relay creates (task_id) and waits for, since xapi
+// reports the import's outcome in its task, and a cancelled context
+// cancels that task (task.cancel); progress is the bytes the controller
+// relayed, counted as they pass; disks over 2040
 // GiB (VDI_TOO_LARGE) and disks larger than the destination SR's free
 // space are refused before anything moves; with TransferConfig.Verify the
 // copy and the source are exported back as raw and compared.

@@ -281,11 +281,8 @@ func importImage(ctx context.Context, t *target, id string, stream io.Reader, le
 		return vdiEntry{}, withHost(t, fmt.Errorf("create the VDI of image %s: %w", id, err))
 	}
 	body := io.MultiReader(bytes.NewReader(head), stream)
-	resp, err := c.DoHTTP(ctx, xenapi.HTTPRequest{Method: http.MethodPut, Path: "/import_raw_vdi",
-		Query: url.Values{"vdi": {string(ref)}, "format": {"vhd"}}, Body: io.LimitReader(body, length), ContentLength: length})
+	err = putVHD(ctx, c, ref, io.LimitReader(body, length), length, nil)
 	if err == nil {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
 		err = updateVDIOtherConfig(ctx, c, ref, func(oc map[string]string) { oc[KeyComplete] = "true" })
 	}
 	if err != nil {

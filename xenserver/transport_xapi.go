@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync/atomic"
+	"time"
 
 	"github.com/xenflow/xenflow/compute"
 	"github.com/xenflow/xenflow/xenapi"
@@ -233,10 +234,10 @@ func openExport(ctx context.Context, r relayRequest) (*http.Response, []byte, in
 	return resp, head, length, nil
 }
 
-// importStream PUTs length bytes of body into the destination VDI,
-// copied through a fixed buffer on a goroutine of its own; stopExport
-// stops that copy's reads when the import fails. It returns once the copy
-// is over, so body's counters can be read.
+// importStream PUTs length bytes of body into the destination VDI
+// (putVHD), copied through a fixed buffer on a goroutine of its own;
+// stopExport stops that copy's reads when the import fails. It returns
+// once the copy is over, so body's counters can be read.
 func importStream(ctx context.Context, r relayRequest, body io.Reader, length int64, stopExport func()) error {
 	var src io.Reader = body
 	if r.Limiter != nil {
@@ -249,19 +250,60 @@ func importStream(ctx context.Context, r relayRequest, body io.Reader, length in
 		_, err := io.CopyBuffer(pw, onlyReader{src}, make([]byte, r.BufferSize))
 		pw.CloseWithError(err)
 	}()
-	in, err := r.To.Client.DoHTTP(ctx, xenapi.HTTPRequest{Method: http.MethodPut, Path: "/import_raw_vdi",
-		Query: url.Values{"vdi": {string(r.Into)}, "format": {"vhd"}}, Body: pr, ContentLength: length})
-	if err != nil {
-		// The copy may be blocked on the pipe or on the export.
-		pr.CloseWithError(errImportOver)
-		stopExport()
+	return putVHD(ctx, r.To.Client, r.Into, pr, length, func(ok bool) {
+		if !ok {
+			// The copy may be blocked on the pipe or on the export.
+			pr.CloseWithError(errImportOver)
+			stopExport()
+		}
 		<-done
+	})
+}
+
+// putVHD PUTs length bytes of a VHD stream into vdi with
+// /import_raw_vdi?format=vhd. The import runs under a task of its own
+// (task_id), as xapi's clients do: xapi's handler may answer 200 before
+// the VHD is written, and tells how the import ended only in the task, so
+// putVHD waits for it. A cancelled ctx cancels the task (task.cancel),
+// which stops the import on the host whether or not it still reads the
+// connection. settle, when not nil, runs once the request is over (ok
+// false when it failed), before the task is waited for.
+func putVHD(ctx context.Context, c *xenapi.Client, vdi xenapi.VDIRef, body io.Reader, length int64, settle func(ok bool)) error {
+	if settle == nil {
+		settle = func(bool) {}
+	}
+	task, err := c.Task.Create(ctx, "xenflow: import into "+string(vdi), "import_raw_vdi")
+	if err != nil {
+		settle(false)
+		return fmt.Errorf("create the import's task: %w", err)
+	}
+	in, err := c.DoHTTP(ctx, xenapi.HTTPRequest{Method: http.MethodPut, Path: "/import_raw_vdi",
+		Query: url.Values{"vdi": {string(vdi)}, "format": {"vhd"}, "task_id": {string(task)}}, Body: body, ContentLength: length})
+	if err != nil {
+		settle(false)
+		dropTask(c, task)
 		return err
 	}
-	<-done
+	settle(true)
 	_, _ = io.Copy(io.Discard, io.LimitReader(in.Body, 4096))
 	in.Body.Close()
+	if _, err := c.WaitTask(ctx, task, nil); err != nil { // WaitTask destroys the task, or cancels it on ctx's end
+		return fmt.Errorf("the import's task: %w", err)
+	}
 	return nil
+}
+
+// taskCleanupTimeout bounds cancelling and destroying a task after its
+// request failed.
+const taskCleanupTimeout = 10 * time.Second
+
+// dropTask cancels and destroys the task of a request that failed: xapi
+// may never have taken it up, or may still be running it.
+func dropTask(c *xenapi.Client, task xenapi.TaskRef) {
+	ctx, cancel := context.WithTimeout(context.Background(), taskCleanupTimeout)
+	defer cancel()
+	_ = c.Task.Cancel(ctx, task)
+	_ = c.Task.Destroy(ctx, task)
 }
 
 // errImportOver stops the relay's copy once the import answered.
