@@ -19,14 +19,14 @@ import (
 	"github.com/xenflow/xenflow/xenapi/xenapitest"
 )
 
-// firstClock records the first time the driver asks for after reset: the
-// start of the power-off in a move.
-type firstClock struct {
+// moveClock records the first time the driver asks for after the
+// power-off begins (the start of the downtime).
+type moveClock struct {
 	mu    sync.Mutex
 	first time.Time
 }
 
-func (c *firstClock) now() time.Time {
+func (c *moveClock) now() time.Time {
 	t := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -36,16 +36,62 @@ func (c *firstClock) now() time.Time {
 	return t
 }
 
-func (c *firstClock) reset() { c.mu.Lock(); c.first = time.Time{}; c.mu.Unlock() }
+// downtimeCase is one way of moving the benchmark's guest.
+type downtimeCase struct {
+	name      string
+	transport string
+	// rounds asks for pre-copy rounds: every write while the guest runs
+	// is worth another round, and the guest writes during each round.
+	rounds bool
+}
+
+var downtimeCases = []downtimeCase{
+	{name: "xapi", transport: TransportXAPI},
+	{name: "dom0", transport: TransportDom0},
+	{name: "xapi-pre-copy-rounds", transport: TransportXAPI, rounds: true},
+}
+
+// downtimeEnv is a pair of standalone pools moving disks with the case's
+// transport and the clock the downtime is read from.
+func downtimeEnv(b *testing.B, c downtimeCase, clock *moveClock) *testEnv {
+	var e *testEnv
+	if c.transport == TransportDom0 {
+		e = dom0Env(b, standalone, c.rounds)
+	} else {
+		e = newEnv(b, standalone, envOptions{})
+		if c.rounds {
+			e.cfg.Migrate.PreCopyThreshold = 1
+		}
+	}
+	e.cfg.Clock = clock.now
+	d, err := New(e.cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = d.Close(context.Background()) })
+	e.d = d
+	return e
+}
+
+// downtimeResult is what one move measured.
+type downtimeResult struct {
+	// down runs from the start of the power-off to the guest running on
+	// the destination.
+	down time.Duration
+	// lastDelta is the time to send the last delta: from the guest being
+	// off to the delta sent.
+	lastDelta time.Duration
+}
 
 // downtimeRun moves a running guest with a disk of size bytes (16 MiB of
 // data spread over it) to another pool; while the base is sent the guest
-// writes 8 MiB, which the last delta carries. It returns the time from the
-// start of the power-off to the guest running on the destination.
-func downtimeRun(b *testing.B, size int64) time.Duration {
+// writes 8 MiB, and 2 MiB during each pre-copy round, which the deltas
+// carry.
+func downtimeRun(b *testing.B, c downtimeCase, size int64) downtimeResult {
 	b.StopTimer()
-	clock := &firstClock{}
-	e := newEnv(b, standalone, envOptions{config: func(c *Config) { c.Clock = clock.now }})
+	defer b.StartTimer()
+	clock := &moveClock{}
+	e := downtimeEnv(b, c, clock)
 	p := e.poolOf["compute1"]
 	const uuid = "2b3c4d5e-6f70-4182-93a4-b5c6d7e8f901"
 	vm, err := p.AddVM(xenapitest.VMSpec{Name: "instance-bench", Disks: []int64{size}, Running: true, Memory: 256 << 20,
@@ -58,24 +104,36 @@ func downtimeRun(b *testing.B, size int64) time.Duration {
 			b.Fatal(err)
 		}
 	}
+	write := func(label string, at int64, n int) {
+		for i := 0; i < n; i++ {
+			if err := p.WriteGuestDisk(vm.Ref, "0", at+int64(i)*(size/5), pattern(label, 2<<20)); err != nil {
+				b.Error(err)
+			}
+		}
+	}
 	inst := &compute.Instance{UUID: uuid, Name: "instance-bench", Flavor: small}
 	mig := &compute.Migration{UUID: "8e9f0a1b-2c3d-4e5f-8a7b-9c0d1e2f3a4b", InstanceUUID: uuid,
 		SourceCompute: "compute1", DestCompute: "compute2"}
 	ctx := context.Background()
-	wrote := false
+	wrote, rounds := false, 0
+	var offAt, sentAt time.Time
+	progress := func(pr compute.Progress) {
+		switch {
+		case pr.Step == "send-base" && !wrote:
+			wrote = true
+			write("delta", size/3, 4)
+		case pr.Step == "send-delta" && !pr.PoweredOff && rounds < 2:
+			rounds++
+			write(fmt.Sprint("round ", rounds), size/7, 1)
+		case pr.Step == "power-off":
+			offAt = time.Now()
+		case pr.Step == "send-delta" && pr.PoweredOff:
+			sentAt = time.Now()
+		}
+	}
 	b.StartTimer()
 	info, err := e.d.MigrateDiskAndPowerOff(ctx, compute.MigrateDiskRequest{Instance: inst, Migration: mig,
-		Host: "compute1", DestHost: "compute2", NewFlavor: large, CleanShutdown: true,
-		Progress: func(pr compute.Progress) {
-			if pr.Step == "send-base" && !wrote {
-				wrote = true
-				for i := int64(0); i < 4; i++ {
-					if err := p.WriteGuestDisk(vm.Ref, "0", size/3+i*(size/5), pattern("delta", 2<<20)); err != nil {
-						b.Error(err)
-					}
-				}
-			}
-		}})
+		Host: "compute1", DestHost: "compute2", NewFlavor: large, CleanShutdown: true, Progress: progress})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -83,26 +141,39 @@ func downtimeRun(b *testing.B, size int64) time.Duration {
 		DiskInfo: info, NewFlavor: large, PowerOn: true}); err != nil {
 		b.Fatal(err)
 	}
-	down := time.Since(clock.first)
 	b.StopTimer()
-	if !wrote {
-		b.Fatal("the guest never wrote while running")
+	r := downtimeResult{down: time.Since(clock.first), lastDelta: sentAt.Sub(offAt)}
+	if !wrote || offAt.IsZero() || sentAt.IsZero() || (c.rounds && rounds == 0) {
+		b.Fatalf("the move was not the one measured: wrote %v, rounds %d, off %v, sent %v", wrote, rounds, offAt, sentAt)
 	}
-	return down
+	if info.Transport != c.transport {
+		b.Fatalf("moved with %q, want %q", info.Transport, c.transport)
+	}
+	return r
 }
 
-// BenchmarkDowntime compares the downtime of moving a 1 GiB and an 8 GiB
-// disk with the same guest writes (sparse disks): the downtime follows
-// the last delta, not the disk's size.
+// BenchmarkDowntime compares, for each transport and with pre-copy
+// rounds, the downtime of moving a 1 GiB and an 8 GiB disk with the same
+// guest writes (sparse disks): the downtime follows the last delta, not
+// the disk's size. It also reports the downtime against the time the last
+// delta took to send.
 func BenchmarkDowntime(b *testing.B) {
-	var small, big time.Duration
-	for i := 0; i < b.N; i++ {
-		small += downtimeRun(b, 1<<30)
-		big += downtimeRun(b, 8<<30)
+	for _, c := range downtimeCases {
+		b.Run(c.name, func(b *testing.B) {
+			var small, big, delta time.Duration
+			for i := 0; i < b.N; i++ {
+				r1 := downtimeRun(b, c, 1<<30)
+				r8 := downtimeRun(b, c, 8<<30)
+				small, big, delta = small+r1.down, big+r8.down, delta+r1.lastDelta+r8.lastDelta
+			}
+			ms := func(d time.Duration, n int) float64 { return float64(d.Microseconds()) / 1e3 / float64(n) }
+			b.ReportMetric(ms(small, b.N), "ms-down-1GiB")
+			b.ReportMetric(ms(big, b.N), "ms-down-8GiB")
+			b.ReportMetric(float64(big)/float64(small), "ratio-8/1")
+			b.ReportMetric(ms(delta, 2*b.N), "ms-last-delta")
+			b.ReportMetric(float64(small+big)/float64(delta), "down/last-delta")
+		})
 	}
-	b.ReportMetric(float64(small.Microseconds())/1e3/float64(b.N), "ms-down-1GiB")
-	b.ReportMetric(float64(big.Microseconds())/1e3/float64(b.N), "ms-down-8GiB")
-	b.ReportMetric(float64(big)/float64(small), "ratio-8/1")
 }
 
 // relayData is how much of the 1 GiB disk the relay benchmark fills.

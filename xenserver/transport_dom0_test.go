@@ -18,13 +18,13 @@ import (
 
 // dom0Env gives every compute host its dom0 (dom0.LocalHost over the
 // simulated host's root) and the dom0 transport.
-func dom0Env(t *testing.T, l layout, rounds bool) *testEnv {
+func dom0Env(t testing.TB, l layout, rounds bool) *testEnv {
 	return dom0EnvWith(t, l, rounds, nil)
 }
 
 // dom0EnvWith is dom0Env with each compute host's dom0 made by wrap from
 // the local host over the simulated host's root (nil: the local host).
-func dom0EnvWith(t *testing.T, l layout, rounds bool, wrap func(host string, h *dom0.LocalHost) dom0.Host) *testEnv {
+func dom0EnvWith(t testing.TB, l layout, rounds bool, wrap func(host string, h *dom0.LocalHost) dom0.Host) *testEnv {
 	t.Helper()
 	e := newEnv(t, l, envOptions{})
 	for name, entry := range e.cfg.Inventory.Hosts {
