@@ -27,9 +27,12 @@ const (
 	// RoleSpawnRoot is the root disk Spawn cloned from an image, until its
 	// VM exists.
 	RoleSpawnRoot = "spawn-root"
+	// RoleSpawnEphemeral is a blank ephemeral disk Spawn made, until it
+	// is attached to the VM.
+	RoleSpawnEphemeral = "spawn-ephemeral"
 )
 
-// KeySpawnOf holds the instance uuid on the root disk Spawn made for it.
+// KeySpawnOf holds the instance uuid on the disks Spawn made for it.
 const KeySpawnOf = "xenflow_spawn_of"
 
 // ImageStore keeps images as VHD streams: a dynamic VHD of a whole disk,
@@ -441,6 +444,9 @@ func (d *Driver) SpawnFrom(ctx context.Context, req compute.SpawnRequest, store 
 		}
 	}
 	if err := attachSpawnRoot(ctx, t, req.Instance.UUID, vm); err != nil {
+		return err
+	}
+	if err := attachSpawnEphemeral(ctx, t, req, vm); err != nil {
 		return err
 	}
 	if req.PowerOn {

@@ -34,8 +34,15 @@ func spawnedRoot(t *testing.T, e *testEnv, host string, inst *compute.Instance, 
 		t.Fatal(err)
 	}
 	disks, err := vmDisks(ctx, tg.Client, vm)
-	if err != nil || len(disks) != 1 || disks[0].VBDRec.Userdevice != "0" {
+	if err != nil || len(disks) != 1+len(ephemeralSizes(inst.Flavor.EphemeralGB)) || disks[0].VBDRec.Userdevice != "0" {
 		t.Fatalf("spawned VM disks %+v, %v", disks, err)
+	}
+	for i, gb := range ephemeralSizes(inst.Flavor.EphemeralGB) {
+		d := disks[1+i]
+		if want := fmt.Sprint(deviceEphemeral + i); d.VBDRec.Userdevice != want || d.VDIRec.VirtualSize != int64(gb)<<30 {
+			t.Fatalf("ephemeral disk %d at userdevice %s of %d bytes, want %s of %d GiB", i, d.VBDRec.Userdevice,
+				d.VDIRec.VirtualSize, want, gb)
+		}
 	}
 	buf := make([]byte, n)
 	if err := e.poolOf[host].ReadVDIAt(string(disks[0].VDI), buf, 0); err != nil {
@@ -71,8 +78,8 @@ func TestSnapshotSpawn(t *testing.T) {
 					}
 				}
 				checkSourceIntact(t, e, g, true)
-				inst := &compute.Instance{UUID: spawnedUUID, Name: "instance-spawned", Hostname: "web2", Host: "compute2"}
-				flavor := &compute.Flavor{ID: "f", MemoryMB: 512, VCPUs: 2, RootGB: 1}
+				flavor := &compute.Flavor{ID: "f", MemoryMB: 512, VCPUs: 2, RootGB: 1, EphemeralGB: 2}
+				inst := &compute.Instance{UUID: spawnedUUID, Name: "instance-spawned", Hostname: "web2", Host: "compute2", Flavor: flavor}
 				for i := 0; i < 2; i++ {
 					if err := spawn(compute.SpawnRequest{Instance: inst, Host: "compute2", ImageRef: image, Flavor: flavor, PowerOn: true}); err != nil {
 						t.Fatalf("Spawn #%d: %v", i+1, err)
@@ -106,7 +113,7 @@ func checkNoImageSnapshots(t *testing.T, e *testEnv, host string) {
 		t.Fatal(err)
 	}
 	for _, rec := range recs {
-		if rec.OtherConfig[KeyRole] == RoleImageSnapshot || rec.OtherConfig[KeyRole] == RoleSpawnRoot {
+		if r := rec.OtherConfig[KeyRole]; r == RoleImageSnapshot || r == RoleSpawnRoot || r == RoleSpawnEphemeral {
 			t.Fatalf("VDI %s left with role %s", rec.UUID, rec.OtherConfig[KeyRole])
 		}
 	}
@@ -120,7 +127,7 @@ func TestSpawnRetries(t *testing.T) {
 	}
 	ctx := context.Background()
 	setup := func(t *testing.T) (*testEnv, *guest, DirImageStore) {
-		e := newEnv(t, standalone, envOptions{})
+		e := newEnv(t, standalone, envOptions{srSize: 4 << 40})
 		g := e.addGuest("compute1", guestSpec{running: true, disks: []int64{8 << 20}})
 		dir := DirImageStore{Dir: t.TempDir()}
 		if err := e.d.SnapshotTo(ctx, compute.SnapshotRequest{Instance: g.inst, Host: "compute1", ImageID: "img"}, dir); err != nil {
@@ -128,8 +135,11 @@ func TestSpawnRetries(t *testing.T) {
 		}
 		return e, g, dir
 	}
-	req := compute.SpawnRequest{Instance: &compute.Instance{UUID: spawnedUUID, Name: "spawned"}, Host: "compute2",
-		ImageRef: "img", Flavor: &compute.Flavor{MemoryMB: 256, VCPUs: 1}, PowerOn: true}
+	// Two ephemeral disks: ephemeral_gb 2048 is split in two of 1 TiB
+	// (sparse, nothing is written to them).
+	flavor := &compute.Flavor{MemoryMB: 256, VCPUs: 1, EphemeralGB: 2048}
+	req := compute.SpawnRequest{Instance: &compute.Instance{UUID: spawnedUUID, Name: "spawned", Flavor: flavor}, Host: "compute2",
+		ImageRef: "img", Flavor: flavor, PowerOn: true}
 	e, _, dir := setup(t)
 	p := e.poolOf["compute2"]
 	before := len(p.Calls())
