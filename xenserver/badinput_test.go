@@ -38,11 +38,7 @@ func proxyExports(t *testing.T, e *testEnv, pool string, change func(w http.Resp
 	t.Cleanup(srv.Close)
 	ep.URL = srv.URL
 	e.cfg.Inventory.Pools[pool] = ep
-	d, err := New(e.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.d = d
+	e.newDriver(t)
 }
 
 // truncated passes the first n bytes of the export on and drops the

@@ -64,12 +64,7 @@ func downtimeEnv(b *testing.B, c downtimeCase, clock *moveClock) *testEnv {
 		}
 	}
 	e.cfg.Clock = clock.now
-	d, err := New(e.cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = d.Close(context.Background()) })
-	e.d = d
+	e.newDriver(b)
 	return e
 }
 

@@ -179,11 +179,7 @@ func TestCleanupStaging(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.cfg.Inventory.Hosts["compute1"] = withDom0(e.cfg.Inventory.Hosts["compute1"], h)
-	d, err := New(e.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.d = d
+	e.newDriver(t)
 	g := e.addGuest("compute1", guestSpec{running: true})
 	sr := filepath.Join(root, "var", "run", "sr-mount", e.hostOf["compute1"].SRUUID())
 	const other = "11111111-2222-4333-8444-555555555555"
@@ -200,7 +196,7 @@ func TestCleanupStaging(t *testing.T) {
 	mig := &compute.Migration{UUID: "9d9d9d9d-0000-4000-8000-000000000001", InstanceUUID: g.inst.UUID,
 		SourceCompute: "compute1", DestCompute: "compute2"}
 	for i := 0; i < 2; i++ {
-		if err := d.CleanupMigration(context.Background(), compute.CleanupMigrationRequest{Migration: mig, Instance: g.inst,
+		if err := e.d.CleanupMigration(context.Background(), compute.CleanupMigrationRequest{Migration: mig, Instance: g.inst,
 			Host: "compute1"}); err != nil {
 			t.Fatal(err)
 		}

@@ -69,13 +69,20 @@ func newEnv(t testing.TB, l layout, o envOptions) *testEnv {
 	if o.config != nil {
 		o.config(&e.cfg)
 	}
+	e.newDriver(t)
+	return e
+}
+
+// newDriver makes the environment's driver from its configuration (again,
+// after a test changed it), closed when the test ends.
+func (e *testEnv) newDriver(t testing.TB) {
+	t.Helper()
 	d, err := New(e.cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	e.d = d
 	t.Cleanup(func() { _ = d.Close(context.Background()) })
-	return e
 }
 
 func (e *testEnv) addPool(name string, hosts int, o envOptions) *xenapitest.Pool {

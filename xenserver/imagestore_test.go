@@ -33,11 +33,15 @@ func spawnedRoot(t *testing.T, e *testEnv, host string, inst *compute.Instance, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	var ephemeral []int
+	if inst.Flavor != nil {
+		ephemeral = ephemeralSizes(inst.Flavor.EphemeralGB)
+	}
 	disks, err := vmDisks(ctx, tg.Client, vm)
-	if err != nil || len(disks) != 1+len(ephemeralSizes(inst.Flavor.EphemeralGB)) || disks[0].VBDRec.Userdevice != "0" {
+	if err != nil || len(disks) != 1+len(ephemeral) || disks[0].VBDRec.Userdevice != "0" {
 		t.Fatalf("spawned VM disks %+v, %v", disks, err)
 	}
-	for i, gb := range ephemeralSizes(inst.Flavor.EphemeralGB) {
+	for i, gb := range ephemeral {
 		d := disks[1+i]
 		if want := fmt.Sprint(deviceEphemeral + i); d.VBDRec.Userdevice != want || d.VDIRec.VirtualSize != int64(gb)<<30 {
 			t.Fatalf("ephemeral disk %d at userdevice %s of %d bytes, want %s of %d GiB", i, d.VBDRec.Userdevice,

@@ -42,12 +42,7 @@ func dom0EnvWith(t testing.TB, l layout, rounds bool, wrap func(host string, h *
 	if rounds {
 		e.cfg.Migrate.PreCopyThreshold = 1 // every write asks for another round
 	}
-	d, err := New(e.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Close(context.Background()) })
-	e.d = d
+	e.newDriver(t)
 	return e
 }
 
@@ -169,14 +164,10 @@ func TestDom0TransportNeedsDom0(t *testing.T) {
 	entry := e.cfg.Inventory.Hosts["compute2"]
 	entry.Dom0 = nil
 	e.cfg.Inventory.Hosts["compute2"] = entry
-	d, err := New(e.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.d = d
+	e.newDriver(t)
 	g := e.addGuest("compute1", guestSpec{running: true})
 	mig := newMigration(g, "compute2", &compute.Flavor{MemoryMB: 512, VCPUs: 1})
-	_, err = d.MigrateDiskAndPowerOff(context.Background(), compute.MigrateDiskRequest{Instance: g.inst, Migration: mig,
+	_, err := e.d.MigrateDiskAndPowerOff(context.Background(), compute.MigrateDiskRequest{Instance: g.inst, Migration: mig,
 		Host: "compute1", DestHost: "compute2", NewFlavor: mig.NewFlavor})
 	var nd *NoDom0Error
 	if !errors.As(err, &nd) || nd.ComputeHost != "compute2" || !errors.As(err, new(*compute.InstanceFaultRollback)) {

@@ -211,12 +211,7 @@ func benchHosts(b *testing.B) (*testEnv, []string) {
 			}
 		}
 	}
-	d, err := New(e.cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	e.d = d
-	b.Cleanup(func() { _ = d.Close(context.Background()) })
+	e.newDriver(b)
 	return e, hosts
 }
 
