@@ -30,12 +30,13 @@ func attachSpawnEphemeral(ctx context.Context, t *target, req compute.SpawnReque
 	if err != nil {
 		return err
 	}
+	made, err := spawnEphemeralOf(ctx, t, req.Instance.UUID)
+	if err != nil {
+		return err
+	}
 	for i, gb := range sizes {
 		dev := strconv.Itoa(deviceEphemeral + i)
-		vdi, found, err := spawnEphemeralOf(ctx, t, req.Instance.UUID, dev)
-		if err != nil {
-			return err
-		}
+		vdi, found := made[dev]
 		if !found {
 			if attached[dev] {
 				continue
@@ -101,18 +102,19 @@ func attachEphemeral(ctx context.Context, t *target, vm vmEntry, vdi xenapi.VDIR
 	}))
 }
 
-// spawnEphemeralOf finds the ephemeral disk Spawn made for the instance
-// at userdevice dev and has not attached yet.
-func spawnEphemeralOf(ctx context.Context, t *target, instance, dev string) (xenapi.VDIRef, bool, error) {
+// spawnEphemeralOf finds the ephemeral disks Spawn made for the instance
+// and has not untagged yet, by userdevice, in one listing of the SR.
+func spawnEphemeralOf(ctx context.Context, t *target, instance string) (map[string]xenapi.VDIRef, error) {
 	recs, err := t.Client.VDI.GetAllRecordsWhere(ctx, fmt.Sprintf(`field "SR"="%s"`, t.SR))
 	if err != nil {
-		return "", false, withHost(t, fmt.Errorf("list VDIs: %w", err))
+		return nil, withHost(t, fmt.Errorf("list VDIs: %w", err))
 	}
+	out := map[string]xenapi.VDIRef{}
 	for ref, rec := range recs {
 		oc := rec.OtherConfig
-		if oc[KeyRole] == RoleSpawnEphemeral && oc[KeySpawnOf] == instance && oc[KeyUserdevice] == dev {
-			return ref, true, nil
+		if oc[KeyRole] == RoleSpawnEphemeral && oc[KeySpawnOf] == instance {
+			out[oc[KeyUserdevice]] = ref
 		}
 	}
-	return "", false, nil
+	return out, nil
 }
