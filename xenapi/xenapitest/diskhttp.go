@@ -31,24 +31,32 @@ const (
 	ErrVDIIOError  = "VDI_IO_ERROR"
 )
 
-// diskOp is one request to a disk handler.
-type diskOp struct {
-	h      *Host
-	export bool
-	w      http.ResponseWriter
-	r      *http.Request
-	q      url.Values
-	wire   string
-	format string
+// httpOp is one request to one of xapi's HTTP handlers: who asked (the
+// session), and the task that tracks it (Xapi_http.with_context).
+type httpOp struct {
+	h     *Host
+	w     http.ResponseWriter
+	r     *http.Request
+	q     url.Values
+	wire  string // the HTTP action name, for the call log and faults
+	realm string // the realm a 401 names
+	label string // name_label of the task the handler makes
 
 	session     string
 	tempSession bool // made from basic auth; logged out at the end
 	task        *taskState
-	cut         *streamCut // an injected fault that stops the stream
+}
+
+// diskOp is one request to a disk handler.
+type diskOp struct {
+	httpOp
+	export bool
+	format string
+	cut    *streamCut // an injected fault that stops the stream
 }
 
 // param reads a parameter from the query or, as xapi does, a cookie.
-func (op *diskOp) param(name string) (string, bool) {
+func (op *httpOp) param(name string) (string, bool) {
 	if v, ok := op.q[name]; ok && len(v) > 0 {
 		return v[0], true
 	}
@@ -58,21 +66,14 @@ func (op *diskOp) param(name string) (string, bool) {
 	return "", false
 }
 
-func (op *diskOp) realm() string {
-	if op.export {
-		return "VDI.export_raw"
-	}
-	return "VDI.import"
-}
-
 // serveDisk answers /export_raw_vdi and /import_raw_vdi as xapi's
 // export_raw_vdi.ml and import_raw_vdi.ml do: credentials (401), the VDI
 // (UUID_INVALID), the host that sees its SR (302), the format (404), then
 // the transfer, tracked by a task.
 func (h *Host) serveDisk(w http.ResponseWriter, r *http.Request, export bool) {
-	op := &diskOp{h: h, export: export, w: w, r: r, q: r.URL.Query(), wire: ImportRawVDIAction}
+	op := &diskOp{httpOp: httpOp{h: h, w: w, r: r, q: r.URL.Query(), wire: ImportRawVDIAction, realm: "VDI.import", label: "VDI.import"}, export: export}
 	if export {
-		op.wire = ExportRawVDIAction
+		op.wire, op.realm, op.label = ExportRawVDIAction, "VDI.export_raw", "VDI.export_raw_vdi"
 	}
 	want := http.MethodPut
 	if export {
@@ -80,7 +81,7 @@ func (h *Host) serveDisk(w http.ResponseWriter, r *http.Request, export bool) {
 	}
 	if r.Method != want {
 		w.Header().Set("Allow", want)
-		http.Error(w, op.realm()+" needs "+want, http.StatusMethodNotAllowed)
+		http.Error(w, op.realm+" needs "+want, http.StatusMethodNotAllowed)
 		return
 	}
 	p := h.p
@@ -151,26 +152,10 @@ func (r *refusal) Unwrap() error { return r.err }
 // any byte moves: a cancelled task, an unknown format (404), a VHD
 // import with a Transfer-Encoding (403), a VHD over MaxVHDSize.
 func (op *diskOp) admit(plan *diskPlan, nth int) error {
-	delay, cut, ferr := op.h.p.matchFaults(op.wire, nth)
+	cut, err := op.injected(nth)
 	op.cut = cut
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-op.task.cancel:
-			return errTaskCancelled
-		case <-op.r.Context().Done():
-			return op.r.Context().Err()
-		}
-	}
-	if ferr != nil {
-		return ferr
-	}
-	select {
-	case <-op.task.cancel:
-		return errTaskCancelled
-	default:
+	if err != nil {
+		return err
 	}
 	switch op.format {
 	case "raw", "vhd":
@@ -187,10 +172,38 @@ func (op *diskOp) admit(plan *diskPlan, nth int) error {
 	return nil
 }
 
+// injected runs the faults injected for the nth use of the handler: it
+// waits out their delay (ending early when the task is cancelled or the
+// client goes away), then returns their stream cut and their failure, or
+// errTaskCancelled when the task was cancelled.
+func (op *httpOp) injected(nth int) (*streamCut, error) {
+	delay, cut, ferr := op.h.p.matchFaults(op.wire, nth)
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-op.task.cancel:
+			return cut, errTaskCancelled
+		case <-op.r.Context().Done():
+			return cut, op.r.Context().Err()
+		}
+	}
+	if ferr != nil {
+		return cut, ferr
+	}
+	select {
+	case <-op.task.cancel:
+		return cut, errTaskCancelled
+	default:
+	}
+	return cut, nil
+}
+
 // authenticate finds the session: session_id (query or cookie), else HTTP
 // basic auth, which logs in for this request only. Anything else is 401,
 // as Xapi_http.with_context answers.
-func (op *diskOp) authenticate() error {
+func (op *httpOp) authenticate() error {
 	p := op.h.p
 	if s, ok := op.param("session_id"); ok {
 		if !p.validSession(s) {
@@ -211,11 +224,11 @@ func (op *diskOp) authenticate() error {
 	return nil
 }
 
-func (op *diskOp) unauthorised(err error) error {
+func (op *httpOp) unauthorised(err error) error {
 	if t, ok := op.param("task_id"); ok {
 		op.h.p.failTaskRef(t, fail(ErrSessionAuthenticationFailed))
 	}
-	op.w.Header().Set("WWW-Authenticate", `Basic realm="`+op.realm()+`"`)
+	op.w.Header().Set("WWW-Authenticate", `Basic realm="`+op.realm+`"`)
 	op.w.Header().Set("Connection", "close")
 	http.Error(op.w, "401 Unauthorised", http.StatusUnauthorized)
 	return err
@@ -224,7 +237,7 @@ func (op *diskOp) unauthorised(err error) error {
 // redirect answers 302 to the host that sees the SR, keeping the path and
 // query, as Importexport.return_302_redirect does (xapi always names
 // https; the pool keeps the scheme the request came with).
-func (op *diskOp) redirect(addr string) {
+func (op *httpOp) redirect(addr string) {
 	scheme := "http"
 	if op.r.TLS != nil {
 		scheme = "https"
@@ -240,7 +253,7 @@ func (op *diskOp) redirect(addr string) {
 // fail answers an error found before the transfer: HTTP 500 naming the
 // XenAPI error, as xapi's HTTP server answers an exception, and the task
 // (if one was named) failed with it.
-func (op *diskOp) fail(err error) {
+func (op *httpOp) fail(err error) {
 	if op.task != nil {
 		op.h.p.finishTask(op.task, nil, err, "failure")
 	} else if t, ok := op.param("task_id"); ok {
@@ -309,7 +322,7 @@ var errTaskCancelled = errors.New("task cancelled")
 
 // startTask takes the task named by task_id, or makes one as xapi does for
 // every HTTP handler, and lets task.cancel reach the transfer.
-func (op *diskOp) startTask() error {
+func (op *httpOp) startTask() error {
 	p := op.h.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -321,12 +334,8 @@ func (op *diskOp) startTask() error {
 			return err
 		}
 	} else {
-		label := "VDI.import"
-		if op.export {
-			label = "VDI.export_raw_vdi"
-		}
 		t = p.newObject(classTask, map[string]any{
-			"name_label": label, "created": p.now(), "status": "pending", "resident_on": op.h.ref,
+			"name_label": op.label, "created": p.now(), "status": "pending", "resident_on": op.h.ref,
 			"type": "<none/>", "backtrace": "()", "error_info": []string{},
 		})
 	}
@@ -344,7 +353,7 @@ func (op *diskOp) startTask() error {
 // progress returns the callback a transfer calls as bytes go through: it
 // moves the task's progress and stops the transfer when the task is
 // cancelled or the client goes away.
-func (op *diskOp) progress(total int64) func(int64) error {
+func (op *httpOp) progress(total int64) func(int64) error {
 	p := op.h.p
 	last := -1.0
 	return func(done int64) error {
