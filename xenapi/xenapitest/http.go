@@ -61,6 +61,12 @@ func (hh hostHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case ImportRawVDIPath:
 		hh.h.serveDisk(w, r, false)
 		return
+	case ExportMetadataPath:
+		hh.h.serveExportMetadata(w, r)
+		return
+	case ImportMetadataPath:
+		hh.h.serveImportMetadata(w, r)
+		return
 	}
 	if r.URL.Path == "/jsonrpc" {
 		http.Error(w, "JSON-RPC is not simulated; use XML-RPC", http.StatusNotFound)

@@ -1,0 +1,349 @@
+package xenapitest
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/xenflow/xenflow/xenapi/internal/xmlrpc"
+)
+
+// metaPool is a pool served by an httptest server, with a session.
+type metaPool struct {
+	p   *Pool
+	url string
+	s   string
+}
+
+func newMetaPool(t *testing.T, opts Options) *metaPool {
+	t.Helper()
+	p := newTestPool(t, opts)
+	srv := httptest.NewServer(p.Handler())
+	t.Cleanup(srv.Close)
+	return &metaPool{p: p, url: srv.URL, s: login(t, p)}
+}
+
+// metaURL builds a handler URL with the session and the given parameters.
+func (m *metaPool) metaURL(path string, kv ...string) string {
+	q := url.Values{"session_id": {m.s}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		q.Set(kv[i], kv[i+1])
+	}
+	return m.url + path + "?" + q.Encode()
+}
+
+// export GETs /export_metadata and returns the response and its body.
+func (m *metaPool) export(t *testing.T, kv ...string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Get(m.metaURL(ExportMetadataPath, kv...))
+	_, b := readResponse(t, resp, err)
+	return resp, b
+}
+
+// mustExport exports and fails the test unless the answer is 200.
+func (m *metaPool) mustExport(t *testing.T, kv ...string) []byte {
+	t.Helper()
+	resp, b := m.export(t, kv...)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("export %v: %d %s", kv, resp.StatusCode, b)
+	}
+	return b
+}
+
+// importMeta PUTs body into /import_metadata; it returns the status and
+// the task's record.
+func (m *metaPool) importMeta(t *testing.T, body []byte, kv ...string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, m.metaURL(ImportMetadataPath, kv...), bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	code, _ := readResponse(t, resp, err)
+	task := resp.Header.Get("task-id")
+	if task == "" {
+		return code, nil
+	}
+	return code, waitTask(t, m.p, m.s, task)
+}
+
+// mustImport imports and returns the refs of the VMs made.
+func (m *metaPool) mustImport(t *testing.T, body []byte, kv ...string) []string {
+	t.Helper()
+	code, task := m.importMeta(t, body, kv...)
+	if code != http.StatusOK || task == nil || task["status"] != "success" {
+		t.Fatalf("import %v: HTTP %d, task %v", kv, code, task)
+	}
+	return taskRefs(t, task)
+}
+
+// taskRefs decodes a task result that is a set of refs.
+func taskRefs(t *testing.T, task map[string]any) []string {
+	t.Helper()
+	v, err := xmlrpc.DecodeValueString(task["result"].(string))
+	if err != nil {
+		t.Fatalf("task result %q: %v", task["result"], err)
+	}
+	refs := []string{}
+	for _, r := range v.([]any) {
+		refs = append(refs, r.(string))
+	}
+	return refs
+}
+
+// exported is an export's ova.xml, decoded.
+type exported struct {
+	version map[string]any
+	objects []map[string]any // {class, id, snapshot}
+}
+
+// ofClass returns the snapshots of the objects of one class.
+func (e exported) ofClass(cls string) []map[string]any {
+	var out []map[string]any
+	for _, o := range e.objects {
+		if o["class"] == cls {
+			out = append(out, o["snapshot"].(map[string]any))
+		}
+	}
+	return out
+}
+
+// byID returns an object's snapshot and class by its id.
+func (e exported) byID(id string) (map[string]any, string) {
+	for _, o := range e.objects {
+		if o["id"] == id {
+			return o["snapshot"].(map[string]any), o["class"].(string)
+		}
+	}
+	return nil, ""
+}
+
+// readExport checks the body is a tar of exactly ova.xml followed by the
+// tar's end, and decodes ova.xml.
+func readExport(t *testing.T, body []byte) exported {
+	t.Helper()
+	tr := tar.NewReader(bytes.NewReader(body))
+	hdr, err := tr.Next()
+	if err != nil {
+		t.Fatalf("export is not a tar: %v", err)
+	}
+	if hdr.Name != "ova.xml" {
+		t.Fatalf("first member %q, want ova.xml", hdr.Name)
+	}
+	xml, err := io.ReadAll(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Next(); err != io.EOF {
+		t.Fatalf("after ova.xml: %v, want the end of the archive", err)
+	}
+	if want := 512 + (len(xml)+511)/512*512 + 1024; len(body) != want {
+		t.Fatalf("tar of %d bytes, want %d (header, ova.xml, two zero blocks)", len(body), want)
+	}
+	v, err := xmlrpc.DecodeValueString(string(xml))
+	if err != nil {
+		t.Fatalf("ova.xml: %v", err)
+	}
+	top := v.(map[string]any)
+	e := exported{version: top["version"].(map[string]any)}
+	for _, o := range top["objects"].([]any) {
+		e.objects = append(e.objects, o.(map[string]any))
+	}
+	return e
+}
+
+// checkRefs checks the export's ids are Ref:0, Ref:1, … and that every
+// ref inside a snapshot is an id of the export or OpaqueRef:NULL.
+func checkRefs(t *testing.T, e exported) {
+	t.Helper()
+	ids := map[string]bool{}
+	for _, o := range e.objects {
+		ids[o["id"].(string)] = true
+	}
+	for i := 0; i < len(ids); i++ {
+		if !ids["Ref:"+strconv.Itoa(i)] {
+			t.Fatalf("ids %v are not Ref:0 to Ref:%d", ids, len(ids)-1)
+		}
+	}
+	var walk func(where string, v any)
+	walk = func(where string, v any) {
+		switch x := v.(type) {
+		case string:
+			if (strings.HasPrefix(x, "OpaqueRef:") && x != nullRef) || (strings.HasPrefix(x, "Ref:") && !ids[x]) {
+				t.Errorf("%s = %q: not rewritten to an id of the export", where, x)
+			}
+		case []any:
+			for _, e := range x {
+				walk(where, e)
+			}
+		case map[string]any:
+			for k, e := range x {
+				walk(where+"."+k, e)
+			}
+		}
+	}
+	for _, o := range e.objects {
+		walk(o["class"].(string)+" "+o["id"].(string), o["snapshot"])
+	}
+}
+
+// classCounts counts an export's objects by class.
+func classCounts(e exported) map[string]int {
+	n := map[string]int{}
+	for _, o := range e.objects {
+		n[o["class"].(string)]++
+	}
+	return n
+}
+
+// suspendedVM makes a VM with two disks holding known data and a VIF on
+// the default network, and suspends it.
+func suspendedVM(t *testing.T, m *metaPool, name string) VMInfo {
+	t.Helper()
+	vm, err := m.p.AddVM(VMSpec{Name: name, Disks: []int64{4 << 20, 2 << 20}, Networks: []string{m.p.Network()}, Running: true, Memory: 256 << 20, VCPUs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, vdi := range vm.VDIs {
+		if err := m.p.WriteVDI(vdi, 4096, []byte(name+" disk "+string(rune('0'+i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustCall(t, m.p, "VM.suspend", m.s, vm.Ref)
+	return vm
+}
+
+func TestExportMetadata(t *testing.T) {
+	m := newMetaPool(t, Options{})
+	running, err := m.p.AddVM(VMSpec{Name: "running", Disks: []int64{1 << 20, 1 << 20}, Networks: []string{m.p.Network()}, Running: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	suspended := suspendedVM(t, m, "suspended")
+	withSnap, err := m.p.AddVM(VMSpec{Name: "with-snapshot", Disks: []int64{1 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCall(t, m.p, "VM.snapshot", m.s, withSnap.Ref, "snap")
+	tests := []struct {
+		name   string
+		query  []string
+		counts map[string]int
+		check  func(t *testing.T, e exported, vm map[string]any)
+	}{
+		{"running", []string{"uuid", running.UUID},
+			map[string]int{"host": 1, "VM": 1, "VBD": 2, "VIF": 1, "network": 1, "VDI": 2, "SR": 1},
+			func(t *testing.T, e exported, vm map[string]any) {
+				if vm["power_state"] != "Running" {
+					t.Errorf("power_state %v", vm["power_state"])
+				}
+				if h, cls := e.byID(vm["resident_on"].(string)); cls != "host" || h["uuid"] != m.p.Master().UUID() {
+					t.Errorf("resident_on is %s %v, want the master", cls, h["uuid"])
+				}
+				for _, id := range vm["VBDs"].([]any) {
+					vbd, cls := e.byID(id.(string))
+					if cls != "VBD" || vbd["VM"] != "Ref:0" || vbd["metrics"] != nullRef {
+						t.Errorf("VM.VBDs %v: %s %v", id, cls, vbd)
+					}
+					if vdi, cls := e.byID(vbd["VDI"].(string)); cls != "VDI" || len(vdi["crash_dumps"].([]any)) != 0 {
+						t.Errorf("VBD.VDI is %s %v", cls, vdi)
+					}
+				}
+			}},
+		{"suspended", []string{"ref", suspended.Ref},
+			map[string]int{"host": 1, "VM": 1, "VBD": 2, "VIF": 1, "network": 1, "VDI": 3, "SR": 1},
+			func(t *testing.T, e exported, vm map[string]any) {
+				vdi, cls := e.byID(vm["suspend_VDI"].(string))
+				if vm["power_state"] != "Suspended" || cls != "VDI" || vdi["type"] != "suspend" {
+					t.Errorf("power_state %v, suspend_VDI is %s %v", vm["power_state"], cls, vdi["type"])
+				}
+				if vm["resident_on"] != nullRef {
+					t.Errorf("resident_on %v of a suspended VM", vm["resident_on"])
+				}
+				if h, cls := e.byID(vm["affinity"].(string)); cls != "host" || h["uuid"] != m.p.Master().UUID() {
+					t.Errorf("affinity is %s %v", cls, h)
+				}
+			}},
+		{"no VIFs", []string{"uuid", running.UUID, "excluded_device_types", "VIF"},
+			map[string]int{"host": 1, "VM": 1, "VBD": 2, "VDI": 2, "SR": 1},
+			func(t *testing.T, e exported, vm map[string]any) {
+				if len(vm["VIFs"].([]any)) != 0 {
+					t.Errorf("VIFs %v", vm["VIFs"])
+				}
+			}},
+		{"no devices", []string{"uuid", running.UUID, "excluded_device_types", "vif,VBD"},
+			map[string]int{"host": 1, "VM": 1}, nil},
+		{"snapshots", []string{"uuid", withSnap.UUID},
+			map[string]int{"host": 1, "VM": 2, "VBD": 2, "VDI": 2, "SR": 1},
+			func(t *testing.T, e exported, vm map[string]any) {
+				snaps := vm["snapshots"].([]any)
+				if len(snaps) != 1 {
+					t.Fatalf("snapshots %v", snaps)
+				}
+				s, cls := e.byID(snaps[0].(string))
+				if cls != "VM" || s["is_a_snapshot"] != true || s["snapshot_of"] != "Ref:0" {
+					t.Errorf("snapshot %s is_a_snapshot %v snapshot_of %v", cls, s["is_a_snapshot"], s["snapshot_of"])
+				}
+			}},
+		{"snapshots left out", []string{"uuid", withSnap.UUID, "export_snapshots", "false"},
+			map[string]int{"host": 1, "VM": 1, "VBD": 1, "VDI": 1, "SR": 1},
+			func(t *testing.T, e exported, vm map[string]any) {
+				if len(vm["snapshots"].([]any)) != 0 || vm["is_a_snapshot"] != false {
+					t.Errorf("snapshots %v", vm["snapshots"])
+				}
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := m.export(t, tc.query...)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("HTTP %d %s", resp.StatusCode, body)
+			}
+			for k, want := range map[string]string{"Content-Type": "application/octet-stream",
+				"Content-Disposition": `attachment; filename="export.xva"`, "Content-Length": strconv.Itoa(len(body))} {
+				if got := resp.Header.Get(k); got != want {
+					t.Errorf("%s: %q, want %q", k, got, want)
+				}
+			}
+			task := waitTask(t, m.p, m.s, resp.Header.Get("task-id"))
+			if task["status"] != "success" || task["result"] != "" || task["name_label"] != "VM.export_metadata" {
+				t.Errorf("task %v %q %v", task["status"], task["result"], task["name_label"])
+			}
+			e := readExport(t, body)
+			checkRefs(t, e)
+			if got := classCounts(e); !reflect.DeepEqual(got, tc.counts) {
+				t.Errorf("objects %v, want %v", got, tc.counts)
+			}
+			if e.version["product_brand"] != ProductBrand || e.version["xapi_major"] != int64(1) || e.version["export_vsn"] != int64(2) {
+				t.Errorf("version %v", e.version)
+			}
+			vm, cls := e.byID("Ref:0")
+			if cls != "VM" {
+				t.Fatalf("Ref:0 is a %s", cls)
+			}
+			if len(vm["allowed_operations"].([]any)) != 0 || len(vm["current_operations"].(map[string]any)) != 0 {
+				t.Errorf("operations %v %v", vm["allowed_operations"], vm["current_operations"])
+			}
+			for _, h := range e.ofClass("host") {
+				if len(h["PBDs"].([]any)) != 0 || h["metrics"] != nullRef || len(h["software_version"].(map[string]any)) != 0 {
+					t.Errorf("host not blanked: %v %v", h["PBDs"], h["metrics"])
+				}
+			}
+			for _, sr := range e.ofClass("SR") {
+				if len(sr["PBDs"].([]any)) != 0 {
+					t.Errorf("SR PBDs %v", sr["PBDs"])
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, e, vm)
+			}
+		})
+	}
+}
