@@ -207,7 +207,7 @@ func classCounts(e exported) map[string]int {
 // the default network, and suspends it.
 func suspendedVM(t *testing.T, m *metaPool, name string) VMInfo {
 	t.Helper()
-	vm, err := m.p.AddVM(VMSpec{Name: name, Disks: []int64{4 << 20, 2 << 20}, Networks: []string{m.p.Network()}, Running: true, Memory: 256 << 20, VCPUs: 2})
+	vm, err := m.p.AddVM(VMSpec{Name: name, Disks: []int64{4 << 20, 2 << 20}, Networks: []string{m.p.Network()}, Running: true, Memory: 16 << 20, VCPUs: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,4 +346,141 @@ func TestExportMetadata(t *testing.T) {
 			}
 		})
 	}
+}
+
+// vmDisks returns a VM's VDIs by userdevice and its suspend image.
+func vmDisks(t *testing.T, p *Pool, vm string) (map[string]string, string) {
+	t.Helper()
+	disks := map[string]string{}
+	for _, vbd := range recField(t, p, vm, "VBDs").([]any) {
+		disks[recField(t, p, vbd.(string), "userdevice").(string)] = recField(t, p, vbd.(string), "VDI").(string)
+	}
+	return disks, recField(t, p, vm, "suspend_VDI").(string)
+}
+
+// copyDisks copies a VM's disks and suspend image from one pool into
+// another (or the same) pool's master SR, and returns the VDI map
+// parameters ("vdi:<uuid>", "<uuid of the copy>", …) and the copies by
+// the uuid of their original.
+func copyDisks(t *testing.T, from, to *metaPool, vm string) ([]string, map[string]string) {
+	t.Helper()
+	disks, suspend := vmDisks(t, from.p, vm)
+	vdis := []string{suspend}
+	for _, v := range disks {
+		vdis = append(vdis, v)
+	}
+	var kv []string
+	copies := map[string]string{}
+	for _, vdi := range vdis {
+		var dst string
+		if from == to {
+			dst = mustCall(t, from.p, "VDI.copy", from.s, vdi, from.p.Master().SR()).(string)
+		} else {
+			data, err := from.p.ReadVDI(vdi)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, _ := from.p.Record(vdi)
+			dst = mustCall(t, to.p, "VDI.create", to.s, map[string]any{
+				"name_label": "copy", "name_description": "", "SR": to.p.Master().SR(), "virtual_size": rec["virtual_size"],
+				"type": rec["type"], "sharable": false, "read_only": false, "other_config": map[string]any{},
+			}).(string)
+			if err := to.p.WriteVDI(dst, 0, data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		uuid := recField(t, from.p, vdi, "uuid").(string)
+		copies[uuid] = dst
+		kv = append(kv, "vdi:"+uuid, recField(t, to.p, dst, "uuid").(string))
+	}
+	return kv, copies
+}
+
+// checkImported checks a VM made by an import: Suspended on the copies,
+// its VIF on the default network; then resumes it on the master.
+func checkImported(t *testing.T, from, to *metaPool, orig VMInfo, vm string, copies map[string]string) {
+	t.Helper()
+	rec, _ := to.p.Record(vm)
+	origDisks, origSuspend := vmDisks(t, from.p, orig.Ref)
+	disks, suspend := vmDisks(t, to.p, vm)
+	if rec["power_state"] != "Suspended" || suspend != copies[recField(t, from.p, origSuspend, "uuid").(string)] {
+		t.Fatalf("power_state %v suspend_VDI %v, want Suspended on the copy", rec["power_state"], suspend)
+	}
+	for dev, vdi := range origDisks {
+		if want := copies[recField(t, from.p, vdi, "uuid").(string)]; disks[dev] != want {
+			t.Errorf("userdevice %s on %s, want the copy %s", dev, disks[dev], want)
+		}
+	}
+	if len(disks) != len(origDisks) {
+		t.Errorf("disks %v, want %d", disks, len(origDisks))
+	}
+	vifs := rec["VIFs"].([]any)
+	if len(vifs) != 1 || recField(t, to.p, vifs[0].(string), "network") != to.p.Network() {
+		t.Fatalf("VIFs %v, want one on the default network", vifs)
+	}
+	if rec["resident_on"] != nullRef || rec["memory_static_max"] != strconv.Itoa(16<<20) || rec["VCPUs_at_startup"] != "2" {
+		t.Errorf("resident_on %v memory %v VCPUs %v", rec["resident_on"], rec["memory_static_max"], rec["VCPUs_at_startup"])
+	}
+	mustCall(t, to.p, "VM.resume_on", to.s, vm, to.p.Master().Ref(), false, false)
+	if st := recField(t, to.p, vm, "power_state"); st != "Running" {
+		t.Fatalf("after resume_on: %v", st)
+	}
+	got := make([]byte, len("guest disk 0"))
+	if err := to.p.ReadVDIAt(disks["0"], got, 4096); err != nil || string(got) != "guest disk 0" {
+		t.Errorf("disk 0 holds %q (%v)", got, err)
+	}
+}
+
+func TestImportMetadataSamePool(t *testing.T) {
+	m := newMetaPool(t, Options{})
+	orig := suspendedVM(t, m, "guest")
+	kv, copies := copyDisks(t, m, m, orig.Ref)
+	body := m.mustExport(t, "uuid", orig.UUID)
+	refs := m.mustImport(t, body, kv...)
+	if len(refs) != 1 || refs[0] == orig.Ref {
+		t.Fatalf("import made %v", refs)
+	}
+	vm := refs[0]
+	rec, _ := m.p.Record(vm)
+	if rec["uuid"] == orig.UUID || rec["name_label"] != "guest" {
+		t.Errorf("uuid %v name %v: want a fresh uuid, the same name", rec["uuid"], rec["name_label"])
+	}
+	if oc := rec["other_config"].(map[string]any); oc["mac_seed"] == nil || oc["import_task"] == nil {
+		t.Errorf("other_config %v: want a fresh mac_seed and import_task", oc)
+	}
+	origMAC := recField(t, m.p, orig.VIFs[0], "MAC")
+	if mac := recField(t, m.p, rec["VIFs"].([]any)[0].(string), "MAC"); mac == origMAC || mac == "" {
+		t.Errorf("MAC %v, want a new one (the original's is %v)", mac, origMAC)
+	}
+	checkImported(t, m, m, orig, vm, copies)
+	if st := recField(t, m.p, orig.Ref, "power_state"); st != "Suspended" {
+		t.Errorf("the original is %v", st)
+	}
+	if _, err := m.p.ReadVDI(recField(t, m.p, orig.Ref, "suspend_VDI").(string)); err != nil {
+		t.Errorf("the original's suspend image: %v", err)
+	}
+}
+
+func TestImportMetadataTwoPools(t *testing.T) {
+	src, dst := newMetaPool(t, Options{}), newMetaPool(t, Options{HostNames: []string{"other"}})
+	orig := suspendedVM(t, src, "guest")
+	kv, copies := copyDisks(t, src, dst, orig.Ref)
+	body := src.mustExport(t, "uuid", orig.UUID)
+	refs := dst.mustImport(t, body, append(kv, "restore", "true")...)
+	if len(refs) != 1 {
+		t.Fatalf("import made %v", refs)
+	}
+	vm := refs[0]
+	rec, _ := dst.p.Record(vm)
+	if rec["uuid"] != orig.UUID || rec["affinity"] != nullRef || rec["version"] != "1" {
+		t.Errorf("uuid %v affinity %v version %v: want the exported uuid, no host, version 1", rec["uuid"], rec["affinity"], rec["version"])
+	}
+	vif := rec["VIFs"].([]any)[0].(string)
+	if mac, want := recField(t, dst.p, vif, "MAC"), recField(t, src.p, orig.VIFs[0], "MAC"); mac != want {
+		t.Errorf("MAC %v, want the exported %v", mac, want)
+	}
+	if u, want := recField(t, dst.p, vif, "uuid"), recField(t, src.p, orig.VIFs[0], "uuid"); u != want {
+		t.Errorf("VIF uuid %v, want the exported %v", u, want)
+	}
+	checkImported(t, src, dst, orig, vm, copies)
 }
