@@ -484,3 +484,245 @@ func TestImportMetadataTwoPools(t *testing.T) {
 	}
 	checkImported(t, src, dst, orig, vm, copies)
 }
+
+// poolObjects returns the records of every VM, VBD, VIF, VDI, network and
+// SR of a pool, for before/after comparisons.
+func poolObjects(t *testing.T, m *metaPool) map[string]any {
+	t.Helper()
+	out := map[string]any{}
+	for _, cls := range []string{"VM", "VBD", "VIF", "VDI", "network", "SR"} {
+		out[cls] = mustCall(t, m.p, cls+".get_all_records", m.s)
+	}
+	return out
+}
+
+// tarOf makes a tar of the given members.
+func tarOf(t *testing.T, members ...string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for i := 0; i+1 < len(members); i += 2 {
+		if err := tw.WriteHeader(&tar.Header{Name: members[i], Mode: 0o644, Size: int64(len(members[i+1]))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(members[i+1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// rewriteExport decodes an export's ova.xml, lets edit change each
+// object's snapshot, and makes the tar again.
+func rewriteExport(t *testing.T, body []byte, edit func(cls string, snap map[string]any)) []byte {
+	t.Helper()
+	e := readExport(t, body)
+	objects := []any{}
+	for _, o := range e.objects {
+		edit(o["class"].(string), o["snapshot"].(map[string]any))
+		objects = append(objects, o)
+	}
+	xml, err := xmlrpc.EncodeValueString(map[string]any{"version": e.version, "objects": objects})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tarOf(t, "ova.xml", xml)
+}
+
+// errorInfo returns a failed task's error_info.
+func errorInfo(task map[string]any) []string {
+	out := []string{}
+	for _, e := range task["error_info"].([]any) {
+		out = append(out, e.(string))
+	}
+	return out
+}
+
+func TestImportMetadataErrors(t *testing.T) {
+	src, dst := newMetaPool(t, Options{}), newMetaPool(t, Options{})
+	orig := suspendedVM(t, src, "guest")
+	running, err := src.p.AddVM(VMSpec{Name: "running", Disks: []int64{1 << 20}, Running: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, _ := copyDisks(t, src, dst, orig.Ref)
+	body := src.mustExport(t, "uuid", orig.UUID)
+	tests := []struct {
+		name   string
+		into   *metaPool
+		body   func() []byte
+		query  []string
+		before func()
+		status string   // the task's, "" for no task
+		want   []string // its error_info (a prefix of the last element is enough)
+		refs   int      // VMs made on success
+	}{
+		{name: "unmapped VDIs", into: dst, body: func() []byte { return body }, status: "failure",
+			want: []string{ErrVDIContentIDMissing}},
+		{name: "first member not ova.xml", into: dst, body: func() []byte { return tarOf(t, "Ref:1/00000000", "x", "ova.xml", "y") },
+			status: "failure", want: []string{ErrImportErrorUnexpectedFile, "ova.xml", "Ref:1/00000000"}},
+		{name: "not a tar", into: dst, body: func() []byte { return []byte("this is no tar archive") },
+			status: "failure", want: []string{ErrInternalError, "the body is not a tar archive"}},
+		{name: "empty body", into: dst, body: func() []byte { return nil },
+			status: "failure", want: []string{ErrInternalError, "the body is not a tar archive"}},
+		{name: "ova.xml not XML-RPC", into: dst, body: func() []byte { return tarOf(t, "ova.xml", "<value><struct>") },
+			status: "failure", want: []string{ErrInternalError, "ova.xml: "}},
+		{name: "ova.xml without version", into: dst, body: func() []byte { return tarOf(t, "ova.xml", "<value><struct></struct></value>") },
+			status: "failure", want: []string{ErrInternalError, "ova.xml: not a struct of version and objects"}},
+		{name: "restore onto a running VM", into: src, body: func() []byte { return src.mustExport(t, "uuid", running.UUID) },
+			query: []string{"restore", "true"}, status: "failure", want: []string{ErrVMBadPowerState, running.Ref, "halted", "running"}},
+		{name: "injected fault", into: dst, body: func() []byte { return body }, query: kv,
+			before: func() { dst.p.FailNth(ImportMetadataAction, dst.p.CallCount(ImportMetadataAction)+1, ErrInternalError, "injected") },
+			status: "failure", want: []string{ErrInternalError, "injected"}},
+		{name: "VIF refused after the network, VM and VBDs were made", into: dst, query: append([]string{"restore", "true"}, kv...),
+			body: func() []byte {
+				return rewriteExport(t, body, func(cls string, snap map[string]any) {
+					switch cls {
+					case "VIF":
+						snap["MAC"] = "not-a-mac"
+					case "network":
+						snap["name_label"], snap["bridge"] = "nowhere", "xenbr9"
+					}
+				})
+			},
+			status: "failure", want: []string{ErrMACInvalid, "not-a-mac"}},
+		{name: "VM refused by VM.create", into: dst, query: kv,
+			body: func() []byte {
+				return rewriteExport(t, body, func(cls string, snap map[string]any) {
+					if cls == "VM" {
+						snap["memory_static_min"] = strconv.Itoa(1 << 40)
+					}
+				})
+			},
+			status: "failure", want: []string{ErrMemoryConstraintViolation}},
+		{name: "dry run", into: dst, body: func() []byte { return body }, query: append([]string{"dry_run", "true"}, kv...),
+			status: "success"},
+		{name: "dry run of unmapped VDIs", into: dst, body: func() []byte { return body }, query: []string{"dry_run", "true"},
+			status: "failure", want: []string{ErrVDIContentIDMissing}},
+		{name: "no credentials", into: dst, body: func() []byte { return body }, query: []string{"session_id", ""}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := poolObjects(t, tc.into)
+			if tc.before != nil {
+				tc.before()
+			}
+			q := tc.query
+			u := tc.into.metaURL(ImportMetadataPath, q...)
+			if tc.status == "" {
+				u = tc.into.url + ImportMetadataPath
+			}
+			req, err := http.NewRequest(http.MethodPut, u, bytes.NewReader(tc.body()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			code, _ := readResponse(t, resp, err)
+			taskRef := resp.Header.Get("task-id")
+			switch {
+			case tc.status == "" && (code != http.StatusUnauthorized || taskRef != ""):
+				t.Fatalf("HTTP %d task %q, want 401 and no task", code, taskRef)
+			case tc.status != "" && (code != http.StatusOK || taskRef == ""):
+				t.Fatalf("HTTP %d task %q, want 200 and a task", code, taskRef)
+			}
+			if tc.status != "" {
+				task := waitTask(t, tc.into.p, tc.into.s, taskRef)
+				if task["status"] != tc.status {
+					t.Fatalf("task %v %v, want %s", task["status"], task["error_info"], tc.status)
+				}
+				if tc.status == "success" && len(taskRefs(t, task)) != tc.refs {
+					t.Errorf("result %v, want %d VMs", task["result"], tc.refs)
+				}
+				if got := errorInfo(task); tc.status == "failure" && !errorInfoMatches(got, tc.want) {
+					t.Errorf("error_info %q, want %q", got, tc.want)
+				}
+			}
+			if after := poolObjects(t, tc.into); !reflect.DeepEqual(before, after) {
+				t.Errorf("the pool changed:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+}
+
+// errorInfoMatches compares error_info with want; the last element of
+// want may be a prefix.
+func errorInfoMatches(got, want []string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range want {
+		if got[i] != want[i] && !(i == len(want)-1 && strings.HasPrefix(got[i], want[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestExportMetadataErrors(t *testing.T) {
+	m := newMetaPool(t, Options{})
+	vm, err := m.p.AddVM(VMSpec{Name: "guest", Disks: []int64{1 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		query  []string
+		before func()
+		code   int
+		want   []string // the task's error_info; nil for no task
+	}{
+		{"unknown uuid", []string{"uuid", "not-a-vm"}, nil, http.StatusInternalServerError, []string{ErrUUIDInvalid, "VM", "not-a-vm"}},
+		{"unknown ref", []string{"ref", "OpaqueRef:nothing"}, nil, http.StatusInternalServerError, []string{ErrHandleInvalid, "VM", "OpaqueRef:nothing"}},
+		{"no VM named", nil, nil, http.StatusInternalServerError, []string{ErrInternalError, "Not_found"}},
+		{"all", []string{"all", "true"}, nil, http.StatusInternalServerError, []string{ErrInternalError, "all=true"}},
+		{"bad flag", []string{"uuid", vm.UUID, "export_snapshots", "yes"}, nil, http.StatusInternalServerError, []string{ErrInternalError, "Invalid_argument"}},
+		{"bad device type", []string{"uuid", vm.UUID, "excluded_device_types", "VIF,disk"}, nil, http.StatusInternalServerError, []string{ErrInternalError, "Devicetype.of_string"}},
+		{"injected fault", []string{"uuid", vm.UUID}, func() {
+			m.p.FailNth(ExportMetadataAction, m.p.CallCount(ExportMetadataAction)+1, "SR_BACKEND_FAILURE", "injected")
+		}, http.StatusInternalServerError, []string{"SR_BACKEND_FAILURE", "injected"}},
+		{"no credentials", []string{"session_id", ""}, nil, http.StatusUnauthorized, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.before != nil {
+				tc.before()
+			}
+			u := m.metaURL(ExportMetadataPath, tc.query...)
+			if tc.want == nil {
+				u = m.url + ExportMetadataPath + "?uuid=" + vm.UUID
+			}
+			resp, err := http.Get(u)
+			code, body := readResponse(t, resp, err)
+			if code != tc.code {
+				t.Fatalf("HTTP %d %s, want %d", code, body, tc.code)
+			}
+			if tc.want == nil {
+				if resp.Header.Get("WWW-Authenticate") == "" {
+					t.Errorf("401 without WWW-Authenticate")
+				}
+				return
+			}
+			if !strings.Contains(string(body), "Server_error("+tc.want[0]) {
+				t.Errorf("body %s does not name %s", body, tc.want[0])
+			}
+			tasks := mustCall(t, m.p, "task.get_all_records_where", m.s, `field "name_label" = "VM.export_metadata"`).(map[string]any)
+			var newest map[string]any
+			for _, r := range tasks {
+				rec := r.(map[string]any)
+				if rec["status"] == "failure" && errorInfoMatches(errorInfo(rec), tc.want) {
+					newest = rec
+				}
+			}
+			if newest == nil {
+				t.Errorf("no failed task with error_info %q among %v", tc.want, tasks)
+			}
+		})
+	}
+	calls := m.p.Calls()
+	if last := calls[len(calls)-1]; last.Method != ExportMetadataAction || last.Args != `uuid="`+vm.UUID+`"` || last.Error != ErrSessionAuthenticationFailed {
+		t.Errorf("call log ends with %v", last)
+	}
+}
