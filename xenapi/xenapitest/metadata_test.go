@@ -575,7 +575,9 @@ func TestImportMetadataErrors(t *testing.T) {
 		{name: "restore onto a running VM", into: src, body: func() []byte { return src.mustExport(t, "uuid", running.UUID) },
 			query: []string{"restore", "true"}, status: "failure", want: []string{ErrVMBadPowerState, running.Ref, "halted", "running"}},
 		{name: "injected fault", into: dst, body: func() []byte { return body }, query: kv,
-			before: func() { dst.p.FailNth(ImportMetadataAction, dst.p.CallCount(ImportMetadataAction)+1, ErrInternalError, "injected") },
+			before: func() {
+				dst.p.FailNth(ImportMetadataAction, dst.p.CallCount(ImportMetadataAction)+1, ErrInternalError, "injected")
+			},
 			status: "failure", want: []string{ErrInternalError, "injected"}},
 		{name: "VIF refused after the network, VM and VBDs were made", into: dst, query: append([]string{"restore", "true"}, kv...),
 			body: func() []byte {
