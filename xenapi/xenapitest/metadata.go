@@ -82,21 +82,26 @@ func (h *Host) serveExportMetadata(w http.ResponseWriter, r *http.Request) {
 		args = "ref=" + strconv.Quote(ref[0])
 	}
 	seq, nth := h.p.logHTTP(h, op.wire, args)
-	h.p.logResult(seq, op.exportMetadata(nth))
+	h.p.logResult(seq, op.withTask(func() error { return op.exportMetadata(nth) }))
 }
 
-func (op *httpOp) exportMetadata(nth int) error {
-	p := op.h.p
+// withTask runs fn as Xapi_http.with_context does: after the credentials
+// (401 without them) and with the handler's task, which fn ends.
+func (op *httpOp) withTask(fn func() error) error {
 	if err := op.authenticate(); err != nil {
 		return err
 	}
 	if op.tempSession {
-		defer p.dropSession(op.session)
+		defer op.h.p.dropSession(op.session)
 	}
 	if err := op.startTask(); err != nil {
 		op.fail(err)
 		return err
 	}
+	return fn()
+}
+
+func (op *httpOp) exportMetadata(nth int) error {
 	body, err := op.buildExport(nth)
 	if err != nil {
 		err = op.endTask(nil, err)
@@ -459,21 +464,11 @@ func (h *Host) serveImportMetadata(w http.ResponseWriter, r *http.Request) {
 	}
 	cfg := importConfigOf(op)
 	seq, nth := h.p.logHTTP(h, op.wire, cfg.String())
-	h.p.logResult(seq, op.importMetadata(cfg, nth))
+	h.p.logResult(seq, op.withTask(func() error { return op.importMetadata(cfg, nth) }))
 }
 
 func (op *httpOp) importMetadata(cfg importConfig, nth int) error {
 	p := op.h.p
-	if err := op.authenticate(); err != nil {
-		return err
-	}
-	if op.tempSession {
-		defer p.dropSession(op.session)
-	}
-	if err := op.startTask(); err != nil {
-		op.fail(err)
-		return err
-	}
 	_ = http.NewResponseController(op.w).SetReadDeadline(time.Now().Add(p.opts.HTTPTimeouts.Body))
 	refs, err := op.runImport(cfg, nth)
 	err = op.endTask(refs, err)
