@@ -646,8 +646,12 @@ func (st *importState) handleAll(hdr *metaHeader, injected error) ([]any, error)
 func (st *importState) result() []any {
 	all, vms := []any{}, []any{}
 	for _, ref := range st.created {
+		vm, live := st.p.objs[ref]
+		if !live {
+			continue // replaced by a later VM of the same uuid
+		}
 		all = append(all, ref)
-		if !st.p.objs[ref].bool("is_a_snapshot") {
+		if !vm.bool("is_a_snapshot") {
 			vms = append(vms, ref)
 		}
 	}
@@ -1022,7 +1026,10 @@ func (p *Pool) freshGenID() string {
 func (st *importState) linkSnapshots() error {
 	p := st.p
 	for _, ref := range st.created {
-		vm := p.objs[ref]
+		vm, live := p.objs[ref]
+		if !live {
+			continue
+		}
 		if of := vm.str("snapshot_of"); vm.bool("is_a_snapshot") && of != nullRef && of != "" {
 			target, err := st.lookup(of)
 			if err != nil {

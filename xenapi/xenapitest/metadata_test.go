@@ -728,3 +728,61 @@ func TestExportMetadataErrors(t *testing.T) {
 		t.Errorf("call log ends with %v", last)
 	}
 }
+
+// FuzzImportMetadata imports arbitrary ova.xml documents into one pool,
+// as a dry run and for real, with and without restore and force. Whatever
+// the document, the import must not panic, and a failed import that is
+// not forced must leave no VM behind.
+func FuzzImportMetadata(f *testing.F) {
+	p, err := NewPool(Options{Dir: f.TempDir()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = p.Close() })
+	guest, err := p.AddVM(VMSpec{Name: "guest", Disks: []int64{1 << 20}, Networks: []string{p.Network()}, Running: true, Memory: 16 << 20})
+	if err != nil {
+		f.Fatal(err)
+	}
+	snapped, err := p.AddVM(VMSpec{Name: "snapped", Disks: []int64{1 << 20}, Networks: []string{p.Network()}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, c := range [][]any{{"VM.suspend", guest.Ref}, {"VM.snapshot", snapped.Ref, "snap"}} {
+		if _, err := p.internal(c[0].(string), c[1:]...); err != nil {
+			f.Fatal(err)
+		}
+	}
+	for _, ref := range []string{guest.Ref, snapped.Ref} {
+		p.mu.Lock()
+		xml, err := p.metadataXML(p.objs[ref], exportFlags{snapshots: true})
+		p.mu.Unlock()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(xml), byte(0))
+		f.Add(string(xml), byte(7))
+	}
+	f.Add(`<value><struct><member><name>version</name><value><struct><member><name>xapi_major</name><value><int>1</int></value></member>`+
+		`<member><name>xapi_minor</name><value>1</value></member></struct></value></member><member><name>objects</name><value><array><data>`+
+		`<value><struct><member><name>class</name><value>VM</value></member><member><name>id</name><value>Ref:0</value></member>`+
+		`<member><name>snapshot</name><value><struct><member><name>memory_static_max</name><value><array><data/></array></value></member></struct></value></member>`+
+		`</struct></value></data></array></value></member></struct></value>`, byte(3))
+	f.Fuzz(func(t *testing.T, xml string, flags byte) {
+		hdr, err := parseMetadata([]byte(xml))
+		if err != nil {
+			return
+		}
+		cfg := importConfig{dryRun: flags&1 != 0, restore: flags&2 != 0, force: flags&4 != 0, vdiMap: map[string]string{}}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		vms := len(p.all(classVM))
+		st := &importState{p: p, cfg: cfg, task: nullRef, export: hdr.objects, table: map[string]string{}}
+		refs, err := st.run(hdr, nil)
+		if err != nil && !cfg.force && !cfg.restore && len(p.all(classVM)) != vms {
+			t.Fatalf("a failed import left %d VMs where there were %d", len(p.all(classVM)), vms)
+		}
+		if err == nil && cfg.dryRun && len(refs) != 0 {
+			t.Fatalf("a dry run made %v", refs)
+		}
+	})
+}
