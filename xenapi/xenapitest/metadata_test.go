@@ -3,7 +3,10 @@ package xenapitest
 import (
 	"archive/tar"
 	"bytes"
+	"context"
+	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -785,4 +788,78 @@ func FuzzImportMetadata(f *testing.F) {
 			t.Fatalf("a dry run made %v", refs)
 		}
 	})
+}
+
+// Moving a suspended VM as xapi's VM.migrate_send does: its disks and
+// suspend image are copied (here with VDI.copy), its metadata is
+// exported with GET /export_metadata and imported with PUT
+// /import_metadata and a VDI map onto the copies, which makes a
+// Suspended VM that VM.resume_on runs.
+func ExamplePool_Handler_metadata() {
+	pool, err := NewPool(Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	srv := httptest.NewServer(pool.Handler())
+	defer srv.Close()
+	ctx := context.Background()
+	s, err := pool.Call(ctx, "session.login_with_password", pool.User(), pool.Password())
+	if err != nil {
+		log.Fatal(err)
+	}
+	vm, err := pool.AddVM(VMSpec{Name: "instance-1", Disks: []int64{4 << 20}, Memory: 16 << 20, Running: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := pool.Call(ctx, "VM.suspend", s, vm.Ref); err != nil {
+		log.Fatal(err)
+	}
+	suspendVDI, _ := pool.Call(ctx, "VM.get_suspend_VDI", s, vm.Ref)
+	q := url.Values{"session_id": {s.(string)}}
+	for _, vdi := range []string{vm.VDIs[0], suspendVDI.(string)} {
+		cp, err := pool.Call(ctx, "VDI.copy", s, vdi, pool.Master().SR())
+		if err != nil {
+			log.Fatal(err)
+		}
+		from, _ := pool.Call(ctx, "VDI.get_uuid", s, vdi)
+		to, _ := pool.Call(ctx, "VDI.get_uuid", s, cp)
+		q.Set("vdi:"+from.(string), to.(string))
+	}
+
+	resp, err := http.Get(srv.URL + ExportMetadataPath + "?session_id=" + url.QueryEscape(s.(string)) + "&uuid=" + vm.UUID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	export, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("export:", resp.Status, resp.Header.Get("Content-Type"))
+
+	req, err := http.NewRequest(http.MethodPut, srv.URL+ImportMetadataPath+"?"+q.Encode(), bytes.NewReader(export))
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	task, _ := pool.Call(ctx, "task.get_record", s, resp.Header.Get("task-id"))
+	result, _ := xmlrpc.DecodeValueString(task.(map[string]any)["result"].(string))
+	imported := result.([]any)[0].(string)
+	state, _ := pool.Call(ctx, "VM.get_power_state", s, imported)
+	fmt.Println("import:", resp.Status, task.(map[string]any)["status"], state)
+
+	if _, err := pool.Call(ctx, "VM.resume_on", s, imported, pool.Master().Ref(), false, false); err != nil {
+		log.Fatal(err)
+	}
+	state, _ = pool.Call(ctx, "VM.get_power_state", s, imported)
+	fmt.Println("after VM.resume_on:", state)
+	// Output:
+	// export: 200 OK application/octet-stream
+	// import: 200 OK success Suspended
+	// after VM.resume_on: Running
 }
