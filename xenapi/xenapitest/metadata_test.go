@@ -863,3 +863,68 @@ func ExamplePool_Handler_metadata() {
 	// import: 200 OK success Suspended
 	// after VM.resume_on: Running
 }
+
+// TestImportMetadataRestore restores a halted VM over itself in its own
+// pool: its VDIs are found on their SR by location, an import that is no
+// newer is refused unless forced, a forced one replaces the VM, and a VDI
+// whose file is gone is VDI_LOCATION_MISSING.
+func TestImportMetadataRestore(t *testing.T) {
+	m := newMetaPool(t, Options{})
+	orig, err := m.p.AddVM(VMSpec{Name: "halted", Disks: []int64{1 << 20, 1 << 20}, Networks: []string{m.p.Network()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := m.mustExport(t, "uuid", orig.UUID)
+	mac := recField(t, m.p, orig.VIFs[0], "MAC")
+	steps := []struct {
+		name  string
+		query []string
+		want  []string // error_info; nil for success
+	}{
+		{"no newer", []string{"restore", "true"}, []string{ErrVMToImportIsNotNewerVersion, orig.Ref, "0", "0"}},
+		{"forced", []string{"restore", "true", "force", "true"}, nil},
+	}
+	for _, step := range steps {
+		code, task := m.importMeta(t, body, step.query...)
+		if code != http.StatusOK {
+			t.Fatalf("%s: HTTP %d", step.name, code)
+		}
+		if step.want != nil {
+			if got := errorInfo(task); task["status"] != "failure" || !errorInfoMatches(got, step.want) {
+				t.Fatalf("%s: task %v %q, want %q", step.name, task["status"], got, step.want)
+			}
+			continue
+		}
+		refs := taskRefs(t, task)
+		if task["status"] != "success" || len(refs) != 1 || refs[0] == orig.Ref {
+			t.Fatalf("%s: task %v made %v", step.name, task["status"], refs)
+		}
+		rec, _ := m.p.Record(refs[0])
+		if rec["uuid"] != orig.UUID || rec["version"] != "1" || rec["power_state"] != "Halted" {
+			t.Errorf("%s: uuid %v version %v power_state %v", step.name, rec["uuid"], rec["version"], rec["power_state"])
+		}
+		if _, err := m.p.Record(orig.Ref); err == nil {
+			t.Errorf("%s: the replaced VM %s is still there", step.name, orig.Ref)
+		}
+		disks, _ := vmDisks(t, m.p, refs[0])
+		if disks["0"] != orig.VDIs[0] || disks["1"] != orig.VDIs[1] {
+			t.Errorf("%s: disks %v, want the VM's own VDIs %v found by location", step.name, disks, orig.VDIs)
+		}
+		if got := recField(t, m.p, rec["VIFs"].([]any)[0].(string), "MAC"); got != mac {
+			t.Errorf("%s: MAC %v, want %v", step.name, got, mac)
+		}
+	}
+	location := recField(t, m.p, orig.VDIs[1], "location").(string)
+	path, err := m.p.VDIPath(orig.VDIs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := removeFile(path); err != nil {
+		t.Fatal(err)
+	}
+	mustCall(t, m.p, "SR.scan", m.s, m.p.Master().SR())
+	code, task := m.importMeta(t, body)
+	if want := []string{ErrVDILocationMissing, m.p.Master().SR(), location}; code != http.StatusOK || !errorInfoMatches(errorInfo(task), want) {
+		t.Errorf("with a VDI gone: HTTP %d, task %v %q, want %q", code, task["status"], errorInfo(task), want)
+	}
+}
