@@ -18,7 +18,28 @@ import (
 )
 
 // Paths of xapi's VM metadata handlers (Constants.export_metadata_uri,
-// import_metadata_uri), served by every host's Handler.
+// import_metadata_uri), served by every host's Handler:
+//
+//	GET /export_metadata?session_id=S&uuid=U|ref=R[&export_snapshots=false][&include_vhd_parents=true][&excluded_device_types=VIF,VBD][&task_id=T]
+//	PUT /import_metadata?session_id=S[&restore=true][&force=true][&dry_run=true][&live=true][&vdi:<exported VDI uuid>=<VDI uuid here>…][&task_id=T]
+//
+// As in xapi (export.ml, metadata_handler; import.ml, metadata_handler),
+// an export is a tar holding only ova.xml: an XML-RPC struct of the
+// exporting xapi's version and the objects (the VM, its VBDs, VDIs, SRs,
+// VIFs, networks, snapshots, suspend image and hosts) with refs rewritten
+// to "Ref:0", "Ref:1", …. An import finds the SRs, hosts, networks and
+// VDIs it names (a VDI by the vdi: map, else on its SR by location, else
+// by other_config maps_to; it never makes one), makes the VMs, VBDs and
+// VIFs with the pool's own create messages, and leaves a VM exported
+// Suspended suspended on the suspend image found for it, ready for
+// VM.resume_on. It answers 200 with the task-id header once
+// authenticated; the task holds the outcome: the VMs made (a VM ref set)
+// or the error, after which whatever the import made is destroyed again
+// (unless force, as in xapi). Both take session_id from the query or a
+// cookie, or HTTP basic auth (401 without), go in the call log as
+// ExportMetadataAction and ImportMetadataAction, and take faults: a
+// failure injected into an import strikes after its objects are made,
+// so that the cleanup runs.
 const (
 	ExportMetadataPath = "/export_metadata"
 	ImportMetadataPath = "/import_metadata"
@@ -954,10 +975,36 @@ var vmImportFields = []string{"last_booted_record", "last_boot_CPU_flags", "is_c
 // suspend image when it was exported so.
 func (st *importState) createVM(id string, rec map[string]any) error {
 	p := st.p
+	ref, err := st.create("VM.create", st.vmCreateRecord(rec))
+	if err != nil {
+		return err
+	}
+	vm := p.objs[ref]
+	st.setVMFields(vm, rec)
+	if wireString(rec["power_state"]) == "Suspended" {
+		vdi, err := st.lookup(wireString(rec["suspend_VDI"]))
+		if err != nil && !st.cfg.force {
+			return err
+		}
+		if err == nil {
+			vm.f["power_state"], vm.f["suspend_VDI"] = "Suspended", vdi
+		}
+	}
+	p.touch(vm)
+	st.table[id] = ref
+	st.created = append(st.created, ref)
+	return nil
+}
+
+// vmCreateRecord is the record do_import gives VM.create_from_record:
+// the exported one with a fresh mac_seed (unless a restore), the
+// import_task, no affinity yet, and pre-Boston restart priorities made
+// "restart" with an order.
+func (st *importState) vmCreateRecord(rec map[string]any) map[string]any {
 	oc := wireMap(rec["other_config"])
 	delete(oc, "grant_api_access")
 	if !st.cfg.restore {
-		oc["mac_seed"] = p.newUUID()
+		oc["mac_seed"] = st.p.newUUID()
 	}
 	oc["import_task"] = st.task
 	create := copyRecord(rec)
@@ -966,11 +1013,15 @@ func (st *importState) createVM(id string, rec map[string]any) error {
 	if prio := wireString(rec["ha_restart_priority"]); len(prio) == 1 && prio >= "0" && prio <= "3" {
 		create["ha_restart_priority"], create["order"] = "restart", prio
 	}
-	ref, err := st.create("VM.create", create)
-	if err != nil {
-		return err
-	}
-	vm := p.objs[ref]
+	return create
+}
+
+// setVMFields sets what do_import sets after VM.create: the exported
+// uuid on a restore, vmImportFields, the version (bumped by a restore,
+// else 0), a fresh generation_id, no appliance, no resident_on, the
+// affinity host if it was found.
+func (st *importState) setVMFields(vm *object, rec map[string]any) {
+	p := st.p
 	if st.cfg.restore {
 		p.setUUID(vm, wireString(rec["uuid"]))
 	}
@@ -989,19 +1040,6 @@ func (st *importState) createVM(id string, rec map[string]any) error {
 	}
 	vm.f["appliance"], vm.f["resident_on"] = nullRef, nullRef
 	vm.f["affinity"] = st.optional(wireString(rec["affinity"]))
-	if wireString(rec["power_state"]) == "Suspended" {
-		vdi, err := st.lookup(wireString(rec["suspend_VDI"]))
-		if err != nil && !st.cfg.force {
-			return err
-		}
-		if err == nil {
-			vm.f["power_state"], vm.f["suspend_VDI"] = "Suspended", vdi
-		}
-	}
-	p.touch(vm)
-	st.table[id] = ref
-	st.created = append(st.created, ref)
-	return nil
 }
 
 // optional is a lookup that gives NULL for an object not imported.
