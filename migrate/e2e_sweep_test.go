@@ -122,7 +122,7 @@ func TestXenServerFaultSweep(t *testing.T) {
 func forEachSweep(t *testing.T, sweep func(t *testing.T, mode eMode, l eLayout, op eOp)) {
 	for _, mode := range eModes {
 		for _, l := range sweepLayouts() {
-			for _, op := range eOps {
+			for _, op := range append(append([]eOp(nil), eOps...), eSuspendOps...) {
 				t.Run(mode.name+"/"+l.name+"/"+op.name, func(t *testing.T) { sweep(t, mode, l, op) })
 			}
 		}

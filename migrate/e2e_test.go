@@ -265,6 +265,19 @@ func revert(ctx context.Context, o *migrate.Orchestrator) error {
 	return err
 }
 
+func suspendedMigrate(ctx context.Context, o *migrate.Orchestrator) error {
+	_, err := o.Migrate(ctx, migrate.MigrateRequest{InstanceUUID: eInstance, Suspend: true})
+	return err
+}
+
+// eSuspendOps are the cold migration with the guest suspended, its
+// confirm and its revert.
+var eSuspendOps = []eOp{
+	{name: "suspended-migrate", run: suspendedMigrate, want: sm.VMResized},
+	{name: "suspended-confirm", setup: suspendedMigrate, run: confirm, want: sm.VMActive},
+	{name: "suspended-revert", setup: suspendedMigrate, run: revert, want: sm.VMActive, onSource: true},
+}
+
 var eOps = []eOp{
 	{name: "resize-up", run: resizeTo("large"), want: sm.VMResized},
 	{name: "resize-down", run: resizeTo("small"), want: sm.VMResized},
@@ -297,7 +310,7 @@ func (op eOp) prepareWith(t *testing.T, l eLayout, transport string) *eworld {
 // quota, and every VM and VDI in the pools.
 func TestEndToEnd(t *testing.T) {
 	for _, l := range eLayouts {
-		for _, op := range eOps {
+		for _, op := range append(append([]eOp(nil), eOps...), eSuspendOps...) {
 			t.Run(l.name+"/"+op.name, func(t *testing.T) {
 				w := op.prepare(t, l)
 				if err := op.run(context.Background(), w.orch(w.store, "o1")); err != nil {
@@ -308,7 +321,8 @@ func TestEndToEnd(t *testing.T) {
 					t.Fatalf("instance %s on %s, want %s (on the source: %v)", inst.VMState, inst.Host, op.want, op.onSource)
 				}
 				wantFlavor := map[string]string{"resize-up": "large", "resize-down": "small", "cold-migrate": "medium",
-					"confirm": "large", "revert": "medium"}[op.name]
+					"confirm": "large", "revert": "medium", "suspended-migrate": "medium", "suspended-confirm": "medium",
+					"suspended-revert": "medium"}[op.name]
 				if inst.Flavor.ID != wantFlavor {
 					t.Fatalf("flavor %s, want %s", inst.Flavor.ID, wantFlavor)
 				}
@@ -508,7 +522,9 @@ func (w *eworld) onlyInstanceVMs() error {
 		if err != nil {
 			return err
 		}
+		images := map[xenapi.VDIRef]bool{} // a suspended VM's, used by it
 		for _, r := range recs {
+			images[r.SuspendVDI] = true
 			switch {
 			case r.IsATemplate || r.IsControlDomain || r.IsASnapshot:
 			case r.OtherConfig[xenserver.KeyNovaUUID] == eInstance:
@@ -523,8 +539,8 @@ func (w *eworld) onlyInstanceVMs() error {
 		if err != nil {
 			return err
 		}
-		for _, v := range disks {
-			if v.Managed && !v.IsASnapshot && len(v.VBDs) == 0 {
+		for ref, v := range disks {
+			if v.Managed && !v.IsASnapshot && len(v.VBDs) == 0 && !images[ref] {
 				return fmt.Errorf("disk %s (%s) is used by no VM", v.UUID, v.NameLabel)
 			}
 		}
@@ -592,10 +608,11 @@ func (w *eworld) quotaSettled() error {
 }
 
 // noOrphans counts the guest VMs and the managed disks that are not
-// snapshots in every pool: one of each per VM the instance needs.
+// snapshots in every pool: one of each per VM the instance needs, and one
+// suspend image per suspended VM.
 func (w *eworld) noOrphans(wantVMs int) error {
 	ctx := context.Background()
-	vms, vdis := 0, 0
+	vms, vdis, suspended, images := 0, 0, 0, 0
 	var names []string
 	for _, c := range w.clients {
 		recs, err := c.VM.GetAllRecords(ctx)
@@ -605,7 +622,10 @@ func (w *eworld) noOrphans(wantVMs int) error {
 		for _, r := range recs {
 			if !r.IsATemplate && !r.IsControlDomain && !r.IsASnapshot {
 				vms++
-				names = append(names, r.NameLabel)
+				names = append(names, r.NameLabel+"("+string(r.PowerState)+")")
+				if r.PowerState.Is(xenapi.VMPowerStateSuspended) {
+					suspended++
+				}
 			}
 		}
 		disks, err := c.VDI.GetAllRecords(ctx)
@@ -613,14 +633,20 @@ func (w *eworld) noOrphans(wantVMs int) error {
 			return err
 		}
 		for _, v := range disks {
-			if v.Managed && !v.IsASnapshot {
+			switch {
+			case !v.Managed || v.IsASnapshot:
+				continue
+			case v.Type.Is(xenapi.VDITypeSuspend):
+				images++
+			default:
 				vdis++
-				names = append(names, "vdi:"+v.NameLabel)
 			}
+			names = append(names, "vdi:"+v.NameLabel)
 		}
 	}
-	if vms != wantVMs || vdis != wantVMs {
-		return fmt.Errorf("%d VMs and %d disks in the pools, want %d of each (an orphan, or a loss): %v", vms, vdis, wantVMs, names)
+	if vms != wantVMs || vdis != wantVMs || images != suspended {
+		return fmt.Errorf("%d VMs, %d disks and %d suspend images (%d VMs suspended) in the pools, want %d VMs and disks (an orphan, or a loss): %v",
+			vms, vdis, images, suspended, wantVMs, names)
 	}
 	return nil
 }

@@ -69,7 +69,8 @@ func (d *Driver) transport(t *target) (Transport, error) {
 
 // Capabilities reports what the driver supports: no move to the same host
 // (Nova's XenAPI driver: supports_migrate_to_same_host False), suspended
-// cold migrations inside a pool, Snapshot and Spawn for cross-cell moves.
+// cold migrations (within a pool and across pools), Snapshot and Spawn
+// for cross-cell moves.
 func (d *Driver) Capabilities() compute.DriverCapabilities {
 	return compute.DriverCapabilities{SupportsSuspendMigrate: true, SupportsCrossCell: true}
 }

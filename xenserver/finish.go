@@ -274,9 +274,9 @@ func attachDisks(ctx context.Context, t *target, vm xenapi.VMRef, disks []destDi
 
 // ConfirmMigration destroys the <name>-orig VM the migration kept on the
 // source host (req.Host) and its disks that no other VM uses, once it has
-// found the instance's VM this migration made on the destination (after a
-// suspended move, the source disks it left: ConfirmSuspended). A repeated
-// call finds nothing to do.
+// found the instance's VM this migration made on the destination. A
+// suspended -orig is hard-shut down first, which drops its suspend image.
+// A repeated call finds nothing to do.
 func (d *Driver) ConfirmMigration(ctx context.Context, req compute.ConfirmMigrationRequest) error {
 	if err := require("ConfirmMigration", need{"Instance", req.Instance == nil}, need{"Migration", req.Migration == nil}); err != nil {
 		return err
@@ -287,9 +287,7 @@ func (d *Driver) ConfirmMigration(ctx context.Context, req compute.ConfirmMigrat
 	}
 	orig, err := findOrigVM(ctx, t.Client, req.Instance.UUID, req.Migration.UUID)
 	if errors.Is(err, compute.ErrNotFound) {
-		// Nothing kept as -orig: confirmed already, or a suspended move,
-		// which leaves only source disks.
-		return d.ConfirmSuspended(ctx, req)
+		return nil // nothing kept as -orig: confirmed already
 	}
 	if err != nil {
 		return withHost(t, err)
@@ -360,8 +358,8 @@ func destroyGuest(ctx context.Context, t *target, vm vmEntry, destroyDisk func(v
 // host (req.Host): a destination VM of the same pool still claiming the
 // instance for this migration is destroyed first, then nova_uuid comes
 // back in place of xenflow_orig_of (one call), the -orig suffix goes, and
-// the VM starts when req.PowerOn. A repeated call finds the VM restored
-// and finishes what is missing.
+// the VM starts (resumes, after a suspended move) when req.PowerOn. A
+// repeated call finds the VM restored and finishes what is missing.
 func (d *Driver) FinishRevertMigration(ctx context.Context, req compute.FinishRevertRequest) error {
 	if err := require("FinishRevertMigration", need{"Instance", req.Instance == nil}, need{"Migration", req.Migration == nil}); err != nil {
 		return err

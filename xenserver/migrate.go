@@ -557,20 +557,25 @@ func (m *move) finish(ctx context.Context) error {
 			return err
 		}
 		m.info.Disks = append(m.info.Disks, disk)
-		if m.disks[i].VBDRec.Userdevice != "0" {
+		if m.disks[i].VBDRec.Userdevice != deviceRoot {
 			continue
 		}
-		ref, err := m.dst.Client.VDI.GetByUUID(ctx, disk.VDI)
-		if err != nil {
-			return fmt.Errorf("xenserver: copy %s on %q: %w", disk.VDI, m.dst.Name, err)
-		}
-		err = updateVDIOtherConfig(ctx, m.dst.Client, ref, func(oc map[string]string) { oc[KeyVMTemplate] = templateOf(m.vm.Rec, m.vifs) })
-		if err != nil {
+		if err := m.recordTemplate(ctx, disk.VDI); err != nil {
 			return err
 		}
 	}
 	m.info.Downtime = m.d.cfg.Clock().Sub(m.offAt)
 	return nil
+}
+
+// recordTemplate records the source VM's settings and network interfaces
+// on the destination's root copy, for FinishMigration.
+func (m *move) recordTemplate(ctx context.Context, rootCopy string) error {
+	ref, err := m.dst.Client.VDI.GetByUUID(ctx, rootCopy)
+	if err != nil {
+		return fmt.Errorf("xenserver: copy %s on %q: %w", rootCopy, m.dst.Name, err)
+	}
+	return updateVDIOtherConfig(ctx, m.dst.Client, ref, func(oc map[string]string) { oc[KeyVMTemplate] = templateOf(m.vm.Rec, m.vifs) })
 }
 
 // keepOrig keeps the source for a revert: nova_uuid moves to

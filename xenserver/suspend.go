@@ -2,7 +2,6 @@ package xenserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/xenflow/xenflow/compute"
@@ -10,28 +9,27 @@ import (
 )
 
 // Suspended moves (a cold migration that keeps the guest's running state,
-// never built by Nova) move the VM itself: xapi makes no suspended VM but
-// by VM.suspend (VM.create, VM.copy and VM.clone give halted VMs), so the
-// suspended VM's disks and suspend image are copied to the destination
-// SR, its VBDs and suspend_VDI are pointed at the copies and it is
-// resumed on the destination host. That needs both hosts in one pool.
+// never built by Nova) go as xapi's own VM.migrate_send moves a suspended
+// VM to another pool (xapi_vm_migrate.ml, inter_pool_metadata_transfer):
+// the disks and the suspend image are copied, then the VM's metadata is
+// exported from the source pool (/export_metadata) and imported into the
+// destination's (/import_metadata) with a VDI map onto the copies, which
+// makes a Suspended VM there; XenAPI has no other way to make one
+// (VM.create, VM.copy and VM.clone give halted VMs). The same path serves
+// two hosts of one pool and two pools.
 //
-// The core calls these in place of its cold-move steps when
-// MigrateDiskRequest.Suspend is set (MigrateSuspended) and when
-// FinishMigrationRequest.DiskInfo.SuspendVDI is not empty
-// (FinishSuspended); ConfirmSuspended removes the source disks.
-
-// RoleSuspendSource is the xenflow_role of a source disk a suspended move
-// left behind, until the move is confirmed.
-const RoleSuspendSource = "suspend-source"
+// The source is kept as <name>-orig exactly as a cold move keeps it, so
+// ConfirmMigration, FinishRevertMigration, Destroy and CleanupMigration
+// are a cold move's: a confirm hard-shuts the suspended -orig down (xapi
+// drops its suspend image) and destroys it with its disks; a revert
+// resumes it.
 
 // userdeviceSuspend labels the suspend image among a move's disks.
 const userdeviceSuspend = "suspend"
 
 // SuspendRefusedError is a suspended move the driver refuses before
 // touching anything: the flavor changes memory or vCPUs (the suspend image
-// holds a domain of the old shape), the hosts are in different pools, or
-// the guest does not run.
+// holds a domain of the old shape) or the guest does not run.
 type SuspendRefusedError struct {
 	InstanceUUID string
 	Reason       string
@@ -42,7 +40,7 @@ func (e *SuspendRefusedError) Error() string {
 }
 
 // checkSuspendMove refuses a suspended move that cannot work.
-func checkSuspendMove(req compute.MigrateDiskRequest, src, dst *target) error {
+func checkSuspendMove(req compute.MigrateDiskRequest) error {
 	refuse := func(reason string) error {
 		return &SuspendRefusedError{InstanceUUID: req.Instance.UUID, Reason: reason}
 	}
@@ -57,21 +55,18 @@ func checkSuspendMove(req compute.MigrateDiskRequest, src, dst *target) error {
 		return refuse(fmt.Sprintf("the flavor changes memory from %d to %d MB", old.MemoryMB, req.NewFlavor.MemoryMB))
 	case old.VCPUs != req.NewFlavor.VCPUs:
 		return refuse(fmt.Sprintf("the flavor changes vCPUs from %d to %d", old.VCPUs, req.NewFlavor.VCPUs))
-	case !src.samePool(dst):
-		return refuse(fmt.Sprintf("%s and %s are in different pools: XenAPI cannot create a suspended VM", src, dst))
-	case src.Name == dst.Name:
-		return refuse("source and destination are the same host")
 	}
 	return nil
 }
 
 // MigrateSuspended is MigrateDiskAndPowerOff with req.Suspend: it suspends
-// the guest (VM.suspend) and copies its disks and its suspend image to the
+// the guest (VM.suspend), copies its disks and its suspend image to the
 // destination SR with the source host's transport, tagged with the
-// migration. The VM keeps claiming the instance. On a failure the copies
-// are removed and the guest resumed where it was, and the error is a
-// *compute.InstanceFaultRollback. A repeated call finds the suspended VM
-// and copies again what is not complete.
+// migration, and keeps the source VM as <name>-orig, as a cold move does.
+// On a failure the copies are removed and the guest resumed where it
+// was, and the error is a *compute.InstanceFaultRollback. A repeated call
+// finds the suspended VM and copies again what is not complete, or finds
+// the -orig and answers its DiskInfo.
 func (d *Driver) MigrateSuspended(ctx context.Context, req compute.MigrateDiskRequest) (compute.DiskInfo, error) {
 	if err := checkMigrateRequest(withoutSuspend(req)); err != nil {
 		return compute.DiskInfo{}, &compute.InstanceFaultRollback{Err: err}
@@ -81,9 +76,9 @@ func (d *Driver) MigrateSuspended(ctx context.Context, req compute.MigrateDiskRe
 		return compute.DiskInfo{}, &compute.InstanceFaultRollback{Err: err}
 	}
 	if m.done != nil {
-		return compute.DiskInfo{}, &compute.InstanceFaultRollback{Err: errors.New("xenserver: the instance's VM is kept as -orig: not a suspended move")}
+		return d.migratedDiskInfo(ctx, m)
 	}
-	if err := checkSuspendMove(req, m.src, m.dst); err != nil {
+	if err := checkSuspendMove(req); err != nil {
 		return compute.DiskInfo{}, &compute.InstanceFaultRollback{Err: err}
 	}
 	info, err := m.runSuspend(ctx)
@@ -92,7 +87,7 @@ func (d *Driver) MigrateSuspended(ctx context.Context, req compute.MigrateDiskRe
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 	defer cancel()
-	if rerr := m.rollbackSuspend(rctx); rerr != nil {
+	if rerr := m.rollback(rctx); rerr != nil {
 		return compute.DiskInfo{}, fmt.Errorf("%w (rolling back failed: %v)", err, rerr)
 	}
 	return compute.DiskInfo{}, &compute.InstanceFaultRollback{Err: err}
@@ -103,26 +98,14 @@ func withoutSuspend(req compute.MigrateDiskRequest) compute.MigrateDiskRequest {
 	return req
 }
 
-// runSuspend suspends the guest and copies its disks and suspend image.
+// runSuspend suspends the guest, copies its disks and suspend image and
+// keeps the source as <name>-orig.
 func (m *move) runSuspend(ctx context.Context) (compute.DiskInfo, error) {
 	c := m.src.Client
-	state := m.vm.Rec.PowerState
-	if !state.Is(xenapi.VMPowerStateRunning) && !state.Is(xenapi.VMPowerStateSuspended) {
-		return compute.DiskInfo{}, &SuspendRefusedError{InstanceUUID: m.req.Instance.UUID, Reason: "the guest is " + string(state)}
-	}
-	if err := m.markSource(ctx); err != nil {
+	if err := m.prepareSuspend(ctx); err != nil {
 		return compute.DiskInfo{}, err
 	}
-	m.wasRunning = true
-	disks, err := vmDisks(ctx, c, m.vm)
-	if err != nil {
-		return compute.DiskInfo{}, err
-	}
-	m.disks = disks
-	if err := m.discardLeftovers(ctx); err != nil {
-		return compute.DiskInfo{}, err
-	}
-	if state.Is(xenapi.VMPowerStateRunning) {
+	if m.vm.Rec.PowerState.Is(xenapi.VMPowerStateRunning) {
 		m.offAt = m.d.cfg.Clock()
 		if _, err := c.Call(ctx, "VM.suspend", string(m.vm.Ref)); err != nil {
 			return compute.DiskInfo{}, fmt.Errorf("xenserver: suspend VM %s: %w", m.vm.Rec.UUID, err)
@@ -130,84 +113,125 @@ func (m *move) runSuspend(ctx context.Context) (compute.DiskInfo, error) {
 	}
 	m.poweredOff = true
 	m.report("power-off", 40)
-	vmRec, err := c.VM.GetRecord(ctx, m.vm.Ref)
+	rec, err := c.VM.GetRecord(ctx, m.vm.Ref)
 	if err != nil {
 		return compute.DiskInfo{}, fmt.Errorf("xenserver: suspend image of VM %s: %w", m.vm.Rec.UUID, err)
 	}
-	suspendVDI := vmRec.SuspendVDI
+	if err := m.copySuspended(ctx, rec.SuspendVDI); err != nil {
+		return compute.DiskInfo{}, err
+	}
+	m.info.Downtime = m.d.cfg.Clock().Sub(m.offAt)
+	m.report("send-delta", 70)
+	if err := m.keepOrig(ctx); err != nil {
+		return compute.DiskInfo{}, err
+	}
+	m.report("finish", 80)
+	return m.info, nil
+}
+
+// prepareSuspend checks the guest runs (or an earlier call suspended it),
+// tags it with the migration and reads its disks and network interfaces.
+func (m *move) prepareSuspend(ctx context.Context) error {
+	state := m.vm.Rec.PowerState
+	if !state.Is(xenapi.VMPowerStateRunning) && !state.Is(xenapi.VMPowerStateSuspended) {
+		return &SuspendRefusedError{InstanceUUID: m.req.Instance.UUID, Reason: "the guest is " + string(state)}
+	}
+	if err := m.markSource(ctx); err != nil {
+		return err
+	}
+	m.wasRunning = true
+	disks, err := vmDisks(ctx, m.src.Client, m.vm)
+	if err != nil {
+		return err
+	}
+	if len(disks) == 0 {
+		return &NoDiskError{ComputeHost: m.src.Name, VDI: m.vm.Rec.UUID, Reason: "the VM has no disk"}
+	}
+	m.disks = disks
+	if m.vifs, err = sourceVIFs(ctx, m.src.Client, m.vm); err != nil {
+		return err
+	}
+	if err := m.discardLeftovers(ctx); err != nil {
+		return err
+	}
+	// Before the -orig is kept no VM uses a copy: an earlier call's
+	// complete copies are leftovers too.
+	return discardCopies(ctx, m.dst.endpoint(), m.req.Migration.UUID, true)
+}
+
+// copySuspended copies every disk, then the suspend image, with the
+// transport; the root copy carries the VM's settings.
+func (m *move) copySuspended(ctx context.Context, suspendVDI xenapi.VDIRef) error {
+	c := m.src.Client
 	tr, err := m.d.transport(m.src)
 	if err != nil {
-		return compute.DiskInfo{}, err
+		return err
 	}
 	m.tr = tr
 	m.info.Transport = tr.Name()
 	for i, disk := range m.disks {
-		if _, err := m.copyWhole(ctx, disk.VDI, disk.VDIRec, disk.VBDRec.Userdevice, diskLabel(m.req.Instance.UUID, i, disk)); err != nil {
-			return compute.DiskInfo{}, err
+		copied, err := m.copyWhole(ctx, tr, disk.VDI, disk.VDIRec, disk.VBDRec.Userdevice, diskLabel(m.req.Instance.UUID, i, disk))
+		if err != nil {
+			return err
+		}
+		if disk.VBDRec.Userdevice == deviceRoot {
+			if err := m.recordTemplate(ctx, copied.VDI); err != nil {
+				return err
+			}
 		}
 	}
 	rec, err := c.VDI.GetRecord(ctx, suspendVDI)
 	if err != nil {
-		return compute.DiskInfo{}, fmt.Errorf("xenserver: suspend image %s: %w", suspendVDI, err)
+		return fmt.Errorf("xenserver: suspend image %s: %w", suspendVDI, err)
 	}
-	img, err := m.copyWhole(ctx, suspendVDI, rec, userdeviceSuspend, m.req.Instance.UUID+"_suspend")
+	// The suspend image is one VHD, no chain: it goes over XAPI whatever
+	// the host's transport (the dom0 chain layout names disks only).
+	img, err := m.copyWhole(ctx, m.d.transports[TransportXAPI], suspendVDI, rec, userdeviceSuspend, m.req.Instance.UUID+"_suspend")
 	if err != nil {
-		return compute.DiskInfo{}, err
+		return err
 	}
 	m.info.Disks = m.info.Disks[:len(m.info.Disks)-1]
 	m.info.SuspendVDI = img.VDI
-	m.info.Downtime = m.d.cfg.Clock().Sub(m.offAt)
-	m.report("send-delta", 80)
-	return m.info, nil
+	return nil
 }
 
-// copyWhole moves one VDI whole with the transport and records it.
-func (m *move) copyWhole(ctx context.Context, vdi xenapi.VDIRef, rec xenapi.VDIRecord, userdevice, label string) (compute.Disk, error) {
-	dm, err := m.tr.Begin(ctx, DiskMoveRequest{Source: m.src.endpoint(), Dest: m.dst.endpoint(),
+// copyWhole moves one VDI whole with a transport and records it; a
+// rollback aborts the move (m.moves), which removes the copy.
+func (m *move) copyWhole(ctx context.Context, tr Transport, vdi xenapi.VDIRef, rec xenapi.VDIRecord, userdevice, label string) (compute.Disk, error) {
+	dm, err := tr.Begin(ctx, DiskMoveRequest{Source: m.src.endpoint(), Dest: m.dst.endpoint(),
 		InstanceUUID: m.req.Instance.UUID, MigrationUUID: m.req.Migration.UUID, VDI: vdi, Record: rec,
 		Userdevice: userdevice, Label: label, Limiter: m.limiter()})
 	if err != nil {
 		return compute.Disk{}, err
 	}
+	m.moves = append(m.moves, dm)
 	release, err := m.d.slots.acquire(ctx, m.src.Name, m.dst.Name)
 	if err != nil {
-		return compute.Disk{}, errors.Join(err, dm.Abort(ctx))
+		return compute.Disk{}, err
 	}
 	n, err := dm.Send(ctx, vdi, xenapi.NullRef)
 	release()
 	m.info.BytesSent += n
 	if err != nil {
-		return compute.Disk{}, errors.Join(err, dm.Abort(ctx))
+		return compute.Disk{}, err
 	}
 	disk, err := dm.Finish(ctx)
 	if err != nil {
-		return compute.Disk{}, errors.Join(err, dm.Abort(ctx))
+		return compute.Disk{}, err
 	}
 	m.info.Disks = append(m.info.Disks, disk)
 	return disk, nil
 }
 
-// rollbackSuspend removes the copies and resumes the guest on the source.
-func (m *move) rollbackSuspend(ctx context.Context) error {
-	c := m.src.Client
-	errs := []error{discardCopies(ctx, m.dst.endpoint(), m.req.Migration.UUID, true)}
-	errs = append(errs, updateVMOtherConfig(ctx, c, m.vm.Ref, func(oc map[string]string) {
-		delete(oc, KeyMigration)
-		delete(oc, KeyPowerState)
-	}))
-	state, err := c.VM.GetPowerState(ctx, m.vm.Ref)
-	if err == nil && state.Is(xenapi.VMPowerStateSuspended) {
-		err = resumeOn(ctx, c, m.vm.Ref, m.src.Host)
-	}
-	return errors.Join(append(errs, err)...)
-}
-
 // FinishSuspended is FinishMigration of a suspended move, on the
-// destination host: the instance's VM (suspended) gets its VBDs pointed at
-// the copies (the source disks are tagged suspend-source, for
-// ConfirmSuspended), its suspend_VDI set to the copied image
-// (VM.set_suspend_VDI checks the content is the same) and is resumed on
-// the destination (VM.resume_on). A repeated call finds what is done.
+// destination host (req.Host): it checks the copies, imports the -orig
+// VM's metadata from the source pool into the destination pool with its
+// VBDs and suspend_VDI mapped onto the copies (suspendedImport), gives the
+// new VM the source's network interfaces with their MACs and resumes it
+// on the destination host (VM.resume_on). The guest resumes whatever
+// req.PowerOn says: it ran before the move. A repeated call finds the VM
+// the import made (nova_uuid and the migration) and finishes what is
+// missing.
 func (d *Driver) FinishSuspended(ctx context.Context, req compute.FinishMigrationRequest) error {
 	if err := checkFinishRequest(req); err != nil {
 		return err
@@ -219,84 +243,86 @@ func (d *Driver) FinishSuspended(ctx context.Context, req compute.FinishMigratio
 	if err != nil {
 		return err
 	}
-	vm, err := findVM(ctx, t.Client, req.Instance.UUID)
+	vm, found, err := migrationVM(ctx, t, req.Instance.UUID, req.Migration.UUID)
 	if err != nil {
-		return withHost(t, err)
+		return err
 	}
-	if vm.Rec.PowerState.Is(xenapi.VMPowerStateRunning) && vm.Rec.ResidentOn == t.Host {
-		return nil
+	if found && vm.Rec.PowerState.Is(xenapi.VMPowerStateRunning) && vm.Rec.ResidentOn == t.Host {
+		return withHostIf(t, updateVMOtherConfig(ctx, t.Client, vm.Ref, func(oc map[string]string) { delete(oc, KeyPowerState) }))
 	}
 	disks, err := destDisks(ctx, t, req)
 	if err != nil {
 		return err
 	}
-	if err := repointDisks(ctx, t, vm, disks, req.Migration.UUID); err != nil {
+	tpl, err := readTemplate(t, req, disks)
+	if err != nil {
 		return err
 	}
-	c := t.Client
-	img, err := c.VDI.GetByUUID(ctx, req.DiskInfo.SuspendVDI)
+	networks, err := networksFor(ctx, t, tpl.VIFs)
 	if err != nil {
-		return withHost(t, fmt.Errorf("suspend image copy %s: %w", req.DiskInfo.SuspendVDI, err))
+		return err
 	}
-	if vm.Rec.SuspendVDI != img {
-		if _, err := c.Call(ctx, "VM.set_suspend_VDI", string(vm.Ref), string(img)); err != nil {
-			return withHost(t, fmt.Errorf("set the suspend image of VM %s: %w", vm.Rec.UUID, err))
+	if !found {
+		if vm, err = d.suspendedImport(ctx, t, req, disks); err != nil {
+			return err
 		}
+	}
+	return d.resumeImported(ctx, t, vm, tpl, networks)
+}
+
+// resumeImported plugs the VM's network interfaces, pins it to the
+// destination host and resumes it there.
+func (d *Driver) resumeImported(ctx context.Context, t *target, vm vmEntry, tpl vmTemplate, networks []string) error {
+	c := t.Client
+	if err := plugVIFs(ctx, t, vm.Ref, tpl.VIFs, networks); err != nil {
+		return err
 	}
 	if _, err := c.Call(ctx, "VM.set_affinity", string(vm.Ref), string(t.Host)); err != nil {
 		return withHost(t, fmt.Errorf("set the affinity of VM %s: %w", vm.Rec.UUID, err))
 	}
-	if err := resumeOn(ctx, c, vm.Ref, t.Host); err != nil && !badState(err, xenapi.VMPowerStateRunning) {
-		return withHost(t, fmt.Errorf("resume VM %s on %s: %w", vm.Rec.UUID, t.Host, err))
+	if err := startOn(ctx, c, vm.Ref, t.Host); err != nil {
+		return withHost(t, err)
 	}
 	return withHostIf(t, updateVMOtherConfig(ctx, c, vm.Ref, func(oc map[string]string) { delete(oc, KeyPowerState) }))
 }
 
-// repointDisks replaces each VBD of the VM whose VDI is not the copy at
-// its userdevice with one to the copy, and tags the source disk.
-func repointDisks(ctx context.Context, t *target, vm vmEntry, disks []destDisk, migration string) error {
-	c := t.Client
-	have, err := vmDisks(ctx, c, vm)
+// suspendedImport exports the suspended -orig VM's metadata from the
+// source pool, turns it into the destination VM's (suspendedMetadata) and
+// imports it into the destination pool: xapi makes the VM Suspended, with
+// the copies attached. xapi removes what a failed import made.
+func (d *Driver) suspendedImport(ctx context.Context, t *target, req compute.FinishMigrationRequest, disks []destDisk) (vmEntry, error) {
+	src, err := d.pool(ctx, req.Migration.SourceCompute)
 	if err != nil {
-		return withHost(t, err)
+		return vmEntry{}, err
 	}
-	for _, want := range disks {
-		cur, ok := diskAt(have, want.Userdevice)
-		if ok && cur.VDI == want.Ref {
-			continue
-		}
-		if ok {
-			err := updateVDIOtherConfig(ctx, c, cur.VDI, func(oc map[string]string) {
-				oc[KeyMigration], oc[KeyRole] = migration, RoleSuspendSource
-			})
-			if err == nil {
-				err = c.VBD.Destroy(ctx, cur.VBD)
-			}
-			if err != nil {
-				return withHost(t, fmt.Errorf("detach VDI %s: %w", cur.VDIRec.UUID, err))
-			}
-		}
-		_, err := c.VBD.Create(ctx, xenapi.VBDRecord{VM: vm.Ref, VDI: want.Ref, Userdevice: want.Userdevice,
-			Bootable: want.Userdevice == deviceRoot, Mode: xenapi.VBDModeRW, Type: xenapi.VBDTypeDisk, Unpluggable: true})
-		if err != nil {
-			return withHost(t, fmt.Errorf("attach VDI %s at %s: %w", want.VDI, want.Userdevice, err))
-		}
-	}
-	return nil
-}
-
-// ConfirmSuspended destroys the source disks a suspended move left (tagged
-// suspend-source with the migration, attached to no VM) in req.Host's
-// pool.
-func (d *Driver) ConfirmSuspended(ctx context.Context, req compute.ConfirmMigrationRequest) error {
-	if req.Migration == nil {
-		return &RequestError{Method: "ConfirmSuspended", Field: "Migration"}
-	}
-	t, err := d.pool(ctx, req.Host)
+	orig, err := findOrigVM(ctx, src.Client, req.Instance.UUID, req.Migration.UUID)
 	if err != nil {
-		return err
+		return vmEntry{}, withHost(src, fmt.Errorf("the suspended source of migration %s: %w", req.Migration.UUID, err))
 	}
-	return destroyTagged(ctx, t, req.Migration.UUID, RoleSuspendSource, func(v vdiEntry) bool { return len(v.Rec.VBDs) == 0 })
+	if !orig.Rec.PowerState.Is(xenapi.VMPowerStateSuspended) {
+		return vmEntry{}, withHost(src, fmt.Errorf("the source VM %s of migration %s is %s, not suspended",
+			orig.Rec.UUID, req.Migration.UUID, orig.Rec.PowerState))
+	}
+	md, err := src.Client.ExportMetadata(ctx, xenapi.ExportMetadataRequest{VM: orig.Rec.UUID, ExcludedDeviceTypes: []string{"VIF"}})
+	if err != nil {
+		return vmEntry{}, withHost(src, err)
+	}
+	vdiMap, err := suspendedMetadata(md, req, disks)
+	if err != nil {
+		return vmEntry{}, withHost(t, err)
+	}
+	refs, err := t.Client.ImportMetadata(ctx, md, xenapi.ImportMetadataRequest{VDIMap: vdiMap})
+	if err != nil {
+		return vmEntry{}, withHost(t, fmt.Errorf("import the suspended VM of instance %s: %w", req.Instance.UUID, err))
+	}
+	if len(refs) != 1 {
+		return vmEntry{}, withHost(t, fmt.Errorf("importing the suspended VM of instance %s made %d VMs, not one", req.Instance.UUID, len(refs)))
+	}
+	rec, err := t.Client.VM.GetRecord(ctx, refs[0])
+	if err != nil {
+		return vmEntry{}, withHost(t, err)
+	}
+	return vmEntry{Ref: refs[0], Rec: rec}, nil
 }
 
 // resumeOn resumes a suspended VM on a host (VM.resume_on, not paused,

@@ -202,9 +202,10 @@ type faultPoint struct {
 }
 
 // sweepLayouts are the layouts a scenario is swept on: every scenario on
-// standalone pools, the move also inside one pool.
+// standalone pools, the move and the suspended move's methods also inside
+// one pool.
 func sweepLayouts(sc scenario) []layout {
-	if sc.name == "MigrateDiskAndPowerOff" {
+	if sc.name == "MigrateDiskAndPowerOff" || strings.HasPrefix(sc.name, "Suspended/") {
 		return layouts
 	}
 	return []layout{standalone}
@@ -256,7 +257,7 @@ func sweep(t *testing.T, first func(s *sweepState, p *xenapitest.Pool, fp faultP
 	if testing.Short() {
 		t.Skip("the sweep runs every scenario once per call")
 	}
-	for _, sc := range scenarios {
+	for _, sc := range append(append([]scenario(nil), scenarios...), suspendScenarios...) {
 		for _, l := range sweepLayouts(sc) {
 			t.Run(string(l)+"/"+sc.name, func(t *testing.T) {
 				for _, fp := range cleanRun(t, sc, l) {

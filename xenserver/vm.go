@@ -214,22 +214,29 @@ func cleanShutdown(ctx context.Context, c *xenapi.Client, vm xenapi.VMRef, timeo
 	return serr == nil && state.Is(xenapi.VMPowerStateHalted)
 }
 
-// startOn starts a halted VM on a host; a VM already running is left
-// alone.
+// startOn takes a VM to Running on a host: VM.start_on from Halted,
+// VM.resume_on from Suspended (a suspended move's source or destination).
+// A VM already running is left alone.
 func startOn(ctx context.Context, c *xenapi.Client, vm xenapi.VMRef, host xenapi.HostRef) error {
 	state, err := c.VM.GetPowerState(ctx, vm)
 	if err != nil {
 		return fmt.Errorf("xenserver: power state of VM %s: %w", vm, err)
 	}
-	if state.Is(xenapi.VMPowerStateRunning) {
+	verb := "start"
+	switch {
+	case state.Is(xenapi.VMPowerStateRunning):
 		return nil
+	case state.Is(xenapi.VMPowerStateSuspended):
+		verb = "resume"
+		err = resumeOn(ctx, c, vm, host)
+	default:
+		err = c.VM.StartOn(ctx, vm, host, false, false)
 	}
-	err = c.VM.StartOn(ctx, vm, host, false, false)
 	if badState(err, xenapi.VMPowerStateRunning) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("xenserver: start VM %s on host %s: %w", vm, host, err)
+		return fmt.Errorf("xenserver: %s VM %s on host %s: %w", verb, vm, host, err)
 	}
 	return nil
 }
