@@ -11,9 +11,10 @@ import (
 	"github.com/xenflow/xenflow/xenapi/xenapitest"
 )
 
-// importTasks counts the tasks of the pool the relay made for its
-// imports that are still there.
-func importTasks(t *testing.T, e *testEnv, host string) int {
+// relayTasks counts the tasks of the pool the relay made for its imports
+// ("xenflow: import into ") or exports ("xenflow: export ") that are
+// still there.
+func relayTasks(t *testing.T, e *testEnv, host, prefix string) int {
 	t.Helper()
 	ctx := context.Background()
 	tg, err := e.d.pool(ctx, host)
@@ -26,16 +27,21 @@ func importTasks(t *testing.T, e *testEnv, host string) int {
 	}
 	n := 0
 	for _, rec := range recs {
-		if strings.HasPrefix(rec.NameLabel, "xenflow: import into ") {
+		if strings.HasPrefix(rec.NameLabel, prefix) {
 			n++
 		}
 	}
 	return n
 }
 
-// TestRelayImportTask: every import runs under a task the relay made
-// (task_id), waited for and destroyed; a cancelled move cancels its
-// import's task and leaves none behind.
+const (
+	importTaskPrefix = "xenflow: import into "
+	exportTaskPrefix = "xenflow: export "
+)
+
+// TestRelayImportTask: every export and every import runs under a task
+// the relay made (task_id), waited for and destroyed; a cancelled move
+// cancels both tasks and leaves none behind.
 func TestRelayImportTask(t *testing.T) {
 	t.Run("done", func(t *testing.T) {
 		r := newResize(t, standalone, "compute2", true)
@@ -44,8 +50,15 @@ func TestRelayImportTask(t *testing.T) {
 		if n, imports := dest.CallCount("task.create"), dest.CallCount(xenapitest.ImportRawVDIAction); n == 0 || n != imports {
 			t.Fatalf("%d tasks created for %d imports", n, imports)
 		}
-		if n := importTasks(t, r.e, "compute2"); n != 0 {
+		if n := relayTasks(t, r.e, "compute2", importTaskPrefix); n != 0 {
 			t.Fatalf("%d import tasks left", n)
+		}
+		src := r.e.pools["pool1"]
+		if n, exports := src.CallCount("task.create"), src.CallCount(xenapitest.ExportRawVDIAction); n == 0 || n != exports {
+			t.Fatalf("%d tasks created for %d exports", n, exports)
+		}
+		if n := relayTasks(t, r.e, "compute1", exportTaskPrefix); n != 0 {
+			t.Fatalf("%d export tasks left", n)
 		}
 	})
 	t.Run("cancelled", func(t *testing.T) {
@@ -67,8 +80,15 @@ func TestRelayImportTask(t *testing.T) {
 		if dest.CallCount("task.cancel") == 0 {
 			t.Fatal("the import's task was not cancelled")
 		}
-		if n := importTasks(t, r.e, "compute2"); n != 0 {
+		if n := relayTasks(t, r.e, "compute2", importTaskPrefix); n != 0 {
 			t.Fatalf("%d import tasks left", n)
+		}
+		src := r.e.pools["pool1"]
+		if src.CallCount("task.cancel") == 0 {
+			t.Fatal("the export's task was not cancelled")
+		}
+		if n := relayTasks(t, r.e, "compute1", exportTaskPrefix); n != 0 {
+			t.Fatalf("%d export tasks left", n)
 		}
 		checkSourceIntact(t, r.e, r.g, true)
 	})

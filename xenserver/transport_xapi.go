@@ -186,11 +186,45 @@ type relayRequest struct {
 // a few MiB) and computes the length from the BAT; a Content-Length the
 // export does send must agree. Every byte goes through the hash; an export
 // shorter or longer than its length fails the move.
+//
+// The export runs under a task of its own (task_id), as the import does:
+// a relay that stops early cancels it, so the source host stops reading
+// the disk, and a relay that read everything waits for it, so an export
+// xapi failed after its last byte fails the move too.
 func relay(ctx context.Context, r relayRequest) (int64, error) {
 	vdi := r.Query.Get("vdi")
 	exportErr := func(err error) error {
 		return &TransferError{Step: "export", ComputeHost: r.From.ComputeHost, VDI: vdi, Err: err}
 	}
+	c := r.From.Client
+	task, err := c.Task.Create(ctx, "xenflow: export "+vdi, "export_raw_vdi")
+	if err != nil {
+		return 0, exportErr(fmt.Errorf("create the export's task: %w", err))
+	}
+	r.Query = cloneQuery(r.Query)
+	r.Query.Set("task_id", string(task))
+	n, err := relayUnder(ctx, r, exportErr)
+	if err != nil {
+		dropTask(c, task)
+		return n, err
+	}
+	if _, err := c.WaitTask(ctx, task, nil); err != nil { // destroys the task
+		return n, exportErr(fmt.Errorf("the export's task: %w", err))
+	}
+	return n, nil
+}
+
+func cloneQuery(q url.Values) url.Values {
+	out := make(url.Values, len(q)+1)
+	for k, v := range q {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
+}
+
+// relayUnder is relay's stream: the export's head, then the body piped
+// into the import.
+func relayUnder(ctx context.Context, r relayRequest, exportErr func(error) error) (int64, error) {
 	resp, head, length, err := openExport(ctx, r)
 	if err != nil {
 		return 0, exportErr(err)
