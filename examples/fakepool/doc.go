@@ -25,8 +25,9 @@
 //
 // -fault METHOD:N:CODE[:PARAM...] (repeatable) makes the N-th call of
 // METHOD fail with the XenAPI error CODE and its parameters, in every
-// pool: METHOD is a wire name ("VM.clean_shutdown", "Async.VM.start") or a
-// disk handler (get_export_raw_vdi, put_import_raw_vdi); N counts from 1
+// pool: METHOD is a wire name ("VM.clean_shutdown", "Async.VM.start") or an
+// HTTP handler's action (get_export_raw_vdi, put_import_raw_vdi,
+// get_export_metadata, put_import_metadata); N counts from 1
 // over the pool's life, and 0 fails every call. For example
 //
 //	fakepool -fault VM.clean_shutdown:1:VM_MISSING_PV_DRIVERS:OpaqueRef:NULL

@@ -91,7 +91,7 @@ Flags:
 	fs.IntVar(&c.vms, "vms", 0, "seed this many running guests in each pool, guest-<pool>-001, guest-<pool>-002, ... spread over its hosts, each with one root disk of -disk-mib (0: two VMs per host, instance-<host>-<n>, with a root and an ephemeral disk)")
 	fs.Int64Var(&c.diskMiB, "disk-mib", 64, "size of each seeded VM's root disk in MiB")
 	fs.BoolVar(&c.shared, "shared-sr", false, "give each pool an SR every host sees")
-	fs.Var(&c.faults, "fault", "METHOD:N:CODE[:PARAM...]: the N-th call of METHOD (a XenAPI wire name, or get_export_raw_vdi / put_import_raw_vdi) fails with CODE and the parameters (separated by ':'); N 0 fails every call; repeatable")
+	fs.Var(&c.faults, "fault", "METHOD:N:CODE[:PARAM...]: the N-th call of METHOD (a XenAPI wire name, or an HTTP handler's action: get_export_raw_vdi, put_import_raw_vdi, get_export_metadata, put_import_metadata) fails with CODE and the parameters (separated by ':'); N 0 fails every call; repeatable")
 	fs.DurationVar(&c.timeouts.ReadHeader, "header-timeout", xenapitest.DefaultReadHeaderTimeout, "how long a client may take to send a request's headers")
 	fs.DurationVar(&c.timeouts.Body, "body-timeout", xenapitest.DefaultBodyTimeout, "how long a client may take to send an XML-RPC body, or pause a disk stream")
 	fs.BoolVar(&c.verbose, "v", false, "log every call to stderr")

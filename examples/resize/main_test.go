@@ -460,3 +460,65 @@ func checkMoved(t *testing.T, url, name, host, head string) {
 		t.Fatalf("root disk starts %q (%v)", got, err)
 	}
 }
+
+// TestRealPoolsSuspended moves a running guest of one examples/fakepool
+// pool into another with the guest suspended: it resumes in the other
+// pool with its root disk byte for byte, and the confirm removes the
+// source.
+func TestRealPoolsSuspended(t *testing.T) {
+	urls := servePools(t, buildCommand(t, t.TempDir(), "../fakepool", "fakepool"), 2, "-hosts", "1", "-vms", "1", "-disk-mib", "4")
+	pw := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pw, []byte(xenapitest.DefaultPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	src := poolClient(ctx, t, urls[0])
+	defer src.Close(ctx)
+	vms, err := guestVMs(ctx, src)
+	if err != nil || len(vms) != 1 {
+		t.Fatalf("guests of the first pool: %v, %v", vms, err)
+	}
+	var before rootDisk
+	for ref, r := range vms {
+		if before, err = rootOf(ctx, src, ref, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum := hashVDI(ctx, t, src, before.VDI, before.Size)
+	out, err := runJob(t, "-xapi", urls[0], "-xapi", urls[1], "-password-file", pw, "-json",
+		"-vm", before.Record.UUID, "-migrate", "-suspend")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := lastSummary(t, out)
+	if s.Operation != "migrate-suspended" || s.Outcome != "confirmed" || !strings.HasPrefix(s.SourceHost, "pool1.") ||
+		!strings.HasPrefix(s.DestHost, "pool2.") {
+		t.Fatalf("summary %+v", s)
+	}
+	dst := poolClient(ctx, t, urls[1])
+	defer dst.Close(ctx)
+	var after rootDisk
+	found := 0
+	vms, err = guestVMs(ctx, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, r := range vms {
+		if r.NameLabel == before.Record.NameLabel {
+			found++
+			if after, err = rootOf(ctx, dst, ref, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if found != 1 || !after.Record.PowerState.Is(xenapi.VMPowerStateRunning) || after.Record.MemoryStaticMax != before.Record.MemoryStaticMax {
+		t.Fatalf("%d VMs named %s in the second pool, %s", found, before.Record.NameLabel, after.Record.PowerState)
+	}
+	if got := hashVDI(ctx, t, dst, after.VDI, after.Size); got != sum {
+		t.Fatalf("root disk in the second pool: SHA-256 %s, was %s", got, sum)
+	}
+	if vms, err := guestVMs(ctx, src); err != nil || len(vms) != 0 {
+		t.Fatalf("the first pool still holds %d guests (%v)", len(vms), err)
+	}
+}
