@@ -65,6 +65,23 @@
 // instance was stopped. Destroy with a migration removes only the VM and
 // disks that migration made on the host.
 //
+// # Suspended cold migration
+//
+// A cold migration with MigrateDiskRequest.Suspend (never built by Nova)
+// keeps the guest's running state, within a pool and across pools, as
+// xapi's own VM.migrate_send moves a suspended VM
+// (xapi_vm_migrate.ml, inter_pool_metadata_transfer): VM.suspend, the
+// disks and the suspend image copied, the source kept as a suspended
+// <name>-orig; FinishMigration exports the -orig's metadata
+// (/export_metadata), makes it the destination VM's (nova_uuid and the
+// migration, its disks and suspend image mapped onto the copies, VIFs
+// recreated with their MACs, CDs emptied) and imports it
+// (/import_metadata), which makes the VM Suspended, then resumes it on
+// the destination host (VM.resume_on). XenAPI makes a suspended VM in no
+// other way. A flavor that changes memory or vCPUs is refused
+// (*SuspendRefusedError). Confirm and revert are the cold move's; a
+// revert resumes the -orig.
+//
 // Every method is idempotent: what it makes is tagged with the
 // migration's uuid, so a repeated call (after a crash or a cancellation at
 // any call) finds it and finishes the job, or finds it done.
@@ -77,9 +94,10 @@
 // source pool into PUT /import_raw_vdi?format=vhd on a VDI it created on
 // the destination SR, through the controller with a fixed buffer,
 // Content-Length passed on, SHA-256 of what went through; each import
-// runs under a task the relay creates (task_id) and waits for, since xapi
-// reports the import's outcome in its task, and a cancelled context
-// cancels that task (task.cancel); progress is the bytes the controller
+// and each export runs under a task the relay creates (task_id) and waits
+// for, since xapi reports the import's outcome in its task, and a
+// cancelled context or a relay that stops early cancels them
+// (task.cancel); progress is the bytes the controller
 // relayed, counted as they pass; disks over 2040
 // GiB (VDI_TOO_LARGE) and disks larger than the destination SR's free
 // space are refused before anything moves; with TransferConfig.Verify the
