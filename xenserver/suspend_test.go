@@ -13,7 +13,10 @@ import (
 // newSuspendRun is a running guest with two disks on compute1, to move
 // suspended to compute2 with its flavor unchanged.
 func newSuspendRun(t *testing.T, l layout) *resizeRun {
-	e := newEnv(t, l, envOptions{})
+	return newSuspendRunIn(newEnv(t, l, envOptions{}))
+}
+
+func newSuspendRunIn(e *testEnv) *resizeRun {
 	g := e.addGuest("compute1", guestSpec{running: true, flavor: small, disks: []int64{8 << 20, 4 << 20}})
 	mig := newMigration(g, "compute2", small)
 	mig.Type = statemachine.MigrationTypeMigration
@@ -181,40 +184,51 @@ var suspendScenarios = []scenario{
 }
 
 // TestSuspendedMove moves a running guest suspended, within one pool and
-// across two, each method called twice: the guest is resumed (not booted)
+// across two, over both transports, each method called twice: the guest is resumed (not booted)
 // on the destination with its data and network, and the confirm removes
 // the source.
 func TestSuspendedMove(t *testing.T) {
-	for _, l := range layouts {
-		t.Run(string(l), func(t *testing.T) {
-			ctx := context.Background()
-			s := setupSuspendGuest(t, l)
-			for i := 0; i < 2; i++ {
-				if err := migrateSuspendedOnce(ctx, s); err != nil {
-					t.Fatalf("MigrateDiskAndPowerOff #%d: %v", i+1, err)
-				}
-			}
-			checkSuspendMigrated(t, s)
-			dst := s.e().poolOf[s.r.dest]
-			starts := dst.CallCount("VM.start") + dst.CallCount("VM.start_on")
-			for i := 0; i < 2; i++ {
-				if err := finishSuspendedOnce(ctx, s); err != nil {
-					t.Fatalf("FinishMigration #%d: %v", i+1, err)
-				}
-			}
-			checkSuspendFinished(t, s)
-			if n := dst.CallCount("VM.start") + dst.CallCount("VM.start_on"); n != starts || dst.CallCount("VM.resume_on") == 0 {
-				t.Fatalf("the destination guest was booted (%d starts) or never resumed", n-starts)
-			}
-			checkSourceData(t, s.e(), s.r.g) // kept until the confirm
-			for i := 0; i < 2; i++ {
-				if err := confirmSuspendedOnce(ctx, s); err != nil {
-					t.Fatalf("ConfirmMigration #%d: %v", i+1, err)
-				}
-			}
-			checkSuspendConfirmed(t, s)
-		})
+	envs := map[string]func(t *testing.T, l layout) *testEnv{
+		TransportXAPI: func(t *testing.T, l layout) *testEnv { return newEnv(t, l, envOptions{}) },
+		TransportDom0: func(t *testing.T, l layout) *testEnv { return dom0Env(t, l, false) },
 	}
+	for _, tr := range []string{TransportXAPI, TransportDom0} {
+		for _, l := range layouts {
+			t.Run(tr+"/"+string(l), func(t *testing.T) { suspendedMove(t, &sweepState{r: newSuspendRunIn(envs[tr](t, l))}, tr) })
+		}
+	}
+}
+
+// suspendedMove moves, finishes and confirms, each twice.
+func suspendedMove(t *testing.T, s *sweepState, transport string) {
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		if err := migrateSuspendedOnce(ctx, s); err != nil {
+			t.Fatalf("MigrateDiskAndPowerOff #%d: %v", i+1, err)
+		}
+	}
+	checkSuspendMigrated(t, s)
+	if s.r.info.Transport != transport {
+		t.Fatalf("moved over %q, want %q", s.r.info.Transport, transport)
+	}
+	dst := s.e().poolOf[s.r.dest]
+	starts := dst.CallCount("VM.start") + dst.CallCount("VM.start_on")
+	for i := 0; i < 2; i++ {
+		if err := finishSuspendedOnce(ctx, s); err != nil {
+			t.Fatalf("FinishMigration #%d: %v", i+1, err)
+		}
+	}
+	checkSuspendFinished(t, s)
+	if n := dst.CallCount("VM.start") + dst.CallCount("VM.start_on"); n != starts || dst.CallCount("VM.resume_on") == 0 {
+		t.Fatalf("the destination guest was booted (%d starts) or never resumed", n-starts)
+	}
+	checkSourceData(t, s.e(), s.r.g) // kept until the confirm
+	for i := 0; i < 2; i++ {
+		if err := confirmSuspendedOnce(ctx, s); err != nil {
+			t.Fatalf("ConfirmMigration #%d: %v", i+1, err)
+		}
+	}
+	checkSuspendConfirmed(t, s)
 }
 
 // TestSuspendedMoveRevert reverts a finished suspended move, and one not
