@@ -68,6 +68,7 @@ func BenchmarkEndToEndResizes(b *testing.B) {
 				moved = append(moved, ids[i])
 			case errors.As(err, &opErr):
 				failed = append(failed, ids[i])
+				b.Logf("resize of %s rolled back: %v", ids[i], err)
 			default:
 				b.Fatalf("resize of %s: %v", ids[i], err)
 			}
