@@ -39,14 +39,22 @@ func DecodeTaskResult(s string) (any, error) {
 	return (&xmlrpc.Decoder{}).DecodeValueString(t)
 }
 
+// firstTaskPoll is how long WaitTask waits before its second look at a
+// task; the wait doubles up to the client's poll interval, so a task that
+// ends just after the first look (an HTTP handler's, completed after its
+// last byte) is seen within milliseconds, and a long one costs a few more
+// reads.
+const firstTaskPoll = 10 * time.Millisecond
+
 // cleanupTimeout bounds the task.cancel / task.destroy calls made after the
 // caller's context is done.
 const cleanupTimeout = 10 * time.Second
 
-// WaitTask waits for task to finish by polling task.get_record (or, with
-// WithTaskEvents, by following it with event.from), calling progress (if
-// not nil) whenever the progress changes. On success it returns the decoded
-// result; on failure the task's error as a *Failure (TASK_CANCELLED when it
+// WaitTask waits for task to finish by polling task.get_record (the
+// second look after 10 ms, then at doubling intervals up to the client's
+// poll interval) or, with WithTaskEvents, by following it with
+// event.from, calling progress (if not nil) whenever the progress
+// changes. On success it returns the decoded result; on failure the task's error as a *Failure (TASK_CANCELLED when it
 // was cancelled without other detail). Either way it destroys the task.
 // When ctx is done first it calls task.cancel, waits briefly for the task
 // to stop, destroys it and returns ctx's error. When reading the task fails
@@ -58,11 +66,13 @@ func (c *Client) WaitTask(ctx context.Context, task TaskRef, progress func(float
 	if c.taskEvents {
 		return w.followEvents(ctx)
 	}
+	wait := min(c.pollInterval, firstTaskPoll)
 	for {
 		if done, res, err := w.poll(ctx); done {
 			return res, err
 		}
-		t := time.NewTimer(c.pollInterval)
+		t := time.NewTimer(wait)
+		wait = min(2*wait, c.pollInterval)
 		select {
 		case <-ctx.Done():
 			t.Stop()

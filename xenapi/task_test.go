@@ -235,3 +235,27 @@ func TestWaitTaskEventsCancelOnContextEnd(t *testing.T) {
 		t.Fatalf("calls %v", n)
 	}
 }
+
+// TestWaitTaskBackoff: a task that ends just after the first look is seen
+// within milliseconds, not a poll interval later; the looks then space
+// out towards the poll interval.
+func TestWaitTaskBackoff(t *testing.T) {
+	f := newFakeXapi(t)
+	st := &scriptedTask{states: []map[string]any{
+		taskState("pending", 0, ""),
+		taskState("pending", 0, ""),
+		taskState("pending", 0, ""),
+		taskState("success", 1, ""),
+	}}
+	st.install(f)
+	c := f.login(t, WithTaskPollInterval(time.Hour))
+	defer c.Close(bg())
+	ctx, cancel := context.WithTimeout(bg(), time.Minute)
+	defer cancel()
+	if _, err := c.WaitTask(ctx, "OpaqueRef:task-1", nil); err != nil {
+		t.Fatalf("a task done at the fourth look, with a poll interval of an hour: %v", err)
+	}
+	if st.polls != 4 {
+		t.Fatalf("%d looks, want 4", st.polls)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -55,7 +56,9 @@ func TestManyOrchestrators(t *testing.T) {
 	pg := sqlstoretest.Start()
 	t.Cleanup(pg.Stop)
 	dsn := pg.DSN(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	// A bound on liveness, not a speed target: alone the 200 resizes take
+	// about 30 s, but the other packages' tests may share the machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
 	resizeBin := buildCommand(t, dir, ".", "resize")
@@ -96,14 +99,14 @@ func TestManyOrchestrators(t *testing.T) {
 type sharedWorker struct {
 	owner string
 	cmd   *exec.Cmd
-	out   *bytes.Buffer
+	out   *lockedBuffer
 	done  chan error
 }
 
 func startWorkers(t *testing.T, bin string, base []string) []*sharedWorker {
 	var ws []*sharedWorker
 	for i := 1; i <= sharedWorkers; i++ {
-		w := &sharedWorker{owner: fmt.Sprintf("o%d", i), out: &bytes.Buffer{}, done: make(chan error, 1)}
+		w := &sharedWorker{owner: fmt.Sprintf("o%d", i), out: &lockedBuffer{}, done: make(chan error, 1)}
 		w.cmd = exec.Command(bin, append(base, "-worker", "-owner", w.owner, "-lease-ttl", sharedLeaseTTL.String(), "-parallel", "2")...)
 		w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
 		if err := w.cmd.Start(); err != nil {
@@ -117,6 +120,25 @@ func startWorkers(t *testing.T, bin string, base []string) []*sharedWorker {
 		ws = append(ws, w)
 	}
 	return ws
+}
+
+// lockedBuffer is a worker's output, written by the process's copying
+// goroutine and read by the test when it gives up waiting.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // wait waits for the worker to exit; its exit status is its result.
