@@ -540,6 +540,9 @@ func (w *eworld) onlyInstanceVMs() error {
 			return err
 		}
 		for ref, v := range disks {
+			if v.Managed && v.IsASnapshot || v.OtherConfig[xenserver.KeySnapshotFor] != "" {
+				return fmt.Errorf("snapshot %s (%s) left, or a disk marked for one", v.UUID, v.NameLabel)
+			}
 			if v.Managed && !v.IsASnapshot && len(v.VBDs) == 0 && !images[ref] {
 				return fmt.Errorf("disk %s (%s) is used by no VM", v.UUID, v.NameLabel)
 			}

@@ -47,7 +47,7 @@ func (d *Driver) CleanupMigration(ctx context.Context, req compute.CleanupMigrat
 	mig := req.Migration.UUID
 	unneeded := req.Instance == nil || claim != nil
 	var errs []error
-	errs = append(errs, destroyTagged(ctx, t, mig, RoleSnapshot, func(vdiEntry) bool { return true }))
+	errs = append(errs, withHostIf(t, discardSnapshots(ctx, t.Client, mig, migrationSnapshot(mig))))
 	errs = append(errs, destroyTagged(ctx, t, mig, RoleCopy, func(v vdiEntry) bool {
 		return len(v.Rec.VBDs) == 0 && (unneeded || v.Rec.OtherConfig[KeyComplete] != "true")
 	}))

@@ -364,16 +364,13 @@ func (d *Driver) SnapshotTo(ctx context.Context, req compute.SnapshotRequest, st
 	if !ok {
 		return &NoDiskError{ComputeHost: t.Name, VDI: vm.Rec.UUID, Reason: "the VM has no root disk (userdevice 0)"}
 	}
-	snap, err := t.Client.VDI.Snapshot(ctx, root.VDI, map[string]string{})
-	if err != nil {
-		return withHost(t, fmt.Errorf("snapshot VDI %s: %w", root.VDIRec.UUID, err))
-	}
-	err = updateVDIOtherConfig(ctx, t.Client, snap, func(oc map[string]string) {
+	snap, err := snapshotTagged(ctx, t.Client, root.VDI, imageOwner(req.ImageID), func(oc map[string]string) {
 		oc[KeyRole], oc[KeyImageID] = RoleImageSnapshot, req.ImageID
 	})
-	if err == nil {
-		err = storeExport(ctx, t, snap, req.ImageID, store)
+	if err != nil {
+		return withHost(t, err)
 	}
+	err = storeExport(ctx, t, snap, req.ImageID, store)
 	return errors.Join(err, destroyVDI(context.WithoutCancel(ctx), t.Client, snap))
 }
 
@@ -390,18 +387,13 @@ func storeExport(ctx context.Context, t *target, vdi xenapi.VDIRef, id string, s
 // destroyImageSnapshots destroys the snapshots interrupted Snapshot calls
 // of an image left in the pool.
 func destroyImageSnapshots(ctx context.Context, t *target, id string) error {
-	recs, err := t.Client.VDI.GetAllRecords(ctx)
-	if err != nil {
-		return withHost(t, fmt.Errorf("list VDIs: %w", err))
-	}
-	var errs []error
-	for ref, rec := range recs {
-		if rec.OtherConfig[KeyRole] == RoleImageSnapshot && rec.OtherConfig[KeyImageID] == id {
-			errs = append(errs, destroyVDI(ctx, t.Client, ref))
-		}
-	}
-	return withHostIf(t, errors.Join(errs...))
+	return withHostIf(t, discardSnapshots(ctx, t.Client, imageOwner(id), func(oc map[string]string) bool {
+		return oc[KeyRole] == RoleImageSnapshot && oc[KeyImageID] == id
+	}))
 }
+
+// imageOwner names image id's snapshot in KeySnapshotFor.
+func imageOwner(id string) string { return "image:" + id }
 
 // Spawn creates the instance's VM on req.Host from image req.ImageRef
 // kept in the pools: see SpawnFrom.

@@ -230,14 +230,8 @@ func (m *move) markSource(ctx context.Context) error {
 // discardLeftovers removes the snapshots and copies an interrupted earlier
 // call of this migration made; none of them is the only copy of anything.
 func (m *move) discardLeftovers(ctx context.Context) error {
-	snaps, err := taggedVDIs(ctx, m.src.Client, "", m.req.Migration.UUID, RoleSnapshot)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, s := range snaps {
-		errs = append(errs, destroyVDI(ctx, m.src.Client, s.Ref))
-	}
+	mig := m.req.Migration.UUID
+	errs := []error{discardSnapshots(ctx, m.src.Client, mig, migrationSnapshot(mig))}
 	if m.shared() {
 		errs = append(errs, discardCopies(ctx, m.dst.endpoint(), m.req.Migration.UUID, true))
 	} else if tr, err := m.d.transport(m.src); err != nil {
@@ -468,23 +462,20 @@ func (m *move) preCopy(ctx context.Context) error {
 // migration, and makes it the disk's last one.
 func (m *move) snapshotAll(ctx context.Context) error {
 	c := m.src.Client
+	mig := m.req.Migration.UUID
 	for i, disk := range m.disks {
-		snap, err := c.VDI.Snapshot(ctx, disk.VDI, nil)
+		snap, err := snapshotTagged(ctx, c, disk.VDI, mig, func(oc map[string]string) {
+			for _, k := range []string{KeyUserdevice, KeyComplete, KeySHA256, KeyVMTemplate} {
+				delete(oc, k)
+			}
+			oc[KeyMigration], oc[KeyRole] = mig, RoleSnapshot
+		})
 		if err != nil {
-			return fmt.Errorf("xenserver: snapshot VDI %s: %w", disk.VDIRec.UUID, err)
+			return err
 		}
 		m.snaps[i] = snap
 		if m.leafSize[i], err = c.VDI.GetPhysicalUtilisation(ctx, disk.VDI); err != nil {
 			return fmt.Errorf("xenserver: physical utilisation of VDI %s: %w", disk.VDIRec.UUID, err)
-		}
-		err = updateVDIOtherConfig(ctx, c, snap, func(oc map[string]string) {
-			for _, k := range []string{KeyUserdevice, KeyComplete, KeySHA256, KeyVMTemplate} {
-				delete(oc, k)
-			}
-			oc[KeyMigration], oc[KeyRole] = m.req.Migration.UUID, RoleSnapshot
-		})
-		if err != nil {
-			return err
 		}
 	}
 	return nil

@@ -276,6 +276,7 @@ func sweep(t *testing.T, first func(s *sweepState, p *xenapitest.Pool, fp faultP
 							t.Fatalf("called again: %v", err)
 						}
 						sc.done(t, s)
+						checkNoSnapshots(t, s.e())
 					})
 				}
 			})
@@ -305,6 +306,32 @@ func TestCancelSweep(t *testing.T) {
 		waitForCall(p, fp, errc, cancel)
 		return <-errc
 	})
+}
+
+// checkNoSnapshots checks no pool keeps a snapshot, or a disk marked
+// for one: every snapshot a move makes is its own, destroyed when the
+// move ends or found and destroyed by the next call.
+func checkNoSnapshots(t *testing.T, e *testEnv) {
+	t.Helper()
+	for host, entry := range e.cfg.Inventory.Hosts {
+		if e.hostOf[host] != e.poolOf[host].Master() {
+			continue // one host per pool
+		}
+		name := entry.Pool
+		c, err := e.d.pool(context.Background(), host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := c.Client.VDI.GetAllRecords(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range recs {
+			if rec.Managed && rec.IsASnapshot || rec.OtherConfig[KeySnapshotFor] != "" {
+				t.Errorf("pool %s keeps VDI %s %q (snapshot %v, other_config %v)", name, rec.UUID, rec.NameLabel, rec.IsASnapshot, rec.OtherConfig)
+			}
+		}
+	}
 }
 
 // waitForCall cancels once the pool received the call (or the run ended).

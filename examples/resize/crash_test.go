@@ -94,7 +94,7 @@ func viewPool(ctx context.Context, t *testing.T, url, name, instanceUUID, host s
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := poolView{vms: len(vms), vdis: managedVDIs(ctx, t, c)}
+	v := poolView{vms: len(vms), vdis: managedVDIs(ctx, t, c, "", new([]string))}
 	var found []string
 	for ref, r := range vms {
 		claims := r.OtherConfig[xenserver.KeyNovaUUID] == instanceUUID && instanceUUID != ""

@@ -213,6 +213,9 @@ type guest struct {
 type guestView struct {
 	byInstance map[string]guest
 	vms, vdis  int
+	// unattached describes the managed VDIs no VBD uses, for the report
+	// of a leftover.
+	unattached []string
 }
 
 // readGuests hashes the root disk of every guest VM claiming an instance
@@ -242,7 +245,7 @@ func readPoolGuests(ctx context.Context, t *testing.T, url, prefix string, v *gu
 		t.Fatal(err)
 	}
 	v.vms += len(vms)
-	v.vdis += managedVDIs(ctx, t, c)
+	v.vdis += managedVDIs(ctx, t, c, prefix, &v.unattached)
 	for ref, r := range vms {
 		id := r.OtherConfig[xenserver.KeyNovaUUID]
 		if id == "" || r.PowerState != xenapi.VMPowerStateRunning {
@@ -260,16 +263,21 @@ func readPoolGuests(ctx context.Context, t *testing.T, url, prefix string, v *gu
 }
 
 // managedVDIs counts the pool's managed VDIs (an unmanaged one is a
-// chain's base copy xapi keeps under a snapshot).
-func managedVDIs(ctx context.Context, t *testing.T, c *xenapi.Client) int {
+// chain's base copy xapi keeps under a snapshot) and describes those no
+// VBD uses.
+func managedVDIs(ctx context.Context, t *testing.T, c *xenapi.Client, prefix string, unattached *[]string) int {
 	vdis, err := c.VDI.GetAllRecords(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	for _, d := range vdis {
-		if d.Managed {
-			n++
+		if !d.Managed {
+			continue
+		}
+		n++
+		if len(d.VBDs) == 0 {
+			*unattached = append(*unattached, fmt.Sprintf("%s%s %q (%s) snapshot=%v other_config=%v", prefix, d.UUID, d.NameLabel, d.Type, d.IsASnapshot, d.OtherConfig))
 		}
 	}
 	return n
@@ -318,7 +326,7 @@ func checkShared(ctx context.Context, t *testing.T, st *sqlstore.Store, before, 
 		t.Errorf("quota drifted: %+v (%v)", drift, err)
 	}
 	if after.vms != before.vms || after.vdis != before.vdis {
-		t.Errorf("pool after: %d VMs, %d VDIs; before: %d, %d", after.vms, after.vdis, before.vms, before.vdis)
+		t.Errorf("pool after: %d VMs, %d VDIs; before: %d, %d; unattached after: %q", after.vms, after.vdis, before.vms, before.vdis, after.unattached)
 	}
 }
 
