@@ -231,3 +231,55 @@ func TestCleanupBadRequest(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestMigrateAfterKillBeforeKeep: a process killed after the copies were
+// complete but before the source was kept as -orig (no rollback ran)
+// leaves complete copies no DiskInfo names; the next call discards them,
+// so after its move the destination holds exactly its own copies.
+func TestMigrateAfterKillBeforeKeep(t *testing.T) {
+	ctx := context.Background()
+	r := newResize(t, standalone, "compute2", true)
+	r.migrate(t)
+	first := r.info
+	src, err := r.e.d.pool(ctx, "compute1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := findOrigVM(ctx, src.Client, r.g.inst.UUID, r.mig.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The state of a kill just before keepOrig: tagged for the move,
+	// still claiming the instance under its own name.
+	err = updateVMOtherConfig(ctx, src.Client, orig.Ref, func(oc map[string]string) {
+		delete(oc, KeyOrigOf)
+		delete(oc, KeyDiskInfo)
+		oc[KeyNovaUUID] = r.g.inst.UUID
+	})
+	if err == nil {
+		err = ensureName(ctx, src.Client, orig.Ref, orig.Rec.NameLabel, false)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.migrate(t)
+	dst, err := r.e.d.pool(ctx, "compute2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies, err := taggedVDIs(ctx, dst.Client, "", r.mig.UUID, RoleCopy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(copies) != len(r.info.Disks) {
+		t.Fatalf("%d copies of the migration on the destination, want the %d of the last call", len(copies), len(r.info.Disks))
+	}
+	for _, d := range first.Disks {
+		if vdiExists(t, r, "compute2", d.VDI) {
+			t.Errorf("the first call's copy %s survived", d.VDI)
+		}
+	}
+	for i, d := range r.info.Disks {
+		r.e.checkDisk("compute2", d.VDI, r.g.disks[i])
+	}
+}

@@ -229,16 +229,20 @@ func (m *move) markSource(ctx context.Context) error {
 
 // discardLeftovers removes the snapshots and copies an interrupted earlier
 // call of this migration made; none of them is the only copy of anything.
+// A complete copy goes too: until the source is kept as -orig no call has
+// handed out a DiskInfo naming it, and a call that finds the -orig answers
+// without moving (newMove), so nothing needs it.
 func (m *move) discardLeftovers(ctx context.Context) error {
 	mig := m.req.Migration.UUID
 	errs := []error{discardSnapshots(ctx, m.src.Client, mig, migrationSnapshot(mig))}
-	if m.shared() {
-		errs = append(errs, discardCopies(ctx, m.dst.endpoint(), m.req.Migration.UUID, true))
-	} else if tr, err := m.d.transport(m.src); err != nil {
-		errs = append(errs, err)
-	} else {
-		errs = append(errs, tr.Discard(ctx, m.dst.endpoint(), m.req.Migration.UUID))
+	if !m.shared() {
+		if tr, err := m.d.transport(m.src); err != nil {
+			errs = append(errs, err)
+		} else {
+			errs = append(errs, tr.Discard(ctx, m.dst.endpoint(), mig))
+		}
 	}
+	errs = append(errs, discardCopies(ctx, m.dst.endpoint(), mig, true))
 	return errors.Join(errs...)
 }
 

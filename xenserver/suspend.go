@@ -151,12 +151,7 @@ func (m *move) prepareSuspend(ctx context.Context) error {
 	if m.vifs, err = sourceVIFs(ctx, m.src.Client, m.vm); err != nil {
 		return err
 	}
-	if err := m.discardLeftovers(ctx); err != nil {
-		return err
-	}
-	// Before the -orig is kept no VM uses a copy: an earlier call's
-	// complete copies are leftovers too.
-	return discardCopies(ctx, m.dst.endpoint(), m.req.Migration.UUID, true)
+	return m.discardLeftovers(ctx)
 }
 
 // copySuspended copies every disk, then the suspend image, with the
