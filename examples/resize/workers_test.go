@@ -87,7 +87,7 @@ func TestManyOrchestrators(t *testing.T) {
 	kill := killMidway(ctx, t, st, workers[0])
 	for _, w := range workers[1:] {
 		if err := w.wait(ctx); err != nil {
-			t.Fatalf("worker %s: %v\n%s", w.owner, err, w.out.String())
+			t.Fatalf("worker %s: %v\n%s\n%s", w.owner, err, unfinished(st), w.dump())
 		}
 	}
 	t.Logf("%d resizes by %d workers in %v", sharedResizes, sharedWorkers, time.Since(start).Round(time.Millisecond))
@@ -120,6 +120,36 @@ func startWorkers(t *testing.T, bin string, base []string) []*sharedWorker {
 		ws = append(ws, w)
 	}
 	return ws
+}
+
+// dump asks a worker that did not end for its goroutines (SIGQUIT makes
+// a Go program print them and exit) and returns its output.
+func (w *sharedWorker) dump() string {
+	_ = w.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case err := <-w.done:
+		w.done <- err
+	case <-time.After(10 * time.Second):
+	}
+	return w.out.String()
+}
+
+// unfinished lists the instances with an operation in progress, for the
+// report of a worker that did not end.
+func unfinished(st *sqlstore.Store) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	insts, err := st.ListInstances(ctx, compute.InstanceFilter{})
+	if err != nil {
+		return "the Store: " + err.Error()
+	}
+	var b strings.Builder
+	for _, inst := range insts {
+		if inst.TaskState != sm.TaskNone {
+			fmt.Fprintf(&b, "unfinished: %s on %s %s/%s\n", inst.UUID, inst.Host, inst.VMState, inst.TaskState)
+		}
+	}
+	return b.String()
 }
 
 // lockedBuffer is a worker's output, written by the process's copying
