@@ -247,3 +247,45 @@ func changes(d *computetest.FakeDriver) int {
 	}
 	return n
 }
+
+// stuckRelease is a Store whose ReleaseLease does not answer until its
+// context ends, as when a row lock a dead client's session holds blocks
+// the UPDATE.
+type stuckRelease struct {
+	compute.Store
+	gaveUp chan error
+}
+
+func (s stuckRelease) ReleaseLease(ctx context.Context, l compute.Lease) error {
+	<-ctx.Done()
+	s.gaveUp <- ctx.Err()
+	return ctx.Err()
+}
+
+// TestReleaseBounded: a lease release the Store never answers is given
+// up after the lease's lifetime; the operation itself has ended.
+func TestReleaseBounded(t *testing.T) {
+	h := newHarness(t, 3)
+	if err := h.addInstance(context.Background(), "i1", "host1", "small", sm.VMActive, false); err != nil {
+		t.Fatal(err)
+	}
+	st := stuckRelease{Store: h.store, gaveUp: make(chan error, 1)}
+	o, err := New(Config{Store: st, Driver: h.driver, Quota: h.ledger, Flavors: h.flavors, Hosts: h.hosts,
+		Now: h.clock.Now, Owner: "a", LeaseTTL: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- resizeI1("medium")(context.Background(), o) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the resize waited for a release the Store never answers")
+	}
+	if err := <-st.gaveUp; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the release ended with %v", err)
+	}
+}

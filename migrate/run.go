@@ -75,10 +75,15 @@ func (o *Orchestrator) unlock(uuid string) {
 }
 
 // release gives a lease up; failures only matter to the log, since the
-// lease expires anyway.
+// lease expires anyway. It waits at most the lease's lifetime: past it
+// the release has nothing left to give up, and a Store that does not
+// answer (a row lock a dead client's session holds) must not stop the
+// orchestrator.
 func (o *Orchestrator) release(l compute.Lease) {
 	defer o.unlock(l.InstanceUUID)
-	if err := o.store.ReleaseLease(context.WithoutCancel(context.Background()), l); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), o.ttl)
+	defer cancel()
+	if err := o.store.ReleaseLease(ctx, l); err != nil {
 		o.log.Warn("migrate: lease release failed", slog.String("instance", l.InstanceUUID), slog.Any("err", err))
 	}
 }
