@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/xenflow/xenflow/xenapi/internal/xmlrpc"
 )
@@ -156,7 +157,7 @@ func (c *Client) ExportMetadata(ctx context.Context, req ExportMetadataRequest) 
 	}
 	q := url.Values{"uuid": {req.VM}, "export_snapshots": {strconv.FormatBool(req.ExportSnapshots)}}
 	if len(req.ExcludedDeviceTypes) > 0 {
-		q.Set("excluded_device_types", joinComma(req.ExcludedDeviceTypes))
+		q.Set("excluded_device_types", strings.Join(req.ExcludedDeviceTypes, ","))
 	}
 	resp, err := c.DoHTTP(ctx, HTTPRequest{Method: http.MethodGet, Path: ExportMetadataPath, Query: q, Host: req.Host})
 	if err != nil {
@@ -172,17 +173,6 @@ func (c *Client) ExportMetadata(ctx context.Context, req ExportMetadataRequest) 
 		return nil, fmt.Errorf("xenapi: export metadata of VM %s: %w", req.VM, err)
 	}
 	return md, nil
-}
-
-func joinComma(s []string) string {
-	var b bytes.Buffer
-	for i, x := range s {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(x)
-	}
-	return b.String()
 }
 
 // readMetadataTar reads the ova.xml a metadata XVA starts with.
